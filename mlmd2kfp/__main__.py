@@ -1,0 +1,5 @@
+"""`python -m mlmd2kfp` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,124 @@
+"""The command line: options → Settings → one library call → rendering (STYLE.md point 1).
+
+Errors from the library are `ToolkitError`s, caught once in `main` and printed as one line;
+`--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import console
+from .errors import ConfigError, ToolkitError
+from .settings import KFP_URL_ENV, MLMD_URL_ENV, Settings
+
+app = typer.Typer(
+    name="mlmd2kfp",
+    help="Move Kubeflow Pipelines runtime metadata from ML Metadata (MLMD) into KFP's native "
+    "`tasks`, `artifacts` and `artifact_tasks` tables.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+schema_app = typer.Typer(help="Create or check the KFP target tables.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+
+_state = {"debug": False}
+
+MlmdUrl = Annotated[
+    Optional[str],
+    typer.Option("--mlmd-url", envvar=MLMD_URL_ENV, show_envvar=True,
+                 help="SQLAlchemy URL of the MLMD database, e.g. mysql+pymysql://user:pw@host/metadb."),
+]
+KfpUrl = Annotated[
+    Optional[str],
+    typer.Option("--kfp-url", envvar=KFP_URL_ENV, show_envvar=True,
+                 help="SQLAlchemy URL of the KFP database, e.g. mysql+pymysql://user:pw@host/mlpipeline."),
+]
+
+
+def _require(value: str | None, option: str, env: str) -> str:
+    if not value:
+        raise ConfigError(f"{option} is required (or set {env})")
+    return value
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+@schema_app.command("create")
+def schema_create(kfp_url: KfpUrl = None) -> None:
+    """Create `artifacts`, `tasks` and `artifact_tasks` exactly as KFP's API server would.
+
+    Existing tables are left alone. An old-form `tasks` table (KFP before MLMD removal) is
+    never touched: `migrate` moves it aside.
+    """
+    from .db import connect
+    from .target.schema import create_schema
+
+    settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
+    with connect(settings.kfp_url, "KFP") as conn:  # type: ignore[arg-type]
+        result = create_schema(conn)
+    for name in result.created:
+        console.info(f"created table `{name}`")
+    for note in result.notes:
+        console.warn(note)
+    if not result.created and not result.notes:
+        console.info("nothing to create: every target table exists")
+    if result.status.differences:
+        for diff in result.status.differences:
+            console.print_data(f"DIFF {diff}")
+        raise typer.Exit(1)
+
+
+@schema_app.command("check")
+def schema_check(kfp_url: KfpUrl = None) -> None:
+    """Compare the KFP database with the target schema; exit 1 on any difference."""
+    from .db import connect
+    from .target.schema import check_schema
+
+    settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
+    with connect(settings.kfp_url, "KFP", create_sqlite=False) as conn:  # type: ignore[arg-type]
+        status = check_schema(conn)
+    if status.ok:
+        console.print_data(f"schema OK ({status.dialect}): " + ", ".join(t.name for t in status.tables))
+        return
+    for diff in status.differences:
+        console.print_data(f"DIFF {diff}")
+    console.info(f"{len(status.differences)} difference(s) from the KFP target schema")
+    raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turn `ToolkitError` into one line and exit 3."""
+    try:
+        rc = app(standalone_mode=False)
+    except ToolkitError as exc:
+        if _state["debug"]:
+            raise
+        console.error(str(exc))
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        console.error("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,0 +1,47 @@
+"""The only module that prints (STYLE.md point 14).
+
+Data goes to stdout, diagnostics and progress to stderr. URLs are always shown
+with their password masked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+from sqlalchemy.engine import URL, make_url
+
+out = Console(highlight=False, soft_wrap=True)
+"""Data: tables, reports."""
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+"""Diagnostics, warnings, progress."""
+
+
+def mask_url(url: str | URL) -> str:
+    """Render a database URL with its password replaced by `***`."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except Exception:  # not a URL at all: show nothing that could be a secret
+        return "<unparseable URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def info(message: str) -> None:
+    """A progress or status line on stderr."""
+    err.print(Text(message))
+
+
+def warn(message: str) -> None:
+    """A warning on stderr."""
+    err.print(Text("Warning: ", style="yellow") + Text(message))
+
+
+def error(message: str) -> None:
+    """An error line on stderr (the CLI's choke point calls this)."""
+    err.print(Text("Error: ", style="red") + Text(message))
+
+
+def print_data(renderable: Any) -> None:
+    """A table or text that is the command's result, on stdout."""
+    out.print(renderable)

@@ -1,0 +1,145 @@
+"""Engines and connections, with one clear error when a database is unreachable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+from .console import mask_url
+from .errors import ConfigError, DatabaseConnectError
+
+# Each role names the option and variable an operator would fix.
+_ROLE_HINT = {
+    "MLMD": "--mlmd-url / MLMD2KFP_MLMD_URL",
+    "KFP": "--kfp-url / MLMD2KFP_KFP_URL",
+}
+
+# Substrings of driver messages, in priority order, and what they mean to an operator.
+_REASONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("access denied", "password authentication failed", "authentication failed",
+      "no password supplied", "(1045"),
+     "authentication failed (wrong user or password)",
+     "check the user name and password"),
+    (("unknown database", "(1049", "does not exist"),
+     "the database does not exist",
+     "check the database name in the URL"),
+    (("connection refused", "can't connect", "could not connect", "(2003", "timed out",
+      "timeout expired", "name or service not known", "could not translate host",
+      "nodename nor servname", "no route to host", "temporary failure in name resolution",
+      "(2005"),
+     "the server is unreachable",
+     "check the host and port, and that the server is running"),
+    (("unable to open database file",),
+     "the SQLite file cannot be opened",
+     "check that the file's folder exists and is writable"),
+)
+
+
+def parse_url(raw: str, role: str) -> URL:
+    """Parse a SQLAlchemy URL or raise `ConfigError` naming the option."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(
+            f"the {role} database URL is not a valid SQLAlchemy URL "
+            f"(set {_ROLE_HINT.get(role, 'the URL')}; e.g. sqlite:///kfp.sqlite or "
+            "mysql+pymysql://user:password@host:3306/mlpipeline)"
+        ) from None
+    if url.get_backend_name() not in ("sqlite", "mysql", "mariadb", "postgresql"):
+        raise ConfigError(
+            f"the {role} database URL {mask_url(url)} uses backend "
+            f"`{url.get_backend_name()}`; supported: sqlite, mysql (MySQL 8, MariaDB), postgresql"
+        )
+    return url
+
+
+def _explain(exc: BaseException, url: URL, role: str) -> DatabaseConnectError:
+    text_ = str(getattr(exc, "orig", None) or exc)
+    lowered = text_.lower()
+    reason, todo = "the connection failed", "check the URL and the server"
+    for needles, why, what in _REASONS:
+        if any(n in lowered for n in needles):
+            reason, todo = why, what
+            break
+    # Never echo a password, even if a driver put it in its message.
+    if url.password:
+        text_ = text_.replace(str(url.password), "***")
+    detail = " ".join(text_.split())[:200]
+    where = url.host or url.database or "?"
+    message = (
+        f"cannot connect to the {role} database at {mask_url(url)} (host {where}): {reason}; "
+        f"{todo} ({_ROLE_HINT.get(role, 'the URL')}). Driver said: {detail}"
+    )
+    return DatabaseConnectError(message, role=role, url=mask_url(url), reason=reason)
+
+
+def make_engine(raw_url: str | URL, role: str, *, create_sqlite: bool = True) -> Engine:
+    """Create an engine for `raw_url` and prove it connects.
+
+    Args:
+        raw_url: SQLAlchemy URL.
+        role: `MLMD` or `KFP`, used in messages.
+        create_sqlite: when False, a missing SQLite file is an error instead of being created.
+
+    Raises:
+        ConfigError: the URL is malformed or names an unsupported backend or missing driver.
+        DatabaseConnectError: the database cannot be reached or refuses the login.
+    """
+    url = parse_url(raw_url, role) if isinstance(raw_url, str) else raw_url
+    kwargs: dict[str, object] = {"future": True}
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        path = url.database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            if not create_sqlite and not Path(path).exists():
+                raise DatabaseConnectError(
+                    f"the {role} SQLite database {path} does not exist; "
+                    f"check {_ROLE_HINT.get(role, 'the URL')}",
+                    role=role, url=mask_url(url), reason="file missing",
+                )
+        kwargs["connect_args"] = {"timeout": 30}
+    elif backend in ("mysql", "mariadb"):
+        kwargs["pool_pre_ping"] = True
+        kwargs["connect_args"] = {"connect_timeout": int(os.environ.get("MLMD2KFP_CONNECT_TIMEOUT", "10"))}
+    elif backend == "postgresql":
+        kwargs["pool_pre_ping"] = True
+        kwargs["connect_args"] = {"connect_timeout": int(os.environ.get("MLMD2KFP_CONNECT_TIMEOUT", "10"))}
+    try:
+        engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
+    except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
+        extra = "postgres" if backend == "postgresql" else None
+        hint = f"install the `{extra}` extra (pip install 'mlmd2kfp[{extra}]')" if extra else "install the driver"
+        raise ConfigError(f"the {role} database URL {mask_url(url)} needs a driver that is not installed: {exc}; {hint}") from None
+    if backend == "sqlite":
+        event.listen(engine, "connect", _sqlite_on_connect)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (DBAPIError, OSError) as exc:
+        engine.dispose()
+        raise _explain(exc, url, role) from None
+    return engine
+
+
+def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # Foreign keys are off by default in SQLite; the target schema relies on them.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+@contextmanager
+def connect(raw_url: str | URL, role: str, *, create_sqlite: bool = True) -> Iterator[Connection]:
+    """Open one connection (in a transaction that commits on success)."""
+    engine = make_engine(raw_url, role, create_sqlite=create_sqlite)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()

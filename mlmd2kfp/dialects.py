@@ -1,0 +1,156 @@
+"""Everything that differs between the backends, chosen once by dialect name (STYLE.md point 4).
+
+Generic code asks a `Dialect` for capabilities and small SQL pieces; only this module holds
+backend-specific SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Capabilities and SQL builders of one backend."""
+
+    name: str
+    """`mysql`, `postgresql` or `sqlite` (MariaDB is `mysql` with `mariadb=True`)."""
+    quote: str
+    """Identifier quote character."""
+    inline_indexes: bool
+    """Indexes are declared inside CREATE TABLE (MySQL) rather than as separate statements."""
+    transactional_ddl: bool
+    """DDL can be rolled back with the transaction (PostgreSQL, SQLite)."""
+    max_bind_params: int
+    """Upper bound of bind parameters in one statement."""
+    mariadb: bool = False
+    """MariaDB stores `json` as LONGTEXT with a `json_valid` CHECK."""
+
+    def q(self, identifier: str) -> str:
+        """Quote one identifier."""
+        return f"{self.quote}{identifier}{self.quote}"
+
+    def column_type(self, kind: str) -> str:
+        """The DDL type for a logical column kind (see `target.schema.Column.kind`)."""
+        if kind.startswith("varchar("):
+            return kind
+        return _TYPES[self.name][kind]
+
+
+# Logical kinds → the type GORM's dialectors emit (kfp-native-schema.md §1.8, §1.9).
+_TYPES: dict[str, dict[str, str]] = {
+    "mysql": {"int32": "int", "int64": "bigint", "text": "text", "json": "json", "double": "double",
+              "longtext": "longtext"},
+    "postgresql": {"int32": "integer", "int64": "bigint", "text": "text", "json": "json", "double": "decimal",
+                   "longtext": "text"},
+    "sqlite": {"int32": "integer", "int64": "integer", "text": "text", "json": "json", "double": "real",
+               "longtext": "text"},
+}
+
+_DIALECTS = {
+    "mysql": Dialect("mysql", "`", inline_indexes=True, transactional_ddl=False, max_bind_params=65535),
+    "postgresql": Dialect("postgresql", '"', inline_indexes=False, transactional_ddl=True, max_bind_params=65535),
+    "sqlite": Dialect("sqlite", '"', inline_indexes=False, transactional_ddl=True, max_bind_params=32766),
+}
+
+
+def dialect_for(conn: Connection) -> Dialect:
+    """The `Dialect` of a live connection (MariaDB detected from the server)."""
+    name = conn.dialect.name
+    if name == "mariadb":
+        name = "mysql"
+    base = _DIALECTS[name]
+    if name == "mysql" and getattr(conn.dialect, "is_mariadb", False):
+        return Dialect(**{**base.__dict__, "mariadb": True})
+    return base
+
+
+def dialect_named(name: str) -> Dialect:
+    """The `Dialect` for a name, without a server (compile-only use)."""
+    return _DIALECTS["mysql" if name == "mariadb" else name]
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """One index as the catalog reports it."""
+
+    name: str
+    unique: bool
+    columns: tuple[tuple[str, bool], ...]
+    """(column, descending) in index order."""
+
+
+def read_indexes(conn: Connection, d: Dialect, table: str) -> list[IndexInfo]:
+    """Every secondary index of `table`, with column order and sort direction.
+
+    SQLAlchemy's inspector does not report DESC columns on MySQL or SQLite, and
+    `idx_task_cache_lookup` has one, so each backend's catalog is read directly.
+    """
+    rows: list[tuple[str, bool, int, str, bool]] = []
+    if d.name == "mysql":
+        result = conn.execute(
+            text(
+                "SELECT INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME, COLLATION "
+                "FROM information_schema.STATISTICS "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t AND INDEX_NAME <> 'PRIMARY'"
+            ),
+            {"t": table},
+        )
+        rows = [(r[0], not int(r[1]), int(r[2]), r[3], r[4] == "D") for r in result]
+    elif d.name == "postgresql":
+        result = conn.execute(
+            text(
+                "SELECT i.relname, ix.indisunique, k.ord, a.attname, "
+                "       (ix.indoption[k.ord - 1] & 1) = 1 "
+                "FROM pg_index ix "
+                "JOIN pg_class t ON t.oid = ix.indrelid "
+                "JOIN pg_class i ON i.oid = ix.indexrelid "
+                "JOIN pg_namespace n ON n.oid = t.relnamespace "
+                "CROSS JOIN LATERAL unnest(ix.indkey) WITH ORDINALITY AS k(attnum, ord) "
+                "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum "
+                "WHERE t.relname = :t AND n.nspname = current_schema() AND NOT ix.indisprimary"
+            ),
+            {"t": table},
+        )
+        rows = [(r[0], bool(r[1]), int(r[2]), r[3], bool(r[4])) for r in result]
+    else:
+        for name, unique, origin in (
+            (r[1], bool(r[2]), r[3])
+            for r in conn.exec_driver_sql(f"PRAGMA index_list({d.q(table)})")
+        ):
+            if origin == "pk":
+                continue
+            for seq, _cid, col, desc, _coll, key in (
+                tuple(x) for x in conn.exec_driver_sql(f"PRAGMA index_xinfo({d.q(name)})")
+            ):
+                if key:
+                    rows.append((name, unique, int(seq), col, bool(desc)))
+    grouped: dict[str, tuple[bool, list[tuple[int, str, bool]]]] = {}
+    for name, unique, seq, col, desc in rows:
+        grouped.setdefault(name, (unique, []))[1].append((seq, col, desc))
+    return [
+        IndexInfo(name, unique, tuple((c, desc) for _, c, desc in sorted(cols)))
+        for name, (unique, cols) in sorted(grouped.items())
+    ]
+
+
+def json_checked_columns(conn: Connection, d: Dialect, table: str) -> set[str]:
+    """Columns of `table` that MariaDB guards with a `json_valid` CHECK (its JSON type)."""
+    if not d.mariadb:
+        return set()
+    result = conn.execute(
+        text(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+            "WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = :t"
+        ),
+        {"t": table},
+    )
+    found = set()
+    for (clause,) in result:
+        body = str(clause).replace("`", "").replace(" ", "")
+        if body.startswith("json_valid(") and body.endswith(")"):
+            found.add(body[len("json_valid("):-1])
+    return found

@@ -1,0 +1,49 @@
+"""One error family for the whole toolkit.
+
+The library raises `ToolkitError` subclasses; `cli.py` catches them once, prints
+`Error: …` and exits with `exit_code` (STYLE.md point 2).
+"""
+
+from __future__ import annotations
+
+
+class ToolkitError(Exception):
+    """Base of every error the toolkit reports to an operator."""
+
+    exit_code: int = 3
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ToolkitError):
+    """A missing or invalid option or setting."""
+
+
+class DatabaseConnectError(ToolkitError):
+    """A database URL that cannot be connected to."""
+
+    def __init__(self, message: str, *, role: str, url: str, reason: str) -> None:
+        super().__init__(message)
+        self.role = role
+        """Which database: `MLMD` or `KFP`."""
+        self.url = url
+        """The URL, password masked."""
+        self.reason = reason
+        """Short classification of what failed."""
+
+
+class TargetSchemaError(ToolkitError):
+    """The KFP database's schema is not what the toolkit can work with."""
+
+
+class SourceError(ToolkitError):
+    """The MLMD database cannot be read as expected."""
+
+
+class MissingDependencyError(ToolkitError):
+    """An optional package (extra) is needed for this command."""

@@ -1,0 +1,1 @@
+"""Reading, writing, checkpoints and the lock of a migration (issue #4)."""

@@ -1,0 +1,1 @@
+"""The KFP database side: the native schema the toolkit writes into."""

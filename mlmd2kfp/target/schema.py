@@ -1,0 +1,460 @@
+"""The MLMD-free KFP schema (`artifacts`, `tasks`, `artifact_tasks`), exactly as GORM creates it.
+
+The definition below is kfp-native-schema.md §1.8 (MySQL) and §1.9 (PostgreSQL, SQLite) as data:
+`render_create` turns it into DDL per backend and `check_schema` compares a live database with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from ..dialects import Dialect, dialect_for, json_checked_columns, read_indexes
+from ..errors import TargetSchemaError
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the target schema."""
+
+    name: str
+    kind: str
+    """`varchar(N)`, `int32`, `int64`, `text`, `json` or `double`; see `Dialect.column_type`."""
+    nullable: bool
+    default: str | None = None
+    """SQL literal of the default, or None for none / NULL."""
+    explicit_null_default: bool = False
+    """GORM writes `DEFAULT null` (MySQL DDL only; same meaning as no default)."""
+
+
+@dataclass(frozen=True)
+class Index:
+    """A secondary index; `columns` are (name, descending)."""
+
+    name: str
+    columns: tuple[tuple[str, bool], ...]
+    unique: bool = False
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key with its referential actions (None = the backend default, NO ACTION)."""
+
+    name: str
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str, ...]
+    on_delete: str | None = None
+    on_update: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table: columns in DDL order, primary key, indexes, foreign keys."""
+
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    indexes: tuple[Index, ...]
+    foreign_keys: tuple[ForeignKey, ...]
+
+
+def _ix(name: str, *cols: str, unique: bool = False) -> Index:
+    return Index(name, tuple((c.removesuffix(" DESC"), c.endswith(" DESC")) for c in cols), unique)
+
+
+_CASCADE = "CASCADE"
+
+ARTIFACTS = Table(
+    "artifacts",
+    (
+        Column("UUID", "varchar(191)", False),
+        Column("Namespace", "varchar(63)", False),
+        Column("Type", "int32", True, explicit_null_default=True),
+        Column("URI", "varchar(2048)", True),
+        Column("URIHash", "varchar(64)", True),
+        Column("Name", "varchar(128)", True, explicit_null_default=True),
+        Column("Description", "text", True, explicit_null_default=True),
+        Column("CreatedAtInSec", "int64", False, "0"),
+        Column("LastUpdateInSec", "int64", False, "0"),
+        Column("Metadata", "json", True, explicit_null_default=True),
+        Column("NumberValue", "double", True, explicit_null_default=True),
+        Column("IdentityKey", "varchar(64)", True, explicit_null_default=True),
+    ),
+    ("UUID",),
+    (
+        _ix("idx_type_namespace", "Namespace", "Type"),
+        _ix("idx_namespace_urihash", "Namespace", "URIHash"),
+        _ix("idx_artifact_identity", "Namespace", "IdentityKey", unique=True),
+        _ix("idx_artifact_created_timestamp", "CreatedAtInSec"),
+        _ix("idx_artifact_last_update_timestamp", "LastUpdateInSec"),
+    ),
+    (),
+)
+
+TASKS = Table(
+    "tasks",
+    (
+        Column("UUID", "varchar(191)", False),
+        Column("Namespace", "varchar(63)", False),
+        Column("RunUUID", "varchar(191)", False),
+        Column("pods", "json", False),
+        Column("CreatedAtInSec", "int64", False),
+        Column("StartedInSec", "int64", True, "0"),
+        Column("FinishedInSec", "int64", True, "0"),
+        Column("Fingerprint", "varchar(255)", False),
+        Column("Name", "varchar(128)", True, explicit_null_default=True),
+        Column("DisplayName", "varchar(128)", True, explicit_null_default=True),
+        Column("ParentTaskUUID", "varchar(191)", True, explicit_null_default=True),
+        Column("State", "int32", False),
+        Column("StatusMetadata", "json", True, explicit_null_default=True),
+        Column("StateHistory", "json", True),
+        Column("InputParameters", "json", True),
+        Column("OutputParameters", "json", True),
+        Column("Type", "int32", False),
+        Column("TypeAttrs", "json", False),
+        Column("ScopePath", "text", True, explicit_null_default=True),
+        Column("LogicalKey", "varchar(64)", True, explicit_null_default=True),
+    ),
+    ("UUID",),
+    (
+        _ix("idx_tasks_uuid_run", "UUID", "RunUUID", unique=True),
+        _ix("idx_task_cache_lookup", "Fingerprint", "State", "Namespace", "CreatedAtInSec DESC"),
+        _ix("idx_parent_run", "RunUUID", "ParentTaskUUID"),
+        _ix("idx_task_created_timestamp", "CreatedAtInSec"),
+        _ix("idx_task_started_timestamp", "StartedInSec"),
+        _ix("idx_task_finished_timestamp", "FinishedInSec"),
+        _ix("idx_parent_task_uuid", "ParentTaskUUID"),
+        _ix("idx_task_type", "Type"),
+        _ix("idx_tasks_logical_key", "LogicalKey", unique=True),
+    ),
+    (
+        ForeignKey("fk_tasks_parent_task", ("ParentTaskUUID",), "tasks", ("UUID",), _CASCADE, _CASCADE),
+        # No ON DELETE/UPDATE: GORM drops the tag's CASCADE (kfp-native-schema.md §1.3, Q1).
+        ForeignKey("fk_run_details_tasks", ("RunUUID",), "run_details", ("UUID",)),
+    ),
+)
+
+ARTIFACT_TASKS = Table(
+    "artifact_tasks",
+    (
+        Column("UUID", "varchar(191)", False),
+        Column("ArtifactID", "varchar(191)", False),
+        Column("TaskID", "varchar(191)", False),
+        Column("Type", "int32", False),
+        Column("Iteration", "int64", False, "-1"),
+        Column("RunUUID", "varchar(191)", False),
+        Column("Producer", "json", True, explicit_null_default=True),
+        Column("ArtifactKey", "varchar(191)", False, "''"),
+    ),
+    ("UUID",),
+    (
+        _ix("idx_link_artifact_id", "ArtifactID"),
+        _ix("UniqueLink", "ArtifactID", "TaskID", "Type", "Iteration", "ArtifactKey", unique=True),
+        _ix("idx_link_task_run", "TaskID", "RunUUID"),
+        _ix("idx_link_run_id", "RunUUID"),
+    ),
+    (
+        ForeignKey("fk_artifact_tasks_artifacts", ("ArtifactID",), "artifacts", ("UUID",), _CASCADE, _CASCADE),
+        ForeignKey("fk_artifact_tasks_task_run", ("TaskID", "RunUUID"), "tasks", ("UUID", "RunUUID"), _CASCADE, _CASCADE),
+        ForeignKey("fk_artifact_tasks_runs", ("RunUUID",), "run_details", ("UUID",), _CASCADE, _CASCADE),
+    ),
+)
+
+TARGET_TABLES: tuple[Table, ...] = (ARTIFACTS, TASKS, ARTIFACT_TASKS)
+"""In creation order: parents before children (kfp-native-schema.md §1.8)."""
+
+# Columns only the old (pre-MLMD-removal) `tasks` table has (kfp-native-schema.md §5.1).
+OLD_TASKS_MARKERS = ("MLMDExecutionID", "PipelineName", "PodName")
+
+
+def render_create(table: Table, d: Dialect) -> list[str]:
+    """CREATE statements for `table` on dialect `d`, in execution order."""
+    q = d.q
+    lines = []
+    for col in table.columns:
+        line = f"{q(col.name)} {d.column_type(col.kind)}"
+        if not col.nullable:
+            line += " NOT NULL"
+        if col.default is not None:
+            line += f" DEFAULT {col.default}"
+        elif col.explicit_null_default and d.name == "mysql":
+            line += " DEFAULT NULL"
+        lines.append(line)
+    lines.append(f"PRIMARY KEY ({', '.join(q(c) for c in table.primary_key)})")
+    after: list[str] = []
+    for ix in table.indexes:
+        cols = ",".join(q(c) + (" DESC" if desc else "") for c, desc in ix.columns)
+        unique = "UNIQUE " if ix.unique else ""
+        if d.inline_indexes:
+            lines.append(f"{unique}INDEX {q(ix.name)} ({cols})")
+        else:
+            after.append(f"CREATE {unique}INDEX {q(ix.name)} ON {q(table.name)} ({cols})")
+    for fk in table.foreign_keys:
+        clause = (
+            f"CONSTRAINT {q(fk.name)} FOREIGN KEY ({','.join(q(c) for c in fk.columns)}) "
+            f"REFERENCES {q(fk.ref_table)}({','.join(q(c) for c in fk.ref_columns)})"
+        )
+        if fk.on_delete:
+            clause += f" ON DELETE {fk.on_delete}"
+        if fk.on_update:
+            clause += f" ON UPDATE {fk.on_update}"
+        lines.append(clause)
+    body = ",\n  ".join(lines)
+    return [f"CREATE TABLE {q(table.name)} (\n  {body}\n)", *after]
+
+
+# --- checking a live database -------------------------------------------------------------
+
+
+@dataclass
+class TableStatus:
+    """What `check_schema` found for one table."""
+
+    name: str
+    present: bool
+    differences: list[str] = field(default_factory=list)
+    old_form: bool = False
+    """Only for `tasks`: the pre-MLMD-removal table (§5.1) is in place."""
+
+
+@dataclass
+class SchemaStatus:
+    """The target schema's state on one database (a report, data only)."""
+
+    dialect: str
+    tables: list[TableStatus]
+
+    @property
+    def differences(self) -> list[str]:
+        """Every difference, each naming its table and object."""
+        out: list[str] = []
+        for t in self.tables:
+            if not t.present:
+                out.append(f"table `{t.name}` is missing")
+            elif t.old_form:
+                out.append("old tasks table present: `tasks` has the pre-MLMD-removal form "
+                           "(`mlmd2kfp migrate` moves it aside to `tasks_pre_migration`)")
+            out.extend(t.differences)
+        return out
+
+    @property
+    def old_tasks_present(self) -> bool:
+        """The old-form `tasks` table exists."""
+        return any(t.old_form for t in self.tables)
+
+    @property
+    def ok(self) -> bool:
+        """True when every table exists exactly as specified."""
+        return not self.differences
+
+
+def _normalise_type(type_obj: object, d: Dialect) -> str:
+    name = type(type_obj).__name__.lower()
+    length = getattr(type_obj, "length", None)
+    if name in ("varchar", "string", "nvarchar"):
+        return f"varchar({length})"
+    aliases = {
+        "integer": "int" if d.name == "mysql" else "integer",
+        "int": "int" if d.name == "mysql" else "integer",
+        "biginteger": "bigint",
+        "double_precision": "double",
+        "numeric": "decimal",
+        "float": "real" if d.name == "sqlite" else "float",
+    }
+    return aliases.get(name, name)
+
+
+def _normalise_default(raw: object) -> str | None:
+    if raw is None:
+        return None
+    value = str(raw).strip()
+    if value.upper() == "NULL":
+        return None
+    for cast in ("::character varying", "::text", "::bigint", "::integer"):
+        value = value.replace(cast, "")
+    value = value.strip("()")
+    if len(value) >= 2 and value[0] == value[-1] == "'":
+        inner = value[1:-1]
+        # MariaDB reports numeric defaults of numeric columns unquoted, PostgreSQL quotes '-1'.
+        try:
+            float(inner)
+            return inner
+        except ValueError:
+            return f"'{inner}'"
+    return value
+
+
+def _check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -> TableStatus:
+    insp = inspect(conn)
+    status = TableStatus(spec.name, present=True)
+    diffs = status.differences
+    where = f"`{physical_name}`"
+    actual_cols = {c["name"]: c for c in insp.get_columns(physical_name)}
+    if spec.name == "tasks" and any(m in actual_cols for m in OLD_TASKS_MARKERS):
+        status.old_form = True
+        return status
+    json_cols = json_checked_columns(conn, d, physical_name)
+    for col in spec.columns:
+        got = actual_cols.get(col.name)
+        if got is None:
+            diffs.append(f"{where}: column `{col.name}` is missing")
+            continue
+        want_type = d.column_type(col.kind)
+        have_type = _normalise_type(got["type"], d)
+        if want_type == "json" and d.mariadb and have_type == "longtext" and col.name in json_cols:
+            have_type = "json"  # MariaDB's JSON is LONGTEXT CHECK (json_valid(col)); only there.
+        if have_type != want_type:
+            diffs.append(f"{where}: column `{col.name}` has type {have_type}, expected {want_type}")
+        if bool(got["nullable"]) != col.nullable:
+            diffs.append(
+                f"{where}: column `{col.name}` is {'NULL' if got['nullable'] else 'NOT NULL'}, "
+                f"expected {'NULL' if col.nullable else 'NOT NULL'}"
+            )
+        have_default = _normalise_default(got.get("default"))
+        if have_default != col.default:
+            diffs.append(
+                f"{where}: column `{col.name}` has default {have_default or 'none'}, "
+                f"expected {col.default or 'none'}"
+            )
+    for name in actual_cols.keys() - {c.name for c in spec.columns}:
+        diffs.append(f"{where}: unexpected column `{name}`")
+    pk = tuple(insp.get_pk_constraint(physical_name).get("constrained_columns") or ())
+    if pk != spec.primary_key:
+        diffs.append(f"{where}: primary key is ({', '.join(pk)}), expected ({', '.join(spec.primary_key)})")
+
+    actual_ix = {ix.name: ix for ix in read_indexes(conn, d, physical_name)}
+    for ix in spec.indexes:
+        got_ix = actual_ix.pop(ix.name, None)
+        if got_ix is None:
+            diffs.append(f"{where}: index `{ix.name}` is missing")
+            continue
+        if got_ix.columns != ix.columns:
+            diffs.append(f"{where}: index `{ix.name}` is on {_cols(got_ix.columns)}, expected {_cols(ix.columns)}")
+        if got_ix.unique != ix.unique:
+            diffs.append(f"{where}: index `{ix.name}` is {'' if got_ix.unique else 'not '}unique, "
+                         f"expected {'' if ix.unique else 'not '}unique")
+    fk_backing = {fk.name for fk in spec.foreign_keys}
+    for name in actual_ix:
+        # MySQL creates an index named after a FK when no index covers it; that is not a difference.
+        if name not in fk_backing:
+            diffs.append(f"{where}: unexpected index `{name}`")
+
+    actual_fk = {fk["name"]: fk for fk in insp.get_foreign_keys(physical_name) if fk.get("name")}
+    for fk in spec.foreign_keys:
+        got_fk = actual_fk.pop(fk.name, None)
+        if got_fk is None:
+            diffs.append(f"{where}: foreign key `{fk.name}` is missing")
+            continue
+        shape = (tuple(got_fk["constrained_columns"]), got_fk["referred_table"], tuple(got_fk["referred_columns"]))
+        if shape != (fk.columns, fk.ref_table, fk.ref_columns):
+            diffs.append(
+                f"{where}: foreign key `{fk.name}` is ({', '.join(shape[0])}) → {shape[1]}({', '.join(shape[2])}), "
+                f"expected ({', '.join(fk.columns)}) → {fk.ref_table}({', '.join(fk.ref_columns)})"
+            )
+        opts = got_fk.get("options") or {}
+        for key, want in (("ondelete", fk.on_delete), ("onupdate", fk.on_update)):
+            have = _normalise_action(opts.get(key))
+            if have != _normalise_action(want):
+                diffs.append(
+                    f"{where}: foreign key `{fk.name}` has {key.replace('on', 'ON ').upper()} "
+                    f"{have or 'NO ACTION'}, expected {_normalise_action(want) or 'NO ACTION'}"
+                )
+    for name in actual_fk:
+        diffs.append(f"{where}: unexpected foreign key `{name}`")
+    return status
+
+
+def _normalise_action(action: str | None) -> str | None:
+    if action is None:
+        return None
+    action = action.upper()
+    return None if action in ("NO ACTION", "RESTRICT") else action
+
+
+def _cols(cols: tuple[tuple[str, bool], ...]) -> str:
+    return "(" + ", ".join(c + (" DESC" if desc else "") for c, desc in cols) + ")"
+
+
+def check_schema(conn: Connection, skip: tuple[str, ...] = ()) -> SchemaStatus:
+    """Compare the live database behind `conn` with the target schema.
+
+    Args:
+        conn: a connection to the KFP database.
+        skip: target tables to leave out of the comparison.
+    """
+    d = dialect_for(conn)
+    existing = set(inspect(conn).get_table_names())
+    tables = []
+    for spec in TARGET_TABLES:
+        if spec.name in skip:
+            continue
+        if spec.name not in existing:
+            tables.append(TableStatus(spec.name, present=False))
+        else:
+            tables.append(_check_table(conn, d, spec, spec.name))
+    return SchemaStatus(d.name + ("/mariadb" if d.mariadb else ""), tables)
+
+
+@dataclass
+class CreateResult:
+    """What `create_schema` did."""
+
+    created: list[str]
+    skipped: list[str]
+    """Tables left to `migrate` because the old-form `tasks` table is in place."""
+    notes: list[str]
+    status: SchemaStatus
+    """The check of every table not skipped, after creating."""
+
+
+def create_schema(conn: Connection) -> CreateResult:
+    """Create the missing target tables, in foreign-key order; leave existing ones alone.
+
+    The old-form `tasks` table is never touched: with it in place only `artifacts` is
+    created, and `tasks`/`artifact_tasks` are left to `migrate`, which stages them in
+    `tasks_migration_tmp` and swaps the old table aside (mapping.md §7).
+
+    Raises:
+        TargetSchemaError: `run_details` is missing, or a CREATE failed (tables created
+            by this call are dropped again, so nothing is half-made).
+    """
+    d = dialect_for(conn)
+    existing = set(inspect(conn).get_table_names())
+    if "run_details" not in existing:
+        raise TargetSchemaError(
+            "the KFP database has no `run_details` table, so it is not a KFP API-server database "
+            "(or the URL names the wrong database); point --kfp-url at KFP's database "
+            "(`mlpipeline` in a default install)"
+        )
+    before = check_schema(conn)
+    created: list[str] = []
+    skipped: list[str] = []
+    notes: list[str] = []
+    todo = [t for t in TARGET_TABLES if t.name not in existing]
+    if before.old_tasks_present:
+        # `artifact_tasks` references the new-form `tasks`, so it waits for migrate too.
+        skipped = ["tasks", "artifact_tasks"]
+        todo = [t for t in todo if t.name not in skipped]
+        notes.append(
+            "old tasks table present: `tasks` (pre-MLMD-removal form) was left in place; "
+            "`mlmd2kfp migrate` creates the new `tasks` and `artifact_tasks` in a staging table "
+            "and moves the old one aside to `tasks_pre_migration`"
+        )
+    try:
+        for table in todo:
+            for stmt in render_create(table, d):
+                conn.exec_driver_sql(stmt)
+            created.append(table.name)
+    except DBAPIError as exc:
+        if not d.transactional_ddl:
+            for name in reversed(created):
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {d.q(name)}")
+        raise TargetSchemaError(
+            f"creating `{table.name}` failed: {' '.join(str(exc.orig).split())[:300]}; "
+            f"nothing was left half-created (tables of this call dropped: {', '.join(created) or 'none'})"
+        ) from None
+    return CreateResult(created, skipped, notes, check_schema(conn, skip=tuple(skipped)))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compile the KFP v2 pipelines in src/ to compiled/*.yaml and compiled/INDEX.md.
+# Compile the KFP v2 pipelines in src/ to ../mlmd2kfp/sample/pipelines/*.yaml and INDEX.md.
 #
 # The kfp SDK lives in its own venv (it needs protobuf>=5, which conflicts with
 # the mlmd2kfp project's own dependencies). Default: /tmp/kfp-venv; override

@@ -1,5 +1,5 @@
-"""Compile every pipeline in this directory to ../compiled/<pipeline-name>.yaml
-and write ../compiled/INDEX.md, a structural summary of the compiled IR.
+"""Compile every pipeline in this directory to ../mlmd2kfp/sample/pipelines/<pipeline-name>.yaml
+and write ../mlmd2kfp/sample/pipelines/INDEX.md, a structural summary of the compiled IR.
 
 Run through ../compile.sh (which provides the pinned kfp venv).
 """
@@ -13,7 +13,8 @@ from kfp import compiler
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-OUT_DIR = os.path.join(ROOT, 'compiled')
+# The compiled IR ships inside the package: `mlmd2kfp sample` writes runs of these specs.
+OUT_DIR = os.path.join(os.path.dirname(ROOT), 'mlmd2kfp', 'sample', 'pipelines')
 
 MODULES = [
     'training_pipeline',
@@ -33,7 +34,7 @@ def compile_all():
         name = pipeline.pipeline_spec.pipeline_info.name
         out = os.path.join(OUT_DIR, f'{name}.yaml')
         compiler.Compiler().compile(pipeline_func=pipeline, package_path=out)
-        print(f'compiled {module_name} -> compiled/{name}.yaml', flush=True)
+        print(f'compiled {module_name} -> mlmd2kfp/sample/pipelines/{name}.yaml', flush=True)
         names.append((module_name, name))
     return names
 
@@ -202,7 +203,7 @@ def _pipeline_section(lines, module_name, name):
 
     lines.append(f'## `{name}`')
     lines.append('')
-    lines.append(f'- Source: `src/{module_name}.py`; compiled: `compiled/{name}.yaml`')
+    lines.append(f'- Source: `src/{module_name}.py`; compiled: `mlmd2kfp/sample/pipelines/{name}.yaml`')
     lines.append(f"- schemaVersion {spec.get('schemaVersion')}, sdkVersion {spec.get('sdkVersion')}")
     lines.append(f'- YAML documents: {len(docs)}'
                  + (' (document 2 is the PlatformSpec; use `yaml.safe_load_all`)'
@@ -303,7 +304,7 @@ def write_index(names):
     text = '\n'.join(lines).rstrip('\n') + '\n'
     with open(os.path.join(OUT_DIR, 'INDEX.md'), 'w') as f:
         f.write(text)
-    print('wrote compiled/INDEX.md')
+    print('wrote mlmd2kfp/sample/pipelines/INDEX.md')
 
 
 def main() -> None:

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# bootstrap.sh — make ./.venv with mlmd2kfp and every extra the tests need. Idempotent.
+#   PYTHON=python3.11 bash scripts/bootstrap.sh
+# ml-metadata (the `mlmd` extra) has wheels for Python <= 3.11 only, so 3.11 is the default.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || { echo "bootstrap: $PYTHON not found; set PYTHON=/path/to/python3.11" >&2; exit 1; }
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ -x .venv/bin/python ] && [ -e "$stamp" ]; then exit 0; fi
+echo "[bootstrap] creating .venv with $($PYTHON --version)" >&2
+"$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" >&2 || true
+.venv/bin/python -m pip install -q -e '.[postgres,mlmd,test]' 2>&1 | grep -v "^WARNING: Location" >&2 || true
+.venv/bin/python -c "import mlmd2kfp, sqlalchemy, pymysql, psycopg, typer, rich, ml_metadata, pytest" \
+  || { echo "bootstrap: install failed" >&2; exit 1; }
+rm -f .venv/.installed-*; touch "$stamp"
+echo "[bootstrap] .venv ready" >&2

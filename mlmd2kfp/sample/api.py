@@ -1,0 +1,104 @@
+"""`write_sample`: the `mlmd2kfp sample` command's library function."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import inspect, text
+
+from ..db import make_engine, parse_url
+from ..errors import ConfigError
+from . import mlmd_client
+from .kfp_db import RunRecord, create_legacy_tables, write_kfp_rows
+from .mlmd_client import Clock, KfpMetadataClient, open_store, restamp
+from .runtime import CacheEntry, RunPlan, RunSimulator
+from .scenarios import MULTI_USER_NAMESPACES, SCENARIOS_PER_REPETITION, SINGLE_USER_POD_NAMESPACE, scenarios_for
+from .spec import PIPELINE_NAMES, load_pipeline
+from .v1 import write_v1_run
+
+BASE_TIME_S = 1_767_225_600  # 2026-01-01T00:00:00Z: sample runs start here, an hour apart
+
+
+@dataclass
+class SampleReport:
+    """What `write_sample` wrote."""
+
+    runs: list[RunRecord]
+    kfp_rows: dict[str, int]
+    single_user: bool
+    seed: int
+    mlmd_counts: dict[str, int] = field(default_factory=dict)
+
+    def runs_of(self, scenario: str) -> list[RunRecord]:
+        """The runs of one scenario, in write order."""
+        return [r for r in self.runs if r.scenario == scenario]
+
+
+def write_sample(mlmd_url: str, kfp_url: str, *, runs: int | None = None, seed: int = 0,
+                 single_user: bool = False) -> SampleReport:
+    """Write the sample: MLMD through `ml-metadata`, and the matching pre-upgrade KFP database.
+
+    Args:
+        mlmd_url: SQLAlchemy URL of the MLMD database (created if empty; must hold no runs).
+        kfp_url: SQLAlchemy URL of the KFP database (must hold no `run_details` rows).
+        runs: number of runs; default one of each scenario. More repeats the shapes with fresh ids.
+        seed: makes the output deterministic.
+        single_user: write a single-user installation (every KFP namespace empty).
+
+    Raises:
+        ConfigError: a database already holds runs, or `runs` is not positive.
+        MissingDependencyError: `ml-metadata` is not installed.
+    """
+    mlmd_client.require_mlmd()
+    total = SCENARIOS_PER_REPETITION if runs is None else runs
+    if total < 1:
+        raise ConfigError("--runs must be at least 1")
+    m_url, k_url = parse_url(mlmd_url, "MLMD"), parse_url(kfp_url, "KFP")
+    kfp_engine = make_engine(k_url, "KFP")
+    with kfp_engine.connect() as conn:
+        if "run_details" in inspect(conn).get_table_names():
+            if conn.execute(text("SELECT COUNT(*) FROM run_details")).scalar():
+                raise ConfigError(f"the KFP database at {k_url.render_as_string()} already holds runs; "
+                                  "`sample` writes only into an empty database")
+    store = open_store(m_url)
+    mlmd_engine = make_engine(m_url, "MLMD")
+    client = KfpMetadataClient(store, Clock(BASE_TIME_S * 1000))
+    if store.get_contexts():
+        raise ConfigError(f"the MLMD database at {m_url.render_as_string()} already holds contexts; "
+                          "`sample` writes only into an empty database")
+    rng = random.Random(seed)
+    cache: dict[tuple[str, str, str], CacheEntry] = {}
+    records: list[RunRecord] = []
+    for index in range(total):
+        rep, pos = divmod(index, SCENARIOS_PER_REPETITION)
+        scenario = scenarios_for(rep)[pos]
+        namespace = "" if single_user else scenario.namespace
+        pod_ns = SINGLE_USER_POD_NAMESPACE if single_user else scenario.namespace
+        start_ms = (BASE_TIME_S + index * 3600) * 1000
+        client.clock.now_ms = max(client.clock.now_ms, start_ms)
+        run_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        if scenario.v1:
+            workflow = f"v1-pipeline-{rng.randint(10000, 99999)}"
+            write_v1_run(client, rng, workflow)
+            records.append(RunRecord(scenario.name, run_id, namespace, pod_ns, scenario.pipeline, workflow,
+                                     "SUCCEEDED", start_ms // 1000, client.clock.now_ms // 1000, None))
+            continue
+        plan = RunPlan(run_id, scenario.pipeline, pod_ns, dict(scenario.params), dict(scenario.outputs),
+                       scenario.fail, scenario.stop_at, scenario.retry_run,
+                       use_cache=scenario.cache_source is not None, start_ms=start_ms)
+        result = RunSimulator(client, load_pipeline(scenario.pipeline), plan, rng, cache).run()
+        records.append(RunRecord(scenario.name, run_id, namespace, pod_ns, scenario.pipeline,
+                                 result.workflow_name, result.state, start_ms // 1000,
+                                 result.finished_ms // 1000, result,
+                                 spec_in_version_only=scenario.spec_in_version_only, orphan=scenario.orphan))
+    restamp(mlmd_engine, client.clock)
+    namespaces = [""] if single_user else list(MULTI_USER_NAMESPACES)
+    specs = {name: load_pipeline(name).text for name in PIPELINE_NAMES}
+    with kfp_engine.begin() as conn:
+        create_legacy_tables(conn)
+        kfp_rows = write_kfp_rows(conn, records, specs, rng, namespaces, BASE_TIME_S)
+    kfp_engine.dispose()
+    mlmd_engine.dispose()
+    return SampleReport(records, kfp_rows, single_user, seed)

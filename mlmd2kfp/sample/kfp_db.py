@@ -1,0 +1,153 @@
+"""The pre-upgrade KFP API-server rows that go with the sample's MLMD runs.
+
+`experiments`, `pipelines`, `pipeline_versions`, `run_details` (with `PipelineSpecManifest`)
+and the old-form `tasks` table with both of its populations (kfp-native-schema.md §1.4, §5.2):
+launcher cache rows and persistence-agent workflow-node rows.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from ..dialects import dialect_for
+from ..target.legacy import LEGACY_TABLES, Table
+from ..target.schema import render_create
+from .mlmd_client import CACHED, CANCELED, COMPLETE, FAILED
+from .runtime import RunResult
+
+
+@dataclass
+class RunRecord:
+    """One run of the sample as the KFP database sees it."""
+
+    scenario: str
+    run_id: str
+    namespace: str
+    """KFP namespace ('' in single-user mode)."""
+    pod_namespace: str
+    pipeline: str
+    workflow_name: str
+    state: str
+    created_s: int
+    finished_s: int
+    result: RunResult | None
+    spec_in_version_only: bool = False
+    orphan: bool = False
+
+
+_CONDITIONS = {"SUCCEEDED": "Succeeded", "FAILED": "Failed", "RUNNING": "Running"}
+_PHASE = {COMPLETE: "SUCCEEDED", CACHED: "SUCCEEDED", FAILED: "FAILED", CANCELED: "SKIPPED"}
+
+
+def create_legacy_tables(conn: Connection) -> None:
+    """Create KFP's pre-upgrade tables that are missing."""
+    d = dialect_for(conn)
+    existing = set(inspect(conn).get_table_names())
+    for table in LEGACY_TABLES:
+        if table.name not in existing:
+            for stmt in render_create(table, d):
+                conn.exec_driver_sql(stmt)
+
+
+def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    d = dialect_for(conn)
+    cols = [c.name for c in table.columns]
+    sql = (f"INSERT INTO {d.q(table.name)} ({', '.join(d.q(c) for c in cols)}) "
+           f"VALUES ({', '.join(':' + c for c in cols)})")
+    conn.execute(text(sql), [{c: row.get(c) for c in cols} for row in rows])
+
+
+def write_kfp_rows(conn: Connection, records: list[RunRecord], specs: dict[str, str], rng: random.Random,
+                   namespaces: list[str], base_s: int) -> dict[str, int]:
+    """Insert the KFP rows for `records`; returns row counts per table."""
+    from ..target import legacy
+
+    def uid() -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+    experiments = {ns: uid() for ns in namespaces}
+    _insert(conn, legacy.EXPERIMENTS, [
+        {"UUID": e, "Name": "Default", "Description": "All runs created without specifying an experiment will be "
+         "grouped here.", "CreatedAtInSec": base_s - 86400, "LastRunCreatedAtInSec": 0, "Namespace": ns,
+         "StorageState": "AVAILABLE"} for ns, e in experiments.items()])
+    pipelines = {name: (uid(), uid()) for name in specs}
+    _insert(conn, legacy.PIPELINES, [
+        {"UUID": p, "CreatedAtInSec": base_s - 3600, "Name": name, "DisplayName": name, "Description": "",
+         "Parameters": "", "Status": "READY", "DefaultVersionId": v, "Namespace": ""}
+        for name, (p, v) in pipelines.items()])
+    _insert(conn, legacy.PIPELINE_VERSIONS, [
+        {"UUID": v, "CreatedAtInSec": base_s - 3600, "Name": f"{name}-v1", "DisplayName": f"{name}-v1",
+         "Parameters": "", "PipelineId": p, "Status": "READY", "CodeSourceUrl": "", "Description": "",
+         "PipelineSpec": specs[name], "PipelineSpecURI": ""}
+        for name, (p, v) in pipelines.items()])
+    runs, tasks = [], []
+    for r in records:
+        if r.orphan:
+            continue
+        v1 = r.result is None
+        history = [{"UpdateTimeInSec": r.created_s, "State": "PENDING"},
+                   {"UpdateTimeInSec": r.created_s + 2, "State": "RUNNING"}]
+        if r.state != "RUNNING":
+            history.append({"UpdateTimeInSec": r.finished_s, "State": r.state})
+        pid, vid = pipelines.get(r.pipeline, ("", None))
+        runs.append({
+            "UUID": r.run_id, "DisplayName": f"{r.scenario} run {r.run_id[:8]}", "Name": r.workflow_name,
+            "Description": "", "Namespace": r.namespace, "ExperimentUUID": experiments[r.namespace],
+            "JobUUID": None, "StorageState": "AVAILABLE", "ServiceAccount": "pipeline-runner",
+            "PipelineId": pid, "PipelineVersionId": vid, "PipelineName": f"{r.pipeline}-v1" if vid else "",
+            "PipelineSpecManifest": None if (v1 or r.spec_in_version_only) else specs[r.pipeline],
+            "WorkflowSpecManifest": json.dumps({"kind": "Workflow", "metadata": {"generateName": f"{r.pipeline}-"}})
+            if v1 else None,
+            "Parameters": None, "RuntimeParameters": None, "PipelineRoot": None,
+            "CreatedAtInSec": r.created_s, "ScheduledAtInSec": r.created_s,
+            "FinishedAtInSec": 0 if r.state == "RUNNING" else r.finished_s,
+            "Conditions": _CONDITIONS[r.state], "State": r.state,
+            "StateHistory": json.dumps(history, separators=(",", ":")),
+            "PipelineRuntimeManifest": "", "WorkflowRuntimeManifest": "",
+            "PipelineContextId": 0, "PipelineRunContextId": 0,
+        })
+        tasks.extend(_old_task_rows(r, uid))
+    _insert(conn, legacy.RUN_DETAILS, runs)
+    _insert(conn, legacy.OLD_TASKS, tasks)
+    return {"experiments": len(experiments), "pipelines": len(pipelines), "pipeline_versions": len(pipelines),
+            "run_details": len(runs), "tasks": len(tasks)}
+
+
+def _old_task_rows(r: RunRecord, uid: Any) -> list[dict[str, Any]]:
+    """Old `tasks` rows: launcher cache rows (A) and one row per Argo node (B)."""
+    rows: list[dict[str, Any]] = []
+    if r.result is None:
+        return rows
+    for node, fingerprint in r.result.cache_rows:  # population A
+        row = {"UUID": uid(), "Namespace": r.pod_namespace, "PipelineName": f"pipeline/{r.pipeline}",
+               "RunUUID": r.run_id, "PodName": "", "MLMDExecutionID": str(node.exec_id),
+               "CreatedTimestamp": node.created_ms // 1000, "StartedTimestamp": node.created_ms // 1000,
+               "FinishedTimestamp": node.finished_ms // 1000, "Fingerprint": fingerprint, "Name": "",
+               "ParentTaskUUID": "", "State": "RUNTIME_STATE_UNSPECIFIED", "StateHistory": "null",
+               "MLMDInputs": "", "MLMDOutputs": "", "ChildrenPods": "null"}
+        row["Payload"] = json.dumps(row, separators=(",", ":"))
+        rows.append(row)
+    for node in r.result.executions:  # population B
+        phase = _PHASE.get(node.state, "RUNNING" if r.state == "RUNNING" else ("SUCCEEDED" if node.kind == "dag" else "FAILED"))
+        for node_id, display in node.pods:
+            finished = 0 if phase == "RUNNING" else node.finished_ms // 1000 or r.finished_s
+            row = {"UUID": uid(), "Namespace": r.pod_namespace, "PipelineName": "", "RunUUID": r.run_id,
+                   "PodName": node_id, "MLMDExecutionID": "", "CreatedTimestamp": r.created_s,
+                   "StartedTimestamp": node.created_ms // 1000, "FinishedTimestamp": finished,
+                   "Fingerprint": "", "Name": display, "ParentTaskUUID": "", "State": phase,
+                   "StateHistory": json.dumps([{"UpdateTimeInSec": node.created_ms // 1000, "State": "RUNNING"}]
+                                              + ([{"UpdateTimeInSec": finished, "State": phase}] if finished else []),
+                                              separators=(",", ":")),
+                   "MLMDInputs": "", "MLMDOutputs": "", "ChildrenPods": ""}
+            row["Payload"] = json.dumps(row, separators=(",", ":"))
+            rows.append(row)
+    return rows

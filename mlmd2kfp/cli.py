@@ -97,6 +97,48 @@ def schema_check(kfp_url: KfpUrl = None) -> None:
     raise typer.Exit(1)
 
 
+@app.command("sample")
+def sample(
+    mlmd_url: MlmdUrl = None,
+    kfp_url: KfpUrl = None,
+    runs: Annotated[Optional[int], typer.Option("--runs", min=1, help="Number of runs to write; default: one "
+                    "run of every scenario. More repeats the scenario shapes with fresh ids.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for ids and values; equal seeds write equal databases.")] = 0,
+    single_user: Annotated[bool, typer.Option("--single-user", help="Write a single-user installation "
+                           "(every KFP namespace empty) instead of a multi-user one.")] = False,
+) -> None:
+    """Write a realistic MLMD database (through ml-metadata) and the matching pre-upgrade KFP database.
+
+    Replays runs of real compiled pipelines the way KFP's driver and launcher write MLMD:
+    loops, conditions, an exit handler, importers, cache hits, failures, a retried run, an
+    in-flight run, an orphan run, a run whose spec is only in `pipeline_versions`, and a v1 run.
+    """
+    from .sample import write_sample
+    from .sample.render import render_sample_report
+
+    settings = Settings(mlmd_url=_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
+                        kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
+    report = write_sample(settings.mlmd_url, settings.kfp_url, runs=runs, seed=seed,  # type: ignore[arg-type]
+                          single_user=single_user)
+    console.print_data(render_sample_report(report))
+
+
+@app.command("demo")
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Folder for the SQLite files (created if missing).")]
+    = Path("demo-out"),
+) -> None:
+    """Run the whole job on embedded SQLite files, with no server: sample, then the target schema.
+
+    Writes `mlmd.sqlite` (MLMD) and `kfp.sqlite` (KFP) into DIR and prints what to look at.
+    """
+    from .demo import run_demo
+
+    result = run_demo(directory)
+    for line in result.lines:
+        console.print_data(line)
+
+
 def main() -> None:
     """Console-script entry point: run the app, turn `ToolkitError` into one line and exit 3."""
     try:

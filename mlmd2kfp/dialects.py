@@ -43,11 +43,11 @@ class Dialect:
 # Logical kinds → the type GORM's dialectors emit (kfp-native-schema.md §1.8, §1.9).
 _TYPES: dict[str, dict[str, str]] = {
     "mysql": {"int32": "int", "int64": "bigint", "text": "text", "json": "json", "double": "double",
-              "longtext": "longtext"},
+              "longtext": "longtext", "string": "varchar(255)"},
     "postgresql": {"int32": "integer", "int64": "bigint", "text": "text", "json": "json", "double": "decimal",
-                   "longtext": "text"},
+                   "longtext": "text", "string": "text"},
     "sqlite": {"int32": "integer", "int64": "integer", "text": "text", "json": "json", "double": "real",
-               "longtext": "text"},
+               "longtext": "text", "string": "text"},
 }
 
 _DIALECTS = {

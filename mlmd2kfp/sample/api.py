@@ -11,7 +11,7 @@ from sqlalchemy import inspect, text
 from ..db import make_engine, parse_url
 from ..errors import ConfigError
 from . import mlmd_client
-from .kfp_db import RunRecord, create_legacy_tables, write_kfp_rows
+from .kfp_db import RunRecord, create_legacy_tables, normalise_spec, write_kfp_rows
 from .mlmd_client import Clock, KfpMetadataClient, open_store, restamp
 from .runtime import CacheEntry, RunPlan, RunSimulator
 from .scenarios import MULTI_USER_NAMESPACES, SCENARIOS_PER_REPETITION, SINGLE_USER_POD_NAMESPACE, scenarios_for
@@ -91,11 +91,11 @@ def write_sample(mlmd_url: str, kfp_url: str, *, runs: int | None = None, seed: 
         result = RunSimulator(client, load_pipeline(scenario.pipeline), plan, rng, cache).run()
         records.append(RunRecord(scenario.name, run_id, namespace, pod_ns, scenario.pipeline,
                                  result.workflow_name, result.state, start_ms // 1000,
-                                 result.finished_ms // 1000, result,
+                                 result.finished_ms // 1000, result, params=plan.params,
                                  spec_in_version_only=scenario.spec_in_version_only, orphan=scenario.orphan))
     restamp(mlmd_engine, client.clock)
     namespaces = [""] if single_user else list(MULTI_USER_NAMESPACES)
-    specs = {name: load_pipeline(name).text for name in PIPELINE_NAMES}
+    specs = {name: normalise_spec(load_pipeline(name).text) for name in PIPELINE_NAMES}
     with kfp_engine.begin() as conn:
         create_legacy_tables(conn)
         kfp_rows = write_kfp_rows(conn, records, specs, rng, namespaces, BASE_TIME_S)

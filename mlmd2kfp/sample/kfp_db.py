@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import inspect, text
@@ -20,7 +20,7 @@ from ..dialects import dialect_for
 from ..target.legacy import LEGACY_TABLES, Table
 from ..target.schema import render_create
 from .mlmd_client import CACHED, CANCELED, COMPLETE, FAILED
-from .runtime import RunResult
+from .runtime import RunResult, node_failed
 
 
 @dataclass
@@ -38,12 +38,30 @@ class RunRecord:
     created_s: int
     finished_s: int
     result: RunResult | None
+    params: dict[str, Any] = field(default_factory=dict)
+    """Runtime parameters the run was submitted with."""
     spec_in_version_only: bool = False
     orphan: bool = False
 
 
 _CONDITIONS = {"SUCCEEDED": "Succeeded", "FAILED": "Failed", "RUNNING": "Running"}
 _PHASE = {COMPLETE: "SUCCEEDED", CACHED: "SUCCEEDED", FAILED: "FAILED", CANCELED: "SKIPPED"}
+_UNFINISHED = -62135596800
+"""What the persistence agent stores as FinishedTimestamp for a node that has not finished (Go's zero time)."""
+
+
+def _node_phase(node: Any, run_state: str) -> str:
+    if node.kind == "dag":  # MLMD DAG states are hints; Argo's DAG node follows the run
+        return "RUNNING" if run_state == "RUNNING" else ("FAILED" if node_failed(node) else "SUCCEEDED")
+    return _PHASE.get(node.state, "RUNNING")
+
+
+def normalise_spec(text_: str) -> str:
+    """The spec as the API server stores it: protojson → YAML with sorted keys, platform spec after `---`."""
+    import yaml
+
+    docs = [d for d in yaml.safe_load_all(text_) if d is not None]
+    return "\n---\n".join(yaml.safe_dump(d, sort_keys=True, default_flow_style=False) for d in docs)
 
 
 def create_legacy_tables(conn: Connection) -> None:
@@ -75,18 +93,20 @@ def write_kfp_rows(conn: Connection, records: list[RunRecord], specs: dict[str, 
         return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
     experiments = {ns: uid() for ns in namespaces}
+    last_run = {ns: max((r.created_s for r in records if r.namespace == ns and not r.orphan), default=0)
+                for ns in namespaces}
     _insert(conn, legacy.EXPERIMENTS, [
         {"UUID": e, "Name": "Default", "Description": "All runs created without specifying an experiment will be "
-         "grouped here.", "CreatedAtInSec": base_s - 86400, "LastRunCreatedAtInSec": 0, "Namespace": ns,
+         "grouped here.", "CreatedAtInSec": base_s - 86400, "LastRunCreatedAtInSec": last_run[ns], "Namespace": ns,
          "StorageState": "AVAILABLE"} for ns, e in experiments.items()])
     pipelines = {name: (uid(), uid()) for name in specs}
     _insert(conn, legacy.PIPELINES, [
         {"UUID": p, "CreatedAtInSec": base_s - 3600, "Name": name, "DisplayName": name, "Description": "",
-         "Parameters": "", "Status": "READY", "DefaultVersionId": v, "Namespace": ""}
+         "Parameters": "", "Status": "READY", "DefaultVersionId": "", "Namespace": ""}
         for name, (p, v) in pipelines.items()])
     _insert(conn, legacy.PIPELINE_VERSIONS, [
         {"UUID": v, "CreatedAtInSec": base_s - 3600, "Name": f"{name}-v1", "DisplayName": f"{name}-v1",
-         "Parameters": "", "PipelineId": p, "Status": "READY", "CodeSourceUrl": "", "Description": "",
+         "Parameters": "[]", "PipelineId": p, "Status": "READY", "CodeSourceUrl": "", "Description": "",
          "PipelineSpec": specs[name], "PipelineSpecURI": ""}
         for name, (p, v) in pipelines.items()])
     runs, tasks = [], []
@@ -99,20 +119,25 @@ def write_kfp_rows(conn: Connection, records: list[RunRecord], specs: dict[str, 
         if r.state != "RUNNING":
             history.append({"UpdateTimeInSec": r.finished_s, "State": r.state})
         pid, vid = pipelines.get(r.pipeline, ("", None))
+        workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+                    "metadata": {"name": r.workflow_name, "namespace": r.pod_namespace,
+                                 "labels": {"pipeline/runid": r.run_id}}}
         runs.append({
             "UUID": r.run_id, "DisplayName": f"{r.scenario} run {r.run_id[:8]}", "Name": r.workflow_name,
             "Description": "", "Namespace": r.namespace, "ExperimentUUID": experiments[r.namespace],
             "JobUUID": None, "StorageState": "AVAILABLE", "ServiceAccount": "pipeline-runner",
             "PipelineId": pid, "PipelineVersionId": vid, "PipelineName": f"{r.pipeline}-v1" if vid else "",
+            # A run created from a pipeline version carries a copy of the version's spec, unless
+            # (scenario spec-in-pipeline-version) only the version reference was kept.
             "PipelineSpecManifest": None if (v1 or r.spec_in_version_only) else specs[r.pipeline],
-            "WorkflowSpecManifest": json.dumps({"kind": "Workflow", "metadata": {"generateName": f"{r.pipeline}-"}})
-            if v1 else None,
-            "Parameters": None, "RuntimeParameters": None, "PipelineRoot": None,
-            "CreatedAtInSec": r.created_s, "ScheduledAtInSec": r.created_s,
+            "WorkflowSpecManifest": json.dumps(workflow, separators=(",", ":")) if v1 else "",
+            "Parameters": "", "RuntimeParameters": json.dumps(r.params, separators=(",", ":"), sort_keys=True),
+            "PipelineRoot": "", "CreatedAtInSec": r.created_s, "ScheduledAtInSec": r.created_s,
             "FinishedAtInSec": 0 if r.state == "RUNNING" else r.finished_s,
             "Conditions": _CONDITIONS[r.state], "State": r.state,
             "StateHistory": json.dumps(history, separators=(",", ":")),
-            "PipelineRuntimeManifest": "", "WorkflowRuntimeManifest": "",
+            "PipelineRuntimeManifest": "" if v1 else json.dumps(workflow, separators=(",", ":")),
+            "WorkflowRuntimeManifest": json.dumps(workflow, separators=(",", ":")),
             "PipelineContextId": 0, "PipelineRunContextId": 0,
         })
         tasks.extend(_old_task_rows(r, uid))
@@ -136,17 +161,21 @@ def _old_task_rows(r: RunRecord, uid: Any) -> list[dict[str, Any]]:
                "MLMDInputs": "", "MLMDOutputs": "", "ChildrenPods": "null"}
         row["Payload"] = json.dumps(row, separators=(",", ":"))
         rows.append(row)
-    for node in r.result.executions:  # population B
-        phase = _PHASE.get(node.state, "RUNNING" if r.state == "RUNNING" else ("SUCCEEDED" if node.kind == "dag" else "FAILED"))
-        for node_id, display in node.pods:
-            finished = 0 if phase == "RUNNING" else node.finished_ms // 1000 or r.finished_s
+    for node in r.result.executions:  # population B: one row per Argo node (persistence agent)
+        for argo in node.argo_nodes:
+            phase = argo.phase or _node_phase(node, r.state)
+            started = node.created_ms // 1000
+            finished = _UNFINISHED if phase == "RUNNING" else (node.finished_ms // 1000 or r.finished_s)
+            history = [{"UpdateTimeInSec": started, "State": "RUNNING"}]
+            if phase != "RUNNING":
+                history.append({"UpdateTimeInSec": finished, "State": phase})
+            pod = r.workflow_name if argo.display == r.workflow_name else \
+                f"{r.workflow_name}-{argo.template}-{argo.hash}"
             row = {"UUID": uid(), "Namespace": r.pod_namespace, "PipelineName": "", "RunUUID": r.run_id,
-                   "PodName": node_id, "MLMDExecutionID": "", "CreatedTimestamp": r.created_s,
-                   "StartedTimestamp": node.created_ms // 1000, "FinishedTimestamp": finished,
-                   "Fingerprint": "", "Name": display, "ParentTaskUUID": "", "State": phase,
-                   "StateHistory": json.dumps([{"UpdateTimeInSec": node.created_ms // 1000, "State": "RUNNING"}]
-                                              + ([{"UpdateTimeInSec": finished, "State": phase}] if finished else []),
-                                              separators=(",", ":")),
+                   "PodName": pod, "MLMDExecutionID": "", "CreatedTimestamp": r.created_s,
+                   "StartedTimestamp": started, "FinishedTimestamp": finished, "Fingerprint": "",
+                   "Name": argo.display, "ParentTaskUUID": "", "State": phase,
+                   "StateHistory": json.dumps(history, separators=(",", ":")),
                    "MLMDInputs": "", "MLMDOutputs": "", "ChildrenPods": ""}
             row["Payload"] = json.dumps(row, separators=(",", ":"))
             rows.append(row)

@@ -10,6 +10,7 @@ deterministic afterwards (recipe §4.1 step 5).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,9 @@ from sqlalchemy import Engine, bindparam, text
 from sqlalchemy.engine import URL
 
 from ..errors import MissingDependencyError, SourceError
+
+# ml-metadata's C++ core logs every connection to stderr through glog; keep stderr for our own lines.
+os.environ.setdefault("GLOG_minloglevel", "2")
 
 try:  # ml-metadata is the optional `mlmd` extra (protobuf < 5, Python <= 3.11).
     from ml_metadata import errors as mlmd_errors

@@ -68,8 +68,22 @@ class Node:
     iterations: list[Node] = field(default_factory=list)
     created_ms: int = 0
     finished_ms: int = 0
-    pods: list[tuple[str, str]] = field(default_factory=list)
-    """(argo node id, pod name) of the pods that ran for this execution."""
+    argo_nodes: list[ArgoNode] = field(default_factory=list)
+    """The Argo workflow nodes that ran for this execution (for the old `tasks` table)."""
+
+
+@dataclass(frozen=True)
+class ArgoNode:
+    """One node of the run's Argo workflow: display name, template, node type, phase override."""
+
+    display: str
+    template: str
+    node_type: str
+    """`Pod`, `DAG`, `TaskGroup`."""
+    hash: str
+    """fnv32a-style decimal suffix of the node id and pod name."""
+    phase: str | None = None
+    """None: the phase of the execution it belongs to."""
 
 
 @dataclass
@@ -130,7 +144,9 @@ class RunSimulator:
             DAG_TYPE, {"display_name": "", "task_name": "", "inputs": params} if params else
             {"display_name": "", "task_name": ""}, RUNNING, [], self.contexts, name=f"run/{plan.run_id}")
         root = self._node(root_id, "", "dag", root_comp, params, {}, RUNNING)
-        self._pod(root, "root-driver")
+        self._argo(root, self.workflow_name, "entrypoint", "DAG")
+        self._argo(root, "root-driver", "system-dag-driver", phase="SUCCEEDED")
+        self._argo(root, "root", "root", "DAG")
         state = "SUCCEEDED"
         try:
             self._run_dag(root, root_comp)
@@ -196,10 +212,7 @@ class RunSimulator:
         return True
 
     def _failed(self, node: Node) -> bool:
-        if node.kind != "dag":
-            return node.state == FAILED
-        scopes = node.iterations or [node]
-        return any(self._failed(child) for scope in scopes for child in scope.children.values())
+        return node_failed(node)
 
     def _run_task(self, parent: Node, key: str, task: dict[str, Any], defer: bool = False) -> Any:
         component = self.spec.component(task["componentRef"]["name"])
@@ -237,7 +250,13 @@ class RunSimulator:
         exec_id = self.client.create_execution(DAG_TYPE, props, state, events, self.contexts)
         node = self._node(exec_id, key, "dag", component, params, artifacts, state)
         parent.children[key] = node
-        self._pod(node, f"{key}-driver")
+        if iterator is None:
+            self._argo(node, f"{key}-driver", "system-dag-driver", phase="SUCCEEDED")
+            self._argo(node, key, f"comp-{key}", "DAG")
+        else:
+            self._argo(node, key, f"comp-{key}-{key}-iterator", "DAG")
+            self._argo(node, "iteration-driver", "system-dag-driver", phase="SUCCEEDED")
+            self._argo(node, "iteration-iterations", f"comp-{key}-iteration", "TaskGroup")
         if not triggered:
             return (node, None)
 
@@ -264,7 +283,9 @@ class RunSimulator:
             it_props.pop("iteration_count")
             it_id = self.client.create_execution(DAG_TYPE, it_props, RUNNING, events, self.contexts)
             it_node = self._node(it_id, key, "dag", component, it_params, node.in_artifacts, RUNNING)
-            self._pod(it_node, f"{key}-iteration-driver")
+            self._argo(it_node, f"iteration-iterations({index}:{index})", f"comp-{key}-iteration", "DAG")
+            self._argo(it_node, "iteration-item-driver", "system-dag-driver", phase="SUCCEEDED")
+            self._argo(it_node, "iteration-item", f"comp-{key}", "DAG")
             node.iterations.append(it_node)
             self._run_dag(it_node, component)
 
@@ -319,11 +340,13 @@ class RunSimulator:
             CONTAINER_TYPE, props, RUNNING if triggered else CANCELED, events, self.contexts)
         node = self._node(exec_id, key, "container", component, params, artifacts, RUNNING)
         parent.children[key] = node
-        self._pod(node, f"{key}-driver")
+        self._argo(node, f"{key}-driver", "system-container-driver", phase="SUCCEEDED")
+        self._argo(node, key, "system-container-executor", "DAG")
         if not triggered:
             node.state = CANCELED
             return
         if hit is not None:  # cache hit: the driver publishes CACHED with the old outputs and artifacts
+            self._argo(node, "executor", "system-container-impl", phase="SKIPPED")
             outs = [(aid, name) for name, ids in hit.out_artifacts.items() for aid in ids]
             outs += [(aid, "executor-logs") for aid in hit.logs]
             self.clock.tick(300)
@@ -332,13 +355,17 @@ class RunSimulator:
             node.finished_ms = self.clock.now_ms
             return
         fails = key in self.plan.fail and not self.retrying
+        has_retry = "retryPolicy" in task
         attempts = (int(task.get("retryPolicy", {}).get("maxRetryCount", 0)) + 1) if fails else 1
         salt = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         base_uri = f"{PIPELINE_ROOT}/{self.spec.name}/{self.plan.run_id}/{key}/{salt}"
         logs: list[int] = []
         for attempt in range(attempts):
             self.clock.tick(self.rng.randint(3000, 9000))
-            pod_name = self._pod(node, f"{key}", executor=True)
+            if has_retry and attempt == 0:  # with a retry policy Argo adds a retry parent node
+                self._argo(node, "executor", "system-container-impl", "Retry")
+            pod_name = self._argo(node, f"executor({attempt})" if has_retry else "executor",
+                                  "system-container-impl", phase="FAILED" if fails else None)
             self.client.update_execution(exec_id, RUNNING, {
                 "pod_name": pod_name, "pod_uid": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
                 "namespace": self.plan.pod_namespace})
@@ -400,7 +427,8 @@ class RunSimulator:
         exec_id = self.client.create_execution(exec_type, props, RUNNING, [], self.contexts)
         node = self._node(exec_id, key, "importer", component, params, {}, RUNNING)
         parent.children[key] = node
-        self._pod(node, f"{key}", executor=True)
+        self._argo(node, key, "system-importer-workspace" if importer.get("downloadToWorkspace")
+                   else "system-importer")
         source = importer["artifactUri"]
         uri = source["constant"] if "constant" in source else params[source["runtimeParameter"]]
         title = importer["typeSchema"]["schemaTitle"]
@@ -482,11 +510,20 @@ class RunSimulator:
         self.executions.append(node)
         return node
 
-    def _pod(self, node: Node, display: str, executor: bool = False) -> str:
-        digits = "".join(self.rng.choice("0123456789") for _ in range(10))
-        template = "system-container-impl" if executor else "system-dag-driver"
-        node.pods.append((f"{self.workflow_name}-{digits}", display))
+    def _argo(self, node: Node, display: str, template: str, node_type: str = "Pod",
+              phase: str | None = None) -> str:
+        """Record an Argo node of `node`; returns its pod name (`<wf>-<template>-<hash>`)."""
+        digits = str(self.rng.randint(10**9, 2**32 - 1))
+        node.argo_nodes.append(ArgoNode(display, template, node_type, digits, phase))
         return f"{self.workflow_name}-{template}-{digits}"
+
+
+def node_failed(node: Node) -> bool:
+    """A container that failed, or a DAG with a failed task anywhere below (latest attempts only)."""
+    if node.kind != "dag":
+        return node.state == FAILED
+    scopes = node.iterations or [node]
+    return any(node_failed(child) for scope in scopes for child in scope.children.values())
 
 
 def artifact_metadata(schema_title: str, rng: random.Random) -> dict[str, Any]:

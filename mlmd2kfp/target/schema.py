@@ -22,7 +22,8 @@ class Column:
 
     name: str
     kind: str
-    """`varchar(N)`, `int32`, `int64`, `text`, `json` or `double`; see `Dialect.column_type`."""
+    """`varchar(N)`, `int32`, `int64`, `text`, `json`, `double`, `longtext` or `string` (a Go string
+    without a declared type: varchar(255) on MySQL, text elsewhere); see `Dialect.column_type`."""
     nullable: bool
     default: str | None = None
     """SQL literal of the default, or None for none / NULL."""

@@ -1,0 +1,52 @@
+"""`mlmd2kfp demo`: the main job on embedded SQLite files, with no server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .db import connect
+from .errors import ConfigError
+from .sample import write_sample
+from .target.schema import create_schema
+
+
+@dataclass
+class DemoResult:
+    """What the demo wrote and the lines that tell an operator what to look at."""
+
+    mlmd_path: Path
+    kfp_path: Path
+    lines: list[str]
+
+
+def run_demo(directory: Path) -> DemoResult:
+    """Write the sample into SQLite files in `directory` and create the target schema next to it.
+
+    Raises:
+        ConfigError: `directory` already holds demo databases (remove them or pick another folder).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    mlmd_path, kfp_path = directory / "mlmd.sqlite", directory / "kfp.sqlite"
+    for path in (mlmd_path, kfp_path):
+        if path.exists():
+            raise ConfigError(f"{path} already exists; remove it or run `mlmd2kfp demo --dir` with another folder")
+    mlmd_url, kfp_url = f"sqlite:///{mlmd_path}", f"sqlite:///{kfp_path}"
+    report = write_sample(mlmd_url, kfp_url)
+    with connect(kfp_url, "KFP") as conn:
+        created = create_schema(conn)
+    states: dict[str, int] = {}
+    for run in report.runs:
+        states[run.state] = states.get(run.state, 0) + 1
+    lines = [
+        f"MLMD database (written through ml-metadata, schema 10): {mlmd_path}",
+        f"KFP database (pre-upgrade tables + target schema):       {kfp_path}",
+        f"runs written: {len(report.runs)} ({', '.join(f'{k} {v}' for k, v in sorted(states.items()))}) "
+        f"in scenarios: {', '.join(dict.fromkeys(r.scenario for r in report.runs))}",
+        f"KFP rows: {', '.join(f'{k} {v}' for k, v in report.kfp_rows.items())}",
+        f"target tables created: {', '.join(created.created) or 'none'}",
+        *created.notes,
+        "look at: sqlite3 " + str(mlmd_path) + " 'SELECT * FROM Context'",
+        f"check the target schema: mlmd2kfp schema check --kfp-url sqlite:///{kfp_path}",
+    ]
+    return DemoResult(mlmd_path, kfp_path, lines)

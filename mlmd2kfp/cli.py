@@ -140,27 +140,14 @@ def demo(
 
 
 def main() -> None:
-    """Console-script entry point: run the app, turn `ToolkitError` into one line and exit 3."""
+    """Console-script entry point: run the app, turn `ToolkitError` into one line and its exit code.
+
+    Usage errors are click's (exit 2); `typer.Exit` carries a command's own exit code.
+    """
     try:
-        rc = app(standalone_mode=False)
+        app()
     except ToolkitError as exc:
         if _state["debug"]:
             raise
         console.error(str(exc))
         sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        console.error("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        console.error("interrupted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
-    sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,0 +1,1 @@
+"""The MLMD side: reading ML Metadata's database (grows with issue #3)."""

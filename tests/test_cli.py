@@ -1,0 +1,110 @@
+"""The CLI as an operator meets it: help, exit codes, one-line connection errors, masked passwords."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import typer.main
+from sqlalchemy.engine import make_url
+
+from mlmd2kfp.cli import app
+from tests.conftest import BACKENDS, SERVER_URL_ENV
+from tests.helpers import run_cli
+
+
+def _commands(group, prefix: tuple[str, ...] = ()) -> list:
+    out = []
+    for name, cmd in group.commands.items():
+        out.append(((*prefix, name), cmd))
+        if hasattr(cmd, "commands"):
+            out.extend(_commands(cmd, (*prefix, name)))
+    return out
+
+
+COMMANDS = _commands(typer.main.get_command(app))  # type: ignore[arg-type]
+
+
+def test_help_lists_the_commands():
+    result = run_cli("--help")
+    assert result.code == 0
+    for name in ("schema", "sample", "demo"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize("path,command", COMMANDS, ids=lambda v: " ".join(v) if isinstance(v, tuple) else "")
+def test_every_command_has_help(path, command):
+    assert (command.help or "").strip(), f"`{' '.join(path)}` has no help text"
+    result = run_cli(*path, "--help")
+    assert result.code == 0
+    assert "Usage" in result.stdout
+
+
+def test_missing_url_is_a_clear_error():
+    result = run_cli("schema", "check", env={"MLMD2KFP_KFP_URL": ""})
+    assert result.code == 3
+    assert "--kfp-url is required" in result.stderr
+
+
+def test_unparseable_url():
+    result = run_cli("schema", "check", "--kfp-url", "not a url")
+    assert result.code == 3
+    assert "not a valid SQLAlchemy URL" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("scheme", ["mysql+pymysql", "postgresql+psycopg"], ids=["mariadb", "postgresql"])
+def test_unreachable_host_is_one_line_exit_3(scheme):
+    url = f"{scheme}://kfp:S3cretPass@127.0.0.1:{_free_port()}/mlpipeline"
+    result = run_cli("schema", "check", "--kfp-url", url)
+    assert result.code == 3
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "KFP database" in lines[0] and "127.0.0.1" in lines[0] and "unreachable" in lines[0]
+    assert "S3cretPass" not in result.stderr + result.stdout
+    assert "***" in lines[0]
+
+
+@pytest.mark.parametrize("server", [b for b in BACKENDS if b != "sqlite"] or ["none"])
+def test_wrong_password_is_one_line_exit_3(server):
+    if server == "none":
+        pytest.skip("no database server configured")
+    url = make_url(os.environ[SERVER_URL_ENV[server]]).set(password="Wr0ngPassw0rd")
+    raw = url.render_as_string(hide_password=False)
+    for option in (("schema", "check", "--kfp-url", raw),):
+        result = run_cli(*option)
+        assert result.code == 3
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, result.stderr
+        assert "authentication failed" in lines[0]
+        assert "Wr0ngPassw0rd" not in result.stderr + result.stdout
+    sample = run_cli("sample", "--mlmd-url", raw, "--kfp-url", raw)
+    assert sample.code == 3
+    assert "Wr0ngPassw0rd" not in sample.stderr + sample.stdout
+
+
+def test_debug_shows_the_traceback():
+    url = f"mysql+pymysql://kfp:S3cretPass@127.0.0.1:{_free_port()}/mlpipeline"
+    result = run_cli("--debug", "schema", "check", "--kfp-url", url)
+    assert result.code != 0
+    assert "Traceback" in result.stderr
+    assert "S3cretPass" not in result.stderr
+
+
+def test_url_from_environment(tmp_path):
+    url = f"sqlite:///{tmp_path / 'absent.sqlite'}"
+    result = run_cli("schema", "check", env={"MLMD2KFP_KFP_URL": url})
+    assert result.code == 3
+    assert "absent.sqlite does not exist" in result.stderr
+
+
+def test_version_of_package():
+    import mlmd2kfp
+
+    assert mlmd2kfp.__version__

@@ -10,8 +10,9 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ -x .venv/bin/python ] && [ -e "$stamp" ]; then exit 0; fi
 echo "[bootstrap] creating .venv with $($PYTHON --version)" >&2
 "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" >&2 || true
-.venv/bin/python -m pip install -q -e '.[postgres,mlmd,test]' 2>&1 | grep -v "^WARNING: Location" >&2 || true
+# pip's and setuptools' chatter goes to a log that is shown only when the install fails.
+{ .venv/bin/python -m pip install -q --upgrade pip && .venv/bin/python -m pip install -q -e '.[postgres,mlmd,test]'; } \
+  >.venv/install.log 2>&1 || { cat .venv/install.log >&2; echo "bootstrap: pip install failed" >&2; exit 1; }
 .venv/bin/python -c "import mlmd2kfp, sqlalchemy, pymysql, psycopg, typer, rich, ml_metadata, pytest" \
   || { echo "bootstrap: install failed" >&2; exit 1; }
 rm -f .venv/.installed-*; touch "$stamp"

@@ -101,3 +101,17 @@ def module_databases(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
 def require_mlmd() -> Callable[..., None]:
     """Skip marker for tests that need the ml-metadata package."""
     return pytest.importorskip("ml_metadata")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print how many tests ran and passed on each backend, so CI output shows all three."""
+    counts: dict[str, dict[str, int]] = {b: {} for b in BACKENDS}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            for b in BACKENDS:
+                if f"[{b}" in nodeid or f"-{b}]" in nodeid or f"-{b}-" in nodeid:
+                    counts[b][outcome] = counts[b].get(outcome, 0) + 1
+    terminalreporter.write_line(
+        "backends: " + "; ".join(f"{b}: " + (", ".join(f"{n} {o}" for o, n in sorted(c.items())) or "no tests")
+                                 for b, c in counts.items()))

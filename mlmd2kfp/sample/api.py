@@ -62,8 +62,9 @@ def write_sample(mlmd_url: str, kfp_url: str, *, runs: int | None = None, seed: 
             if conn.execute(text("SELECT COUNT(*) FROM run_details")).scalar():
                 raise ConfigError(f"the KFP database at {k_url.render_as_string()} already holds runs; "
                                   "`sample` writes only into an empty database")
-    store = open_store(m_url)
+    # Connect with SQLAlchemy first: its errors name the database, host and cause in one line.
     mlmd_engine = make_engine(m_url, "MLMD")
+    store = open_store(m_url)
     client = KfpMetadataClient(store, Clock(BASE_TIME_S * 1000))
     if store.get_contexts():
         raise ConfigError(f"the MLMD database at {m_url.render_as_string()} already holds contexts; "

@@ -1,4 +1,181 @@
 """Pure functions from one MLMD run bundle to KFP target rows (no I/O, no clock, no logging).
 
-See mapping.md; grows with issue #3.
+`map_run` implements mapping.md: the task tree (tree.py), task columns and states (tasks.py),
+artifacts (artifacts.py), parameters and links (io.py), ids and keys (keys.py), all JSON in the
+canonical protojson form (protojson.py).
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..records import LedgerEntry, LinkRow, MlmdEvent, RunBundle, RunRows, TaskRow
+from . import keys
+from .artifacts import map_artifact
+from .enums import CONDITION, CONDITION_BRANCH, LOOP, ROOT, RUNTIME
+from .io import RunIO
+from .protojson import dumps
+from .tasks import (assign_ids, compute_finished, compute_states, pods, state_history, status_metadata,
+                    type_attrs)
+from .tree import SkipRun, TaskNode, build_tree
+
+NAME_LIMIT, NAMESPACE_LIMIT, KEY_LIMIT, DISPLAY_LIMIT = 128, 63, 191, 128
+_FIXED_LABELS = {LOOP: "Loop", CONDITION_BRANCH: "Condition Branch", CONDITION: "Condition"}
+
+__all__ = ["MapOptions", "map_run", "effective_namespace"]
+
+
+@dataclass(frozen=True)
+class MapOptions:
+    """How runs are mapped."""
+
+    multi_user: bool
+    """Multi-user install: tasks and artifacts carry the experiment namespace; else `''`."""
+    source_name: str = ""
+    """Mixed into every id so two MLMD databases can share one KFP database."""
+
+
+def effective_namespace(bundle: RunBundle, multi_user: bool) -> str:
+    """The run's namespace N (mapping.md §4 `Namespace`).
+
+    Raises:
+        SkipRun: `namespace-mismatch` or `identifier-too-long`.
+    """
+    if not multi_user:
+        return ""
+    run = bundle.run
+    assert run is not None
+    ns = run.experiment_namespace
+    if not ns or ns != run.namespace:
+        raise SkipRun("namespace-mismatch", f"experiment namespace `{ns}` and run namespace `{run.namespace}` "
+                                            "must be equal and non-empty in a multi-user install")
+    if len(ns) > NAMESPACE_LIMIT:
+        raise SkipRun("identifier-too-long", f"namespace `{ns[:40]}…` is longer than {NAMESPACE_LIMIT}")
+    return ns
+
+
+def map_run(bundle: RunBundle, options: MapOptions) -> RunRows:
+    """Map one run bundle to target rows plus ledger entries; a run that cannot be migrated is skipped whole."""
+    try:
+        return _map(bundle, options)
+    except SkipRun as skip:
+        return _skipped(bundle, skip)
+
+
+def _skipped(bundle: RunBundle, skip: SkipRun) -> RunRows:
+    rows = RunRows(bundle.run_id, skipped=skip.reason)
+    rows.ledger.append(LedgerEntry(bundle.run_id, "run", bundle.context_id, skip.reason, skip.detail))
+    for e in bundle.executions:
+        rows.ledger.append(LedgerEntry(bundle.run_id, "execution", e.id, skip.reason))
+    for ev in bundle.events:
+        rows.ledger.append(LedgerEntry(bundle.run_id, "event", ev.id, skip.reason))
+    return rows
+
+
+def _display_name(task: TaskNode, bundle: RunBundle) -> str:
+    if task.type == ROOT:
+        return bundle.run.display_name if bundle.run else ""
+    if task.type in _FIXED_LABELS:
+        return _FIXED_LABELS[task.type]
+    info = ((task.task_spec or {}).get("taskInfo") or {}).get("name")
+    if isinstance(info, str) and info:
+        return info
+    shown = task.effective.props.get("display_name")
+    return shown if isinstance(shown, str) and shown else task.name
+
+
+def _platform_op(task: TaskNode, spec: dict[str, Any] | None) -> bool:
+    """Kubernetes platform ops (createpvc/deletepvc): their MLMD pod is the driver's."""
+    label = (task.component or {}).get("executorLabel")
+    executor = (((spec or {}).get("deploymentSpec") or {}).get("executors") or {}).get(label) if label else None
+    image = ((executor or {}).get("container") or {}).get("image", "")
+    return isinstance(image, str) and image.startswith("argostub/")
+
+
+def _map(bundle: RunBundle, options: MapOptions) -> RunRows:
+    run = bundle.run
+    if run is None:
+        raise SkipRun("orphan-run", "no `run_details` row (the run was deleted, or never recorded)")
+    namespace = effective_namespace(bundle, options.multi_user)
+    out = RunRows(bundle.run_id, namespace=namespace)
+    if bundle.spec is None:
+        detail = bundle.spec_error or "neither `PipelineSpecManifest` nor the pipeline version holds a spec"
+        out.ledger.append(LedgerEntry(bundle.run_id, "run", bundle.context_id, "no-spec", detail))
+        out.warnings.append(f"run {bundle.run_id}: no pipeline spec ({detail}); mapped with the fallbacks")
+    tree = build_tree(bundle)
+    out.ledger.extend(tree.ledger)
+    root = tree.root
+    assign_ids(root, bundle.run_id, options.source_name)
+    tasks = root.walk()
+    for task in tasks:
+        if len(task.name) > NAME_LIMIT:
+            raise SkipRun("identifier-too-long", f"task name `{task.name[:40]}…` is longer than {NAME_LIMIT}",
+                          task.effective.id)
+    compute_states(root, run)
+    compute_finished(root, run)
+
+    in_tree = {a.id: t for t in tasks for a in t.attempts}
+    events_of: dict[int, list[MlmdEvent]] = {}
+    ledger_reason = {e.execution_id: "flattened-iteration" for e in tree.iteration_events}
+    for entry in tree.ledger:
+        if entry.entity == "execution" and entry.reason in ("unsupported-type", "detached-execution"):
+            ledger_reason[entry.mlmd_id] = entry.reason
+    for ev in bundle.events:
+        if ev.execution_id in in_tree:
+            events_of.setdefault(ev.execution_id, []).append(ev)
+        else:
+            out.ledger.append(LedgerEntry(bundle.run_id, "event", ev.id,
+                                          ledger_reason.get(ev.execution_id, "detached-execution")))
+    rows_of = {}
+    for artifact_id in sorted({ev.artifact_id for evs in events_of.values() for ev in evs}):
+        artifact = bundle.artifacts.get(artifact_id)
+        if artifact is None:
+            continue
+        artifact_rows, artifact_ledger = map_artifact(artifact, namespace, bundle.run_id, options.source_name)
+        rows_of[artifact_id] = artifact_rows
+        out.ledger.extend(artifact_ledger)
+        out.artifacts.extend(artifact_rows)
+
+    io = RunIO(root, rows_of, bundle.run_id)
+    io.own_output_params()
+    io.output_links(events_of)
+    io.propagate(bundle.spec is not None)
+    io.input_params(bundle.spec is not None)
+    io.input_links(events_of)
+    out.ledger.extend(io.ledger)
+
+    for task in tasks:
+        display = _display_name(task, bundle)
+        if len(display) > DISPLAY_LIMIT:
+            out.ledger.append(LedgerEntry(bundle.run_id, "execution", task.effective.id, "truncated",
+                                          f"DisplayName of `{task.name}` cut to {DISPLAY_LIMIT}"))
+            display = display[:DISPLAY_LIMIT]
+        parent_id = task.parent.uuid if task.parent else None
+        out.tasks.append(TaskRow(
+            uuid=task.uuid, namespace=namespace, run_uuid=bundle.run_id,
+            pods=dumps(pods(task, _platform_op(task, bundle.spec))),
+            created_at=task.created, started_at=0, finished_at=task.finished,
+            fingerprint=str(task.effective.props.get("cache_fingerprint") or "") if task.type == RUNTIME else "",
+            name=task.name, display_name=display, parent_task_uuid=parent_id, state=task.state,
+            status_metadata=dumps(status_metadata(task)), state_history=dumps(state_history(task)),
+            input_parameters=dumps(_sorted_params(task.input_params) or None),
+            output_parameters=dumps(_sorted_params(task.output_params) or None),
+            type=task.type, type_attrs=dumps(type_attrs(task)), scope_path=task.scope_path,
+            logical_key=keys.logical_key(bundle.run_id, parent_id, task.scope_path, task.name, task.type,
+                                         task.iteration) or "",
+            mlmd_execution_ids=tuple(a.id for a in task.attempts),
+        ))
+        for link in io.links[task]:
+            if len(link.key) > KEY_LIMIT:
+                raise SkipRun("identifier-too-long", f"artifact key `{link.key[:40]}…` is longer than {KEY_LIMIT}")
+            out.links.append(LinkRow(
+                keys.link_id(task.uuid, link.artifact.uuid, link.type, link.iteration, link.key, options.source_name),
+                link.artifact.uuid, task.uuid, link.type, link.iteration, bundle.run_id, dumps(link.producer),
+                link.key, link.event_id))
+    return out
+
+
+def _sorted_params(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(entries, key=lambda e: (e["parameterKey"], e["type"], e["producer"].get("taskName", ""),
+                                          int(e["producer"].get("iteration", -1))))

@@ -1,0 +1,341 @@
+"""Input and output parameters, artifact links, and propagated DAG outputs (mapping.md §4, §6)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..records import EVENT_INPUT, EVENT_OUTPUT, ArtifactRow, LedgerEntry, MlmdEvent
+from .enums import (CACHED, COLLECTED_INPUTS, COMPONENT_DEFAULT_INPUT, COMPONENT_INPUT, CONDITION_BRANCH,
+                    IMPORTER, IO_TYPE_NAMES, ITERATOR_INPUT, ITERATOR_OUTPUT, LOOP, ONE_OF_OUTPUT, OUTPUT, ROOT,
+                    RUNTIME, RUNTIME_VALUE_INPUT, SUCCEEDED, TASK_FINAL_STATUS_OUTPUT, TASK_OUTPUT_INPUT)
+from .tree import TaskNode
+
+
+@dataclass
+class Link:
+    """An `artifact_tasks` row under construction."""
+
+    task: TaskNode
+    artifact: ArtifactRow
+    type: int
+    key: str
+    producer: dict[str, Any]
+    event_id: int | None
+
+    @property
+    def iteration(self) -> int:
+        """The server's rule: `Producer.iteration`, else -1."""
+        it = self.producer.get("iteration")
+        return int(it) if it is not None else -1
+
+    def unique(self) -> tuple[str, str, int, int, str]:
+        """The UniqueLink tuple."""
+        return (self.artifact.uuid, self.task.uuid, self.type, self.iteration, self.key)
+
+
+def producer(task_name: str, iteration: int | None = None) -> dict[str, Any]:
+    """An IOProducer (iteration as an int64 string)."""
+    p: dict[str, Any] = {"taskName": task_name}
+    if iteration is not None:
+        p["iteration"] = str(iteration)
+    return p
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def item_input(task: TaskNode) -> str | None:
+    """A LOOP's `parameterIterator.itemInput` (the loop-item key)."""
+    if task.type != LOOP or task.task_spec is None:
+        return None
+    iterator = task.task_spec.get("parameterIterator") or task.task_spec.get("artifactIterator") or {}
+    value = iterator.get("itemInput")
+    return value if isinstance(value, str) else None
+
+
+def _has_outputs(task: TaskNode) -> bool:
+    return (task.type == RUNTIME and task.state in (SUCCEEDED, CACHED)) or (task.type == IMPORTER and task.state == SUCCEEDED)
+
+
+class RunIO:
+    """Computes parameters and links for one tree, given the run's artifact rows."""
+
+    def __init__(self, root: TaskNode, rows_of: dict[int, list[ArtifactRow]], run_id: str) -> None:
+        self.root = root
+        self.rows_of = rows_of
+        self.run_id = run_id
+        self.links: dict[TaskNode, list[Link]] = {t: [] for t in root.walk()}
+        self._seen: dict[tuple[str, str, int, int, str], Link] = {}
+        self.ledger: list[LedgerEntry] = []
+
+    # --- links ---------------------------------------------------------------------------
+    def _add_link(self, link: Link) -> bool:
+        existing = self._seen.get(link.unique())
+        if existing is not None:
+            if link.event_id is not None and existing.event_id != link.event_id:
+                self.ledger.append(LedgerEntry(self.run_id, "event", link.event_id, "merged-link",
+                                               f"same link as event {existing.event_id}"))
+            return False
+        self._seen[link.unique()] = link
+        self.links[link.task].append(link)
+        return True
+
+    def _event_rows(self, ev: MlmdEvent) -> list[ArtifactRow]:
+        rows = self.rows_of.get(ev.artifact_id)
+        if rows is None:
+            self.ledger.append(LedgerEntry(self.run_id, "event", ev.id, "missing-artifact",
+                                           f"artifact {ev.artifact_id} does not exist"))
+            return []
+        if not rows:
+            self.ledger.append(LedgerEntry(self.run_id, "event", ev.id, "empty-metrics",
+                                           f"artifact {ev.artifact_id} has no metric rows"))
+        return rows
+
+    def output_links(self, events_of: dict[int, list[MlmdEvent]]) -> None:
+        """OUTPUT events of every attempt → producer links."""
+        for task in self.root.walk():
+            io_type = ITERATOR_OUTPUT if (task.state == CACHED and task.iteration is not None) else OUTPUT
+            for attempt in task.attempts:
+                for ev in events_of.get(attempt.id, []):
+                    if ev.type != EVENT_OUTPUT or not self._keyed(ev):
+                        continue
+                    for row in self._event_rows(ev):
+                        self._add_link(Link(task, row, io_type, ev.key or "", producer(task.name, task.iteration),
+                                            ev.id))
+
+    def input_links(self, events_of: dict[int, list[MlmdEvent]]) -> None:
+        """INPUT events → input links, typed from the consumer's task spec (parents first)."""
+        for task in self.root.walk():
+            inputs = [ev for a in task.attempts for ev in events_of.get(a.id, []) if ev.type == EVENT_INPUT]
+            key_counts: dict[str, int] = {}
+            for ev in inputs:
+                key_counts[ev.key or ""] = key_counts.get(ev.key or "", 0) + 1
+            for ev in inputs:
+                if not self._keyed(ev):
+                    continue
+                for row in self._event_rows(ev):
+                    io_type, prod = self._input_kind(task, ev, row, key_counts)
+                    if task.iteration is not None:
+                        prod = {**prod, "iteration": str(task.iteration)}
+                    self._add_link(Link(task, row, io_type, ev.key or "", prod, ev.id))
+
+    def _keyed(self, ev: MlmdEvent) -> bool:
+        if ev.key:
+            return True
+        self.ledger.append(LedgerEntry(self.run_id, "event", ev.id, "no-path-key", "the event path has no key step"))
+        return False
+
+    def _input_kind(self, task: TaskNode, ev: MlmdEvent, row: ArtifactRow,
+                    key_counts: dict[str, int]) -> tuple[int, dict[str, Any]]:
+        parent = task.parent
+        parent_name = parent.name if parent else task.name
+        binding = _dict(_dict(_dict(task.task_spec).get("inputs")).get("artifacts")).get(ev.key or "")
+        if isinstance(binding, dict) and "componentInputArtifact" in binding and parent is not None:
+            name = binding["componentInputArtifact"]
+            for link in self.links.get(parent, []):
+                if link.key == name and link.artifact is row:
+                    return COMPONENT_INPUT, dict(link.producer)
+            return COMPONENT_INPUT, producer(parent_name)
+        if isinstance(binding, dict) and "taskOutputArtifact" in binding and parent is not None:
+            ref = binding["taskOutputArtifact"]
+            source = self.sibling(task, ref.get("producerTask", ""))
+            if source is None:
+                return TASK_OUTPUT_INPUT, producer(ref.get("producerTask", parent_name))
+            produced = [lk for lk in self.links[source] if lk.key == ref.get("outputArtifactKey")
+                        and lk.type in (OUTPUT, ITERATOR_OUTPUT, ONE_OF_OUTPUT)]
+            if any(lk.type == ITERATOR_OUTPUT for lk in produced):
+                return COLLECTED_INPUTS, producer(source.name)
+            for lk in produced:
+                if lk.artifact is row:
+                    return TASK_OUTPUT_INPUT, {k: v for k, v in lk.producer.items() if k == "taskName"}
+            return TASK_OUTPUT_INPUT, producer(source.name)
+        # Without a spec (or an unbound key): infer from MLMD alone.
+        if key_counts.get(ev.key or "", 0) > 1:
+            return COLLECTED_INPUTS, producer(parent_name)
+        if parent is not None and any(lk.artifact is row and lk.type in (COMPONENT_INPUT, TASK_OUTPUT_INPUT,
+                                                                         COLLECTED_INPUTS, RUNTIME_VALUE_INPUT)
+                                      for lk in self.links[parent]):
+            return COMPONENT_INPUT, producer(parent_name)
+        for other, links in self.links.items():
+            for lk in links:
+                if lk.artifact is row and lk.type == OUTPUT and lk.event_id is not None:
+                    return TASK_OUTPUT_INPUT, producer(other.name)
+        return TASK_OUTPUT_INPUT, producer(parent_name)
+
+    @staticmethod
+    def sibling(task: TaskNode, name: str) -> TaskNode | None:
+        """The sibling task `name`, preferring the same loop iteration."""
+        if task.parent is None:
+            return None
+        candidates = [c for c in task.parent.children if c.name == name]
+        same = [c for c in candidates if c.iteration == task.iteration]
+        return (same or candidates or [None])[0]
+
+    # --- parameters ----------------------------------------------------------------------
+    def own_output_params(self) -> None:
+        """RUNTIME SUCCEEDED/CACHED: one OUTPUT (in a loop ITERATOR_OUTPUT) entry per `outputs` key."""
+        for task in self.root.walk():
+            if task.type != RUNTIME or task.state not in (SUCCEEDED, CACHED):
+                continue
+            outputs = _dict(task.effective.props.get("outputs"))
+            io_type = ITERATOR_OUTPUT if task.iteration is not None else OUTPUT
+            for key, value in sorted(outputs.items()):
+                task.output_params.append({"parameterKey": key, "producer": producer(task.name, task.iteration),
+                                           "type": IO_TYPE_NAMES[io_type], "value": value})
+
+    def propagate(self, has_spec: bool) -> None:
+        """Propagated DAG outputs: walk each producing task's ancestors while they declare the output."""
+        producers = sorted((t for t in self.root.walk() if _has_outputs(t)), key=lambda t: t.effective.id)
+        for task in producers:
+            for entry in list(task.output_params):
+                self._walk(task, "parameters", entry["parameterKey"], entry["value"], None, has_spec)
+            for link in [lk for lk in self.links[task] if lk.event_id is not None and lk.type in (OUTPUT, ITERATOR_OUTPUT)]:
+                self._walk(task, "artifacts", link.key, None, link.artifact, has_spec)
+
+    def _walk(self, task: TaskNode, kind: str, key: str, value: Any, row: ArtifactRow | None, has_spec: bool) -> None:
+        child, ancestor, level, previous = task, task.parent, 1, OUTPUT
+        while ancestor is not None:
+            names = self._selectors(ancestor, kind, child.name, key, has_spec)
+            if not names:
+                return
+            chosen = previous
+            for name in names:
+                if ancestor.type == LOOP:
+                    io_type = ITERATOR_OUTPUT
+                elif ancestor.type == CONDITION_BRANCH and not self._declared_list(ancestor, kind, name):
+                    io_type = ONE_OF_OUTPUT
+                else:
+                    io_type = OUTPUT if level == 1 else previous
+                prod = producer(child.name, child.iteration if io_type == ITERATOR_OUTPUT else None)
+                if kind == "parameters":
+                    entry = {"parameterKey": name, "producer": prod, "type": IO_TYPE_NAMES[io_type], "value": value}
+                    if entry not in ancestor.output_params:
+                        ancestor.output_params.append(entry)
+                else:
+                    assert row is not None
+                    self._add_link(Link(ancestor, row, io_type, name, prod, None))
+                if name == names[0]:
+                    chosen = io_type
+            child, key, previous, level = ancestor, names[0], chosen, level + 1
+            ancestor = ancestor.parent
+
+    @staticmethod
+    def _declared_list(task: TaskNode, kind: str, name: str) -> bool:
+        outputs = _dict(_dict(_dict(task.component).get("outputDefinitions")).get(kind))
+        decl = _dict(outputs.get(name))
+        return decl.get("parameterType") == "LIST" if kind == "parameters" else bool(decl.get("isArtifactList"))
+
+    @staticmethod
+    def _selectors(task: TaskNode, kind: str, child: str, key: str, has_spec: bool) -> list[str]:
+        """Output names of `task` whose selector names (child key, output key)."""
+        names = []
+        if has_spec:
+            outputs = _dict(_dict(_dict(_dict(task.component).get("dag")).get("outputs")).get(kind))
+            for name, spec in sorted(outputs.items()):
+                spec = _dict(spec)
+                if kind == "parameters":
+                    sels = ([spec["valueFromParameter"]] if "valueFromParameter" in spec
+                            else _dict(spec.get("valueFromOneof")).get("parameterSelectors", []))
+                    if any(_dict(s).get("producerSubtask") == child and _dict(s).get("outputParameterKey") == key
+                           for s in sels):
+                        names.append(name)
+                elif any(_dict(s).get("producerSubtask") == child and _dict(s).get("outputArtifactKey") == key
+                         for s in spec.get("artifactSelectors", []) or []):
+                    names.append(name)
+            return names
+        props = task.effective.props
+        if kind == "parameters":
+            for name, text in sorted(_dict(props.get("parameter_producer_task")).items()):
+                try:
+                    spec = json.loads(text) if isinstance(text, str) else {}
+                except ValueError:
+                    continue
+                sels = ([spec["valueFromParameter"]] if "valueFromParameter" in spec
+                        else _dict(spec.get("valueFromOneof")).get("parameterSelectors", []))
+                if any(_dict(s).get("producerSubtask") == child and _dict(s).get("outputParameterKey") == key
+                       for s in sels):
+                    names.append(name)
+        else:
+            raw = props.get("artifact_producer_task")
+            try:
+                specs = json.loads(raw) if isinstance(raw, str) else {}
+            except ValueError:
+                specs = {}
+            for name, spec in sorted(_dict(specs).items()):
+                if any(_dict(s).get("producer_subtask") == child and _dict(s).get("output_artifact_key") == key
+                       for s in _dict(spec).get("artifact_selectors", []) or []):
+                    names.append(name)
+        return names
+
+    def input_params(self, has_spec: bool) -> None:
+        """InputParameters, parents first (a COMPONENT_INPUT takes its producer from the parent's entry)."""
+        for task in self.root.walk():
+            inputs = _dict(task.effective.props.get("inputs"))
+            if task.type == ROOT:
+                task.input_params = [{"parameterKey": k, "producer": producer("ROOT"),
+                                      "type": "RUNTIME_VALUE_INPUT", "value": v}
+                                     for k, v in sorted(inputs.items()) if v is not None]
+                continue
+            parent = task.parent
+            assert parent is not None
+            bindings = _dict(_dict(_dict(task.task_spec).get("inputs")).get("parameters"))
+            definitions = _dict(_dict(_dict(task.component).get("inputDefinitions")).get("parameters"))
+            loop_item = item_input(task)
+            entries = []
+            for key, value in sorted(inputs.items()):
+                if value is None or key == loop_item:
+                    continue
+                if _dict(definitions.get(key)).get("parameterType") == "TASK_CONFIG":
+                    continue
+                io_type, prod = self._param_kind(task, key, bindings.get(key) if has_spec else None)
+                if task.iteration is not None:
+                    prod = {**prod, "iteration": str(task.iteration)}
+                entries.append({"parameterKey": key, "producer": prod, "type": IO_TYPE_NAMES[io_type], "value": value})
+            if has_spec:
+                for key, definition in sorted(definitions.items()):
+                    definition = _dict(definition)
+                    if "defaultValue" in definition and key not in bindings and key not in inputs:
+                        prod = producer(parent.name, task.iteration)
+                        entries.append({"parameterKey": key, "producer": prod, "type": "COMPONENT_DEFAULT_INPUT",
+                                        "value": definition["defaultValue"]})
+            if task.type == LOOP and loop_item:
+                for index, iteration_execs in sorted(task.iterations.items()):
+                    item = _dict(iteration_execs[-1].props.get("inputs")).get(loop_item)
+                    entries.append({"parameterKey": loop_item, "producer": producer(task.name, index),
+                                    "type": IO_TYPE_NAMES[ITERATOR_INPUT], "value": item})
+            task.input_params = entries
+
+    def _param_kind(self, task: TaskNode, key: str, binding: Any) -> tuple[int, dict[str, Any]]:
+        parent = task.parent
+        assert parent is not None
+        binding = _dict(binding)
+        if "componentInputParameter" in binding or not binding:
+            name = binding.get("componentInputParameter", key)
+            if parent.type == LOOP and name == item_input(parent):
+                return COMPONENT_INPUT, producer(parent.name, task.iteration)
+            for entry in parent.input_params:
+                if entry["parameterKey"] == name and entry["type"] != "ITERATOR_INPUT":
+                    return COMPONENT_INPUT, {k: v for k, v in entry["producer"].items()}
+            return COMPONENT_INPUT, producer(parent.name)
+        if "taskOutputParameter" in binding:
+            ref = _dict(binding["taskOutputParameter"])
+            source = self.sibling(task, ref.get("producerTask", ""))
+            if source is None:
+                return TASK_OUTPUT_INPUT, producer(ref.get("producerTask", parent.name))
+            produced = [e for e in source.output_params if e["parameterKey"] == ref.get("outputParameterKey")]
+            if produced and all(e["type"] == "ITERATOR_OUTPUT" for e in produced):
+                return COLLECTED_INPUTS, producer(source.name)
+            if produced:
+                return TASK_OUTPUT_INPUT, {k: v for k, v in produced[0]["producer"].items() if k == "taskName"}
+            return TASK_OUTPUT_INPUT, producer(source.name)
+        if "runtimeValue" in binding:
+            return RUNTIME_VALUE_INPUT, producer(parent.name)
+        if "taskFinalStatus" in binding:
+            return TASK_FINAL_STATUS_OUTPUT, producer(parent.name)
+        return COMPONENT_INPUT, producer(parent.name)
+
+
+__all__ = ["Link", "RunIO", "COMPONENT_DEFAULT_INPUT"]

@@ -1,0 +1,63 @@
+"""Deterministic ids, LogicalKey and URIHash (mapping.md §2, kfp-native-schema.md §3.3)."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import uuid
+
+ID_NAMESPACE = uuid.UUID("6c2f3a0e-5b7d-5e4a-9a51-6d6c6d64326b")
+"""The fixed UUIDv5 namespace of every row this tool writes (owned by this project; never change)."""
+
+
+def row_id(name: str, source_name: str = "") -> str:
+    """A UUIDv5 for a row name such as `task:<parent>:<Name>:<iteration>`; `source_name` is mixed in."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{source_name}|{name}" if source_name else name))
+
+
+def is_migrated_id(value: str) -> bool:
+    """True for ids of version 5 (what this tool writes); live KFP rows are version 4."""
+    try:
+        return uuid.UUID(value).version == 5
+    except ValueError:
+        return False
+
+
+def task_id(parent_id: str | None, run_id: str, name: str, iteration: int | None, source_name: str = "") -> str:
+    """`task:<parent task id, or run UUID for ROOT>:<Name>:<iterationIndex or ->`."""
+    it = "-" if iteration is None else str(iteration)
+    return row_id(f"task:{parent_id or run_id}:{name}:{it}", source_name)
+
+
+def artifact_id(mlmd_id: int, namespace: str, metric_key: str | None = None, source_name: str = "") -> str:
+    """`artifact:<mlmd id>:<namespace>` (`…:metric:<key>` for a split metric row)."""
+    base = f"artifact:{mlmd_id}:{namespace}"
+    return row_id(base if metric_key is None else f"{base}:metric:{metric_key}", source_name)
+
+
+def link_id(task: str, artifact: str, io_type: int, iteration: int, key: str, source_name: str = "") -> str:
+    """`link:<TaskID>:<ArtifactID>:<Type>:<Iteration>:<ArtifactKey>` (the UniqueLink tuple)."""
+    return row_id(f"link:{task}:{artifact}:{io_type}:{iteration}:{key}", source_name)
+
+
+def logical_key(run_uuid: str, parent_uuid: str | None, scope_path: str, name: str, task_type: int,
+                iteration: int | None) -> str | None:
+    """The runtime's idempotency key (task_store.go:397-479); None when it cannot be computed."""
+    if not run_uuid or not scope_path or not name or task_type == 0:
+        return None
+    h = hashlib.sha256()
+    for part in (run_uuid, parent_uuid or "", scope_path, name):
+        raw = part.encode("utf-8")
+        h.update(struct.pack(">I", len(raw)))
+        h.update(raw)
+    h.update(struct.pack(">i", task_type))
+    if iteration is None:
+        h.update(b"\x00")
+    else:
+        h.update(b"\x01" + struct.pack(">q", iteration))
+    return h.hexdigest()
+
+
+def uri_hash(uri: str | None) -> str:
+    """Lower-case hex SHA-256 of the URI, `''` for NULL or empty."""
+    return hashlib.sha256(uri.encode("utf-8")).hexdigest() if uri else ""

@@ -1,0 +1,211 @@
+"""The task tree of one run: MLMD executions → runtime tasks (mapping.md §4).
+
+Iteration DAGs are flattened away (their children hang under the LOOP, carrying the nearest
+iteration index), executions of one (parent, Name, iteration) are merged as attempts, and names
+and types are assigned from the pipeline spec as the runtime does.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..records import LedgerEntry, MlmdEvent, MlmdExecution, RunBundle
+from .enums import (CONDITION, CONDITION_BRANCH, CONTAINER_EXECUTION, DAG, DAG_EXECUTION, IMPORTER,
+                    IMPORTER_EXECUTIONS, KFP_EXECUTION_TYPES, LOOP, ROOT, RUNTIME)
+
+
+class SkipRun(Exception):
+    """The whole run cannot be migrated; `reason` is its ledger reason."""
+
+    def __init__(self, reason: str, detail: str, mlmd_id: int | None = None) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.mlmd_id = mlmd_id
+
+
+@dataclass(eq=False)
+class TaskNode:
+    """One target task under construction."""
+
+    name: str
+    type: int
+    attempts: list[MlmdExecution]
+    parent: TaskNode | None
+    iteration: int | None
+    task_spec: dict[str, Any] | None
+    component: dict[str, Any] | None
+    children: list[TaskNode] = field(default_factory=list)
+    iterations: dict[int, list[MlmdExecution]] = field(default_factory=dict)
+    """LOOP only: the flattened iteration DAG executions by iteration index."""
+    uuid: str = ""
+    scope_path: str = ""
+    state: int = 0
+    finished: int = 0
+    message: str | None = None
+    never_finished: bool = False
+    input_params: list[dict[str, Any]] = field(default_factory=list)
+    output_params: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def effective(self) -> MlmdExecution:
+        """The attempt with the highest MLMD id: it gives state, outputs, pods, fingerprint."""
+        return self.attempts[-1]
+
+    @property
+    def created(self) -> int:
+        """CreatedAtInSec: the first attempt's create time."""
+        return self.attempts[0].create_ms // 1000
+
+    def walk(self) -> list[TaskNode]:
+        """This task and every descendant, parents first."""
+        out = [self]
+        for child in self.children:
+            out.extend(child.walk())
+        return out
+
+
+@dataclass
+class Tree:
+    """The built tree plus what did not become a task."""
+
+    root: TaskNode
+    ledger: list[LedgerEntry]
+    iteration_events: list[MlmdEvent]
+    """Events of flattened iteration DAGs (dropped; the LOOP has the same ones)."""
+
+
+def _components(spec: dict[str, Any] | None) -> dict[str, Any]:
+    return (spec or {}).get("components", {}) or {}
+
+
+def classify(execution: MlmdExecution, name: str, task_spec: dict[str, Any] | None, has_spec: bool) -> int:
+    """The TaskType the runtime would assign (kfp-native-schema.md §2.3, mapping.md §4 `Type`)."""
+    if execution.type_name == CONTAINER_EXECUTION:
+        return RUNTIME
+    if execution.type_name in IMPORTER_EXECUTIONS:
+        return IMPORTER
+    if has_spec and task_spec is not None:
+        if "parameterIterator" in task_spec or "artifactIterator" in task_spec:
+            return LOOP
+        if (task_spec.get("triggerPolicy") or {}).get("condition"):
+            return CONDITION_BRANCH
+    elif "iteration_count" in execution.props:
+        return LOOP
+    if name.startswith("condition") and not name.startswith("condition-branch"):
+        return CONDITION
+    return DAG
+
+
+def build_tree(bundle: RunBundle) -> Tree:
+    """Build the task tree of `bundle`.
+
+    Raises:
+        SkipRun: no root DAG, an unresolvable task key or scope, or a LOOP without a count.
+    """
+    spec = bundle.spec
+    components = _components(spec)
+    ledger: list[LedgerEntry] = []
+    run_id = bundle.run_id
+
+    def note(execution: MlmdExecution, reason: str, detail: str = "") -> None:
+        ledger.append(LedgerEntry(run_id, "execution", execution.id, reason, detail))
+
+    by_parent: dict[int, list[MlmdExecution]] = defaultdict(list)
+    roots: list[MlmdExecution] = []
+    kfp_execs = []
+    for e in bundle.executions:
+        if e.type_name not in KFP_EXECUTION_TYPES:
+            note(e, "unsupported-type", e.type_name)
+            continue
+        kfp_execs.append(e)
+        parent = e.props.get("parent_dag_id")
+        if isinstance(parent, int) and not isinstance(parent, bool):
+            by_parent[parent].append(e)
+        elif e.type_name == DAG_EXECUTION and parent is None:
+            roots.append(e)
+    named = [r for r in roots if r.name == f"run/{run_id}"]
+    roots = sorted(named or roots, key=lambda e: e.id)
+    if not roots:
+        raise SkipRun("no-root-dag", "the run has no root DAG execution (KFP 1.6-1.8 v2-compatible mode, "
+                                     "or the root driver never ran)")
+    root = TaskNode("ROOT", ROOT, roots, None, None, None, spec["root"] if spec else None)
+    visited = {r.id for r in roots}
+    iteration_events: list[MlmdEvent] = []
+    flattened: set[int] = set()
+
+    def resolve_name(e: MlmdExecution, parent: TaskNode) -> str:
+        task_name = e.props.get("task_name")
+        if not isinstance(task_name, str) or not task_name:
+            raise SkipRun("unresolved-task-key", f"execution {e.id} has no `task_name`", e.id)
+        if spec is None or parent.component is None:
+            return task_name
+        tasks = (parent.component.get("dag") or {}).get("tasks")
+        if tasks is None:
+            raise SkipRun("scope-unresolved", f"execution {e.id} hangs under `{parent.scope_path or parent.name}`, "
+                                              "which is not a DAG in the pipeline spec", e.id)
+        if e.type_name not in IMPORTER_EXECUTIONS and task_name in tasks:
+            return task_name
+        # Importers (all versions) and KFP <= 2.5 data record `taskInfo.name`, not the task key.
+        matches = [k for k, t in tasks.items() if ((t or {}).get("taskInfo") or {}).get("name") == task_name]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches and task_name in tasks:
+            return task_name
+        raise SkipRun("unresolved-task-key",
+                      f"execution {e.id}: `{task_name}` matches {len(matches)} tasks of "
+                      f"`{parent.scope_path or parent.name}` in the pipeline spec", e.id)
+
+    def expand(task: TaskNode) -> None:
+        groups: dict[tuple[str, int | None], list[MlmdExecution]] = {}
+
+        def add(e: MlmdExecution, iteration: int | None) -> None:
+            if e.id in visited:
+                return
+            visited.add(e.id)
+            groups.setdefault((resolve_name(e, task), iteration), []).append(e)
+
+        kids = sorted((c for a in task.attempts for c in by_parent.get(a.id, [])), key=lambda e: e.id)
+        for c in kids:
+            index = c.props.get("iteration_index")
+            if task.type == LOOP and c.type_name == DAG_EXECUTION and isinstance(index, int):
+                # An iteration DAG: no task of its own (flattened); its children hang under the LOOP.
+                visited.add(c.id)
+                flattened.add(c.id)
+                task.iterations.setdefault(index, []).append(c)
+                note(c, "flattened-iteration", f"iteration {index} of `{task.name}`")
+                for g in sorted(by_parent.get(c.id, []), key=lambda e: e.id):
+                    add(g, index)
+            else:
+                add(c, task.iteration)
+        for (name, iteration), attempts in groups.items():
+            attempts.sort(key=lambda e: e.id)
+            task_spec = component = None
+            if spec is not None and task.component is not None:
+                task_spec = task.component["dag"]["tasks"][name]
+                ref = ((task_spec or {}).get("componentRef") or {}).get("name")
+                component = components.get(ref) if ref else None
+            child_type = classify(attempts[-1], name, task_spec, spec is not None)
+            if child_type == LOOP and "iteration_count" not in attempts[-1].props:
+                raise SkipRun("loop-without-count", f"LOOP `{name}` (execution {attempts[-1].id}) has no "
+                                                    "`iteration_count`", attempts[-1].id)
+            child = TaskNode(name, child_type, attempts, task, iteration, task_spec, component)
+            task.children.append(child)
+            for superseded in attempts[:-1]:
+                note(superseded, "superseded-attempt", f"earlier attempt of `{name}`; execution "
+                                                       f"{attempts[-1].id} is the effective one")
+        for child in task.children:
+            expand(child)
+
+    expand(root)
+    for e in kfp_execs:
+        if e.id not in visited:
+            note(e, "detached-execution", "not reachable from the root DAG through `parent_dag_id`")
+    for ev in bundle.events:
+        if ev.execution_id in flattened:
+            iteration_events.append(ev)
+    for extra in [r for r in bundle.executions if r.id in {x.id for x in roots[:-1]}]:
+        note(extra, "superseded-attempt", "earlier root DAG execution")
+    return Tree(root, ledger, iteration_events)

@@ -1,0 +1,273 @@
+"""Streaming MLMD run by run (mapping.md §1): keyset pages of run contexts, a fixed number of
+queries per page, every property decoded, and the KFP `run_details` row and pipeline spec attached.
+
+Only SELECT statements are issued, on both databases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from sqlalchemy import Column, MetaData, String, Table, and_, func, inspect, select
+from sqlalchemy.engine import Connection
+
+from ..records import EVENT_OUTPUT, MlmdArtifact, MlmdEvent, MlmdExecution, RunBundle, RunRecord
+from .schema import MlmdTables, open_mlmd
+from .values import decode_value
+
+PIPELINE_RUN_TYPE = "system.PipelineRun"
+IN_CHUNK = 900
+"""Ids per `IN (…)` list: far below every backend's bind-parameter limit."""
+
+try:  # libyaml's loader is ~10x faster on large specs
+    _YamlLoader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover
+    _YamlLoader = yaml.SafeLoader
+
+
+def _kfp_tables() -> tuple[Table, Table, Table]:
+    md = MetaData()
+    run_details = Table(
+        "run_details", md,
+        *(Column(c, String) for c in (
+            "UUID", "DisplayName", "Name", "Namespace", "ExperimentUUID", "PipelineVersionId",
+            "PipelineSpecManifest", "State", "Conditions", "CreatedAtInSec", "FinishedAtInSec")),
+    )
+    experiments = Table("experiments", md, Column("UUID", String), Column("Namespace", String))
+    versions = Table("pipeline_versions", md, Column("UUID", String), Column("PipelineSpec", String))
+    return run_details, experiments, versions
+
+
+def load_spec(text: str | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:
+    """Parse a stored pipeline spec as the runtime does (mapping.md: `pipeline_spec` wrapper removed).
+
+    Returns (spec, platform spec, error). Empty text gives (None, None, None).
+    """
+    if text is None or not str(text).strip():
+        return None, None, None
+    try:
+        docs = [d for d in yaml.load_all(str(text), Loader=_YamlLoader) if d is not None]
+    except yaml.YAMLError as exc:
+        return None, None, f"the pipeline spec is not valid YAML/JSON: {' '.join(str(exc).split())[:160]}"
+    spec = platform = None
+    for doc in docs:
+        if not isinstance(doc, dict):
+            continue
+        if "pipeline_spec" in doc or "pipelineSpec" in doc:
+            spec = doc.get("pipeline_spec") or doc.get("pipelineSpec")
+            platform = doc.get("platform_spec") or doc.get("platformSpec") or platform
+        elif "root" in doc and spec is None:
+            spec = doc
+        elif "platforms" in doc:
+            platform = doc
+    if not isinstance(spec, dict) or "root" not in spec:
+        return None, None, "the pipeline spec has no `root` component"
+    return spec, platform, None
+
+
+@dataclass
+class _SpecCache:
+    size: int = 128
+    entries: OrderedDict[str, tuple[Any, Any, Any]] = field(default_factory=OrderedDict)
+
+    def get(self, key: str, text: str | None) -> tuple[Any, Any, Any]:
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return self.entries[key]
+        value = load_spec(text)
+        self.entries[key] = value
+        if len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return value
+
+
+def _chunks(ids: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
+
+
+class MlmdReader:
+    """Reads run bundles from an MLMD database and the KFP database beside it."""
+
+    def __init__(self, mlmd: Connection, kfp: Connection | None, *, page_runs: int = 100) -> None:
+        self.mlmd = mlmd
+        self.kfp = kfp
+        self.page_runs = page_runs
+        self.t: MlmdTables = open_mlmd(mlmd)
+        self.types: dict[int, tuple[str, int]] = {
+            r.id: (r.name, r.type_kind) for r in mlmd.execute(select(self.t.type.c.id, self.t.type.c.name,
+                                                                        self.t.type.c.type_kind))}
+        # Duplicate type rows for one name (seen on PostgreSQL-backed MLMD) count as one type.
+        self.run_type_ids = sorted(i for i, (n, k) in self.types.items() if n == PIPELINE_RUN_TYPE and k == 2)
+        self._specs = _SpecCache()
+        self._kfp_tables = _kfp_tables()
+        self.kfp_has_run_details = kfp is not None and "run_details" in inspect(kfp).get_table_names()
+        self.queries = 0
+        """SELECT statements issued so far (for the bounded-queries test)."""
+
+    # --- public ------------------------------------------------------------------------
+    def run_bundles(self, after_context_id: int = 0, run_ids: Iterable[str] | None = None) -> Iterator[RunBundle]:
+        """Yield one bundle per `system.PipelineRun` context, in ascending context id."""
+        if not self.run_type_ids:
+            return
+        wanted = sorted(set(run_ids)) if run_ids is not None else None
+        ctx = self.t.context
+        last = after_context_id
+        while True:
+            query = (select(ctx.c.id, ctx.c.name).where(ctx.c.type_id.in_(self.run_type_ids), ctx.c.id > last)
+                     .order_by(ctx.c.id).limit(self.page_runs))
+            if wanted is not None:
+                query = query.where(ctx.c.name.in_(wanted))
+            page = self._all(query)
+            if not page:
+                return
+            yield from self._read_page([(r.id, r.name) for r in page])
+            last = page[-1].id
+
+    # --- one page ----------------------------------------------------------------------
+    def _read_page(self, contexts: list[tuple[int, str]]) -> Iterator[RunBundle]:
+        t = self.t
+        ctx_ids = [c for c, _ in contexts]
+        ctx_props = self._props(t.context_property, "context_id", ctx_ids)
+        parents: dict[int, str] = {}
+        parent = t.context.alias("p")
+        for r in self._in(select(t.parent_context.c.context_id, parent.c.name)
+                          .join(parent, parent.c.id == t.parent_context.c.parent_context_id),
+                          t.parent_context.c.context_id, ctx_ids):
+            parents.setdefault(r.context_id, r.name)
+        exec_by_ctx: dict[int, list[int]] = defaultdict(list)
+        for r in self._in(select(t.association.c.context_id, t.association.c.execution_id),
+                          t.association.c.context_id, ctx_ids):
+            exec_by_ctx[r.context_id].append(r.execution_id)
+        exec_ids = sorted({e for ids in exec_by_ctx.values() for e in ids})
+        exec_props = self._props(t.execution_property, "execution_id", exec_ids)
+        executions: dict[int, MlmdExecution] = {}
+        ex = t.execution.c
+        for r in self._in(select(ex.id, ex.type_id, ex.last_known_state, ex.name, ex.create_time_since_epoch,
+                                 ex.last_update_time_since_epoch), ex.id, exec_ids):
+            executions[r.id] = MlmdExecution(
+                r.id, self.types.get(r.type_id, ("?", 0))[0], r.last_known_state, r.name,
+                int(r.create_time_since_epoch or 0), int(r.last_update_time_since_epoch or 0),
+                exec_props.get(r.id, {}))
+        events_by_exec: dict[int, list[MlmdEvent]] = defaultdict(list)
+        ev = t.event.c
+        raw_events = self._in(select(ev.id, ev.artifact_id, ev.execution_id, ev.type, ev.milliseconds_since_epoch),
+                              ev.execution_id, exec_ids)
+        keys = self._path_keys([r.id for r in raw_events])
+        for r in raw_events:
+            events_by_exec[r.execution_id].append(
+                MlmdEvent(r.id, r.artifact_id, r.execution_id, r.type, keys.get(r.id), int(r.milliseconds_since_epoch or 0)))
+        artifact_ids = sorted({r.artifact_id for r in raw_events})
+        artifacts = self._artifacts(artifact_ids)
+        runs = self._runs([name for _, name in contexts])
+        for ctx_id, name in contexts:
+            ids = sorted(exec_by_ctx.get(ctx_id, []))
+            execs = [executions[i] for i in ids if i in executions]
+            events = sorted((e for i in ids for e in events_by_exec.get(i, [])), key=lambda e: e.id)
+            arts = {e.artifact_id: artifacts[e.artifact_id] for e in events if e.artifact_id in artifacts}
+            run = runs.get(name)
+            spec, platform, error, source = self._spec_for(run)
+            yield RunBundle(ctx_id, name, ctx_props.get(ctx_id, {}), parents.get(ctx_id), execs, events, arts,
+                            run[0] if run else None, spec, source, error, platform)
+
+    def _artifacts(self, ids: list[int]) -> dict[int, MlmdArtifact]:
+        t = self.t
+        if not ids:
+            return {}
+        props = self._props(t.artifact_property, "artifact_id", ids)
+        ev = t.event.c
+        first: dict[int, int] = {}
+        for r in self._in(select(ev.artifact_id, func.min(ev.id).label("first")).where(ev.type == EVENT_OUTPUT)
+                          .group_by(ev.artifact_id), ev.artifact_id, ids):
+            first[r.artifact_id] = r.first
+        first_events = self._in(select(ev.id, ev.execution_id), ev.id, sorted(first.values()))
+        keys = self._path_keys([r.id for r in first_events])
+        exec_of_event = {r.id: r.execution_id for r in first_events}
+        exec_types = {r.id: self.types.get(r.type_id, ("?", 0))[0] for r in self._in(
+            select(t.execution.c.id, t.execution.c.type_id), t.execution.c.id, sorted(set(exec_of_event.values())))}
+        out: dict[int, MlmdArtifact] = {}
+        a = t.artifact.c
+        for r in self._in(select(a.id, a.type_id, a.uri, a.state, a.create_time_since_epoch,
+                                 a.last_update_time_since_epoch), a.id, ids):
+            event_id = first.get(r.id)
+            out[r.id] = MlmdArtifact(
+                r.id, self.types.get(r.type_id, ("?", 0))[0], r.uri, r.state, int(r.create_time_since_epoch or 0),
+                int(r.last_update_time_since_epoch or 0), props.get(r.id, {}),
+                keys.get(event_id) if event_id else None,
+                exec_types.get(exec_of_event.get(event_id, -1)) if event_id else None)
+        return out
+
+    def _runs(self, names: list[str]) -> dict[str, tuple[RunRecord, str | None]]:
+        """run_details (+ experiment namespace + spec text) of these run ids."""
+        if self.kfp is None or not self.kfp_has_run_details:
+            return {}
+        rd, exp, _ = self._kfp_tables
+        out: dict[str, tuple[RunRecord, str | None]] = {}
+        rows = self._in(select(*rd.c), rd.c.UUID, names, conn=self.kfp)
+        exp_ns = {r.UUID: r.Namespace for r in self._in(select(exp.c.UUID, exp.c.Namespace), exp.c.UUID,
+                                                         sorted({r.ExperimentUUID for r in rows}), conn=self.kfp)}
+        for r in rows:
+            out[r.UUID] = (RunRecord(
+                r.UUID, r.DisplayName or "", r.Name or "", r.Namespace or "", r.ExperimentUUID or "",
+                exp_ns.get(r.ExperimentUUID), r.State, r.Conditions or "", int(r.CreatedAtInSec or 0),
+                int(r.FinishedAtInSec or 0), r.PipelineVersionId or None), r.PipelineSpecManifest)
+        return out
+
+    def _spec_for(self, run: tuple[RunRecord, str | None] | None) -> tuple[Any, Any, Any, str | None]:
+        if run is None:
+            return None, None, None, None
+        record, manifest = run
+        if manifest and str(manifest).strip():
+            key = "m:" + hashlib.sha256(str(manifest).encode()).hexdigest()
+            spec, platform, error = self._specs.get(key, manifest)
+            return spec, platform, error, "manifest" if spec else None
+        if record.pipeline_version_id:
+            key = "v:" + record.pipeline_version_id
+            if key not in self._specs.entries:
+                _, _, versions = self._kfp_tables
+                assert self.kfp is not None
+                row = self._one(select(versions.c.PipelineSpec).where(versions.c.UUID == record.pipeline_version_id),
+                                conn=self.kfp)
+                spec, platform, error = self._specs.get(key, row[0] if row else None)
+            else:
+                spec, platform, error = self._specs.get(key, None)
+            return spec, platform, error, "pipeline_version" if spec else None
+        return None, None, None, None
+
+    # --- helpers -----------------------------------------------------------------------
+    def _props(self, table: Table, owner: str, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = defaultdict(dict)
+        c = table.c
+        query = select(c[owner], c.name, c.int_value, c.double_value, c.string_value, c.proto_value,
+                       c.bool_value).where(c.is_custom_property != 0)
+        for r in self._in(query, c[owner], ids):
+            out[r[0]][r.name] = decode_value(r.int_value, r.double_value, r.string_value, r.proto_value, r.bool_value)
+        return out
+
+    def _path_keys(self, event_ids: Sequence[int]) -> dict[int, str]:
+        """The first key step of each event's path (KFP writes exactly one)."""
+        p = self.t.event_path.c
+        out: dict[int, str] = {}
+        for r in self._in(select(p.event_id, p.step_key).where(and_(p.is_index_step == 0, p.step_key.is_not(None))),
+                          p.event_id, event_ids):
+            out.setdefault(r.event_id, r.step_key)
+        return out
+
+    def _in(self, query: Any, column: Any, ids: Sequence[Any], conn: Connection | None = None) -> list[Any]:
+        rows: list[Any] = []
+        for chunk in _chunks(list(ids)):
+            rows.extend(self._all(query.where(column.in_(chunk)), conn))
+        return rows
+
+    def _all(self, query: Any, conn: Connection | None = None) -> list[Any]:
+        self.queries += 1
+        return list((conn or self.mlmd).execute(query))
+
+    def _one(self, query: Any, conn: Connection | None = None) -> Any:
+        self.queries += 1
+        return (conn or self.mlmd).execute(query).first()

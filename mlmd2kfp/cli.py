@@ -97,6 +97,41 @@ def schema_check(kfp_url: KfpUrl = None) -> None:
     raise typer.Exit(1)
 
 
+@app.command("plan")
+def plan(
+    mlmd_url: MlmdUrl = None,
+    kfp_url: KfpUrl = None,
+    multi_user: Annotated[Optional[bool], typer.Option(
+        "--multi-user/--single-user", help="Install mode (KFP's MULTIUSER). Default: detected from the runs' "
+        "namespaces; mixed runs make you choose.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
+    markdown_path: Annotated[Optional[Path], typer.Option("--markdown", help="Write the report as Markdown here.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any MLMD row would be skipped or a run "
+                                         "has no pipeline spec.")] = False,
+) -> None:
+    """Dry run: read and map every run, print what `migrate` would write and skip; write nothing."""
+    from .migrate.plan import build_plan
+    from .migrate.plan_render import plan_json, plan_markdown, render_plan
+
+    settings = Settings(mlmd_url=_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
+                        kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
+    with console.RunProgress("reading and mapping") as progress:
+        report = build_plan(settings.mlmd_url, settings.kfp_url,  # type: ignore[arg-type]
+                            multi_user=multi_user, on_progress=progress)
+    console.print_data(render_plan(report))
+    if json_path:
+        json_path.write_text(plan_json(report), encoding="utf-8")
+        console.info(f"wrote {json_path}")
+    if markdown_path:
+        markdown_path.write_text(plan_markdown(report), encoding="utf-8")
+        console.info(f"wrote {markdown_path}")
+    code = report.exit_code(strict)
+    if code:
+        console.error(f"--strict: {report.skipped_rows} MLMD row(s) would be skipped and "
+                      f"{report.runs_without_spec} run(s) have no spec; see the ledger above")
+    raise typer.Exit(code)
+
+
 @app.command("sample")
 def sample(
     mlmd_url: MlmdUrl = None,

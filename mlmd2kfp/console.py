@@ -45,3 +45,38 @@ def error(message: str) -> None:
 def print_data(renderable: Any) -> None:
     """A table or text that is the command's result, on stdout."""
     out.print(renderable)
+
+
+class RunProgress:
+    """Progress over runs: a rich bar on a terminal, a plain line every 10% otherwise."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._bar = None
+        self._task = None
+        self._last_decile = -1
+
+    def __enter__(self) -> RunProgress:
+        if err.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                 console=err, transient=True)
+            self._bar.start()
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        """Report `done` of `total`."""
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task(self.label, total=total)
+            self._bar.update(self._task, completed=done, total=total)
+            return
+        decile = (done * 10 // total) if total else 10
+        if decile != self._last_decile:
+            self._last_decile = decile
+            info(f"{self.label}: {done}/{total} runs")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

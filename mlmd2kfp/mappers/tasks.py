@@ -60,11 +60,11 @@ def expected_children(task: TaskNode) -> int:
     return n
 
 
-def compute_states(root: TaskNode, run: RunRecord | None) -> None:
-    """States bottom-up (`mlr:kfpapi/api.go:214-415`), then RUNNING → FAILED in a finished run."""
+def _bottom_up(root: TaskNode, leaves: bool) -> None:
     for task in reversed(root.walk()):
         if task.type not in DAG_LIKE:
-            task.state = _leaf_state(task.effective)
+            if leaves:
+                task.state = _leaf_state(task.effective)
             continue
         children = task.children
         states = [c.state for c in children]
@@ -85,13 +85,32 @@ def compute_states(root: TaskNode, run: RunRecord | None) -> None:
             task.state = SKIPPED
         else:
             task.state = SUCCEEDED
+
+
+def _never_finished(task: TaskNode, state: str) -> None:
+    # (departure) the runtime leaves these RUNNING forever; see docs/mapping.md M3.
+    task.state = FAILED
+    task.never_finished = True
+    task.message = f"never finished (run {state})"
+
+
+def compute_states(root: TaskNode, run: RunRecord | None) -> None:
+    """States bottom-up (`mlr:kfpapi/api.go:214-415`); in a finished run RUNNING tasks become FAILED.
+
+    The override hits containers and importers first, then the DAG-like states are derived again
+    (as the runtime's propagation would on those updates); DAG-likes still RUNNING (fewer children
+    than expected) are overridden too, except ROOT, which is never set from the run state.
+    """
+    _bottom_up(root, leaves=True)
     state = run_state(run)
     if state in FINISHED_RUN_STATES:
         for task in root.walk():
-            if task.type != ROOT and task.state == RUNNING:  # (departure) the runtime leaves these RUNNING
-                task.state = FAILED
-                task.never_finished = True
-                task.message = f"never finished (run {state})"
+            if task.type not in DAG_LIKE and task.state == RUNNING:
+                _never_finished(task, state)
+        _bottom_up(root, leaves=False)
+        for task in root.walk():
+            if task.type in DAG_LIKE and task.type != ROOT and task.state == RUNNING:
+                _never_finished(task, state)
     for task in root.walk():
         if task.state == FAILED and task.type in (RUNTIME, IMPORTER) and not task.never_finished:
             task.message = FAILED_MESSAGE

@@ -163,7 +163,7 @@ def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Folder for the SQLite files (created if missing).")]
     = Path("demo-out"),
 ) -> None:
-    """Run the whole job on embedded SQLite files, with no server: sample, then the target schema.
+    """Run the whole job on embedded SQLite files, with no server: sample, target schema, plan.
 
     Writes `mlmd.sqlite` (MLMD) and `kfp.sqlite` (KFP) into DIR and prints what to look at.
     """

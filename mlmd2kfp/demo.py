@@ -7,6 +7,8 @@ from pathlib import Path
 
 from .db import connect
 from .errors import ConfigError
+from .migrate.plan import build_plan
+from .migrate.plan_render import plan_json, plan_markdown
 from .sample import write_sample
 from .target.schema import create_schema
 
@@ -21,7 +23,7 @@ class DemoResult:
 
 
 def run_demo(directory: Path) -> DemoResult:
-    """Write the sample into SQLite files in `directory` and create the target schema next to it.
+    """Write the sample into SQLite files in `directory`, create the target schema, and plan the migration.
 
     Raises:
         ConfigError: `directory` already holds demo databases (remove them or pick another folder).
@@ -35,6 +37,9 @@ def run_demo(directory: Path) -> DemoResult:
     report = write_sample(mlmd_url, kfp_url)
     with connect(kfp_url, "KFP") as conn:
         created = create_schema(conn)
+    plan = build_plan(mlmd_url, kfp_url)
+    (directory / "plan.json").write_text(plan_json(plan), encoding="utf-8")
+    (directory / "plan.md").write_text(plan_markdown(plan), encoding="utf-8")
     states: dict[str, int] = {}
     for run in report.runs:
         states[run.state] = states.get(run.state, 0) + 1
@@ -46,6 +51,10 @@ def run_demo(directory: Path) -> DemoResult:
         f"KFP rows: {', '.join(f'{k} {v}' for k, v in report.kfp_rows.items())}",
         f"target tables created: {', '.join(created.created) or 'none'}",
         *created.notes,
+        f"plan ({plan.mode}): {plan.runs_migrated} of {plan.runs_total} runs to migrate; predicted rows: "
+        + ", ".join(f"{t} {plan.target_rows.get(t, 0)}" for t in ("tasks", "artifacts", "artifact_tasks"))
+        + "; ledger: " + ", ".join(f"{r} {s.count}" for r, s in sorted(plan.ledger.items())),
+        f"plan report: {directory / 'plan.md'} (and plan.json)",
         "look at: sqlite3 " + str(mlmd_path) + " 'SELECT * FROM Context'",
         f"check the target schema: mlmd2kfp schema check --kfp-url sqlite:///{kfp_path}",
     ]

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import uuid
+
+# ml-metadata's C++ core logs every connection through glog; keep test output readable.
+os.environ.setdefault("GLOG_minloglevel", "2")
 from collections.abc import Callable, Iterator
 from pathlib import Path
 

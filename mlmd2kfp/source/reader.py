@@ -244,7 +244,7 @@ class MlmdReader:
         out: dict[int, dict[str, Any]] = defaultdict(dict)
         c = table.c
         query = select(c[owner], c.name, c.int_value, c.double_value, c.string_value, c.proto_value,
-                       c.bool_value).where(c.is_custom_property != 0)
+                       c.bool_value).where(c.is_custom_property == True)  # noqa: E712
         for r in self._in(query, c[owner], ids):
             out[r[0]][r.name] = decode_value(r.int_value, r.double_value, r.string_value, r.proto_value, r.bool_value)
         return out
@@ -253,8 +253,8 @@ class MlmdReader:
         """The first key step of each event's path (KFP writes exactly one)."""
         p = self.t.event_path.c
         out: dict[int, str] = {}
-        for r in self._in(select(p.event_id, p.step_key).where(and_(p.is_index_step == 0, p.step_key.is_not(None))),
-                          p.event_id, event_ids):
+        key_step = and_(p.is_index_step == False, p.step_key.is_not(None))  # noqa: E712
+        for r in self._in(select(p.event_id, p.step_key).where(key_step), p.event_id, event_ids):
             out.setdefault(r.event_id, r.step_key)
         return out
 

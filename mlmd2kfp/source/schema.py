@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, MetaData, String, Table, Text, inspect, select
+from sqlalchemy import BigInteger, Boolean, Column, Integer, LargeBinary, MetaData, String, Table, Text, inspect, select
 from sqlalchemy.engine import Connection
 
 from ..errors import SourceError
@@ -15,9 +15,10 @@ SUPPORTED_SCHEMA_VERSIONS = (10,)
 def _prop_table(md: MetaData, name: str, owner: str) -> Table:
     return Table(
         name, md,
-        Column(owner, Integer), Column("name", String(255)), Column("is_custom_property", Integer),
+        # BOOLEAN on PostgreSQL, TINYINT(1) elsewhere: Boolean renders `= true` / `= 1` as each needs.
+        Column(owner, Integer), Column("name", String(255)), Column("is_custom_property", Boolean),
         Column("int_value", BigInteger), Column("double_value"), Column("string_value", Text),
-        Column("proto_value", LargeBinary), Column("bool_value", Integer),
+        Column("proto_value", LargeBinary), Column("bool_value", Boolean),
     )
 
 
@@ -70,7 +71,7 @@ def mlmd_tables(lower_case: bool) -> MlmdTables:
         event=Table(n("Event"), md, Column("id", Integer), Column("artifact_id", Integer),
                     Column("execution_id", Integer), Column("type", Integer),
                     Column("milliseconds_since_epoch", BigInteger)),
-        event_path=Table(n("EventPath"), md, Column("event_id", Integer), Column("is_index_step", Integer),
+        event_path=Table(n("EventPath"), md, Column("event_id", Integer), Column("is_index_step", Boolean),
                          Column("step_index", Integer), Column("step_key", Text)),
         env=Table(n("MLMDEnv"), md, Column("schema_version", Integer)),
     )

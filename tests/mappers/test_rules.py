@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -320,3 +321,102 @@ def test_status_metadata_keeps_plugin_properties():
     b.container("a", b.root(), **{"plugins.mlflow.run_id": "r-1"})
     t = by_name(map_run(b.bundle(), MULTI))
     assert json.loads(t["a"].status_metadata) == {"customProperties": {"plugins.mlflow.run_id": "r-1"}}
+
+
+# --- More rules: defaults, TASK_CONFIG, ONE_OF_OUTPUT, no-spec propagation, truncation, ledger reasons ----
+def test_component_defaults_and_task_config_inputs():
+    spec = spec_with({"a": container("a", inputs={"x": {"componentInputParameter": "p"}})})
+    spec["components"]["comp-a"]["inputDefinitions"] = {"parameters": {
+        "x": {"parameterType": "NUMBER_INTEGER"}, "y": {"parameterType": "STRING", "defaultValue": "dflt"},
+        "cfg": {"parameterType": "TASK_CONFIG"}}}
+    b = BundleBuilder(spec)
+    root = b.root(inputs={"p": 4})
+    b.container("a", root, inputs={"x": 4, "cfg": {"cpu": "1"}, "nothing": None})
+    t = by_name(map_run(b.bundle(), MULTI))
+    assert json.loads(t["a"].input_parameters) == [
+        {"parameterKey": "x", "producer": {"taskName": "ROOT"}, "type": "COMPONENT_INPUT", "value": 4},
+        {"parameterKey": "y", "producer": {"taskName": "ROOT"}, "type": "COMPONENT_DEFAULT_INPUT", "value": "dflt"}]
+
+
+def test_condition_branch_outputs_are_one_of_output():
+    branch_task = {"taskInfo": {"name": "condition-1"}, "componentRef": {"name": "comp-condition-1"},
+                   "triggerPolicy": {"condition": "inputs.parameter_values['x'] == 'a'"}}
+    spec = spec_with({"condition-1": branch_task}, {
+        "comp-condition-1": {"dag": {"tasks": {"a": container("a")["task"]}, "outputs": {"parameters": {
+            "out": {"valueFromParameter": {"producerSubtask": "a", "outputParameterKey": "Output"}}}}},
+            "outputDefinitions": {"parameters": {"out": {"parameterType": "STRING"}}}},
+        "comp-a": {"executorLabel": "e"}})
+    b = BundleBuilder(spec)
+    root = b.root()
+    cond = b.dag("condition-1", root)
+    b.container("a", cond, outputs={"Output": "v"})
+    t = by_name(map_run(b.bundle(), MULTI))
+    assert t["condition-1"].type == CONDITION_BRANCH
+    assert json.loads(t["condition-1"].output_parameters) == [
+        {"parameterKey": "out", "producer": {"taskName": "a"}, "type": "ONE_OF_OUTPUT", "value": "v"}]
+
+
+def test_without_a_spec_dag_outputs_come_from_the_producer_properties():
+    b = BundleBuilder(None)
+    root = b.root()
+    sub = b.dag("sub", root, parameter_producer_task={
+        "summary": json.dumps({"valueFromParameter": {"producerSubtask": "mk", "outputParameterKey": "Output"}})},
+        artifact_producer_task=json.dumps({"report": {"artifact_selectors": [
+            {"producer_subtask": "mk", "output_artifact_key": "report"}]}}))
+    mk = b.container("mk", sub, outputs={"Output": "s"})
+    report = b.artifact("system.Dataset", "s3://r", "report")
+    b.event(mk, report, EVENT_OUTPUT, "report")
+    rows = map_run(b.bundle(), MULTI)
+    t = by_name(rows)
+    assert json.loads(t["sub"].output_parameters)[0]["parameterKey"] == "summary"
+    [derived] = [lk for lk in rows.links if lk.task_id == t["sub"].uuid]
+    assert (derived.artifact_key, derived.type, derived.mlmd_event_id) == ("report", 9, None)
+
+
+def test_cached_task_inside_a_loop_links_its_outputs_as_iterator_output():
+    b = BundleBuilder(loop_spec())
+    root = b.root()
+    loop = b.dag("for-loop-1", root, iteration_count=1)
+    it = b.dag("for-loop-1", loop, iteration_index=0, inputs={"item": "p"})
+    work = b.container("work", it, state=5, outputs={"Output": "o"})
+    data = b.artifact("system.Dataset", "s3://d", "data")
+    b.event(work, data, EVENT_OUTPUT, "data")
+    rows = map_run(b.bundle(), MULTI)
+    [link] = [lk for lk in rows.links if lk.mlmd_event_id is not None]
+    assert link.type == 8 and link.iteration == 0
+
+
+def test_display_name_is_cut_with_a_ledger_entry():
+    b = BundleBuilder(spec_with({"a": container("a")}))
+    b.run = dataclasses.replace(b.run, display_name="d" * 200)
+    b.container("a", b.root())
+    rows = map_run(b.bundle(), MULTI)
+    assert len(by_name(rows)["ROOT"].display_name) == 128
+    assert [e.reason for e in rows.ledger] == ["truncated"]
+
+
+def test_ledger_reasons_for_rows_that_cannot_become_targets():
+    b = BundleBuilder(spec_with({"a": container("a")}))
+    root = b.root()
+    a = b.container("a", root)
+    stray = b.container("a", root)  # noqa: F841 (a retry: superseded)
+    tfx = b.execution("tfx.Trainer", 3, None, task_name="t", parent_dag_id=root.id)
+    detached = b.container("ghost", b.executions[0], parent_dag_id=999)
+    nokey = b.artifact("system.Dataset", "s3://n", "out")
+    keyless = b.event(a, nokey, EVENT_OUTPUT, None)
+    missing = b.event(a, nokey, EVENT_INPUT, "in")
+    bundle = b.bundle()
+    del bundle.artifacts[nokey.id]
+    rows = map_run(bundle, MULTI)
+    reasons = {(e.entity, e.mlmd_id): e.reason for e in rows.ledger}
+    assert reasons[("execution", tfx.id)] == "unsupported-type"
+    assert reasons[("execution", detached.id)] == "detached-execution"
+    assert reasons[("execution", a.id)] == "superseded-attempt"
+    assert reasons[("event", missing.id)] == "missing-artifact"
+    assert reasons[("event", keyless.id)] == "no-path-key"
+
+
+def test_loop_without_a_count_skips_the_run():
+    b = BundleBuilder(loop_spec())
+    b.dag("for-loop-1", b.root())
+    assert map_run(b.bundle(), MULTI).skipped == "loop-without-count"

@@ -9,4 +9,5 @@ env_out=$(bash scripts/db-servers.sh start)
 eval "$env_out"
 trap 'bash scripts/db-servers.sh stop "$MLMD2KFP_TEST_DB_DIR"' EXIT
 export MLMD2KFP_TEST_BACKENDS=sqlite,mariadb,postgresql   # a missing server is an error, not a skip
+.venv/bin/ruff check mlmd2kfp tests
 .venv/bin/python -m pytest "$@"

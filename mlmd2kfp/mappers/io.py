@@ -229,45 +229,43 @@ class RunIO:
         return decl.get("parameterType") == "LIST" if kind == "parameters" else bool(decl.get("isArtifactList"))
 
     @staticmethod
-    def _selectors(task: TaskNode, kind: str, child: str, key: str, has_spec: bool) -> list[str]:
-        """Output names of `task` whose selector names (child key, output key)."""
-        names = []
+    def _dag_outputs(task: TaskNode, kind: str, has_spec: bool) -> dict[str, Any]:
+        """The DAG's output selectors: the spec's `dag.outputs`, else MLMD's `*_producer_task` properties."""
         if has_spec:
-            outputs = _dict(_dict(_dict(_dict(task.component).get("dag")).get("outputs")).get(kind))
-            for name, spec in sorted(outputs.items()):
-                spec = _dict(spec)
-                if kind == "parameters":
-                    sels = ([spec["valueFromParameter"]] if "valueFromParameter" in spec
-                            else _dict(spec.get("valueFromOneof")).get("parameterSelectors", []))
-                    if any(_dict(s).get("producerSubtask") == child and _dict(s).get("outputParameterKey") == key
-                           for s in sels):
-                        names.append(name)
-                elif any(_dict(s).get("producerSubtask") == child and _dict(s).get("outputArtifactKey") == key
-                         for s in spec.get("artifactSelectors", []) or []):
-                    names.append(name)
-            return names
+            return _dict(_dict(_dict(_dict(task.component).get("dag")).get("outputs")).get(kind))
         props = task.effective.props
+        out: dict[str, Any] = {}
         if kind == "parameters":
-            for name, text in sorted(_dict(props.get("parameter_producer_task")).items()):
+            for name, text in _dict(props.get("parameter_producer_task")).items():
                 try:
-                    spec = json.loads(text) if isinstance(text, str) else {}
+                    out[name] = json.loads(text) if isinstance(text, str) else {}
                 except ValueError:
                     continue
+            return out
+        try:
+            raw = json.loads(props["artifact_producer_task"]) if isinstance(props.get("artifact_producer_task"), str) else {}
+        except ValueError:
+            raw = {}
+        for name, spec in _dict(raw).items():  # Go encoding/json of the spec: snake_case keys
+            out[name] = {"artifactSelectors": [
+                {"producerSubtask": _dict(s).get("producer_subtask"), "outputArtifactKey": _dict(s).get("output_artifact_key")}
+                for s in _dict(spec).get("artifact_selectors", []) or []]}
+        return out
+
+    @classmethod
+    def _selectors(cls, task: TaskNode, kind: str, child: str, key: str, has_spec: bool) -> list[str]:
+        """Output names of `task` whose selector names (child key, output key)."""
+        names = []
+        for name, spec in sorted(cls._dag_outputs(task, kind, has_spec).items()):
+            spec = _dict(spec)
+            if kind == "parameters":
                 sels = ([spec["valueFromParameter"]] if "valueFromParameter" in spec
                         else _dict(spec.get("valueFromOneof")).get("parameterSelectors", []))
-                if any(_dict(s).get("producerSubtask") == child and _dict(s).get("outputParameterKey") == key
-                       for s in sels):
-                    names.append(name)
-        else:
-            raw = props.get("artifact_producer_task")
-            try:
-                specs = json.loads(raw) if isinstance(raw, str) else {}
-            except ValueError:
-                specs = {}
-            for name, spec in sorted(_dict(specs).items()):
-                if any(_dict(s).get("producer_subtask") == child and _dict(s).get("output_artifact_key") == key
-                       for s in _dict(spec).get("artifact_selectors", []) or []):
-                    names.append(name)
+                key_field = "outputParameterKey"
+            else:
+                sels, key_field = spec.get("artifactSelectors", []) or [], "outputArtifactKey"
+            if any(_dict(s).get("producerSubtask") == child and _dict(s).get(key_field) == key for s in sels):
+                names.append(name)
         return names
 
     def input_params(self, has_spec: bool) -> None:

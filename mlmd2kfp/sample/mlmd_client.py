@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
 from ..errors import MissingDependencyError, SourceError

@@ -60,7 +60,7 @@ def test_dag_state_from_children(child_states, expected):
     b = BundleBuilder(spec, run_state="RUNNING")
     root = b.root()
     sub = b.dag("sub", root)
-    for name, state in zip("ab", child_states):
+    for name, state in zip("ab", child_states, strict=False):
         b.container(name, sub, state=state)
     rows = map_run(b.bundle(), MULTI)
     assert by_name(rows)["sub"].state == expected
@@ -95,7 +95,7 @@ def test_leaf_states_and_failure_message():
     spec = spec_with({k: container(k) for k in "abcde"})
     b = BundleBuilder(spec)
     root = b.root()
-    for key, state in zip("abcde", [3, 5, 4, 6, 1]):
+    for key, state in zip("abcde", [3, 5, 4, 6, 1], strict=True):
         b.container(key, root, state=state)
     t = by_name(map_run(b.bundle(), MULTI))
     assert [t[k].state for k in "abcde"] == [SUCCEEDED, CACHED, FAILED, SKIPPED, FAILED]  # NEW in a finished run

@@ -11,6 +11,7 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 pytest.importorskip("ml_metadata")
 
@@ -121,7 +122,7 @@ def test_plan_reads_through_a_select_only_user(samples, module_databases):
     ro_mlmd = _read_only_url(module_databases.backend, mlmd_url)
     ro_kfp = _read_only_url(module_databases.backend, kfp_url)
     engine = create_engine(ro_mlmd)
-    with pytest.raises(Exception):  # the user really cannot write
+    with pytest.raises(DBAPIError):  # the user really cannot write
         with engine.begin() as conn:
             table = "execution" if module_databases.backend == "postgresql" else "Execution"
             conn.execute(text(f"UPDATE {table} SET last_known_state = 3 WHERE id = 1"))
@@ -129,7 +130,7 @@ def test_plan_reads_through_a_select_only_user(samples, module_databases):
     before = digest(mlmd_url)
     result = run_cli("plan", "--mlmd-url", ro_mlmd, "--kfp-url", ro_kfp)
     assert result.code == 0, result.stderr
-    assert f"runs to migrate" in result.stdout
+    assert "runs to migrate" in result.stdout
     assert digest(mlmd_url) == before
 
 

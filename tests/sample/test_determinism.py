@@ -38,7 +38,7 @@ def digest(url: str) -> dict[str, str]:
             keys = list(result.keys())
             rows = []
             for row in result:
-                values = {k: _canonical(v) for k, v in zip(keys, row)}
+                values = {k: _canonical(v) for k, v in zip(keys, row, strict=True)}
                 if table.lower() in SURROGATE_ID_TABLES:
                     values.pop("id")
                 rows.append(repr(sorted(values.items())))

@@ -71,13 +71,17 @@ def test_check_names_a_nullability_and_default_change(databases):
     assert "`artifact_tasks`: column `Iteration` has default 0, expected -1" in checked.stdout
 
 
+def _drop_cache_lookup_index(backend: str) -> str:
+    q = dialect_named(backend).q
+    if backend == "mariadb":
+        return f"DROP INDEX {q('idx_task_cache_lookup')} ON {q('tasks')}"
+    return f"DROP INDEX {q('idx_task_cache_lookup')}"
+
+
 def test_check_names_a_missing_index(databases):
     url = _kfp_db(databases)
     assert run_cli("schema", "create", "--kfp-url", url).code == 0
-    q = dialect_named(databases.backend).q
-    drop = (f"DROP INDEX {q('idx_task_cache_lookup')} ON {q('tasks')}" if databases.backend == "mariadb"
-            else f"DROP INDEX {q('idx_task_cache_lookup')}")
-    execute(url, drop)
+    execute(url, _drop_cache_lookup_index(databases.backend))
     checked = run_cli("schema", "check", "--kfp-url", url)
     assert checked.code == 1
     assert "`tasks`: index `idx_task_cache_lookup` is missing" in checked.stdout
@@ -87,10 +91,8 @@ def test_check_names_a_wrong_index_order(databases):
     url = _kfp_db(databases)
     assert run_cli("schema", "create", "--kfp-url", url).code == 0
     q = dialect_named(databases.backend).q
-    drop = (f"DROP INDEX {q('idx_task_cache_lookup')} ON {q('tasks')}" if databases.backend == "mariadb"
-            else f"DROP INDEX {q('idx_task_cache_lookup')}")
     # Same columns, but ascending CreatedAtInSec: only the sort order differs.
-    execute(url, drop, f"CREATE INDEX {q('idx_task_cache_lookup')} ON {q('tasks')} "
+    execute(url, _drop_cache_lookup_index(databases.backend), f"CREATE INDEX {q('idx_task_cache_lookup')} ON {q('tasks')} "
                        f"({q('Fingerprint')}, {q('State')}, {q('Namespace')}, {q('CreatedAtInSec')})")
     checked = run_cli("schema", "check", "--kfp-url", url)
     assert checked.code == 1
@@ -101,7 +103,6 @@ def test_check_names_a_wrong_index_order(databases):
 def test_check_names_a_missing_foreign_key(databases):
     url = _kfp_db(databases)
     assert run_cli("schema", "create", "--kfp-url", url).code == 0
-    q = dialect_named(databases.backend).q
     if databases.backend == "sqlite":
         ddl = render_create(ARTIFACT_TASKS, dialect_named("sqlite"))
         ddl[0] = ddl[0].replace(
@@ -116,7 +117,6 @@ def test_check_names_a_missing_foreign_key(databases):
     checked = run_cli("schema", "check", "--kfp-url", url)
     assert checked.code == 1
     assert "`artifact_tasks`: foreign key `fk_artifact_tasks_runs` is missing" in checked.stdout
-    del q
 
 
 def test_check_names_a_changed_referential_action(databases):

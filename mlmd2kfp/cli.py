@@ -132,6 +132,129 @@ def plan(
     raise typer.Exit(code)
 
 
+@app.command("migrate")
+def migrate_cmd(
+    mlmd_url: MlmdUrl = None,
+    kfp_url: KfpUrl = None,
+    multi_user: Annotated[Optional[bool], typer.Option(
+        "--multi-user/--single-user", help="Install mode (KFP's MULTIUSER); default: detected.")] = None,
+    stage_only: Annotated[bool, typer.Option("--stage-only", help="Write into the staging table and stop before "
+                          "the cutover (pre-run while the old KFP still serves traffic).")] = False,
+    batch_rows: Annotated[int, typer.Option("--batch-rows", min=1, help="Target rows per transaction "
+                          "(whole runs; a large run makes a larger batch).")] = 2000,
+    max_rows_per_second: Annotated[Optional[float], typer.Option("--max-rows-per-second", min=1,
+                                   help="Throttle writes to spare a database that serves traffic.")] = None,
+    namespace: Annotated[Optional[list[str]], typer.Option("--namespace", help="Only runs of this namespace "
+                         "(repeatable).")] = None,
+    run: Annotated[Optional[list[str]], typer.Option("--run", help="Only this run id (repeatable).")] = None,
+    source_name: Annotated[str, typer.Option("--source-name", help="Mixed into every id, so two MLMD databases "
+                           "can be migrated into one KFP database.")] = "",
+    strict: Annotated[bool, typer.Option("--strict", help="Plan first and refuse to write when any MLMD row "
+                      "would be skipped.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    report_path: Annotated[Optional[Path], typer.Option("--report", help="Write the summary as JSON here.")] = None,
+) -> None:
+    """Copy MLMD runs into `tasks`, `artifacts` and `artifact_tasks`: batched, resumable, idempotent.
+
+    Whole runs per transaction, each with its checkpoint; safe to kill and rerun. A rerun re-reads
+    only runs that changed ("true up"). Ends with the cutover unless --stage-only.
+    """
+    from .migrate.plan import build_plan
+    from .migrate.runner import MigrateOptions, migrate
+    from .migrate.runner_render import render_migrate, migrate_json
+
+    settings = Settings(mlmd_url=_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
+                        kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
+    if strict:
+        with console.RunProgress("strict: planning") as progress:
+            plan = build_plan(settings.mlmd_url, settings.kfp_url, multi_user=multi_user,  # type: ignore[arg-type]
+                              source_name=source_name, on_progress=progress)
+        if plan.exit_code(strict=True):
+            console.error(f"--strict: {plan.skipped_rows} MLMD row(s) would be skipped and {plan.runs_without_spec} "
+                          "run(s) have no spec; nothing was written (run `mlmd2kfp plan` for the ledger)")
+            raise typer.Exit(1)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError("migrate writes into the KFP database; pass --yes to confirm (no terminal to ask on)")
+        what = "stage runs (no cutover)" if stage_only else "migrate runs and swap the tasks tables (cutover)"
+        if not typer.confirm(f"{what} in {console.mask_url(settings.kfp_url)}?"):  # type: ignore[arg-type]
+            raise typer.Exit(1)
+    options = MigrateOptions(multi_user=multi_user, stage_only=stage_only, batch_rows=batch_rows,
+                             max_rows_per_second=max_rows_per_second, namespaces=tuple(namespace or ()),
+                             run_ids=tuple(run or ()), source_name=source_name)
+    with console.RunProgress("migrating") as progress:
+        report = migrate(settings.mlmd_url, settings.kfp_url, options,  # type: ignore[arg-type]
+                         on_progress=lambda done, total, rows: progress(done, total), on_event=console.info)
+    console.print_data(render_migrate(report))
+    if report_path:
+        report_path.write_text(migrate_json(report), encoding="utf-8")
+        console.info(f"wrote {report_path}")
+
+
+@app.command("status")
+def status_cmd(
+    kfp_url: KfpUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Startup gate: exit 0 only when a migration finished "
+                     "and its last verify passed; else 1 with one line saying why.")] = False,
+) -> None:
+    """Show the migration's phase, counts, checkpoint, last error and last verify result."""
+    from .migrate.admin import read_status
+    from .migrate.runner_render import render_status
+
+    settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
+    report = read_status(settings.kfp_url)  # type: ignore[arg-type]
+    passed, why = report.gate
+    if check:
+        console.print_data(("OK: " if passed else "NOT READY: ") + why)
+        raise typer.Exit(0 if passed else 1)
+    if as_json:
+        import json as _json
+
+        console.out.print_json(_json.dumps(report.to_dict(), default=str))
+        return
+    console.print_data(render_status(report))
+
+
+@app.command("rollback")
+def rollback_cmd(
+    kfp_url: KfpUrl = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: delete every row this tool wrote.")] = False,
+) -> None:
+    """Delete exactly the rows this tool wrote and move the old `tasks` table back; KFP's own rows stay."""
+    from .migrate.admin import rollback
+
+    settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
+    if not yes:
+        raise ConfigError("rollback deletes every row this tool wrote; pass --yes to confirm")
+    report = rollback(settings.kfp_url)  # type: ignore[arg-type]
+    for table, n in report.deleted.items():
+        console.print_data(f"deleted {n} row(s) from `{table}`")
+    for table in report.dropped:
+        console.print_data(f"dropped `{table}` (created by the migration)")
+    if report.restored_old_tasks:
+        console.print_data("moved `tasks_pre_migration` back to `tasks`")
+    for table, n in report.kept_live_rows.items():
+        console.warn(f"`{table}` keeps {n} row(s) written by KFP itself")
+    for note in report.notes:
+        console.warn(note)
+
+
+@app.command("cleanup")
+def cleanup_cmd(
+    kfp_url: KfpUrl = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: drop `tasks_pre_migration` and the tool's tables.")] = False,
+) -> None:
+    """Drop `tasks_pre_migration` and the tool's own tables; refused unless the last verify passed."""
+    from .migrate.admin import cleanup
+
+    settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
+    if not yes:
+        raise ConfigError("cleanup drops `tasks_pre_migration` and the tool's tables; pass --yes to confirm")
+    for table in cleanup(settings.kfp_url):  # type: ignore[arg-type]
+        console.print_data(f"dropped `{table}`")
+
+
 @app.command("sample")
 def sample(
     mlmd_url: MlmdUrl = None,

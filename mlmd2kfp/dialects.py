@@ -7,6 +7,7 @@ backend-specific SQL.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -154,3 +155,97 @@ def json_checked_columns(conn: Connection, d: Dialect, table: str) -> set[str]:
         if body.startswith("json_valid(") and body.endswith(")"):
             found.add(body[len("json_valid("):-1])
     return found
+
+
+# --- writes ------------------------------------------------------------------------------------
+
+LOCK_NAME = "mlmd2kfp.migrate"
+PG_LOCK_KEY = 0x6D6C6D64326B6670  # "mlmd2kfp": one advisory-lock key for every migrator
+
+
+def try_lock_sql(d: Dialect) -> str | None:
+    """SQL that takes the migration lock without waiting and returns 1 when taken (None: no SQL lock)."""
+    if d.name == "mysql":
+        return f"SELECT GET_LOCK('{LOCK_NAME}', 0)"
+    if d.name == "postgresql":
+        return f"SELECT CASE WHEN pg_try_advisory_lock({PG_LOCK_KEY}) THEN 1 ELSE 0 END"
+    return None
+
+
+def unlock_sql(d: Dialect) -> str | None:
+    """SQL that releases the lock taken by `try_lock_sql`."""
+    if d.name == "mysql":
+        return f"SELECT RELEASE_LOCK('{LOCK_NAME}')"
+    if d.name == "postgresql":
+        return f"SELECT pg_advisory_unlock({PG_LOCK_KEY})"
+    return None
+
+
+def upsert(d: Dialect, table: Any, key: str, columns: list[str]) -> Any:
+    """An INSERT that updates `columns` when a row with the same primary key exists.
+
+    MySQL's `ON DUPLICATE KEY UPDATE` is only used on tables whose one secondary unique key cannot
+    fire for the rows written (mapping.md §2: migrated artifacts keep IdentityKey NULL).
+    """
+    if d.name == "mysql":
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        stmt = mysql_insert(table)
+        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in columns})
+    if d.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(table)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table)
+    return stmt.on_conflict_do_update(index_elements=[key], set_={c: stmt.excluded[c] for c in columns})
+
+
+def rename_statements(d: Dialect, renames: list[tuple[str, str]]) -> list[str]:
+    """Rename tables; on MySQL one atomic `RENAME TABLE` (DDL auto-commits there)."""
+    if d.name == "mysql":
+        return ["RENAME TABLE " + ", ".join(f"{d.q(a)} TO {d.q(b)}" for a, b in renames)]
+    return [f"ALTER TABLE {d.q(a)} RENAME TO {d.q(b)}" for a, b in renames]
+
+
+def can_add_foreign_key(d: Dialect) -> bool:
+    """SQLite cannot add a constraint to an existing table."""
+    return d.name != "sqlite"
+
+
+_TRANSIENT_MYSQL = {1205, 1213, 2006, 2013, 2003, 1040, 1317}
+_TRANSIENT_PG_PREFIXES = ("40001", "40P01", "08", "57P01", "57P02", "57P03", "53300")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Lost connection, deadlock, lock-wait timeout, serialization failure: worth a retry."""
+    orig = getattr(exc, "orig", exc)
+    code = getattr(orig, "args", [None])[0] if orig is not None else None
+    if isinstance(code, int) and code in _TRANSIENT_MYSQL:
+        return True
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_TRANSIENT_PG_PREFIXES):
+        return True
+    text_ = str(orig).lower()
+    if "database is locked" in text_ or "server closed the connection" in text_ or "connection is closed" in text_:
+        return True
+    return bool(getattr(exc, "connection_invalidated", False))
+
+
+def missing_privilege(exc: BaseException) -> str | None:
+    """The privilege a permission error names, or None when `exc` is not a permission error."""
+    import re
+
+    orig = getattr(exc, "orig", exc)
+    text_ = str(orig)
+    found = re.search(r"([A-Z][A-Z ]*?) command denied", text_)  # MySQL/MariaDB 1142
+    if found:
+        return found.group(1).strip()
+    if re.search(r"\b(1044|1142|1227)\b", text_) and "denied" in text_.lower():
+        return "the required"
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate == "42501" or "permission denied" in text_.lower():
+        return "CREATE on schema public" if "schema" in text_.lower() else "the required"
+    return None

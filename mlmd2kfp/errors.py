@@ -47,3 +47,25 @@ class SourceError(ToolkitError):
 
 class MissingDependencyError(ToolkitError):
     """An optional package (extra) is needed for this command."""
+
+
+class LockHeldError(ToolkitError):
+    """Another migrator holds the migration lock."""
+
+
+class ResumeError(ToolkitError):
+    """The recorded migration cannot be continued with these options."""
+
+
+class PrivilegeError(ToolkitError):
+    """The database user lacks a privilege the command needs."""
+
+
+class MigrationFailedError(ToolkitError):
+    """A batch failed for good; committed batches are kept and the state says where to resume."""
+
+
+class InterruptedByOperator(ToolkitError):
+    """Ctrl-C or SIGTERM: the current batch finished, state recorded."""
+
+    exit_code = 130

@@ -7,6 +7,7 @@ Only SELECT statements are issued, on both databases.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,12 @@ class MlmdReader:
     # --- public ------------------------------------------------------------------------
     def run_bundles(self, after_context_id: int = 0, run_ids: Iterable[str] | None = None) -> Iterator[RunBundle]:
         """Yield one bundle per `system.PipelineRun` context, in ascending context id."""
+        for page in self.pages(after_context_id, run_ids):
+            yield from self._read_page(page)
+
+    def pages(self, after_context_id: int = 0, run_ids: Iterable[str] | None = None
+              ) -> Iterator[list[tuple[int, str]]]:
+        """Pages of (context id, run id), ascending, for callers that decide what to read."""
         if not self.run_type_ids:
             return
         wanted = sorted(set(run_ids)) if run_ids is not None else None
@@ -123,11 +130,45 @@ class MlmdReader:
                      .order_by(ctx.c.id).limit(self.page_runs))
             if wanted is not None:
                 query = query.where(ctx.c.name.in_(wanted))
-            page = self._all(query)
+            page = [(r.id, r.name) for r in self._all(query)]
             if not page:
                 return
-            yield from self._read_page([(r.id, r.name) for r in page])
-            last = page[-1].id
+            yield page
+            last = page[-1][0]
+
+    def read_contexts(self, contexts: list[tuple[int, str]]) -> Iterator[RunBundle]:
+        """Bundles of these run contexts (ascending context id)."""
+        if contexts:
+            yield from self._read_page(sorted(contexts))
+
+    def marks(self, contexts: list[tuple[int, str]]) -> dict[int, str]:
+        """A change mark per run context (mapping.md §1 true-up): executions' count, states and latest
+        update, events' count and latest id, artifacts' latest update, and the `run_details` fields
+        that change the rows (state, finish time, display name, namespaces)."""
+        t = self.t
+        ids = [c for c, _ in contexts]
+        a, e = t.association.c, t.execution.c
+        facts: dict[int, list[Any]] = {c: [] for c in ids}
+        for r in self._in(select(a.context_id, func.count(e.id), func.max(e.last_update_time_since_epoch),
+                                 func.sum(func.coalesce(e.last_known_state, 0)))
+                          .join(t.execution, e.id == a.execution_id).group_by(a.context_id), a.context_id, ids):
+            facts[r[0]].append([int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)])
+        ev, ar = t.event.c, t.artifact.c
+        for r in self._in(select(a.context_id, func.count(ev.id), func.max(ev.id), func.max(ar.last_update_time_since_epoch))
+                          .join(t.event, ev.execution_id == a.execution_id)
+                          .join(t.artifact, ar.id == ev.artifact_id).group_by(a.context_id), a.context_id, ids):
+            facts[r[0]].append([int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)])
+        runs = self._runs([name for _, name in contexts])
+        out = {}
+        for ctx_id, name in contexts:
+            run = runs.get(name)
+            record = run[0] if run else None
+            kfp = None if record is None else [record.state, record.conditions, record.finished_at,
+                                               record.display_name, record.namespace, record.experiment_namespace,
+                                               record.pipeline_version_id,
+                                               hashlib.sha256(str(run[1] or "").encode()).hexdigest()[:12]]
+            out[ctx_id] = hashlib.sha256(json.dumps([facts[ctx_id], kfp], default=str).encode()).hexdigest()[:32]
+        return out
 
     # --- one page ----------------------------------------------------------------------
     def _read_page(self, contexts: list[tuple[int, str]]) -> Iterator[RunBundle]:

@@ -9,11 +9,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import inspect
+from sqlalchemy.types import UserDefinedType
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from ..dialects import Dialect, dialect_for, json_checked_columns, read_indexes
 from ..errors import TargetSchemaError
+
+
+class JsonText(UserDefinedType):  # type: ignore[type-arg]
+    """A `json` column written from canonical JSON text, with no client-side encoding or casts."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "json"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,207 @@
+"""`status`, `rollback` and `cleanup`: reading and undoing what `migrate` recorded."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, inspect, select, update
+from sqlalchemy.engine import Connection
+
+from ..console import mask_url
+from ..db import make_engine
+from ..dialects import dialect_for, rename_statements
+from ..errors import ToolkitError
+from .lock import MigrationLock
+from .staging import PRE_MIGRATION, STAGING
+from .state import LEDGER, RUNS, TOOL_TABLES, core_table, load_state, update_state
+from .writer import TargetTables
+
+
+@dataclass
+class StatusReport:
+    """What the state table says (data only)."""
+
+    kfp_url: str
+    state: dict[str, Any] | None
+    runs: Counter[str] = field(default_factory=Counter)
+    ledger: Counter[str] = field(default_factory=Counter)
+    tables: list[str] = field(default_factory=list)
+
+    @property
+    def gate(self) -> tuple[bool, str]:
+        """The startup gate: (passed, one line saying why)."""
+        s = self.state
+        if s is None:
+            return False, "no migration recorded in this KFP database (run `mlmd2kfp migrate`)"
+        if s["phase"] == "rolled_back":
+            return False, "the migration was rolled back"
+        if s["phase"] != "done":
+            return False, f"migration not finished: phase `{s['phase']}`, status `{s['status']}`"
+        if s["verify_passed"] is None:
+            return False, "migration finished but not verified (run `mlmd2kfp verify`)"
+        if not s["verify_passed"]:
+            return False, "the last `mlmd2kfp verify` found differences"
+        return True, "migration finished and verified"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        passed, why = self.gate
+        return {"kfp_url": self.kfp_url, "state": self.state, "runs": dict(self.runs), "ledger": dict(self.ledger),
+                "tables": self.tables, "gate": {"passed": passed, "reason": why}}
+
+
+def read_status(kfp_url: str) -> StatusReport:
+    """Read the state row, run counts by outcome and ledger counts by reason."""
+    engine = make_engine(kfp_url, "KFP", create_sqlite=False)
+    try:
+        with engine.connect() as conn:
+            state = load_state(conn)
+            report = StatusReport(mask_url(kfp_url), dict(state.values) if state else None)
+            names = set(inspect(conn).get_table_names())
+            report.tables = sorted(n for n in names if n in ("tasks", "artifacts", "artifact_tasks", STAGING,
+                                                             PRE_MIGRATION) or n.startswith("mlmd2kfp_"))
+            if state is not None:
+                runs, ledger = core_table(RUNS), core_table(LEDGER)
+                for skipped, n in conn.execute(select(runs.c.skipped, func.count()).group_by(runs.c.skipped)):
+                    report.runs["migrated" if not skipped else f"skipped: {skipped}"] += n
+                for reason, n in conn.execute(select(ledger.c.reason, func.count()).group_by(ledger.c.reason)):
+                    report.ledger[reason] += n
+    finally:
+        engine.dispose()
+    return report
+
+
+@dataclass
+class RollbackReport:
+    """What `rollback` removed and restored."""
+
+    deleted: dict[str, int] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+    restored_old_tasks: bool = False
+    kept_live_rows: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _v5(table: Any) -> Any:
+    # Rows this tool wrote carry UUIDv5 ids (version nibble at position 15); KFP writes UUIDv4.
+    return func.substr(table.c.UUID, 15, 1) == "5"
+
+
+def rollback(kfp_url: str) -> RollbackReport:
+    """Delete exactly the rows this tool wrote; restore the old `tasks` table if it was moved.
+
+    Raises:
+        ToolkitError: no migration is recorded.
+        LockHeldError: a migrator is running.
+    """
+    engine = make_engine(kfp_url, "KFP", create_sqlite=False)
+    report = RollbackReport()
+    try:
+        with MigrationLock(engine, "migration or rollback"):
+            with engine.connect() as conn:
+                state = load_state(conn)
+            if state is None:
+                raise ToolkitError("no migration is recorded in this KFP database; nothing to roll back")
+            created = set(json.loads(state.created_tables or "[]"))
+            with engine.connect() as conn:
+                names = set(inspect(conn).get_table_names())
+            tasks_name = "tasks" if state.moved_old_tasks or state.staging_table == "tasks" else state.staging_table
+            t = TargetTables(tasks_name if tasks_name in names else STAGING, None)
+            with engine.begin() as conn:  # data first, in one transaction
+                if "artifact_tasks" in names:
+                    report.deleted["artifact_tasks"] = conn.execute(delete(t.links).where(_v5(t.links))).rowcount or 0
+                if t.tasks.name in names:
+                    conn.execute(update(t.tasks).where(_v5(t.tasks)).values(ParentTaskUUID=None))
+                    report.deleted["tasks"] = conn.execute(delete(t.tasks).where(_v5(t.tasks))).rowcount or 0
+                if "artifacts" in names:
+                    from sqlalchemy import and_, exists
+
+                    unused = ~exists().where(t.links.c.ArtifactID == t.artifacts.c.UUID) \
+                        if "artifact_tasks" in names else True
+                    report.deleted["artifacts"] = conn.execute(
+                        delete(t.artifacts).where(and_(_v5(t.artifacts), unused))).rowcount or 0
+                for name, table in (("tasks", t.tasks), ("artifacts", t.artifacts), ("artifact_tasks", t.links)):
+                    if table.name in names:
+                        left = int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+                        if left:
+                            report.kept_live_rows[name] = left
+                conn.execute(delete(core_table(RUNS)))
+                conn.execute(delete(core_table(LEDGER)))
+            _restore_tables(engine, state, names, created, tasks_name, report)
+            with engine.begin() as conn:
+                update_state(conn, phase="rolled_back", status="done", finished_at=int(time.time()),
+                             staging_table=STAGING, moved_old_tasks=0, created_tables="[]",
+                             verify_passed=None, verify_result=None, pass_number=0, last_context_id=0,
+                             runs_migrated=0, runs_skipped=0, tasks=0, artifacts=0, links=0)
+    finally:
+        engine.dispose()
+    return report
+
+
+def _restore_tables(engine: Any, state: Any, names: set[str], created: set[str], tasks_name: str,
+                    report: RollbackReport) -> None:
+    """Drop the target tables the tool created (when no live rows remain) and move the old `tasks` back."""
+    live = report.kept_live_rows
+    with engine.begin() as conn:
+        d = dialect_for(conn)
+        q = d.q
+        drops = []
+        if "artifact_tasks" in created and "artifact_tasks" in names and not live.get("artifact_tasks"):
+            drops.append("artifact_tasks")
+        links_gone = "artifact_tasks" not in names or "artifact_tasks" in drops  # it references both
+        tasks_created = STAGING in created or "tasks" in created
+        if tasks_created and tasks_name in names and not live.get("tasks") and links_gone:
+            drops.append(tasks_name)
+        if "artifacts" in created and "artifacts" in names and not live.get("artifacts") and links_gone:
+            drops.append("artifacts")
+        for name in drops:
+            conn.exec_driver_sql(f"DROP TABLE {q(name)}")
+            report.dropped.append(name)
+        if PRE_MIGRATION in names:
+            if "tasks" in names and "tasks" not in drops:
+                report.notes.append(f"`tasks` still holds rows KFP wrote itself, so `{PRE_MIGRATION}` was not "
+                                    "moved back; both tables are kept")
+            else:
+                for stmt in rename_statements(d, [(PRE_MIGRATION, "tasks")]):
+                    conn.exec_driver_sql(stmt)
+                report.restored_old_tasks = True
+
+
+def cleanup(kfp_url: str) -> list[str]:
+    """Drop `tasks_pre_migration` and the tool's own tables; refused unless the last verify passed.
+
+    Raises:
+        ToolkitError: no passing verify is recorded.
+    """
+    engine = make_engine(kfp_url, "KFP", create_sqlite=False)
+    dropped = []
+    try:
+        with MigrationLock(engine, "migration or cleanup"):
+            with engine.connect() as conn:
+                state = load_state(conn)
+            if state is None or state.phase != "done" or not state.verify_passed:
+                why = ("no migration is recorded" if state is None else
+                       f"the migration is in phase `{state.phase}`" if state.phase != "done" else
+                       "no passing `mlmd2kfp verify` is recorded")
+                raise ToolkitError(f"cleanup refused: {why}. Cleanup drops `{PRE_MIGRATION}` and the tool's "
+                                   "tables, which rollback needs; run `mlmd2kfp verify` first")
+            with engine.begin() as conn:
+                d = dialect_for(conn)
+                names = set(inspect(conn).get_table_names())
+                for name in [PRE_MIGRATION, *(t.name for t in reversed(TOOL_TABLES))]:
+                    if name in names:
+                        conn.exec_driver_sql(f"DROP TABLE {d.q(name)}")
+                        dropped.append(name)
+    finally:
+        engine.dispose()
+    return dropped
+
+
+def record_verify(conn: Connection, passed: bool, summary: dict[str, Any]) -> None:
+    """Store a verify result in the state row (what `status --check` reads)."""
+    update_state(conn, verify_passed=int(passed), verify_at=int(time.time()),
+                 verify_result=json.dumps(summary, sort_keys=True)[:60000])

@@ -1,0 +1,99 @@
+"""One migrator at a time: MySQL `GET_LOCK`, a PostgreSQL advisory lock, or (SQLite) an OS file lock.
+
+Each lock dies with its holder (session end or process exit), so a killed migrator never leaves a
+stale lock behind. Who holds it is written next to it for the "already running" message.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import Engine, text
+
+from ..dialects import dialect_for, try_lock_sql, unlock_sql
+from ..errors import LockHeldError
+from .state import holder, load_state
+
+_HOLDER_TABLE_HINT = "mlmd2kfp_state.holder"
+
+
+class MigrationLock:
+    """Hold the migration lock for the life of the `with` block."""
+
+    def __init__(self, engine: Engine, what: str = "migration") -> None:
+        self.engine = engine
+        self.what = what
+        self._conn: Any = None
+        self._file: IO[str] | None = None
+
+    def __enter__(self) -> MigrationLock:
+        conn = self.engine.connect()
+        d = dialect_for(conn)
+        sql = try_lock_sql(d)
+        if sql is None:
+            conn.close()
+            self._take_file_lock()
+            return self
+        got = conn.execute(text(sql)).scalar()
+        conn.commit()
+        if got != 1:
+            since, by = self._recorded_holder(conn)
+            conn.close()
+            raise LockHeldError(f"{self.what} already running (since {since}, by host {by}); "
+                                "wait for it to finish, or stop it (Ctrl-C finishes its current batch)")
+        self._conn = conn
+        return self
+
+    def _recorded_holder(self, conn: Any) -> tuple[str, str]:
+        try:
+            state = load_state(conn)
+        except Exception:  # the holder is best-effort information
+            state = None
+        if state is None or not state.holder:
+            return "an unknown time", "unknown"
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(state.updated_at)), state.holder
+
+    def _lock_path(self) -> Path:
+        database = self.engine.url.database or "memory"
+        return Path(f"{database}.mlmd2kfp.lock")
+
+    def _take_file_lock(self) -> None:
+        path = self._lock_path()
+        handle = open(path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            try:
+                info = json.loads(handle.read() or "{}")
+            except ValueError:
+                info = {}
+            handle.close()
+            raise LockHeldError(
+                f"{self.what} already running (since {info.get('since', 'an unknown time')}, by host "
+                f"{info.get('holder', 'unknown')}); wait for it to finish, or stop it "
+                "(Ctrl-C finishes its current batch)") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"holder": holder(), "since": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}))
+        handle.flush()
+        os.fsync(handle.fileno())
+        self._file = handle
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            sql = unlock_sql(dialect_for(self._conn))
+            try:
+                if sql:
+                    self._conn.execute(text(sql))
+                    self._conn.commit()
+            finally:
+                self._conn.close()
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()

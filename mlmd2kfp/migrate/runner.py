@@ -1,0 +1,423 @@
+"""`migrate`: lock → schema phase → data pass (batches of whole runs) → cutover (mapping.md §1, §2, §7).
+
+Safe to kill at any moment and rerun: every batch commits with its checkpoint; a rerun re-reads
+only runs whose change marks moved ("true up") and resumes an interrupted pass after its last batch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, inspect, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from .. import __version__
+from ..console import mask_url
+from ..db import make_engine
+from ..dialects import is_transient
+from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError
+from ..mappers import MapOptions, map_run
+from ..mappers.enums import KFP_EXECUTION_TYPES
+from ..records import LedgerEntry
+from ..source.inventory import take_kfp_inventory
+from ..source.reader import MlmdReader
+from .lock import MigrationLock
+from .plan import detect_mode, is_v2_artifact_type
+from .signals import StopRequest
+from .staging import PRE_MIGRATION, created_tables_json, cutover, old_tasks_present, prepare_schema
+from .state import check_resume, ensure_tool_tables, insert_state, load_state, new_state, update_state
+from .writer import BatchResult, RunWork, TargetTables, count_rows, ledger_rows, write_batch
+
+RETRIES = 4
+"""Attempts per batch for transient database errors (lost connection, deadlock, lock wait timeout)."""
+
+
+@dataclass(frozen=True)
+class MigrateOptions:
+    """What `migrate` does (CLI options as data)."""
+
+    multi_user: bool | None = None
+    stage_only: bool = False
+    batch_rows: int = 2000
+    max_rows_per_second: float | None = None
+    namespaces: tuple[str, ...] = ()
+    run_ids: tuple[str, ...] = ()
+    source_name: str = ""
+    page_runs: int = 100
+
+
+@dataclass
+class TableStats:
+    """Per target table: source rows read, rows written, skipped by reason, seconds."""
+
+    read: int = 0
+    written: int = 0
+    deleted: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class MigrateReport:
+    """The summary of one `migrate` invocation (data only; `exit_code` is a property of it)."""
+
+    mlmd_url: str
+    kfp_url: str
+    mode: str = ""
+    runs_seen: int = 0
+    runs_read: int = 0
+    runs_unchanged: int = 0
+    runs_written: int = 0
+    runs_skipped: Counter[str] = field(default_factory=Counter)
+    batches: int = 0
+    retries: int = 0
+    tables: dict[str, TableStats] = field(default_factory=lambda: {
+        "tasks": TableStats(), "artifacts": TableStats(), "artifact_tasks": TableStats()})
+    ledger: Counter[str] = field(default_factory=Counter)
+    totals: dict[str, int] = field(default_factory=dict)
+    phase: str = ""
+    staged_in: str = ""
+    cutover: bool = False
+    moved_old_tasks: bool = False
+    old_tasks: dict[str, int | None] = field(default_factory=dict)
+    fingerprints: dict[str, int] = field(default_factory=lambda: {"agree": 0, "differ": 0})
+    created_tables: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        out: dict[str, Any] = {}
+        for name, value in self.__dict__.items():
+            if name == "tables":
+                out[name] = {k: {"read": v.read, "written": v.written, "deleted": v.deleted,
+                                 "skipped": dict(sorted(v.skipped.items()))} for k, v in value.items()}
+            elif isinstance(value, dict):
+                out[name] = dict(sorted(value.items()))
+            else:
+                out[name] = value
+        return out
+
+
+Progress = Callable[[int, int, int], None]
+"""(runs done, runs total, rows written so far)."""
+
+
+def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress: Progress | None = None,
+            on_event: Callable[[str], None] | None = None) -> MigrateReport:
+    """Run (or resume, or true up) the migration.
+
+    Raises:
+        LockHeldError: another migrator runs. ResumeError: options differ from the recorded migration.
+        TargetSchemaError / PrivilegeError: before any data is written.
+        MigrationFailedError: a batch failed for good (committed batches are kept).
+        InterruptedByOperator: Ctrl-C / SIGTERM; the state is resumable.
+    """
+    say = on_event or (lambda _m: None)
+    report = MigrateReport(mask_url(mlmd_url), mask_url(kfp_url))
+    kfp_engine = make_engine(kfp_url, "KFP", create_sqlite=False)
+    mlmd_engine = make_engine(mlmd_url, "MLMD", create_sqlite=False)
+    started = time.monotonic()
+    try:
+        with MigrationLock(kfp_engine), StopRequest(lambda s: say(
+                f"{s}: finishing the current batch, then stopping (press Ctrl-C again to abort now)")) as stop:
+            with kfp_engine.connect() as conn:
+                inv = take_kfp_inventory(conn)
+            multi, _ = detect_mode(inv.runs, inv.runs_without_namespace, options.multi_user)
+            report.mode = "multi-user" if multi else "single-user"
+            state = _start(kfp_engine, options, multi, report, say)
+            t0 = time.monotonic()
+            _data_pass(kfp_engine, mlmd_engine, options, multi, state, report, stop, on_progress, say)
+            report.seconds["data"] = round(time.monotonic() - t0, 3)
+            if not options.stage_only:
+                t0 = time.monotonic()
+                _cutover(kfp_engine, report, say)
+                report.seconds["cutover"] = round(time.monotonic() - t0, 3)
+            else:
+                with kfp_engine.begin() as conn:
+                    update_state(conn, phase="staged", status="done", finished_at=int(time.time()))
+                report.phase = "staged"
+    finally:
+        report.seconds["total"] = round(time.monotonic() - started, 3)
+        mlmd_engine.dispose()
+        kfp_engine.dispose()
+    return report
+
+
+def _start(engine: Engine, options: MigrateOptions, multi: bool, report: MigrateReport,
+           say: Callable[[str], None]) -> dict[str, Any]:
+    """Tool tables, resume checks, schema phase; returns the state row's values."""
+    from .staging import _privilege_error
+
+    try:
+        with engine.begin() as conn:
+            ensure_tool_tables(conn)
+    except DBAPIError as exc:
+        raise _privilege_error(exc, "create the tool's own tables (`mlmd2kfp_state`, …)") from None
+    with engine.begin() as conn:
+        state = load_state(conn)
+        if state is not None:
+            check_resume(state, options.source_name, multi)
+    done_before = state is not None and state.phase in ("done", "cutover")
+    staging, created = prepare_schema(engine)
+    if done_before and staging != "tasks":
+        raise ToolkitError("the state says the cutover happened, but `tasks` is not in the new form; "
+                           "run `mlmd2kfp status` and check the database")
+    report.staged_in = staging
+    report.created_tables = created
+    if created:
+        say(f"created {', '.join(f'`{c}`' for c in created)}")
+    with engine.begin() as conn:
+        if state is None:
+            values = new_state(options.source_name, multi, staging, __version__)
+            values["created_tables"] = created_tables_json(None, created)
+            insert_state(conn, values)
+        else:
+            resume = state.phase == "data" and state.status in ("running", "interrupted", "failed")
+            update_state(conn, phase="data", status="running", staging_table=staging,
+                         created_tables=created_tables_json(state.created_tables, created),
+                         holder=_holder(), last_error=None,
+                         pass_number=state.pass_number if resume else state.pass_number + 1,
+                         last_context_id=state.last_context_id if resume else 0)
+            if resume and state.last_context_id:
+                say(f"resuming the interrupted pass after run context {state.last_context_id}")
+        if state is None:
+            update_state(conn, phase="data", pass_number=1)
+        values = dict(load_state(conn).values)  # type: ignore[union-attr]
+    return values
+
+
+def _holder() -> str:
+    from .state import holder
+
+    return holder()
+
+
+def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions, multi: bool,
+               state: dict[str, Any], report: MigrateReport, stop: StopRequest, on_progress: Progress | None,
+               say: Callable[[str], None]) -> None:
+    map_options = MapOptions(multi_user=multi, source_name=options.source_name)
+    with kfp_engine.connect() as probe:
+        old_name = "tasks" if old_tasks_present(probe) else (
+            PRE_MIGRATION if PRE_MIGRATION in inspect(probe).get_table_names() else None)
+    targets = TargetTables(state["staging_table"], old_name)
+    with mlmd_engine.connect() as mlmd, kfp_engine.connect() as kfp_read:
+        reader = MlmdReader(mlmd, kfp_read, page_runs=options.page_runs)
+        total = _count_runs(reader)
+        batch: list[RunWork] = []
+        batch_size = 0
+        rate_window = time.monotonic()
+        done = 0
+        namespaces = set(options.namespaces)
+        run_filter = options.run_ids or None
+        for page in reader.pages(int(state["last_context_id"]), run_filter):
+            report.runs_seen += len(page)
+            marks = reader.marks(page)
+            previous = _previous_marks(kfp_read, targets, [name for _, name in page])
+            kfp_read.commit()
+            changed = [(c, n) for c, n in page if previous.get(n) != marks[c]]
+            report.runs_unchanged += len(page) - len(changed)
+            done += len(page) - len(changed)
+            for bundle in reader.read_contexts(changed):
+                report.runs_read += 1
+                if namespaces and (bundle.run is None or bundle.run.namespace not in namespaces):
+                    continue
+                rows = map_run(bundle, map_options)
+                _count_source(report, bundle, rows)
+                work = RunWork(bundle.context_id, bundle.run_id, marks[bundle.context_id], rows)
+                batch.append(work)
+                batch_size += work.size
+                if batch_size >= options.batch_rows:
+                    _flush(kfp_engine, targets, batch, report, say)
+                    done += len(batch)
+                    batch, batch_size = [], 0
+                    rate_window = _throttle(options, report, rate_window)
+                    if on_progress:
+                        on_progress(done, total, _written(report))
+                    if stop.requested:
+                        _interrupt(kfp_engine, stop)
+            kfp_read.commit()
+            if on_progress:
+                on_progress(done + len(batch), total, _written(report))
+            if stop.requested and not batch:
+                _interrupt(kfp_engine, stop)
+        if batch:
+            _flush(kfp_engine, targets, batch, report, say)
+            done += len(batch)
+        if on_progress:
+            on_progress(done, total, _written(report))
+        if stop.requested:
+            _interrupt(kfp_engine, stop)
+        _global_ledger(kfp_engine, reader, targets, report)
+    with kfp_engine.begin() as conn:
+        report.totals = count_rows(conn, targets)
+        update_state(conn, tasks=report.totals["tasks"], artifacts=report.totals["artifacts"],
+                     links=report.totals["artifact_tasks"], status="running")
+        if old_name:
+            report.old_tasks = take_old_tasks_counts(conn, old_name)
+
+
+def take_old_tasks_counts(conn: Any, table: str) -> dict[str, int | None]:
+    """The old table's two populations (kfp-native-schema.md §5.2)."""
+    from sqlalchemy import Column, MetaData, String, Table, case, func
+
+    t = Table(table, MetaData(), Column("MLMDExecutionID", String))
+    row = conn.execute(select(func.sum(case((t.c.MLMDExecutionID != "", 1), else_=0)),
+                              func.sum(case((t.c.MLMDExecutionID == "", 1), else_=0)))).one()
+    return {"cache_rows": int(row[0] or 0), "node_rows": int(row[1] or 0)}
+
+
+def _written(report: MigrateReport) -> int:
+    return sum(t.written for t in report.tables.values())
+
+
+def _throttle(options: MigrateOptions, report: MigrateReport, window_start: float) -> float:
+    if not options.max_rows_per_second:
+        return window_start
+    elapsed = time.monotonic() - window_start
+    wanted = _written(report) / options.max_rows_per_second
+    if wanted > elapsed:
+        time.sleep(min(wanted - elapsed, 60))
+    return window_start
+
+
+def _interrupt(engine: Engine, stop: StopRequest) -> None:
+    with engine.begin() as conn:
+        update_state(conn, status="interrupted", last_error=f"stopped by {stop.signal_name}")
+    raise InterruptedByOperator(f"stopped by {stop.signal_name} after a committed batch; the state is recorded. "
+                                "Rerun `mlmd2kfp migrate` with the same options to resume")
+
+
+def _count_runs(reader: MlmdReader) -> int:
+    from ..source.inventory import count_run_contexts
+
+    return count_run_contexts(reader)
+
+
+def _previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for i in range(0, len(run_ids), 500):
+        chunk = run_ids[i:i + 500]
+        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.marks).where(t.runs.c.run_uuid.in_(chunk))):
+            out[r.run_uuid] = r.marks
+    return out
+
+
+def _count_source(report: MigrateReport, bundle: Any, rows: Any) -> None:
+    report.tables["tasks"].read += len(bundle.executions)
+    report.tables["artifact_tasks"].read += len(bundle.events)
+    report.tables["artifacts"].read += len(bundle.artifacts)
+
+
+def _flush(engine: Engine, targets: TargetTables, batch: list[RunWork], report: MigrateReport,
+           say: Callable[[str], None]) -> None:
+    """Write one batch; transient errors are retried with backoff, anything else fails the migration."""
+    resume_after = max(w.context_id for w in batch)
+    for attempt in range(1, RETRIES + 1):
+        try:
+            with engine.begin() as conn:
+                result = write_batch(conn, targets, batch, resume_after)
+        except DBAPIError as exc:
+            if is_transient(exc) and attempt < RETRIES:
+                report.retries += 1
+                wait = 0.5 * 2 ** (attempt - 1)
+                say(f"transient database error ({' '.join(str(exc.orig).split())[:120]}); "
+                    f"retrying the batch in {wait:.1f}s (attempt {attempt + 1} of {RETRIES})")
+                time.sleep(wait)
+                continue
+            _fail(engine, batch, exc)
+        _account(report, result)
+        return
+
+
+def _fail(engine: Engine, batch: list[RunWork], exc: BaseException) -> None:
+    reason = " ".join(str(getattr(exc, "orig", exc)).split())[:400]
+    runs = ", ".join(f"{w.run_id} (context {w.context_id})" for w in batch[:5])
+    message = (f"a batch of {len(batch)} run(s) failed and was rolled back whole: {reason}. Runs in it: {runs}"
+               f"{' …' if len(batch) > 5 else ''}. Batches before it are committed; fix the cause and rerun "
+               "`mlmd2kfp migrate` to resume")
+    try:
+        with engine.begin() as conn:
+            update_state(conn, status="failed", last_error=message)
+    except Exception:  # the database may be the problem; the message still reaches the operator
+        pass
+    raise MigrationFailedError(message)
+
+
+def _account(report: MigrateReport, result: BatchResult) -> None:
+    report.batches += 1
+    report.runs_written += result.runs - sum(result.runs_skipped.values())
+    report.runs_skipped.update(result.runs_skipped)
+    report.tables["tasks"].written += result.tasks
+    report.tables["tasks"].deleted += result.deleted_tasks
+    report.tables["artifact_tasks"].written += result.links
+    report.tables["artifact_tasks"].deleted += result.deleted_links
+    report.tables["artifacts"].written += result.artifacts_upserted
+    report.tables["artifacts"].deleted += result.deleted_artifacts
+    report.ledger.update(result.ledger)
+    entity_table = {"execution": "tasks", "event": "artifact_tasks", "artifact": "artifacts", "run": "tasks"}
+    for (entity, reason), n in result.ledger_by_entity.items():
+        report.tables[entity_table.get(entity, "tasks")].skipped[reason] += n
+    report.fingerprints["agree"] += result.fingerprints_agree
+    report.fingerprints["differ"] += result.fingerprints_differ
+
+
+def _global_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, report: MigrateReport) -> None:
+    """Rows that belong to no run (`no-run`, `unsupported-v1`, `unsupported-type`) and artifacts no
+    migrated run links (`orphan-artifact`), as ledger rows with an empty run id."""
+    from sqlalchemy import and_, exists
+
+    entries: list[LedgerEntry] = []
+    names = {i: n for i, (n, _) in reader.types.items()}
+    m = reader.t
+    ex, a, c, art = m.execution.c, m.association.c, m.context.c, m.artifact.c
+    in_run = exists().where(and_(a.execution_id == ex.id, a.context_id == c.id,
+                                 c.type_id.in_(reader.run_type_ids or [-1])))
+    for r in reader.mlmd.execute(select(ex.id, ex.type_id).where(~in_run)):
+        type_name = names.get(r.type_id, "?")
+        reason = ("no-run" if type_name in KFP_EXECUTION_TYPES else
+                  "unsupported-v1" if type_name.startswith("components.") else "unsupported-type")
+        entries.append(LedgerEntry("", "execution", r.id, reason, type_name))
+    linked = bytearray()
+    with engine.connect() as conn:
+        for r in conn.execute(select(t.runs.c.mlmd_artifact_ids)):
+            for i in json.loads(r.mlmd_artifact_ids or "[]"):
+                byte, bit = divmod(int(i), 8)
+                if byte >= len(linked):
+                    linked.extend(bytes(byte - len(linked) + 1024))
+                linked[byte] |= 1 << bit
+    for r in reader.mlmd.execute(select(art.id, art.type_id)):
+        name = names.get(r.type_id, "?")
+        if is_v2_artifact_type(name):
+            byte, bit = divmod(r.id, 8)
+            if not (byte < len(linked) and linked[byte] & (1 << bit)):
+                entries.append(LedgerEntry("", "artifact", r.id, "orphan-artifact"))
+        else:
+            entries.append(LedgerEntry("", "artifact", r.id, "unsupported-v1", name))
+    v1_types = [i for i, (n, k) in reader.types.items() if k == 2 and n in ("KfpRun", "pipeline_run")]
+    for r in reader.mlmd.execute(select(c.id, c.type_id).where(c.type_id.in_(v1_types or [-1]))):
+        entries.append(LedgerEntry("", "context", r.id, "unsupported-v1", names.get(r.type_id, "?")))
+    with engine.begin() as conn:
+        conn.execute(delete(t.ledger).where(t.ledger.c.run_uuid == ""))
+        rows = ledger_rows(entries)
+        for i in range(0, len(rows), 1000):
+            conn.execute(t.ledger.insert(), rows[i:i + 1000])
+    for e in entries:
+        report.ledger[e.reason] += 1
+
+
+def _cutover(engine: Engine, report: MigrateReport, say: Callable[[str], None]) -> None:
+    with engine.connect() as conn:
+        state = load_state(conn)
+    assert state is not None
+    say("cutover: adding `fk_run_details_tasks` and swapping the tasks tables (the old API server must be stopped)")
+    result = cutover(engine, state.staging_table)
+    moved = bool(result["moved_old_tasks"]) or bool(state.moved_old_tasks)
+    with engine.begin() as conn:
+        update_state(conn, phase="done", status="done", staging_table="tasks", moved_old_tasks=int(moved),
+                     finished_at=int(time.time()))
+    report.cutover, report.moved_old_tasks, report.phase, report.staged_in = True, moved, "done", "tasks"

@@ -1,0 +1,133 @@
+"""The schema phase and the cutover (mapping.md §7).
+
+While the old API server may still run, tasks are staged in `tasks_migration_tmp` (references to
+`tasks` written against it, no `fk_run_details_tasks` so the old server can still delete runs). The
+cutover adds that key and swaps the tables in one atomic step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from ..dialects import can_add_foreign_key, dialect_for, missing_privilege, rename_statements
+from ..errors import PrivilegeError, TargetSchemaError
+from ..target.schema import (ARTIFACT_TASKS, ARTIFACTS, OLD_TASKS_MARKERS, TASKS, ForeignKey, Table, _check_table,
+                             render_create)
+
+STAGING = "tasks_migration_tmp"
+PRE_MIGRATION = "tasks_pre_migration"
+RUN_FK = "fk_run_details_tasks"
+
+
+def staged_tables(staging: str, with_run_fk: bool) -> tuple[Table, Table, Table]:
+    """The three target tables with every reference to `tasks` pointing at `staging`."""
+    def point(fk: ForeignKey) -> ForeignKey:
+        return dataclasses.replace(fk, ref_table=staging) if fk.ref_table == "tasks" else fk
+
+    tasks = dataclasses.replace(TASKS, name=staging, foreign_keys=tuple(
+        point(fk) for fk in TASKS.foreign_keys if with_run_fk or fk.name != RUN_FK))
+    links = dataclasses.replace(ARTIFACT_TASKS, foreign_keys=tuple(point(fk) for fk in ARTIFACT_TASKS.foreign_keys))
+    return ARTIFACTS, tasks, links
+
+
+def _privilege_error(exc: DBAPIError, what: str) -> Exception:
+    privilege = missing_privilege(exc)
+    if privilege:
+        return PrivilegeError(
+            f"the KFP database user lacks the {privilege} privilege needed to {what}; nothing was written. "
+            "Grant it DDL on the KFP database (CREATE, ALTER, DROP, INDEX, REFERENCES) and DML "
+            "(SELECT, INSERT, UPDATE, DELETE), or run the migration as KFP's own database user")
+    return TargetSchemaError(f"could not {what}: {' '.join(str(exc.orig).split())[:300]}")
+
+
+def old_tasks_present(conn: Connection) -> bool:
+    """The pre-MLMD-removal `tasks` table is in place."""
+    insp = inspect(conn)
+    if "tasks" not in insp.get_table_names():
+        return False
+    return any(c["name"] in OLD_TASKS_MARKERS for c in insp.get_columns("tasks"))
+
+
+def prepare_schema(engine: Engine) -> tuple[str, list[str]]:
+    """Create what is missing; return (table tasks are written to, tables created now).
+
+    Raises:
+        TargetSchemaError: an existing new-form table differs from the spec (every difference listed).
+        PrivilegeError: the user may not create tables.
+    """
+    with engine.begin() as conn:
+        d = dialect_for(conn)
+        names = set(inspect(conn).get_table_names())
+        new_form_tasks = "tasks" in names and not old_tasks_present(conn)
+        staging = "tasks" if new_form_tasks else STAGING
+        # SQLite cannot add a constraint later; no KFP server runs on SQLite to delete runs meanwhile.
+        tables = (ARTIFACTS, TASKS, ARTIFACT_TASKS) if new_form_tasks else staged_tables(
+            STAGING, with_run_fk=not can_add_foreign_key(d))
+        differences = []
+        for spec in tables:
+            if spec.name in names:
+                status = _check_table(conn, d, spec, spec.name)
+                if spec.name == STAGING:  # the key is added at cutover; its absence is expected here
+                    status.differences = [x for x in status.differences if f"`{RUN_FK}`" not in x]
+                differences += status.differences
+        if differences:
+            raise TargetSchemaError(
+                "the KFP database already has target tables that differ from KFP's schema, so nothing was "
+                "written:\n  " + "\n  ".join(differences) + "\nFix or drop them (`mlmd2kfp schema check` lists them)")
+    created: list[str] = []
+    try:
+        with engine.begin() as conn:  # one transaction on PostgreSQL and SQLite; MySQL DDL auto-commits
+            for spec in tables:
+                if spec.name not in names:
+                    for stmt in render_create(spec, d):
+                        conn.exec_driver_sql(stmt)
+                    created.append(spec.name)
+    except DBAPIError as exc:
+        raise _privilege_error(exc, "create the target tables") from None
+    return staging, created
+
+
+def cutover(engine: Engine, staging: str) -> dict[str, object]:
+    """Add `fk_run_details_tasks` and swap `tasks` → `tasks_pre_migration`, staging → `tasks`.
+
+    Raises:
+        TargetSchemaError: a foreign key still references `tasks_pre_migration` afterwards, or a
+            staged row's run no longer exists (the old server must be stopped first).
+    """
+    report: dict[str, object] = {"moved_old_tasks": False}
+    if staging == "tasks":
+        return report
+    with engine.begin() as conn:
+        d = dialect_for(conn)
+        q = d.q
+        moved = old_tasks_present(conn)
+        statements = []
+        fks = {fk["name"] for fk in inspect(conn).get_foreign_keys(staging)}
+        if RUN_FK not in fks:
+            statements.append(f"ALTER TABLE {q(staging)} ADD CONSTRAINT {q(RUN_FK)} FOREIGN KEY ({q('RunUUID')}) "
+                              f"REFERENCES {q('run_details')}({q('UUID')})")
+        renames = ([("tasks", PRE_MIGRATION)] if moved else []) + [(staging, "tasks")]
+        statements += rename_statements(d, renames)
+        try:
+            for stmt in statements:
+                conn.exec_driver_sql(stmt)
+        except DBAPIError as exc:
+            raise _privilege_error(exc, "add `fk_run_details_tasks` and swap the tasks tables") from None
+        for table in inspect(conn).get_table_names():
+            for fk in inspect(conn).get_foreign_keys(table):
+                if fk.get("referred_table") == PRE_MIGRATION and table != PRE_MIGRATION:
+                    raise TargetSchemaError(f"after the swap, `{table}`.`{fk['name']}` still references "
+                                            f"`{PRE_MIGRATION}`; the tables were not swapped cleanly")
+        report["moved_old_tasks"] = moved
+    return report
+
+
+def created_tables_json(previous: str | None, created: list[str]) -> str:
+    """Merge the tables created now into the state's list (for rollback)."""
+    before = json.loads(previous or "[]")
+    return json.dumps(sorted(set(before) | set(created)))

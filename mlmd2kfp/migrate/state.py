@@ -1,0 +1,179 @@
+"""The tool's own tables in the KFP database (mapping.md §8): migration state, per-run marks, ledger.
+
+Progress is written with the work (STYLE.md point 5): every batch updates the state row in its own
+transaction and checks that exactly one row changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import BigInteger, Column as SaColumn, Float, Integer, MetaData, String, Table as SaTable, Text, inspect, select
+from sqlalchemy.engine import Connection
+
+from ..dialects import dialect_for
+from ..errors import ResumeError
+from ..target.schema import Column, Index, Table, render_create
+
+MAPPING_VERSION = "1"
+"""Bumped whenever a mapping rule changes the rows produced; a rerun with another version is refused."""
+STATE_ID = "migration"
+
+STATE = Table(
+    "mlmd2kfp_state",
+    (
+        Column("id", "varchar(64)", False), Column("tool_version", "varchar(32)", False),
+        Column("mapping_version", "varchar(32)", False), Column("source_name", "varchar(191)", False),
+        Column("options_fingerprint", "varchar(64)", False), Column("multi_user", "int32", False),
+        Column("phase", "varchar(32)", False), Column("status", "varchar(32)", False),
+        Column("pass_number", "int32", False), Column("last_context_id", "int64", False),
+        Column("runs_migrated", "int64", False), Column("runs_skipped", "int64", False),
+        Column("tasks", "int64", False), Column("artifacts", "int64", False), Column("links", "int64", False),
+        Column("started_at", "int64", False), Column("updated_at", "int64", False),
+        Column("finished_at", "int64", True), Column("last_error", "text", True),
+        Column("holder", "varchar(255)", True), Column("staging_table", "varchar(64)", False),
+        Column("created_tables", "text", True), Column("moved_old_tasks", "int32", False),
+        Column("verify_passed", "int32", True), Column("verify_at", "int64", True), Column("verify_result", "text", True),
+    ),
+    ("id",), (), (),
+)
+RUNS = Table(
+    "mlmd2kfp_runs",
+    (
+        Column("run_uuid", "varchar(191)", False), Column("context_id", "int64", False),
+        Column("marks", "varchar(64)", False), Column("namespace", "varchar(63)", False),
+        Column("skipped", "varchar(64)", False), Column("tasks", "int32", False), Column("links", "int32", False),
+        Column("artifact_ids", "longtext", False), Column("mlmd_artifact_ids", "longtext", False),
+        Column("migrated_at", "int64", False),
+    ),
+    ("run_uuid",), (Index("idx_mlmd2kfp_runs_context", (("context_id", False),)),), (),
+)
+LEDGER = Table(
+    "mlmd2kfp_ledger",
+    (
+        Column("id", "varchar(64)", False), Column("run_uuid", "varchar(191)", False),
+        Column("entity", "varchar(16)", False), Column("mlmd_id", "int64", False),
+        Column("reason", "varchar(64)", False), Column("detail", "text", True),
+    ),
+    ("id",), (Index("idx_mlmd2kfp_ledger_run", (("run_uuid", False),)),
+              Index("idx_mlmd2kfp_ledger_reason", (("reason", False),))), (),
+)
+TOOL_TABLES = (STATE, RUNS, LEDGER)
+
+
+def core_table(spec: Table, name: str | None = None, md: MetaData | None = None) -> SaTable:
+    """A SQLAlchemy Core table for inserts and selects (types only matter for binding)."""
+    from ..target.schema import JsonText
+
+    types = {"int32": Integer, "int64": BigInteger, "text": Text, "longtext": Text, "json": JsonText, "double": Float}
+    cols = []
+    for c in spec.columns:
+        kind = String if c.kind.startswith("varchar") else types.get(c.kind, String)
+        cols.append(SaColumn(c.name, kind(), primary_key=c.name in spec.primary_key))
+    return SaTable(name or spec.name, md or MetaData(), *cols)
+
+
+def ensure_tool_tables(conn: Connection) -> list[str]:
+    """Create the tool's tables that are missing; returns the names created."""
+    d = dialect_for(conn)
+    existing = set(inspect(conn).get_table_names())
+    created = []
+    for table in TOOL_TABLES:
+        if table.name not in existing:
+            for stmt in render_create(table, d):
+                conn.exec_driver_sql(stmt)
+            created.append(table.name)
+    return created
+
+
+def holder() -> str:
+    """Who runs this migrator (host and pid), for the lock message and the state row."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def options_fingerprint(source_name: str, multi_user: bool) -> str:
+    """A digest of the options that change the rows produced."""
+    return hashlib.sha256(json.dumps([MAPPING_VERSION, source_name, multi_user]).encode()).hexdigest()[:16]
+
+
+@dataclass
+class MigrationState:
+    """The state row, as data."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def load_state(conn: Connection) -> MigrationState | None:
+    """The state row, or None before the first migration (or before the tool's tables exist)."""
+    if STATE.name not in inspect(conn).get_table_names():
+        return None
+    t = core_table(STATE)
+    row = conn.execute(select(t).where(t.c.id == STATE_ID)).mappings().first()
+    return MigrationState(dict(row)) if row else None
+
+
+def check_resume(state: MigrationState, source_name: str, multi_user: bool) -> None:
+    """Refuse a rerun whose options would produce other rows than the recorded migration.
+
+    Raises:
+        ResumeError: another `--source-name`, install mode or mapping version.
+    """
+    if state.mapping_version != MAPPING_VERSION:
+        raise ResumeError(
+            f"the migration in this KFP database was written with mapping version {state.mapping_version}; "
+            f"this mlmd2kfp uses {MAPPING_VERSION}. Run `mlmd2kfp rollback --yes` first, then migrate again")
+    if state.source_name != source_name:
+        raise ResumeError(
+            f"the migration in this KFP database used --source-name `{state.source_name}`; rerunning with "
+            f"`{source_name}` would write every row again under other ids. Pass --source-name "
+            f"`{state.source_name}` (or roll back first)")
+    if bool(state.multi_user) != multi_user:
+        mode = "--multi-user" if state.multi_user else "--single-user"
+        raise ResumeError(f"the migration in this KFP database ran with {mode}; pass it again (or roll back first)")
+
+
+def new_state(source_name: str, multi_user: bool, staging_table: str, tool_version: str) -> dict[str, Any]:
+    """Values of a fresh state row."""
+    now = int(time.time())
+    return {
+        "id": STATE_ID, "tool_version": tool_version, "mapping_version": MAPPING_VERSION,
+        "source_name": source_name, "options_fingerprint": options_fingerprint(source_name, multi_user),
+        "multi_user": int(multi_user), "phase": "schema", "status": "running", "pass_number": 0,
+        "last_context_id": 0, "runs_migrated": 0, "runs_skipped": 0, "tasks": 0, "artifacts": 0, "links": 0,
+        "started_at": now, "updated_at": now, "finished_at": None, "last_error": None, "holder": holder(),
+        "staging_table": staging_table, "created_tables": "[]", "moved_old_tasks": 0,
+        "verify_passed": None, "verify_at": None, "verify_result": None,
+    }
+
+
+def update_state(conn: Connection, increments: dict[str, int] | None = None, **values: Any) -> None:
+    """Update the state row (`increments` add to counters); exactly one row must change.
+
+    Raises:
+        ResumeError: the state row is missing.
+    """
+    t = core_table(STATE)
+    values.setdefault("updated_at", int(time.time()))
+    for column, n in (increments or {}).items():
+        values[column] = t.c[column] + n
+    result = conn.execute(t.update().where(t.c.id == STATE_ID).values(**values))
+    if result.rowcount != 1:
+        raise ResumeError("the migration state row `mlmd2kfp_state` is missing or duplicated; "
+                          "do not edit the tool's tables by hand; run `mlmd2kfp status` to see what is recorded")
+
+
+def insert_state(conn: Connection, values: dict[str, Any]) -> None:
+    """Insert the state row."""
+    conn.execute(core_table(STATE).insert(), [values])

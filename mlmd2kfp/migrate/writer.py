@@ -1,0 +1,229 @@
+"""Writing one batch of whole runs, with its checkpoint, in one transaction (mapping.md §2).
+
+Per run: its previously migrated `artifact_tasks` and `tasks` rows are deleted and the new ones
+inserted with multi-row statements; artifacts (shared between runs) are upserted by primary key and
+deleted when no link uses them any more; the ledger, the run's change marks and the state row's
+progress are written in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Column, MetaData, String, Table, and_, delete, exists, func, select, update
+from sqlalchemy.engine import Connection
+
+from ..dialects import dialect_for, upsert
+from ..mappers.keys import is_migrated_id
+from ..records import LedgerEntry, RunRows
+from ..target.schema import ARTIFACT_TASKS, ARTIFACTS, TASKS
+from .state import LEDGER, RUNS, core_table, update_state
+
+CHUNK = 500
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+@dataclass
+class TargetTables:
+    """Core tables of the target, with the physical name tasks are staged in."""
+
+    tasks_name: str
+    old_tasks_name: str | None
+    """The pre-MLMD-removal table (`tasks` before cutover, `tasks_pre_migration` after), if present."""
+    md: MetaData = field(default_factory=MetaData)
+
+    def __post_init__(self) -> None:
+        self.artifacts = core_table(ARTIFACTS, md=self.md)
+        self.tasks = core_table(TASKS, self.tasks_name, md=self.md)
+        self.links = core_table(ARTIFACT_TASKS, md=self.md)
+        self.runs = core_table(RUNS, md=self.md)
+        self.ledger = core_table(LEDGER, md=self.md)
+        self.old = (Table(self.old_tasks_name, MetaData(), Column("MLMDExecutionID", String), Column("Fingerprint", String))
+                    if self.old_tasks_name else None)
+
+
+@dataclass
+class RunWork:
+    """One mapped run waiting to be written."""
+
+    context_id: int
+    run_id: str
+    marks: str
+    rows: RunRows
+
+    @property
+    def size(self) -> int:
+        """Rows this run writes (for batch sizing)."""
+        return len(self.rows.tasks) + len(self.rows.links) + len(self.rows.artifacts) + 1
+
+
+@dataclass
+class BatchResult:
+    """What one committed batch did."""
+
+    runs: int = 0
+    runs_skipped: Counter[str] = field(default_factory=Counter)
+    tasks: int = 0
+    links: int = 0
+    artifacts_upserted: int = 0
+    deleted_tasks: int = 0
+    deleted_links: int = 0
+    deleted_artifacts: int = 0
+    ledger: Counter[str] = field(default_factory=Counter)
+    ledger_by_entity: Counter[tuple[str, str]] = field(default_factory=Counter)
+    fingerprints_agree: int = 0
+    fingerprints_differ: int = 0
+
+
+def ledger_id(entry: LedgerEntry) -> str:
+    """Primary key of a ledger row."""
+    import hashlib
+
+    return hashlib.sha256(f"{entry.run_id}|{entry.entity}|{entry.mlmd_id}|{entry.reason}".encode()).hexdigest()[:64]
+
+
+def ledger_rows(entries: list[LedgerEntry]) -> list[dict[str, Any]]:
+    """Ledger entries as rows, duplicates (same run, row and reason) collapsed."""
+    rows: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        rows.setdefault(ledger_id(e), {"id": ledger_id(e), "run_uuid": e.run_id, "entity": e.entity,
+                                       "mlmd_id": e.mlmd_id, "reason": e.reason, "detail": e.detail[:2000]})
+    return list(rows.values())
+
+
+def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_after: int) -> BatchResult:
+    """Write `work` and advance the checkpoint to `resume_after`, all in the caller's transaction."""
+    d = dialect_for(conn)
+    result = BatchResult()
+    run_ids = [w.run_id for w in work]
+    live = _runs_with_live_rows(conn, t, run_ids)
+    previous: dict[str, list[str]] = {}
+    for chunk in _chunks(run_ids):
+        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.artifact_ids).where(t.runs.c.run_uuid.in_(chunk))):
+            previous[r.run_uuid] = json.loads(r.artifact_ids or "[]")
+    writable = [w for w in work if w.run_id not in live]
+    writable_ids = [w.run_id for w in writable]
+    # 1. the runs' previous rows (children of the self-FK detached first: no deep cascades on MySQL)
+    for chunk in _chunks(writable_ids):
+        result.deleted_links += conn.execute(delete(t.links).where(t.links.c.RunUUID.in_(chunk))).rowcount or 0
+        conn.execute(update(t.tasks).where(t.tasks.c.RunUUID.in_(chunk)).values(ParentTaskUUID=None))
+        result.deleted_tasks += conn.execute(delete(t.tasks).where(t.tasks.c.RunUUID.in_(chunk))).rowcount or 0
+    # 2. artifacts (parents of links), upserted by primary key
+    artifacts: dict[str, dict[str, Any]] = {}
+    for w in writable:
+        for a in w.rows.artifacts:
+            artifacts.setdefault(a.uuid, {
+                "UUID": a.uuid, "Namespace": a.namespace, "Type": a.type, "URI": a.uri, "URIHash": a.uri_hash,
+                "Name": a.name, "Description": a.description, "CreatedAtInSec": a.created_at,
+                "LastUpdateInSec": a.last_update, "Metadata": a.metadata, "NumberValue": a.number_value,
+                "IdentityKey": a.identity_key})
+    if artifacts:
+        columns = [c for c in next(iter(artifacts.values())) if c != "UUID"]
+        conn.execute(upsert(d, t.artifacts, "UUID", columns), list(artifacts.values()))
+        result.artifacts_upserted = len(artifacts)
+    # 3. tasks, parents before children (the mapper emits them in that order)
+    task_rows = [{
+        "UUID": x.uuid, "Namespace": x.namespace, "RunUUID": x.run_uuid, "pods": x.pods,
+        "CreatedAtInSec": x.created_at, "StartedInSec": x.started_at, "FinishedInSec": x.finished_at,
+        "Fingerprint": x.fingerprint, "Name": x.name, "DisplayName": x.display_name,
+        "ParentTaskUUID": x.parent_task_uuid, "State": x.state, "StatusMetadata": x.status_metadata,
+        "StateHistory": x.state_history, "InputParameters": x.input_parameters,
+        "OutputParameters": x.output_parameters, "Type": x.type, "TypeAttrs": x.type_attrs,
+        "ScopePath": x.scope_path, "LogicalKey": x.logical_key or None,
+    } for w in writable for x in w.rows.tasks]
+    if task_rows:
+        conn.execute(t.tasks.insert(), task_rows)
+    # 4. links
+    link_rows = [{
+        "UUID": lk.uuid, "ArtifactID": lk.artifact_id, "TaskID": lk.task_id, "Type": lk.type,
+        "Iteration": lk.iteration, "RunUUID": lk.run_uuid, "Producer": lk.producer, "ArtifactKey": lk.artifact_key,
+    } for w in writable for lk in w.rows.links]
+    if link_rows:
+        conn.execute(t.links.insert(), link_rows)
+    result.tasks, result.links = len(task_rows), len(link_rows)
+    # 5. artifacts no link uses any more (this tool's rows only)
+    new_refs = {a.uuid for w in writable for a in w.rows.artifacts}
+    stale = sorted({a for rid in writable_ids for a in previous.get(rid, [])} - new_refs)
+    for chunk in _chunks(stale):
+        unused = ~exists().where(t.links.c.ArtifactID == t.artifacts.c.UUID)
+        result.deleted_artifacts += conn.execute(
+            delete(t.artifacts).where(and_(t.artifacts.c.UUID.in_(chunk), unused))).rowcount or 0
+    # 6. ledger, run marks
+    entries = [e for w in writable for e in w.rows.ledger]
+    entries += [LedgerEntry(w.run_id, "run", w.context_id, "has-live-rows",
+                            "tasks or links written by KFP itself exist for this run; it is never rewritten")
+                for w in work if w.run_id in live]
+    for chunk in _chunks(run_ids):
+        conn.execute(delete(t.ledger).where(t.ledger.c.run_uuid.in_(chunk)))
+        conn.execute(delete(t.runs).where(t.runs.c.run_uuid.in_(chunk)))
+    rows = ledger_rows(entries)
+    if rows:
+        conn.execute(t.ledger.insert(), rows)
+    for e in entries:
+        result.ledger[e.reason] += 1
+        result.ledger_by_entity[(e.entity, e.reason)] += 1
+    now = int(time.time())
+    conn.execute(t.runs.insert(), [{
+        "run_uuid": w.run_id, "context_id": w.context_id, "marks": w.marks, "namespace": w.rows.namespace or "",
+        "skipped": ("has-live-rows" if w.run_id in live else w.rows.skipped) or "",
+        "tasks": len(w.rows.tasks), "links": len(w.rows.links),
+        "artifact_ids": json.dumps(sorted({a.uuid for a in w.rows.artifacts}) if w.run_id not in live
+                                   else previous.get(w.run_id, [])),
+        "mlmd_artifact_ids": json.dumps(sorted({a.mlmd_artifact_id for a in w.rows.artifacts})),
+        "migrated_at": now,
+    } for w in work])
+    result.runs = len(work)
+    for w in work:
+        reason = "has-live-rows" if w.run_id in live else w.rows.skipped
+        if reason:
+            result.runs_skipped[reason] += 1
+    _cross_check_fingerprints(conn, t, writable, result)
+    # 7. the checkpoint, in the same transaction
+    skipped = sum(result.runs_skipped.values())
+    update_state(conn, {"runs_migrated": len(work) - skipped, "runs_skipped": skipped},
+                 last_context_id=resume_after)
+    return result
+
+
+def _runs_with_live_rows(conn: Connection, t: TargetTables, run_ids: list[str]) -> set[str]:
+    """Runs that hold a task or link KFP wrote itself (UUIDv4): never rewritten (mapping.md §2)."""
+    live: set[str] = set()
+    for chunk in _chunks(run_ids):
+        for table in (t.tasks, t.links):
+            for r in conn.execute(select(table.c.RunUUID, table.c.UUID).where(table.c.RunUUID.in_(chunk))):
+                if not is_migrated_id(r.UUID):
+                    live.add(r.RunUUID)
+    return live
+
+
+def _cross_check_fingerprints(conn: Connection, t: TargetTables, work: list[RunWork], result: BatchResult) -> None:
+    """Old cache rows (population A) against the migrated fingerprints (mapping.md §7.3)."""
+    if t.old is None:
+        return
+    ours = {str(x.mlmd_execution_ids[-1]): x.fingerprint for w in work for x in w.rows.tasks
+            if x.type == 2 and x.fingerprint}
+    for chunk in _chunks(sorted(ours)):
+        for r in conn.execute(select(t.old.c.MLMDExecutionID, t.old.c.Fingerprint)
+                              .where(t.old.c.MLMDExecutionID.in_(chunk))):
+            if ours.get(r.MLMDExecutionID) == r.Fingerprint:
+                result.fingerprints_agree += 1
+            else:
+                result.fingerprints_differ += 1
+
+
+def count_rows(conn: Connection, t: TargetTables) -> dict[str, int]:
+    """Rows of this tool (version-5 ids) per target table."""
+    out = {}
+    for name, table in (("tasks", t.tasks), ("artifacts", t.artifacts), ("artifact_tasks", t.links)):
+        out[name] = int(conn.execute(select(func.count()).select_from(table)
+                                     .where(func.substr(table.c.UUID, 15, 1) == "5")).scalar() or 0)
+    return out

@@ -29,9 +29,11 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
 
 
 def execute(url: str, *statements: str) -> None:
-    """Run raw SQL statements against `url` in one transaction."""
+    """Run raw SQL statements against `url` in one transaction (`text()`: `%` is safe on PyMySQL)."""
+    from sqlalchemy import text
+
     engine = create_engine(url)
     with engine.begin() as conn:
         for stmt in statements:
-            conn.exec_driver_sql(stmt)
+            conn.execute(text(stmt))
     engine.dispose()

@@ -27,6 +27,7 @@ from ..mappers.enums import KFP_EXECUTION_TYPES
 from ..records import LedgerEntry
 from ..source.inventory import take_kfp_inventory
 from ..source.reader import MlmdReader
+from .faults import fault_point
 from .lock import MigrationLock
 from .plan import detect_mode, is_v2_artifact_type
 from .signals import StopRequest
@@ -321,6 +322,7 @@ def _flush(engine: Engine, targets: TargetTables, batch: list[RunWork], report: 
         try:
             with engine.begin() as conn:
                 result = write_batch(conn, targets, batch, resume_after)
+            fault_point("after-batch")
         except DBAPIError as exc:
             if is_transient(exc) and attempt < RETRIES:
                 report.retries += 1

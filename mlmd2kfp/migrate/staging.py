@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..dialects import can_add_foreign_key, dialect_for, missing_privilege, rename_statements
 from ..errors import PrivilegeError, TargetSchemaError
+from .faults import fault_point
 from ..target.schema import (ARTIFACT_TASKS, ARTIFACTS, OLD_TASKS_MARKERS, TASKS, ForeignKey, Table, _check_table,
                              render_create)
 
@@ -87,6 +88,7 @@ def prepare_schema(engine: Engine) -> tuple[str, list[str]]:
                     for stmt in render_create(spec, d):
                         conn.exec_driver_sql(stmt)
                     created.append(spec.name)
+                    fault_point("schema")
     except DBAPIError as exc:
         raise _privilege_error(exc, "create the target tables") from None
     return staging, created
@@ -116,6 +118,7 @@ def cutover(engine: Engine, staging: str) -> dict[str, object]:
         try:
             for stmt in statements:
                 conn.exec_driver_sql(stmt)
+                fault_point("cutover")
         except DBAPIError as exc:
             raise _privilege_error(exc, "add `fk_run_details_tasks` and swap the tasks tables") from None
         for table in inspect(conn).get_table_names():

@@ -22,6 +22,7 @@ from ..dialects import dialect_for, upsert
 from ..mappers.keys import is_migrated_id
 from ..records import LedgerEntry, RunRows
 from ..target.schema import ARTIFACT_TASKS, ARTIFACTS, TASKS
+from .faults import fault_point
 from .state import LEDGER, RUNS, core_table, update_state
 
 CHUNK = 500
@@ -149,6 +150,7 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
     } for w in writable for lk in w.rows.links]
     if link_rows:
         conn.execute(t.links.insert(), link_rows)
+    fault_point("mid-batch")
     result.tasks, result.links = len(task_rows), len(link_rows)
     # 5. artifacts no link uses any more (this tool's rows only)
     new_refs = {a.uuid for w in writable for a in w.rows.artifacts}

@@ -1,0 +1,102 @@
+"""Shared checks for migrate tests: digests, invariants, sample set-up."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from sqlalchemy import create_engine, inspect, text
+
+from mlmd2kfp.mappers.keys import logical_key
+
+TARGET = ("tasks", "artifacts", "artifact_tasks")
+
+
+def q(engine, name: str) -> str:
+    return f"`{name}`" if engine.dialect.name == "mysql" else f'"{name}"'
+
+
+def rows(url: str, sql: str, **params):
+    engine = create_engine(url)
+    if engine.dialect.name == "mysql":
+        sql = sql.replace('"', "`")
+    with engine.connect() as conn:
+        out = [dict(r) for r in conn.execute(text(sql), params).mappings()]
+    engine.dispose()
+    return out
+
+
+def _canon(v):
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True)
+    if isinstance(v, str) and v[:1] in "[{" and v != "":
+        try:
+            return json.dumps(json.loads(v), sort_keys=True)
+        except ValueError:
+            return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def digest(url: str, tables=TARGET, exclude_prefix: str | None = None) -> dict[str, str]:
+    """Per table, a digest of its rows (JSON normalised: PostgreSQL returns json columns parsed)."""
+    engine = create_engine(url)
+    out = {}
+    with engine.connect() as conn:
+        names = inspect(conn).get_table_names()
+        wanted = [n for n in names if (tables is None or n in tables)
+                  and not (exclude_prefix and n.startswith(exclude_prefix))]
+        for name in sorted(wanted):
+            result = conn.execute(text(f"SELECT * FROM {q(engine, name)}"))
+            cols = list(result.keys())
+            body = sorted(repr(sorted(zip(cols, map(_canon, r), strict=True))) for r in result)
+            out[name] = hashlib.sha256(repr(body).encode()).hexdigest()
+    engine.dispose()
+    return out
+
+
+def check_invariants(url: str) -> dict[str, int]:
+    """kfp-native-schema.md §4 on a migrated database; returns row counts."""
+    bad = {
+        "link→task": 'SELECT COUNT(*) AS n FROM artifact_tasks l WHERE NOT EXISTS (SELECT 1 FROM tasks t '
+                     'WHERE t."UUID" = l."TaskID" AND t."RunUUID" = l."RunUUID")',
+        "link→artifact": 'SELECT COUNT(*) AS n FROM artifact_tasks l WHERE NOT EXISTS '
+                         '(SELECT 1 FROM artifacts a WHERE a."UUID" = l."ArtifactID")',
+        "task→run": 'SELECT COUNT(*) AS n FROM tasks t WHERE NOT EXISTS '
+                    '(SELECT 1 FROM run_details r WHERE r."UUID" = t."RunUUID")',
+        "parent in run": 'SELECT COUNT(*) AS n FROM tasks t WHERE t."ParentTaskUUID" IS NOT NULL AND NOT EXISTS '
+                         '(SELECT 1 FROM tasks p WHERE p."UUID" = t."ParentTaskUUID" AND p."RunUUID" = t."RunUUID")',
+    }
+    for what, sql in bad.items():
+        assert rows(url, sql)[0]["n"] == 0, what
+    tasks = rows(url, 'SELECT * FROM tasks')
+    by_id = {t["UUID"]: t for t in tasks}
+    roots: dict[str, list] = {}
+    for t in tasks:
+        if t["ParentTaskUUID"] is None:
+            roots.setdefault(t["RunUUID"], []).append(t)
+    assert all(len(r) == 1 and r[0]["Type"] == 1 and r[0]["Name"] == "ROOT" and r[0]["ScopePath"] == "root"
+               for r in roots.values())
+    assert set(roots) == {t["RunUUID"] for t in tasks}
+    assert len({t["LogicalKey"] for t in tasks}) == len(tasks)
+
+    def js(v):
+        return v if not isinstance(v, str) else json.loads(v)
+
+    for t in tasks:
+        attrs = js(t["TypeAttrs"])
+        it = None if not attrs or "iterationIndex" not in attrs else int(attrs["iterationIndex"])
+        assert t["LogicalKey"] == logical_key(t["RunUUID"], t["ParentTaskUUID"], t["ScopePath"], t["Name"],
+                                              t["Type"], it)
+        for col in ("pods", "StateHistory", "InputParameters", "OutputParameters"):
+            assert js(t[col]) is None or isinstance(js(t[col]), list), col
+        for col in ("StatusMetadata", "TypeAttrs"):
+            assert js(t[col]) is None or isinstance(js(t[col]), dict), col
+        if t["ParentTaskUUID"]:
+            assert by_id[t["ParentTaskUUID"]]["ScopePath"] + "." + t["Name"] == t["ScopePath"]
+    links = rows(url, "SELECT * FROM artifact_tasks")
+    assert all(1 <= lk["Type"] <= 11 and "taskName" in js(lk["Producer"]) for lk in links)
+    arts = rows(url, "SELECT * FROM artifacts")
+    assert all(js(a["Metadata"]) is None or isinstance(js(a["Metadata"]), dict) for a in arts)
+    return {"tasks": len(tasks), "artifacts": len(arts), "artifact_tasks": len(links)}

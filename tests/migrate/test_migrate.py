@@ -1,0 +1,262 @@
+"""`migrate` on every backend (issue #4 acceptance): correctness, idempotence, true-up, staging,
+kill-and-resume, the lock, rollback, cleanup, the status gate, missing privileges."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
+pytest.importorskip("ml_metadata")
+
+from mlmd2kfp.migrate.admin import record_verify  # noqa: E402
+from mlmd2kfp.migrate.lock import MigrationLock  # noqa: E402
+from mlmd2kfp.migrate.plan import build_plan  # noqa: E402
+from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
+from mlmd2kfp.sample import write_sample  # noqa: E402
+from tests.helpers import execute, run_cli  # noqa: E402
+from tests.migrate.helpers import check_invariants, digest, rows  # noqa: E402
+
+
+def sample(databases, **kw):
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=kw.pop("seed", 3), **kw)
+    return m, k
+
+
+def cli_migrate(m, k, *extra, env=None):
+    return run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", *extra, env=env)
+
+
+def test_sample_migrates_with_invariants_and_planned_counts(databases):
+    m, k = sample(databases)
+    plan = build_plan(m, k)
+    result = cli_migrate(m, k, "--batch-rows", "50")
+    assert result.code == 0, result.stderr
+    counts = check_invariants(k)
+    assert counts == {"tasks": plan.target_rows["tasks"], "artifacts": plan.target_rows["artifacts"],
+                      "artifact_tasks": plan.target_rows["artifact_tasks"]}
+    assert counts == {"tasks": 63, "artifacts": 60, "artifact_tasks": 90}
+    assert run_cli("schema", "check", "--kfp-url", k).code == 0
+    assert rows(k, 'SELECT COUNT(*) AS n FROM tasks_pre_migration WHERE "MLMDExecutionID" <> \'\'')[0]["n"] == 29
+    assert "cutover" in result.stdout and "tasks_pre_migration" in result.stdout
+
+
+def test_rerun_changes_nothing_and_reads_nothing(databases):
+    m, k = sample(databases)
+    migrate(m, k, MigrateOptions())
+    before = digest(k)
+    again = migrate(m, k, MigrateOptions())
+    assert again.runs_read == 0 and again.runs_unchanged == 10 and again.runs_written == 0
+    assert digest(k) == before
+
+
+def test_true_up_rewrites_only_changed_runs(databases):
+    m, k = sample(databases)
+    migrate(m, k, MigrateOptions())
+    # 1. one MLMD execution's state changes (through ml-metadata, as KFP would)
+    from mlmd2kfp.sample.mlmd_client import open_store
+
+    writer = open_store(make_url(m))
+    run_id = [r["UUID"] for r in rows(k, 'SELECT "UUID" FROM run_details WHERE "DisplayName" LIKE \'in-flight%\'')][0]
+    ctx = writer.get_context_by_type_and_name("system.PipelineRun", run_id)
+    [train] = [e for e in writer.get_executions_by_context(ctx.id)
+               if e.custom_properties["task_name"].string_value == "train"]
+    train.last_known_state = 3  # RUNNING → COMPLETE
+    writer.put_executions([train])
+    del writer
+    report = migrate(m, k, MigrateOptions())
+    assert (report.runs_read, report.runs_written) == (1, 1)
+    [task] = rows(k, 'SELECT "State" FROM tasks WHERE "RunUUID" = :r AND "Name" = \'train\'', r=run_id)
+    assert task["State"] == 2
+    # 2. one run_details.State changes
+    other = [r["UUID"] for r in rows(k, 'SELECT "UUID" FROM run_details WHERE "DisplayName" LIKE \'failed%\'')][0]
+    execute(k, f"UPDATE run_details SET {_q(k, 'State')} = 'SUCCEEDED' WHERE {_q(k, 'UUID')} = '{other}'")
+    report = migrate(m, k, MigrateOptions())
+    assert (report.runs_read, report.runs_written) == (1, 1)
+    check_invariants(k)
+
+
+def _q(url, name):
+    return f"`{name}`" if url.startswith("mysql") else f'"{name}"'
+
+
+def test_stage_only_then_cutover_equals_one_plain_migrate(databases):
+    m1, k1 = sample(databases, seed=5)
+    m2, k2 = sample(databases, seed=5)
+    staged = migrate(m1, k1, MigrateOptions(stage_only=True))
+    assert staged.phase == "staged" and not staged.cutover
+    # the old tasks table stays in place and working for the old server
+    assert rows(k1, 'SELECT COUNT(*) AS n FROM tasks WHERE "MLMDExecutionID" <> \'\'')[0]["n"] == 29
+    execute(k1, f"INSERT INTO tasks ({_q(k1, 'UUID')}, {_q(k1, 'Namespace')}, {_q(k1, 'PipelineName')}, "
+                f"{_q(k1, 'RunUUID')}, {_q(k1, 'PodName')}, {_q(k1, 'MLMDExecutionID')}, {_q(k1, 'CreatedTimestamp')}, "
+                f"{_q(k1, 'Fingerprint')}) SELECT 'new-old-row', 'team-a', '', {_q(k1, 'UUID')}, 'pod', '', 1, '' "
+                f"FROM run_details WHERE {_q(k1, 'DisplayName')} LIKE 'training%'")
+    execute(k1, f"DELETE FROM tasks WHERE {_q(k1, 'UUID')} = 'new-old-row'")
+    assert rows(k1, "SELECT COUNT(*) AS n FROM tasks_migration_tmp")[0]["n"] == 63
+    done = migrate(m1, k1, MigrateOptions())
+    assert done.cutover and done.runs_read == 0
+    migrate(m2, k2, MigrateOptions())
+    assert digest(k1) == digest(k2)
+
+
+def test_run_deleted_while_staged_is_dropped_by_the_next_pass(databases):
+    m, k = sample(databases)
+    migrate(m, k, MigrateOptions(stage_only=True))
+    run_id = rows(k, 'SELECT "UUID" FROM run_details WHERE "DisplayName" LIKE \'training%\'')[0]["UUID"]
+    execute(k, f"DELETE FROM run_details WHERE {_q(k, 'UUID')} = '{run_id}'")  # as the old server does
+    report = migrate(m, k, MigrateOptions())
+    assert report.runs_read == 1 and report.cutover
+    assert rows(k, 'SELECT COUNT(*) AS n FROM tasks WHERE "RunUUID" = :r', r=run_id)[0]["n"] == 0
+    assert rows(k, 'SELECT COUNT(*) AS n FROM artifact_tasks WHERE "RunUUID" = :r', r=run_id)[0]["n"] == 0
+    check_invariants(k)
+    # its artifacts the cache-hit run still links stay; the others are gone
+    assert check_invariants(k)["tasks"] == 60
+
+
+@pytest.mark.parametrize("point", ["schema:2", "mid-batch:1", "mid-batch:3", "after-batch:2", "cutover:1"])
+def test_sigkill_then_rerun_gives_a_clean_runs_digest(databases, point):
+    m_clean, k_clean = sample(databases, seed=6)
+    migrate(m_clean, k_clean, MigrateOptions(batch_rows=40))
+    m, k = sample(databases, seed=6)
+    killed = cli_migrate(m, k, "--batch-rows", "40", env={"MLMD2KFP_FAULT_AT": point})
+    assert killed.code == -signal.SIGKILL, (killed.code, killed.stderr[-500:])
+    resumed = cli_migrate(m, k, "--batch-rows", "40")
+    assert resumed.code == 0, resumed.stderr
+    assert digest(k) == digest(k_clean)
+    check_invariants(k)
+
+
+def test_a_second_migrator_is_refused_and_writes_nothing(databases):
+    m, k = sample(databases)
+    before = digest(k, tables=None)
+    engine = create_engine(k)
+    with MigrationLock(engine):
+        result = cli_migrate(m, k)
+    engine.dispose()
+    assert result.code == 3
+    assert "already running" in result.stderr and "by host" in result.stderr
+    assert digest(k, tables=None) == before
+
+
+def test_rollback_restores_the_pre_migration_database_and_cleanup_needs_verify(databases):
+    m, k = sample(databases)
+    before = digest(k, tables=None, exclude_prefix="mlmd2kfp_")
+    assert cli_migrate(m, k).code == 0
+    refused = run_cli("cleanup", "--kfp-url", k, "--yes")
+    assert refused.code == 3 and "verify" in refused.stderr
+    result = run_cli("rollback", "--kfp-url", k, "--yes")
+    assert result.code == 0, result.stderr
+    assert "moved `tasks_pre_migration` back to `tasks`" in result.stdout
+    assert digest(k, tables=None, exclude_prefix="mlmd2kfp_") == before
+    status = run_cli("status", "--kfp-url", k, "--check")
+    assert status.code == 1 and "rolled back" in status.stdout
+    # and it migrates again after a rollback
+    assert cli_migrate(m, k).code == 0
+    check_invariants(k)
+
+
+def test_rollback_keeps_rows_kfp_wrote_itself(databases):
+    m, k = sample(databases)
+    migrate(m, k, MigrateOptions())
+    root = rows(k, 'SELECT * FROM tasks WHERE "Name" = \'ROOT\'')[0]
+    live_id = str(uuid.uuid4())
+    execute(k, f"INSERT INTO tasks ({_q(k, 'UUID')}, {_q(k, 'Namespace')}, {_q(k, 'RunUUID')}, {_q(k, 'pods')}, "
+               f"{_q(k, 'CreatedAtInSec')}, {_q(k, 'Fingerprint')}, {_q(k, 'Name')}, {_q(k, 'State')}, "
+               f"{_q(k, 'Type')}, {_q(k, 'TypeAttrs')}) VALUES ('{live_id}', 'team-a', '{root['RunUUID']}', '[]', 1, "
+               f"'', 'live-root', 1, 1, '{{}}')")
+    result = run_cli("rollback", "--kfp-url", k, "--yes")
+    assert result.code == 0, result.stderr
+    assert rows(k, 'SELECT "UUID" FROM tasks WHERE "UUID" = :u', u=live_id) == [{"UUID": live_id}]
+    assert rows(k, 'SELECT COUNT(*) AS n FROM tasks')[0]["n"] == 1
+    assert "written by KFP itself" in result.stderr
+
+
+def test_status_gate(databases):
+    m, k = sample(databases)
+    assert run_cli("status", "--kfp-url", k, "--check").code == 1  # before
+    migrate(m, k, MigrateOptions(stage_only=True))
+    during = run_cli("status", "--kfp-url", k, "--check")
+    assert during.code == 1 and "not finished" in during.stdout
+    migrate(m, k, MigrateOptions())
+    after = run_cli("status", "--kfp-url", k, "--check")
+    assert after.code == 1 and "not verified" in after.stdout
+    engine = create_engine(k)
+    with engine.begin() as conn:
+        record_verify(conn, False, {"checks": 1})
+    assert run_cli("status", "--kfp-url", k, "--check").code == 1
+    with engine.begin() as conn:
+        record_verify(conn, True, {"checks": 1})
+    engine.dispose()
+    ok = run_cli("status", "--kfp-url", k, "--check")
+    assert ok.code == 0 and ok.stdout.startswith("OK")
+    shown = run_cli("status", "--kfp-url", k, "--json")
+    assert '"phase": "done"' in shown.stdout
+
+
+def test_changed_source_name_is_refused(databases):
+    m, k = sample(databases)
+    migrate(m, k, MigrateOptions(stage_only=True))
+    result = cli_migrate(m, k, "--source-name", "second")
+    assert result.code == 3 and "--source-name" in result.stderr
+
+
+def test_user_without_ddl_rights_gets_a_clear_error(databases):
+    if databases.backend == "sqlite":
+        pytest.skip("SQLite has no database users")
+    m, k = sample(databases)
+    parsed = make_url(k)
+    user, password = f"dml_{uuid.uuid4().hex[:8]}", "Dml-0nly-pass"
+    if databases.backend == "mariadb":
+        execute(k, *[f"CREATE USER '{user}'@'{h}' IDENTIFIED BY '{password}'" for h in ("127.0.0.1", "localhost")],
+                *[f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{parsed.database}`.* TO '{user}'@'{h}'"
+                  for h in ("127.0.0.1", "localhost")])
+    else:
+        execute(k, f"CREATE ROLE {user} LOGIN PASSWORD '{password}'", "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+                f"GRANT USAGE ON SCHEMA public TO {user}",
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {user}")
+    dml_url = parsed.set(username=user, password=password).render_as_string(hide_password=False)
+    before = digest(k, tables=None)
+    result = cli_migrate(m, dml_url)
+    assert result.code == 3, result.stderr
+    assert "privilege" in result.stderr and "CREATE" in result.stderr and "nothing was written" in result.stderr
+    assert password not in result.stderr
+    assert digest(k, tables=None) == before
+
+
+def test_sigterm_finishes_the_batch_and_exits_130(databases, tmp_path):
+    m, k = sample(databases, runs=44)
+    proc = subprocess.Popen([sys.executable, "-m", "mlmd2kfp", "migrate", "--mlmd-url", m, "--kfp-url", k, "--yes",
+                             "--batch-rows", "20", "--max-rows-per-second", "150"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    import time
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if rows(k, "SELECT COUNT(*) AS n FROM mlmd2kfp_runs")[0]["n"] if _has_runs_table(k) else 0:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-800:]
+    assert "finishing the current batch" in err and "resume" in err
+    state = rows(k, "SELECT status, last_context_id FROM mlmd2kfp_state")[0]
+    assert state["status"] == "interrupted" and state["last_context_id"] > 0
+    assert cli_migrate(m, k).code == 0
+    check_invariants(k)
+
+
+def _has_runs_table(url):
+    from sqlalchemy import inspect
+
+    engine = create_engine(url)
+    try:
+        return "mlmd2kfp_runs" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

@@ -9,6 +9,9 @@ from .db import connect
 from .errors import ConfigError
 from .migrate.plan import build_plan
 from .migrate.plan_render import plan_json, plan_markdown
+from .migrate.runner import MigrateOptions, migrate
+from .migrate.runner_render import migrate_json
+from .migrate.admin import read_status
 from .sample import write_sample
 from .target.schema import create_schema
 
@@ -23,7 +26,7 @@ class DemoResult:
 
 
 def run_demo(directory: Path) -> DemoResult:
-    """Write the sample into SQLite files in `directory`, create the target schema, and plan the migration.
+    """Sample into SQLite files in `directory`, create the target schema, plan, migrate, show the status.
 
     Raises:
         ConfigError: `directory` already holds demo databases (remove them or pick another folder).
@@ -40,6 +43,9 @@ def run_demo(directory: Path) -> DemoResult:
     plan = build_plan(mlmd_url, kfp_url)
     (directory / "plan.json").write_text(plan_json(plan), encoding="utf-8")
     (directory / "plan.md").write_text(plan_markdown(plan), encoding="utf-8")
+    migrated = migrate(mlmd_url, kfp_url, MigrateOptions())
+    (directory / "migrate.json").write_text(migrate_json(migrated), encoding="utf-8")
+    gate_ok, gate_why = read_status(kfp_url).gate
     states: dict[str, int] = {}
     for run in report.runs:
         states[run.state] = states.get(run.state, 0) + 1
@@ -55,7 +61,13 @@ def run_demo(directory: Path) -> DemoResult:
         + ", ".join(f"{t} {plan.target_rows.get(t, 0)}" for t in ("tasks", "artifacts", "artifact_tasks"))
         + "; ledger: " + ", ".join(f"{r} {s.count}" for r, s in sorted(plan.ledger.items())),
         f"plan report: {directory / 'plan.md'} (and plan.json)",
-        "look at: sqlite3 " + str(mlmd_path) + " 'SELECT * FROM Context'",
+        f"migrate: {migrated.runs_written} runs written, skipped {dict(migrated.runs_skipped) or 'none'}; rows now "
+        + ", ".join(f"{t} {n}" for t, n in migrated.totals.items())
+        + ("; cutover done, old `tasks` kept as `tasks_pre_migration`" if migrated.moved_old_tasks else ""),
+        f"migrate report: {directory / 'migrate.json'}",
+        f"status --check: {'OK' if gate_ok else 'NOT READY'}: {gate_why}",
+        f"look at the migrated tasks: sqlite3 {kfp_path} "
+        "'SELECT ScopePath, Type, State, TypeAttrs FROM tasks ORDER BY RunUUID, ScopePath'",
         f"check the target schema: mlmd2kfp schema check --kfp-url sqlite:///{kfp_path}",
     ]
     return DemoResult(mlmd_path, kfp_path, lines)

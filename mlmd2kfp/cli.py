@@ -184,7 +184,7 @@ def migrate_cmd(
                              run_ids=tuple(run or ()), source_name=source_name)
     with console.RunProgress("migrating") as progress:
         report = migrate(settings.mlmd_url, settings.kfp_url, options,  # type: ignore[arg-type]
-                         on_progress=lambda done, total, rows: progress(done, total), on_event=console.info)
+                         on_progress=progress, on_event=console.info)
     console.print_data(render_migrate(report))
     if report_path:
         report_path.write_text(migrate_json(report), encoding="utf-8")

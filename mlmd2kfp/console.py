@@ -60,22 +60,29 @@ class RunProgress:
         if err.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                                  console=err, transient=True)
             self._bar.start()
         return self
 
-    def __call__(self, done: int, total: int) -> None:
-        """Report `done` of `total`."""
+    def __call__(self, done: int, total: int, rows: int | None = None) -> None:
+        """Report `done` of `total` runs (and `rows` written so far, shown as rows/s)."""
+        import time
+
+        if not hasattr(self, "_t0"):
+            self._t0 = time.monotonic()
+        rate = ""
+        if rows is not None:
+            rate = f", {rows / max(time.monotonic() - self._t0, 1e-6):,.0f} rows/s"
         if self._bar is not None:
             if self._task is None:
                 self._task = self._bar.add_task(self.label, total=total)
-            self._bar.update(self._task, completed=done, total=total)
+            self._bar.update(self._task, completed=done, total=total, description=f"{self.label}{rate}")
             return
         decile = (done * 10 // total) if total else 10
         if decile != self._last_decile:
             self._last_decile = decile
-            info(f"{self.label}: {done}/{total} runs")
+            info(f"{self.label}: {done}/{total} runs{rate}")
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

@@ -191,6 +191,45 @@ def migrate_cmd(
         console.info(f"wrote {report_path}")
 
 
+@app.command("verify")
+def verify_cmd(
+    mlmd_url: MlmdUrl = None,
+    kfp_url: KfpUrl = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON here.")] = None,
+    markdown_path: Annotated[Optional[Path], typer.Option("--markdown", help="Write the report as Markdown here.")] = None,
+    junit_path: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML here (one test case per "
+                          "check and per failing run).")] = None,
+    run: Annotated[Optional[list[str]], typer.Option("--run", help="Only this run id (repeatable).")] = None,
+    namespace: Annotated[Optional[list[str]], typer.Option("--namespace", help="Only this namespace (repeatable).")] = None,
+    multi_user: Annotated[Optional[bool], typer.Option("--multi-user/--single-user",
+                          help="Install mode; default: the one the migration recorded.")] = None,
+    source: Annotated[str, typer.Option("--source", help="How to read MLMD for the expected side: auto "
+                      "(ml-metadata API when installed), api, sql.")] = "auto",
+) -> None:
+    """Independent parity check of MLMD against the migrated tables; exit 0 when all holds, 1 on a difference.
+
+    Coverage, counts, lineage per run, invariants, cache fingerprints, run states. The result is
+    recorded for `status --check`.
+    """
+    from .verify import VerifyOptions, run_verify
+    from .verify.report import render_table, to_json, to_junit, to_markdown
+
+    settings = Settings(mlmd_url=_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
+                        kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
+    if source not in ("auto", "api", "sql"):
+        raise ConfigError("--source must be auto, api or sql")
+    options = VerifyOptions(run_ids=tuple(run or ()), namespaces=tuple(namespace or ()), multi_user=multi_user,
+                            source_path=source, record=not (run or namespace))
+    with console.RunProgress("verifying") as progress:
+        report = run_verify(settings.mlmd_url, settings.kfp_url, options, on_progress=progress)  # type: ignore[arg-type]
+    console.print_data(render_table(report))
+    for path, render in ((json_path, to_json), (markdown_path, to_markdown), (junit_path, to_junit)):
+        if path:
+            path.write_text(render(report), encoding="utf-8")
+            console.info(f"wrote {path}")
+    raise typer.Exit(report.exit_code)
+
+
 @app.command("status")
 def status_cmd(
     kfp_url: KfpUrl = None,

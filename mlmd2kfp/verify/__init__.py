@@ -1,1 +1,239 @@
-"""Independent parity checks between MLMD and the migrated KFP tables (issue #5)."""
+"""`verify`: an independent parity check of MLMD against the migrated KFP tables (issue #5).
+
+The expected side is read through `ml-metadata`'s API when it is installed (else a separate SQL
+path, `source.SqlSource`), re-derived by `expect.py`, and compared run by run (`checks.py`). The
+result is a `ParityReport`; it is recorded in the state table for `status --check`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from sqlalchemy import inspect, text
+
+from ..console import mask_url
+from ..db import make_engine, parse_url
+from ..errors import ConfigError
+from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
+from .expect import expect_run
+from .report import Finding, ParityReport
+from .source import ApiSource, SqlSource
+
+__all__ = ["VerifyOptions", "run_verify", "ParityReport"]
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """What `verify` checks and how it reads the source."""
+
+    run_ids: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    multi_user: bool | None = None
+    source_path: str = "auto"
+    """`auto` (ml-metadata API when installed), `api` or `sql`."""
+    record: bool = True
+
+
+def _source(options: VerifyOptions, url: Any, conn: Any) -> Any:
+    if options.source_path in ("auto", "api"):
+        try:
+            return ApiSource(url)
+        except ImportError:
+            if options.source_path == "api":
+                raise ConfigError("--source api needs the `ml-metadata` package (the `mlmd` extra)") from None
+    return SqlSource(conn)
+
+
+def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptions(),
+               on_progress: Callable[[int, int], None] | None = None) -> ParityReport:
+    """Check the migration; returns the report (exit code 0 or 1 is `report.exit_code`)."""
+    m_url = parse_url(mlmd_url, "MLMD")
+    mlmd_engine = make_engine(m_url, "MLMD", create_sqlite=False)
+    kfp_engine = make_engine(kfp_url, "KFP", create_sqlite=False)
+    try:
+        with mlmd_engine.connect() as mconn, kfp_engine.connect() as kconn:
+            names = set(inspect(kconn).get_table_names())
+            missing = [t for t in ("tasks", "artifacts", "artifact_tasks", "mlmd2kfp_ledger") if t not in names]
+            if missing:
+                raise ConfigError(f"the KFP database has no {', '.join(f'`{t}`' for t in missing)}: run "
+                                  "`mlmd2kfp migrate` before `verify`")
+            target = TargetReader(kconn)
+            state = _state(kconn)
+            multi = options.multi_user if options.multi_user is not None else bool(state.get("multi_user", 1))
+            source_name = state.get("source_name") or ""
+            source = _source(options, m_url, mconn)
+            report = ParityReport(mask_url(mlmd_url), mask_url(kfp_url), source.name,
+                                  "multi-user" if multi else "single-user")
+            for name, description in CHECKS.items():
+                report.check(name, description, blocking=name != "run-state")
+            runs = _runs(kconn, target)
+            specs: dict[str, Any] = {}
+            counts: dict[str, Counter[Any]] = {"expected": Counter(), "found": Counter()}
+            seen_runs: set[str] = set()
+            fingerprints: dict[str, tuple[str, str]] = {}
+            total = len(runs)
+            for src in source.runs():
+                run = runs.get(src.run_id)
+                if options.run_ids and src.run_id not in options.run_ids:
+                    continue
+                if options.namespaces and (run is None or run["namespace"] not in options.namespaces):
+                    continue
+                seen_runs.add(src.run_id)
+                spec = _spec(kconn, target, run, specs)
+                exp = expect_run(src, run, spec, multi, source_name)
+                event_ids = _event_ids(mconn, [e.id for e in src.executions])
+                compare_run(report, src, exp, target, event_ids, exp.namespace, counts)
+                for t in exp.tasks.values():
+                    if t.type == 2:
+                        for execution in t.executions:
+                            fingerprints[str(execution)] = (t.id, t.fingerprint)
+                if run is not None and not exp.skip:
+                    _run_state(report, kconn, target, src.run_id, run)
+                if on_progress:
+                    on_progress(report.runs_checked, total)
+            if not options.run_ids and not options.namespaces:
+                _global(report, kconn, target, seen_runs, counts, fingerprints)
+    finally:
+        mlmd_engine.dispose()
+        kfp_engine.dispose()
+    if options.record:
+        _record(kfp_url, report)
+    return report
+
+
+def _state(conn: Any) -> dict[str, Any]:
+    if "mlmd2kfp_state" not in inspect(conn).get_table_names():
+        return {}
+    row = conn.execute(text("SELECT * FROM mlmd2kfp_state")).mappings().first()
+    return dict(row) if row else {}
+
+
+def _runs(conn: Any, t: TargetReader) -> dict[str, dict[str, Any]]:
+    q = t.q
+    out = {}
+    sql = (f"SELECT r.{q('UUID')} AS uuid, r.{q('Namespace')} AS namespace, r.{q('State')} AS state, "
+           f"r.{q('Conditions')} AS conditions, r.{q('PipelineVersionId')} AS version, e.{q('Namespace')} AS ens "
+           f"FROM run_details r LEFT JOIN experiments e ON e.{q('UUID')} = r.{q('ExperimentUUID')}")
+    for r in conn.execute(text(sql)).mappings():
+        out[r["uuid"]] = {"uuid": r["uuid"], "namespace": r["namespace"], "state": r["state"], "conditions": r["conditions"],
+                          "experiment_namespace": r["ens"], "version": r["version"]}
+    return out
+
+
+def _spec(conn: Any, t: TargetReader, run: dict[str, Any] | None, cache: dict[str, Any]) -> Any:
+    if run is None:
+        return None
+    q = t.q
+    manifest = conn.execute(text(f"SELECT {q('PipelineSpecManifest')} FROM run_details WHERE {q('UUID')} = :u"),
+                            {"u": run["uuid"]}).scalar()
+    if not manifest and run.get("version"):
+        manifest = conn.execute(text(f"SELECT {q('PipelineSpec')} FROM pipeline_versions WHERE {q('UUID')} = :v"),
+                                {"v": run["version"]}).scalar()
+    if not manifest:
+        return None
+    key = hashlib.sha256(str(manifest).encode()).hexdigest()
+    if key not in cache:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        docs = [d for d in yaml.load_all(str(manifest), Loader=loader) if isinstance(d, dict)]
+        spec = next((d.get("pipeline_spec") or d for d in docs if "root" in d or "pipeline_spec" in d), None)
+        cache[key] = spec if isinstance(spec, dict) and "root" in spec else None
+        if len(cache) > 256:
+            cache.pop(next(iter(cache)))
+    return cache[key]
+
+
+def _event_ids(conn: Any, execution_ids: list[int]) -> dict[tuple[int, int, int], int]:
+    if not execution_ids:
+        return {}
+    table = "event" if conn.dialect.name == "postgresql" else ("`Event`" if conn.dialect.name == "mysql" else '"Event"')
+    out = {}
+    for i in range(0, len(execution_ids), 500):
+        chunk = ",".join(str(int(x)) for x in execution_ids[i:i + 500])
+        for r in conn.execute(text(f"SELECT id, artifact_id, execution_id, type FROM {table} "
+                                   f"WHERE execution_id IN ({chunk})")):
+            out[(int(r[1]), int(r[2]), int(r[3]))] = int(r[0])
+    return out
+
+
+def _run_state(report: ParityReport, conn: Any, t: TargetReader, run_id: str, run: dict[str, Any]) -> None:
+    check = report.checks["run-state"]
+    check.checked += 1
+    q = t.q
+    root = conn.execute(text(f"SELECT {q('State')} FROM tasks WHERE {q('RunUUID')} = :r AND {q('ParentTaskUUID')} "
+                             "IS NULL"), {"r": run_id}).scalar()
+    want = RUN_STATE.get(str(run.get("state") or run.get("conditions") or "").upper())
+    names = {1: "RUNNING", 2: "SUCCEEDED", 3: "SKIPPED", 4: "FAILED", 5: "CACHED"}
+    have = names.get(root)
+    if want and have and want != have and not (want == "SUCCEEDED" and have == "CACHED"):
+        report.fail(Finding("run-state", run_id, "ROOT task", "State", want, have))
+
+
+def _global(report: ParityReport, conn: Any, t: TargetReader, seen: set[str], counts: dict[str, Counter[Any]],
+            fingerprints: dict[str, tuple[str, str]]) -> None:
+    q = t.q
+    inv, coverage = report.checks["invariants"], report.checks["coverage"]
+    queries = {
+        "link → task of the same run": f"SELECT l.{q('UUID')} FROM artifact_tasks l WHERE NOT EXISTS (SELECT 1 FROM "
+                                        f"tasks k WHERE k.{q('UUID')} = l.{q('TaskID')} AND k.{q('RunUUID')} = l.{q('RunUUID')})",
+        "link → artifact": f"SELECT l.{q('UUID')} FROM artifact_tasks l WHERE NOT EXISTS (SELECT 1 FROM artifacts a "
+                           f"WHERE a.{q('UUID')} = l.{q('ArtifactID')})",
+        "task → run_details": f"SELECT k.{q('UUID')} FROM tasks k WHERE NOT EXISTS (SELECT 1 FROM run_details r "
+                              f"WHERE r.{q('UUID')} = k.{q('RunUUID')})",
+        "LogicalKey unique": f"SELECT {q('LogicalKey')} FROM tasks GROUP BY {q('LogicalKey')} HAVING COUNT(*) > 1",
+    }
+    for what, sql in queries.items():
+        inv.checked += 1
+        for r in conn.execute(text(sql)).fetchmany(20):
+            report.fail(Finding("invariants", "", f"row {r[0]}", what, "holds", "violated"))
+    for r in conn.execute(text(f"SELECT DISTINCT {q('RunUUID')} FROM tasks")):
+        coverage.checked += 1
+        if r[0] not in seen:
+            report.fail(Finding("coverage", r[0], "tasks of this run", "extra rows", "no MLMD run context", "present"))
+    counts_check = report.checks["counts"]
+    keys = set(counts["expected"]) | set(counts["found"])
+    for key in sorted(keys, key=str):
+        counts_check.checked += 1
+        if counts["expected"][key] != counts["found"][key]:
+            report.fail(Finding("counts", "", " / ".join(map(str, key)), "rows", counts["expected"][key],
+                                counts["found"][key]))
+    counts_check.info = {str(k): v for k, v in sorted(counts["found"].items(), key=str) if k[0] == "tasks"}
+    cache = report.checks["cache"]
+    names = set(inspect(conn).get_table_names())
+    old = "tasks_pre_migration" if "tasks_pre_migration" in names else None
+    agree = differ = 0
+    if old:
+        by_task = {r[0]: r[1] for r in conn.execute(text(f"SELECT {q('UUID')}, {q('Fingerprint')} FROM tasks "
+                                                         f"WHERE {q('Fingerprint')} <> ''"))}
+        for exec_id, fingerprint in conn.execute(text(
+                f"SELECT {q('MLMDExecutionID')}, {q('Fingerprint')} FROM {q(old)} WHERE {q('MLMDExecutionID')} <> ''")):
+            cache.checked += 1
+            mapped = fingerprints.get(str(exec_id))
+            if mapped is None:
+                continue  # a cache row of a run that was not migrated (orphan, filtered)
+            if by_task.get(mapped[0]) == fingerprint:
+                agree += 1
+            else:
+                differ += 1
+                report.fail(Finding("cache", "", f"task {mapped[0]} (MLMD execution {exec_id})", "Fingerprint",
+                                    fingerprint, by_task.get(mapped[0])))
+    sources = {str(r[0]): int(r[1]) for r in conn.execute(text(
+        f"SELECT {q('Namespace')}, COUNT(*) FROM tasks WHERE {q('State')} = 2 AND {q('Fingerprint')} <> '' "
+        f"GROUP BY {q('Namespace')}"))}
+    cache.info = {"old cache rows agreeing": agree, "differing": differ, "cache sources per namespace": sources}
+
+
+def _record(kfp_url: str, report: ParityReport) -> None:
+    from ..migrate.admin import record_verify
+
+    engine = make_engine(kfp_url, "KFP", create_sqlite=False)
+    try:
+        with engine.begin() as conn:
+            if "mlmd2kfp_state" in inspect(conn).get_table_names():
+                record_verify(conn, report.passed, report.summary())
+    finally:
+        engine.dispose()

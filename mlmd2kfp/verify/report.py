@@ -1,0 +1,155 @@
+"""`ParityReport`: verify's result as data, and its renderers (rich table, JSON, Markdown, JUnit XML)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from rich.table import Table
+
+FINDINGS_SHOWN = 20
+
+
+@dataclass
+class Finding:
+    """One difference: which run, which row, which field, expected vs found."""
+
+    check: str
+    run: str
+    row: str
+    field: str
+    expected: Any = None
+    found: Any = None
+
+    def line(self) -> str:
+        """One readable line."""
+        return (f"run {self.run or '-'}: {self.row}: {self.field}: expected {self.expected!r}, found {self.found!r}")
+
+
+@dataclass
+class CheckResult:
+    """One check: how many things it looked at and what failed."""
+
+    name: str
+    description: str
+    checked: int = 0
+    failures: list[Finding] = field(default_factory=list)
+    failure_count: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+    blocking: bool = True
+    """False for reported-only checks (run state disagreements)."""
+
+    def fail(self, finding: Finding) -> None:
+        self.failure_count += 1
+        if len(self.failures) < 200:
+            self.failures.append(finding)
+
+    @property
+    def passed(self) -> bool:
+        return self.failure_count == 0 or not self.blocking
+
+
+@dataclass
+class ParityReport:
+    """Everything `verify` found."""
+
+    mlmd_url: str
+    kfp_url: str
+    source_path: str
+    mode: str
+    runs_checked: int = 0
+    checks: dict[str, CheckResult] = field(default_factory=dict)
+    failing_runs: Counter[str] = field(default_factory=Counter)
+
+    def check(self, name: str, description: str, blocking: bool = True) -> CheckResult:
+        if name not in self.checks:
+            self.checks[name] = CheckResult(name, description, blocking=blocking)
+        return self.checks[name]
+
+    def fail(self, finding: Finding) -> None:
+        self.checks[finding.check].fail(finding)
+        if finding.run and self.checks[finding.check].blocking:
+            self.failing_runs[finding.run] += 1
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 when everything holds, 1 on any difference."""
+        return 0 if self.passed else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed, "source_path": self.source_path, "mode": self.mode,
+            "mlmd_url": self.mlmd_url, "kfp_url": self.kfp_url, "runs_checked": self.runs_checked,
+            "failing_runs": dict(self.failing_runs),
+            "checks": {n: {"passed": c.passed, "blocking": c.blocking, "description": c.description,
+                           "checked": c.checked, "failures": c.failure_count, "info": c.info,
+                           "first_failures": [f.__dict__ for f in c.failures[:FINDINGS_SHOWN]]}
+                       for n, c in self.checks.items()},
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """What the state table keeps for `status`."""
+        return {"passed": self.passed, "source_path": self.source_path, "runs_checked": self.runs_checked,
+                "failures": {n: c.failure_count for n, c in self.checks.items() if c.failure_count}}
+
+
+def render_table(report: ParityReport) -> Table:
+    table = Table(title=f"verify ({report.mode}; expected side read through {report.source_path}) — "
+                        f"{'PASSED' if report.passed else 'FAILED'}", title_justify="left")
+    for col in ("check", "checked", "failures", "first difference"):
+        table.add_column(col, justify="right" if col in ("checked", "failures") else "left")
+    for c in report.checks.values():
+        mark = "✓" if c.failure_count == 0 else ("!" if not c.blocking else "✗")
+        first = c.failures[0].line() if c.failures else ", ".join(f"{k} {v}" for k, v in c.info.items())[:120]
+        table.add_row(f"{mark} {c.name}", str(c.checked), str(c.failure_count), first)
+    table.caption = f"runs checked: {report.runs_checked}; failing runs: {len(report.failing_runs)}"
+    return table
+
+
+def to_json(report: ParityReport) -> str:
+    return json.dumps(report.to_dict(), indent=2, sort_keys=True, default=str)
+
+
+def to_markdown(report: ParityReport) -> str:
+    lines = [f"# mlmd2kfp verify: {'PASSED' if report.passed else 'FAILED'}", "",
+             f"- expected side read through: {report.source_path}", f"- mode: {report.mode}",
+             f"- runs checked: {report.runs_checked}", "", "| check | checked | failures |", "| --- | ---: | ---: |"]
+    lines += [f"| {c.name}{'' if c.blocking else ' (reported only)'} | {c.checked} | {c.failure_count} |"
+              for c in report.checks.values()]
+    for c in report.checks.values():
+        if c.failures:
+            lines += ["", f"## {c.name}", ""] + [f"- {f.line()}" for f in c.failures[:FINDINGS_SHOWN]]
+            if c.failure_count > FINDINGS_SHOWN:
+                lines.append(f"- … and {c.failure_count - FINDINGS_SHOWN} more")
+    return "\n".join(lines) + "\n"
+
+
+def to_junit(report: ParityReport) -> str:
+    """One test case per check and one per failing run, so CI systems show it natively."""
+    cases = []
+    for c in report.checks.values():
+        case = ET.Element("testcase", classname="mlmd2kfp.verify", name=c.name)
+        if not c.passed:
+            failure = ET.SubElement(case, "failure", message=f"{c.failure_count} difference(s)", type=c.name)
+            failure.text = "\n".join(f.line() for f in c.failures[:FINDINGS_SHOWN])
+        elif c.failure_count:
+            out = ET.SubElement(case, "system-out")
+            out.text = "\n".join(f.line() for f in c.failures[:FINDINGS_SHOWN])
+        cases.append(case)
+    for run, n in sorted(report.failing_runs.items()):
+        case = ET.Element("testcase", classname="mlmd2kfp.verify.runs", name=f"run {run}")
+        failure = ET.SubElement(case, "failure", message=f"{n} difference(s)", type="run")
+        failure.text = "\n".join(f.line() for c in report.checks.values() for f in c.failures if f.run == run)[:20000]
+        cases.append(case)
+    suite = ET.Element("testsuite", name="mlmd2kfp verify", tests=str(len(cases)),
+                       failures=str(sum(1 for c in cases if c.find("failure") is not None)))
+    suite.extend(cases)
+    return ET.tostring(ET.Element("testsuites"), encoding="unicode").replace(
+        "<testsuites />", "<testsuites>" + ET.tostring(suite, encoding="unicode") + "</testsuites>")

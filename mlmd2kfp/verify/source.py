@@ -1,0 +1,185 @@
+"""The expected side's own read path (independent of `source/reader.py`, issue #5).
+
+`ApiSource` reads MLMD through the `ml-metadata` library (the default when it is installed);
+`SqlSource` is a separate, deliberately plain SQL path for installs without it. Both yield
+`SourceRun`s, one `system.PipelineRun` context at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format, struct_pb2
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, URL
+
+RUN_TYPE = "system.PipelineRun"
+
+
+@dataclass
+class SourceExecution:
+    id: int
+    type: str
+    state: int | None
+    name: str | None
+    props: dict[str, Any]
+
+
+@dataclass
+class SourceArtifact:
+    id: int
+    type: str
+    uri: str | None
+    props: dict[str, Any]
+
+
+@dataclass
+class SourceEvent:
+    artifact_id: int
+    execution_id: int
+    type: int
+    key: str | None
+
+
+@dataclass
+class SourceRun:
+    """One run context as the expected side sees it."""
+
+    context_id: int
+    run_id: str
+    executions: list[SourceExecution]
+    events: list[SourceEvent]
+    artifacts: dict[int, SourceArtifact] = field(default_factory=dict)
+
+
+def _api_value(v: Any) -> Any:
+    which = v.WhichOneof("value")
+    if which == "struct_value":
+        return json_format.MessageToDict(v.struct_value)
+    if which is None:
+        return None
+    return getattr(v, which)
+
+
+class ApiSource:
+    """MLMD through `ml-metadata`'s own API (read-only, no schema creation, no upgrade)."""
+
+    name = "ml-metadata API"
+
+    def __init__(self, url: URL) -> None:
+        import os
+
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        from ml_metadata.metadata_store import metadata_store
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        from ..sample.mlmd_client import connection_config
+
+        config = connection_config(url)
+        if config.HasField("sqlite"):
+            config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READONLY
+        elif config.HasField("mysql"):
+            config.mysql.skip_db_creation = True
+        else:
+            config.postgresql.skip_db_creation = True
+        self.store = metadata_store.MetadataStore(config, enable_upgrade_migration=False)
+
+    def runs(self) -> Iterator[SourceRun]:
+        contexts = sorted(self.store.get_contexts_by_type(RUN_TYPE), key=lambda c: c.id)
+        for ctx in contexts:
+            executions = sorted(self.store.get_executions_by_context(ctx.id), key=lambda e: e.id)
+            events = self.store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
+            ids = sorted({ev.artifact_id for ev in events})
+            artifacts = self.store.get_artifacts_by_id(ids) if ids else []
+            yield SourceRun(
+                ctx.id, ctx.name,
+                [SourceExecution(e.id, e.type, e.last_known_state if e.HasField("last_known_state") else None,
+                                 e.name if e.HasField("name") else None,
+                                 {k: _api_value(v) for k, v in e.custom_properties.items()}) for e in executions],
+                [SourceEvent(ev.artifact_id, ev.execution_id, ev.type,
+                             next((s.key for s in ev.path.steps if s.HasField("key")), None)) for ev in events],
+                {a.id: SourceArtifact(a.id, a.type, a.uri if a.HasField("uri") else None,
+                                      {k: _api_value(v) for k, v in a.custom_properties.items()}) for a in artifacts})
+
+    def execution_ids(self) -> set[int]:
+        return {e.id for e in self.store.get_executions()}
+
+
+class SqlSource:
+    """A plain SQL path over MLMD's tables (no code shared with the migrator's reader)."""
+
+    name = "SQL"
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        lower = conn.dialect.name == "postgresql"
+        q = (lambda n: n.lower()) if lower else (lambda n: f"`{n}`" if conn.dialect.name == "mysql" else f'"{n}"')
+        self.q = q
+
+    def _props(self, table: str, owner: str, ids: list[int]) -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ",".join(str(int(x)) for x in ids[i:i + 500])
+            for r in self.conn.execute(text(
+                    f"SELECT {owner}, name, int_value, double_value, string_value, bool_value FROM {self.q(table)} "
+                    f"WHERE {owner} IN ({chunk}) AND is_custom_property = {'true' if self.conn.dialect.name == 'postgresql' else '1'}")):
+                value: Any = None
+                if r[2] is not None:
+                    value = int(r[2])
+                elif r[3] is not None:
+                    value = float(r[3])
+                elif r[4] is not None:
+                    raw = r[4].decode() if isinstance(r[4], bytes) else r[4]
+                    if raw.startswith("mlmd-struct::"):
+                        s = struct_pb2.Struct()
+                        s.ParseFromString(base64.b64decode(raw[len("mlmd-struct::"):]))
+                        value = json_format.MessageToDict(s)
+                    else:
+                        value = raw
+                elif r[5] is not None:
+                    value = bool(r[5])
+                out.setdefault(int(r[0]), {})[r[1]] = value
+        return out
+
+    def runs(self) -> Iterator[SourceRun]:
+        q = self.q
+        types = {int(r[0]): r[1] for r in self.conn.execute(text(f"SELECT id, name FROM {q('Type')}"))}
+        run_types = [i for i, n in types.items() if n == RUN_TYPE]
+        if not run_types:
+            return
+        contexts = self.conn.execute(text(
+            f"SELECT id, name FROM {q('Context')} WHERE type_id IN ({','.join(map(str, run_types))}) ORDER BY id")).all()
+        for ctx_id, name in contexts:
+            rows = self.conn.execute(text(
+                f"SELECT e.id, e.type_id, e.last_known_state, e.name FROM {q('Execution')} e JOIN {q('Association')} a "
+                f"ON a.execution_id = e.id WHERE a.context_id = {int(ctx_id)} ORDER BY e.id")).all()
+            ids = [int(r[0]) for r in rows]
+            props = self._props("ExecutionProperty", "execution_id", ids)
+            events = []
+            if ids:
+                events = self.conn.execute(text(
+                    f"SELECT ev.id, ev.artifact_id, ev.execution_id, ev.type FROM {q('Event')} ev "
+                    f"WHERE ev.execution_id IN ({','.join(map(str, ids))}) ORDER BY ev.id")).all()
+            keys: dict[int, str] = {}
+            if events:
+                for r in self.conn.execute(text(
+                        f"SELECT event_id, step_key FROM {q('EventPath')} WHERE event_id IN "
+                        f"({','.join(str(int(e[0])) for e in events)}) AND step_key IS NOT NULL")):
+                    keys.setdefault(int(r[0]), r[1])
+            art_ids = sorted({int(e[1]) for e in events})
+            arts = {}
+            if art_ids:
+                aprops = self._props("ArtifactProperty", "artifact_id", art_ids)
+                for r in self.conn.execute(text(
+                        f"SELECT id, type_id, uri FROM {q('Artifact')} WHERE id IN ({','.join(map(str, art_ids))})")):
+                    arts[int(r[0])] = SourceArtifact(int(r[0]), types.get(int(r[1]), "?"), r[2], aprops.get(int(r[0]), {}))
+            yield SourceRun(int(ctx_id), name,
+                            [SourceExecution(int(r[0]), types.get(int(r[1]), "?"), r[2], r[3], props.get(int(r[0]), {}))
+                             for r in rows],
+                            [SourceEvent(int(e[1]), int(e[2]), int(e[3]), keys.get(int(e[0]))) for e in events], arts)
+
+    def execution_ids(self) -> set[int]:
+        return {int(r[0]) for r in self.conn.execute(text(f"SELECT id FROM {self.q('Execution')}"))}

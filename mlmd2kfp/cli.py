@@ -325,7 +325,7 @@ def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Folder for the SQLite files (created if missing).")]
     = Path("demo-out"),
 ) -> None:
-    """Run the whole job on embedded SQLite files, with no server: sample, schema, plan, migrate, status.
+    """Run the whole job on embedded SQLite files, with no server: sample, schema, plan, migrate, verify.
 
     Writes `mlmd.sqlite` (MLMD) and `kfp.sqlite` (KFP) into DIR and prints what to look at.
     """

@@ -26,7 +26,7 @@ class DemoResult:
 
 
 def run_demo(directory: Path) -> DemoResult:
-    """Sample into SQLite files in `directory`, create the target schema, plan, migrate, show the status.
+    """Sample into SQLite files in `directory`, create the target schema, plan, migrate, verify, check status.
 
     Raises:
         ConfigError: `directory` already holds demo databases (remove them or pick another folder).
@@ -45,6 +45,12 @@ def run_demo(directory: Path) -> DemoResult:
     (directory / "plan.md").write_text(plan_markdown(plan), encoding="utf-8")
     migrated = migrate(mlmd_url, kfp_url, MigrateOptions())
     (directory / "migrate.json").write_text(migrate_json(migrated), encoding="utf-8")
+    from .verify import VerifyOptions, run_verify
+    from .verify.report import to_junit, to_markdown
+
+    verified = run_verify(mlmd_url, kfp_url, VerifyOptions())
+    (directory / "verify.md").write_text(to_markdown(verified), encoding="utf-8")
+    (directory / "verify.junit.xml").write_text(to_junit(verified), encoding="utf-8")
     gate_ok, gate_why = read_status(kfp_url).gate
     states: dict[str, int] = {}
     for run in report.runs:
@@ -65,6 +71,8 @@ def run_demo(directory: Path) -> DemoResult:
         + ", ".join(f"{t} {n}" for t, n in migrated.totals.items())
         + ("; cutover done, old `tasks` kept as `tasks_pre_migration`" if migrated.moved_old_tasks else ""),
         f"migrate report: {directory / 'migrate.json'}",
+        f"verify ({verified.source_path}): {'PASSED' if verified.passed else 'FAILED'} over "
+        f"{verified.runs_checked} runs; report {directory / 'verify.md'} (and verify.junit.xml)",
         f"status --check: {'OK' if gate_ok else 'NOT READY'}: {gate_why}",
         f"look at the migrated tasks: sqlite3 {kfp_path} "
         "'SELECT ScopePath, Type, State, TypeAttrs FROM tasks ORDER BY RunUUID, ScopePath'",

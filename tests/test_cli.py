@@ -108,3 +108,17 @@ def test_version_of_package():
     import mlmd2kfp
 
     assert mlmd2kfp.__version__
+
+
+def test_demo_runs_the_whole_job_on_sqlite(tmp_path):
+    pytest.importorskip("ml_metadata")
+    result = run_cli("demo", "--dir", str(tmp_path / "demo"))
+    assert result.code == 0, result.stderr
+    out = result.stdout
+    assert "plan (multi-user): 9 of 10 runs to migrate" in out
+    assert "rows now tasks 63, artifacts 60, artifact_tasks 90" in out
+    assert "verify (ml-metadata API): PASSED" in out and "status --check: OK" in out
+    for name in ("mlmd.sqlite", "kfp.sqlite", "plan.md", "plan.json", "migrate.json", "verify.md", "verify.junit.xml"):
+        assert (tmp_path / "demo" / name).exists(), name
+    again = run_cli("demo", "--dir", str(tmp_path / "demo"))
+    assert again.code == 3 and "already exists" in again.stderr

@@ -303,6 +303,8 @@ def sample(
     seed: Annotated[int, typer.Option("--seed", help="Seed for ids and values; equal seeds write equal databases.")] = 0,
     single_user: Annotated[bool, typer.Option("--single-user", help="Write a single-user installation "
                            "(every KFP namespace empty) instead of a multi-user one.")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="For large benchmark databases: write one repetition "
+                    "through ml-metadata, then copy its rows N times with bulk SQL.")] = False,
 ) -> None:
     """Write a realistic MLMD database (through ml-metadata) and the matching pre-upgrade KFP database.
 
@@ -315,6 +317,15 @@ def sample(
 
     settings = Settings(mlmd_url=_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
                         kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
+    if fast:
+        from .sample.fast import write_fast_sample
+
+        with console.RunProgress("copying repetitions") as progress:
+            records = write_fast_sample(settings.mlmd_url, settings.kfp_url, runs=runs or 11,  # type: ignore[arg-type]
+                                        seed=seed, single_user=single_user, on_progress=progress)
+        console.print_data(f"wrote {len(records)} runs ({len(records) // 11} repetitions of the scenario set) "
+                           "with bulk SQL")
+        return
     report = write_sample(settings.mlmd_url, settings.kfp_url, runs=runs, seed=seed,  # type: ignore[arg-type]
                           single_user=single_user)
     console.print_data(render_sample_report(report))

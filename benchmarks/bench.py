@@ -1,0 +1,127 @@
+"""The benchmark harness (issue #6): `migrate` against the floor and a naive peer, `verify`, peak RSS.
+
+    bash benchmarks/run.sh                      # starts the servers, runs every backend, writes results
+    python benchmarks/bench.py --backends sqlite --sizes 20000 --out benchmarks/results.json
+
+Sizes are MLMD executions (the sample's shapes average 7.1 executions per run). MLMD and KFP databases
+live on the same server, as in a default KFP install. Each scenario prints a table and the JSON holds
+every number, with the ratios of the targets: ours/floor, naive/ours, time(10x)/time(1x), RSS(10x)/RSS(1x),
+verify/migrate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import drop_database, new_database, run_child  # noqa: E402
+from floor import export_rows, load_floor, prepare  # noqa: E402
+
+from mlmd2kfp.sample.fast import write_fast_sample  # noqa: E402
+
+EXECUTIONS_PER_RUN = 78 / 11
+
+
+def scenario(backend: str, size: int, tmp: str, naive: bool) -> dict:
+    runs = max(11, math.ceil(size / EXECUTIONS_PER_RUN / 11) * 11)
+    mlmd, kfp = new_database(backend, "mlmd", tmp), new_database(backend, "kfp", tmp)
+    out: dict = {"backend": backend, "executions": None, "runs": runs}
+    t0 = time.monotonic()
+    write_fast_sample(mlmd, kfp, runs=runs, seed=1)
+    out["generate_seconds"] = round(time.monotonic() - t0, 1)
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(mlmd)
+    with engine.connect() as conn:
+        table = "execution" if backend == "postgresql" else ("`Execution`" if backend == "mariadb" else '"Execution"')
+        out["executions"] = conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar()
+    engine.dispose()
+    py = sys.executable
+    report_path = f"{tmp}/migrate-{backend}-{size}.json"
+    migrate = run_child([py, "-m", "mlmd2kfp", "migrate", "--mlmd-url", mlmd, "--kfp-url", kfp, "--yes",
+                         "--report", report_path])
+    report = json.loads(Path(report_path).read_text())
+    written = sum(t["written"] for t in report["tables"].values())
+    read = sum(t["read"] for t in report["tables"].values())
+    out["migrate"] = {"seconds": migrate["seconds"], "peak_rss_mb": migrate["peak_rss_mb"], "rows_written": written,
+                      "source_rows_read": read, "rows_written_per_second": round(written / migrate["seconds"]),
+                      "source_rows_read_per_second": round(read / migrate["seconds"])}
+    verify = run_child([py, "-m", "mlmd2kfp", "verify", "--mlmd-url", mlmd, "--kfp-url", kfp])
+    out["verify"] = {"seconds": verify["seconds"], "peak_rss_mb": verify["peak_rss_mb"]}
+    rows = export_rows(kfp)
+    floor_db = new_database(backend, "floor", tmp)
+    out["floor"] = load_floor(floor_db, rows)
+    drop_database(backend, floor_db)
+    if naive:
+        naive_db = new_database(backend, "naive", tmp)
+        prepare(naive_db, rows)
+        peer = run_child([py, str(Path(__file__).parent / "naive_peer.py"), mlmd, kfp, naive_db])
+        out["naive"] = {"seconds": peer["seconds"], "peak_rss_mb": peer["peak_rss_mb"]}
+        drop_database(backend, naive_db)
+    out["ratios"] = {"ours_over_floor": round(migrate["seconds"] / out["floor"]["seconds"], 2),
+                     "verify_over_migrate": round(verify["seconds"] / migrate["seconds"], 2)}
+    if naive:
+        out["ratios"]["naive_over_ours"] = round(out["naive"]["seconds"] / migrate["seconds"], 2)
+    drop_database(backend, mlmd)
+    drop_database(backend, kfp)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="sqlite,mariadb,postgresql")
+    parser.add_argument("--sizes", default="20000,200000", help="MLMD executions, smallest first")
+    parser.add_argument("--out", default="benchmarks/results.json")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive peer")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results = {"machine": {"python": platform.python_version(), "platform": platform.platform(),
+                           "cpus": __import__("os").cpu_count()}, "scenarios": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in args.backends.split(","):
+            per_size = []
+            for size in sizes:
+                print(f"[bench] {backend} {size} executions …", file=sys.stderr, flush=True)
+                result = scenario(backend, size, tmp, naive=not args.no_naive)
+                per_size.append(result)
+                results["scenarios"].append(result)
+                print(json.dumps(result, indent=1), file=sys.stderr, flush=True)
+            if len(per_size) > 1:
+                small, large = per_size[0], per_size[-1]
+                scale = large["executions"] / small["executions"]
+                results.setdefault("scaling", []).append({
+                    "backend": backend, "scale": round(scale, 2),
+                    "time_large_over_small": round(large["migrate"]["seconds"] / small["migrate"]["seconds"], 2),
+                    "rss_large_over_small": round(large["migrate"]["peak_rss_mb"] / small["migrate"]["peak_rss_mb"], 2),
+                    "verify_rss_large_over_small": round(large["verify"]["peak_rss_mb"] / small["verify"]["peak_rss_mb"], 2)})
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(table(results))
+
+
+def table(results: dict) -> str:
+    lines = ["| backend | executions | migrate s | rows/s written | floor s | ours/floor | naive s | naive/ours | "
+             "verify s | verify/migrate | migrate RSS MB | verify RSS MB |", "|" + " --- |" * 12]
+    for r in results["scenarios"]:
+        naive = r.get("naive", {})
+        lines.append(f"| {r['backend']} | {r['executions']} | {r['migrate']['seconds']} | "
+                     f"{r['migrate']['rows_written_per_second']} | {r['floor']['seconds']} | "
+                     f"{r['ratios']['ours_over_floor']} | {naive.get('seconds', '-')} | "
+                     f"{r['ratios'].get('naive_over_ours', '-')} | {r['verify']['seconds']} | "
+                     f"{r['ratios']['verify_over_migrate']} | {r['migrate']['peak_rss_mb']} | {r['verify']['peak_rss_mb']} |")
+    for s in results.get("scaling", []):
+        lines.append(f"\n{s['backend']}: ×{s['scale']} executions → time ×{s['time_large_over_small']}, "
+                     f"migrate RSS ×{s['rss_large_over_small']}, verify RSS ×{s['verify_rss_large_over_small']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

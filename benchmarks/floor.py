@@ -27,7 +27,10 @@ def export_rows(kfp_url: str) -> dict[str, tuple[list[str], list[tuple[Any, ...]
         for spec in (RUN_DETAILS, *TABLES):
             cols = [c.name for c in spec.columns]
             order = f" ORDER BY LENGTH({d.q('ScopePath')})" if spec.name == "tasks" else ""
-            rows = conn.execute(text(f"SELECT {', '.join(d.q(c) for c in cols)} FROM {d.q(spec.name)}{order}")).all()
+            # JSON columns as stored text (PostgreSQL would hand back the JSON `null` literal as None).
+            exprs = [f"CAST({d.q(c.name)} AS TEXT)" if c.kind == "json" and d.name == "postgresql" else d.q(c.name)
+                     for c in spec.columns]
+            rows = conn.execute(text(f"SELECT {', '.join(exprs)} FROM {d.q(spec.name)}{order}")).all()
             out[spec.name] = (cols, [tuple(_plain(v) for v in r) for r in rows])
     engine.dispose()
     return out

@@ -3,8 +3,4 @@
 # benchmarks/results.json and a Markdown table on stdout. Arguments go to bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
-env_out=$(bash scripts/db-servers.sh start)
-eval "$env_out"
-trap 'bash scripts/db-servers.sh stop "$MLMD2KFP_TEST_DB_DIR"' EXIT
-.venv/bin/python benchmarks/bench.py "$@"
+exec bash scripts/with-db-servers.sh .venv/bin/python benchmarks/bench.py "$@"

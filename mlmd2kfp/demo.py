@@ -77,5 +77,7 @@ def run_demo(directory: Path) -> DemoResult:
         f"look at the migrated tasks: sqlite3 {kfp_path} "
         "'SELECT ScopePath, Type, State, TypeAttrs FROM tasks ORDER BY RunUUID, ScopePath'",
         f"check the target schema: mlmd2kfp schema check --kfp-url sqlite:///{kfp_path}",
+        "for a real upgrade, follow docs/runbook.md (backup, pre-run, maintenance window, verify, status gate, "
+        "rollback, cleanup)",
     ]
     return DemoResult(mlmd_path, kfp_path, lines)

@@ -83,6 +83,18 @@ def open_store(url: URL) -> Any:
         ) from None
 
 
+def open_read_only(url: URL) -> Any:
+    """An ml-metadata store that can only read: no schema creation, no upgrade, SQLite READONLY."""
+    config = connection_config(url)
+    if config.HasField("sqlite"):
+        config.sqlite.connection_mode = mlmd_pb.SqliteMetadataSourceConfig.READONLY
+    elif config.HasField("mysql"):
+        config.mysql.skip_db_creation = True
+    else:
+        config.postgresql.skip_db_creation = True
+    return metadata_store.MetadataStore(config, enable_upgrade_migration=False)
+
+
 @dataclass
 class Clock:
     """Virtual milliseconds for every MLMD row the sample writes."""

@@ -18,7 +18,7 @@ from sqlalchemy import inspect, text
 
 from ..console import mask_url
 from ..db import make_engine, parse_url
-from ..errors import ConfigError
+from ..errors import ConfigError, MissingDependencyError
 from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
 from .expect import expect_run
 from .report import Finding, ParityReport
@@ -43,7 +43,7 @@ def _source(options: VerifyOptions, url: Any, conn: Any) -> Any:
     if options.source_path in ("auto", "api"):
         try:
             return ApiSource(url)
-        except ImportError:
+        except MissingDependencyError:
             if options.source_path == "api":
                 raise ConfigError("--source api needs the `ml-metadata` package (the `mlmd` extra)") from None
     return SqlSource(conn)

@@ -70,22 +70,10 @@ class ApiSource:
     name = "ml-metadata API"
 
     def __init__(self, url: URL) -> None:
-        import os
+        from ..sample.mlmd_client import open_read_only, require_mlmd
 
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        from ml_metadata.metadata_store import metadata_store
-        from ml_metadata.proto import metadata_store_pb2 as pb
-
-        from ..sample.mlmd_client import connection_config
-
-        config = connection_config(url)
-        if config.HasField("sqlite"):
-            config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READONLY
-        elif config.HasField("mysql"):
-            config.mysql.skip_db_creation = True
-        else:
-            config.postgresql.skip_db_creation = True
-        self.store = metadata_store.MetadataStore(config, enable_upgrade_migration=False)
+        require_mlmd()
+        self.store = open_read_only(url)
 
     def runs(self) -> Iterator[SourceRun]:
         contexts = sorted(self.store.get_contexts_by_type(RUN_TYPE), key=lambda c: c.id)

@@ -12,23 +12,14 @@ from sqlalchemy.engine import make_url
 pytest.importorskip("ml_metadata")
 
 from google.protobuf.json_format import MessageToDict  # noqa: E402
-from ml_metadata.metadata_store import metadata_store  # noqa: E402
-from ml_metadata.proto import metadata_store_pb2 as pb  # noqa: E402
 
 from mlmd2kfp.sample import SampleReport, write_sample  # noqa: E402
-from mlmd2kfp.sample.mlmd_client import connection_config  # noqa: E402
+from mlmd2kfp.sample.mlmd_client import open_read_only  # noqa: E402
 
 
 def open_reader(url: str) -> Any:
     """A read-only ml-metadata store on `url` (no schema creation, no upgrade)."""
-    config = connection_config(make_url(url))
-    if config.HasField("sqlite"):
-        config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READONLY
-    elif config.HasField("mysql"):
-        config.mysql.skip_db_creation = True
-    else:
-        config.postgresql.skip_db_creation = True
-    return metadata_store.MetadataStore(config, enable_upgrade_migration=False)
+    return open_read_only(make_url(url))
 
 
 def value(v: Any) -> Any:

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# with-db-servers.sh CMD… — make .venv, start throw-away MariaDB and PostgreSQL on loopback (their
+# URLs in MLMD2KFP_TEST_MYSQL_URL / MLMD2KFP_TEST_PG_URL), run CMD, stop the servers whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+env_out=$(bash scripts/db-servers.sh start)
+eval "$env_out"
+trap 'bash scripts/db-servers.sh stop "$MLMD2KFP_TEST_DB_DIR"' EXIT
+"$@"

@@ -42,18 +42,38 @@ def drop_database(backend: str, url: str) -> None:
     engine.dispose()
 
 
+def _hwm_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def run_child(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run a child process; its wall time and peak RSS (from wait4, so only that child counts)."""
+    """Run a child process; its wall time and peak RSS.
+
+    The peak is the child's own VmHWM, polled from /proc while it runs: `wait4`'s ru_maxrss would
+    include the (large) benchmark parent's RSS inherited at fork.
+    """
+    import threading
+
     start = time.monotonic()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
-    out, err = b"", b""
-    _, status, usage = os.wait4(proc.pid, 0)
+    peak = 0
+    outputs: dict[str, bytes] = {}
+    reader = threading.Thread(target=lambda: outputs.update(zip(("out", "err"), proc.communicate(), strict=True)))
+    reader.start()
+    while reader.is_alive():
+        peak = max(peak, _hwm_kb(proc.pid))
+        time.sleep(0.05)
+    reader.join()
     seconds = time.monotonic() - start
-    out = proc.stdout.read() if proc.stdout else b""
-    err = proc.stderr.read() if proc.stderr else b""
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0,):
-        sys.stderr.write(err.decode()[-3000:])
-        raise SystemExit(f"{args[:4]} exited {code}")
-    return {"seconds": round(seconds, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "stdout": out.decode(), "stderr": err.decode()}
+    if proc.returncode != 0:
+        sys.stderr.write(outputs.get("err", b"").decode()[-3000:])
+        raise SystemExit(f"{args[:4]} exited {proc.returncode}")
+    return {"seconds": round(seconds, 3), "peak_rss_mb": round(peak / 1024, 1),
+            "stdout": outputs.get("out", b"").decode(), "stderr": outputs.get("err", b"").decode()}

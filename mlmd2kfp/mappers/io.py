@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..records import EVENT_INPUT, EVENT_OUTPUT, ArtifactRow, LedgerEntry, MlmdEvent
-from .enums import (CACHED, COLLECTED_INPUTS, COMPONENT_DEFAULT_INPUT, COMPONENT_INPUT, CONDITION_BRANCH,
+from .enums import (CACHED, COLLECTED_INPUTS, COMPONENT_INPUT, CONDITION_BRANCH,
                     IMPORTER, IO_TYPE_NAMES, ITERATOR_INPUT, ITERATOR_OUTPUT, LOOP, ONE_OF_OUTPUT, OUTPUT, ROOT,
                     RUNTIME, RUNTIME_VALUE_INPUT, SUCCEEDED, TASK_FINAL_STATUS_OUTPUT, TASK_OUTPUT_INPUT)
 from .tree import TaskNode
@@ -335,5 +335,3 @@ class RunIO:
             return TASK_FINAL_STATUS_OUTPUT, producer(parent.name)
         return COMPONENT_INPUT, producer(parent.name)
 
-
-__all__ = ["Link", "RunIO", "COMPONENT_DEFAULT_INPUT"]

@@ -228,7 +228,7 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
                 if namespaces and (bundle.run is None or bundle.run.namespace not in namespaces):
                     continue
                 rows = map_run(bundle, map_options)
-                _count_source(report, bundle, rows)
+                _count_source(report, bundle)
                 work = RunWork(bundle.context_id, bundle.run_id, marks[bundle.context_id], rows)
                 batch.append(work)
                 batch_size += work.size
@@ -308,7 +308,7 @@ def _previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str,
     return out
 
 
-def _count_source(report: MigrateReport, bundle: Any, rows: Any) -> None:
+def _count_source(report: MigrateReport, bundle: Any) -> None:
     report.tables["tasks"].read += len(bundle.executions)
     report.tables["artifact_tasks"].read += len(bundle.events)
     report.tables["artifacts"].read += len(bundle.artifacts)

@@ -9,7 +9,7 @@ from sqlalchemy import and_, case, exists, func, inspect, select
 from sqlalchemy.engine import Connection
 
 from ..mappers.enums import KFP_EXECUTION_TYPES
-from .reader import PIPELINE_RUN_TYPE, MlmdReader
+from .reader import MlmdReader
 
 EXECUTION_STATE_NAMES = {None: "NULL", 0: "UNKNOWN", 1: "NEW", 2: "RUNNING", 3: "COMPLETE", 4: "FAILED",
                          5: "CACHED", 6: "CANCELED"}
@@ -104,6 +104,3 @@ def take_kfp_inventory(conn: Connection) -> KfpInventory:
             inv.old_tasks_cache_rows, inv.old_tasks_node_rows = int(row[0] or 0), int(row[1] or 0)
     return inv
 
-
-__all__ = ["PIPELINE_RUN_TYPE", "SourceInventory", "KfpInventory", "take_inventory", "take_kfp_inventory",
-           "count_run_contexts", "v1_run_contexts"]

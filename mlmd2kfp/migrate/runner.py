@@ -134,7 +134,8 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
             t0 = time.monotonic()
             _data_pass(kfp_engine, mlmd_engine, options, multi, state, report, stop, on_progress, say)
             report.seconds["data"] = round(time.monotonic() - t0, 3)
-            if not options.stage_only:
+            # After a cutover the tasks live in `tasks` already: --stage-only has nothing left to hold back.
+            if not options.stage_only or report.staged_in == "tasks":
                 t0 = time.monotonic()
                 _cutover(kfp_engine, report, say)
                 report.seconds["cutover"] = round(time.monotonic() - t0, 3)

@@ -260,3 +260,11 @@ def _has_runs_table(url):
         return "mlmd2kfp_runs" in inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_stage_only_after_the_cutover_keeps_the_migration_done(databases):
+    m, k = sample(databases)
+    migrate(m, k, MigrateOptions())
+    again = migrate(m, k, MigrateOptions(stage_only=True))
+    assert again.phase == "done" and again.runs_read == 0
+    assert rows(k, "SELECT phase FROM mlmd2kfp_state")[0]["phase"] == "done"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -371,46 +371,56 @@ def _account(report: MigrateReport, result: BatchResult) -> None:
 
 def _global_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, report: MigrateReport) -> None:
     """Rows that belong to no run (`no-run`, `unsupported-v1`, `unsupported-type`) and artifacts no
-    migrated run links (`orphan-artifact`), as ledger rows with an empty run id."""
-    from sqlalchemy import and_, exists
+    migrated run links (`orphan-artifact`), as ledger rows with an empty run id.
 
-    entries: list[LedgerEntry] = []
-    names = {i: n for i, (n, _) in reader.types.items()}
-    m = reader.t
-    ex, a, c, art = m.execution.c, m.association.c, m.context.c, m.artifact.c
-    in_run = exists().where(and_(a.execution_id == ex.id, a.context_id == c.id,
-                                 c.type_id.in_(reader.run_type_ids or [-1])))
-    for r in reader.mlmd.execute(select(ex.id, ex.type_id).where(~in_run)):
-        type_name = names.get(r.type_id, "?")
-        reason = ("no-run" if type_name in KFP_EXECUTION_TYPES else
-                  "unsupported-v1" if type_name.startswith("components.") else "unsupported-type")
-        entries.append(LedgerEntry("", "execution", r.id, reason, type_name))
+    Streamed (server-side cursors, ledger rows written in chunks): memory does not grow with the store.
+    """
     linked = bytearray()
     with engine.connect() as conn:
-        for r in conn.execute(select(t.runs.c.mlmd_artifact_ids)):
+        for r in conn.execution_options(yield_per=2000).execute(select(t.runs.c.mlmd_artifact_ids)):
             for i in json.loads(r.mlmd_artifact_ids or "[]"):
                 byte, bit = divmod(int(i), 8)
                 if byte >= len(linked):
                     linked.extend(bytes(byte - len(linked) + 1024))
                 linked[byte] |= 1 << bit
-    for r in reader.mlmd.execute(select(art.id, art.type_id)):
+    with engine.begin() as conn:
+        conn.execute(delete(t.ledger).where(t.ledger.c.run_uuid == ""))
+        chunk: list[LedgerEntry] = []
+        for entry in _global_entries(reader, linked):
+            report.ledger[entry.reason] += 1
+            chunk.append(entry)
+            if len(chunk) >= 2000:
+                conn.execute(t.ledger.insert(), ledger_rows(chunk))
+                chunk = []
+        if chunk:
+            conn.execute(t.ledger.insert(), ledger_rows(chunk))
+
+
+def _global_entries(reader: MlmdReader, linked: bytearray) -> Iterator[LedgerEntry]:
+    from sqlalchemy import and_, exists
+
+    names = {i: n for i, (n, _) in reader.types.items()}
+    m = reader.t
+    ex, a, c, art = m.execution.c, m.association.c, m.context.c, m.artifact.c
+    stream = reader.mlmd.execution_options(yield_per=5000)
+    in_run = exists().where(and_(a.execution_id == ex.id, a.context_id == c.id,
+                                 c.type_id.in_(reader.run_type_ids or [-1])))
+    for r in stream.execute(select(ex.id, ex.type_id).where(~in_run)):
+        type_name = names.get(r.type_id, "?")
+        reason = ("no-run" if type_name in KFP_EXECUTION_TYPES else
+                  "unsupported-v1" if type_name.startswith("components.") else "unsupported-type")
+        yield LedgerEntry("", "execution", r.id, reason, type_name)
+    for r in stream.execute(select(art.id, art.type_id)):
         name = names.get(r.type_id, "?")
         if is_v2_artifact_type(name):
             byte, bit = divmod(r.id, 8)
             if not (byte < len(linked) and linked[byte] & (1 << bit)):
-                entries.append(LedgerEntry("", "artifact", r.id, "orphan-artifact"))
+                yield LedgerEntry("", "artifact", r.id, "orphan-artifact")
         else:
-            entries.append(LedgerEntry("", "artifact", r.id, "unsupported-v1", name))
+            yield LedgerEntry("", "artifact", r.id, "unsupported-v1", name)
     v1_types = [i for i, (n, k) in reader.types.items() if k == 2 and n in ("KfpRun", "pipeline_run")]
-    for r in reader.mlmd.execute(select(c.id, c.type_id).where(c.type_id.in_(v1_types or [-1]))):
-        entries.append(LedgerEntry("", "context", r.id, "unsupported-v1", names.get(r.type_id, "?")))
-    with engine.begin() as conn:
-        conn.execute(delete(t.ledger).where(t.ledger.c.run_uuid == ""))
-        rows = ledger_rows(entries)
-        for i in range(0, len(rows), 1000):
-            conn.execute(t.ledger.insert(), rows[i:i + 1000])
-    for e in entries:
-        report.ledger[e.reason] += 1
+    for r in stream.execute(select(c.id, c.type_id).where(c.type_id.in_(v1_types or [-1]))):
+        yield LedgerEntry("", "context", r.id, "unsupported-v1", names.get(r.type_id, "?"))
 
 
 def _cutover(engine: Engine, report: MigrateReport, say: Callable[[str], None]) -> None:

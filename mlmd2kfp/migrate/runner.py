@@ -25,14 +25,14 @@ from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError
 from ..mappers import MapOptions, map_run
 from ..mappers.enums import KFP_EXECUTION_TYPES
 from ..records import LedgerEntry
-from ..source.inventory import take_kfp_inventory
+from ..source.inventory import count_run_contexts, take_kfp_inventory
 from ..source.reader import MlmdReader
 from .faults import fault_point
 from .lock import MigrationLock
 from .plan import detect_mode, is_v2_artifact_type
 from .signals import StopRequest
 from .staging import PRE_MIGRATION, created_tables_json, cutover, old_tasks_present, prepare_schema
-from .state import check_resume, ensure_tool_tables, insert_state, load_state, new_state, update_state
+from .state import check_resume, ensure_tool_tables, holder, insert_state, load_state, new_state, update_state
 from .writer import BatchResult, RunWork, TargetTables, count_rows, ledger_rows, write_batch
 
 RETRIES = 4
@@ -182,7 +182,7 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
             resume = state.phase == "data" and state.status in ("running", "interrupted", "failed")
             update_state(conn, phase="data", status="running", staging_table=staging,
                          created_tables=created_tables_json(state.created_tables, created),
-                         holder=_holder(), last_error=None,
+                         holder=holder(), last_error=None,
                          pass_number=state.pass_number if resume else state.pass_number + 1,
                          last_context_id=state.last_context_id if resume else 0)
             if resume and state.last_context_id:
@@ -191,12 +191,6 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
             update_state(conn, phase="data", pass_number=1)
         values = dict(load_state(conn).values)  # type: ignore[union-attr]
     return values
-
-
-def _holder() -> str:
-    from .state import holder
-
-    return holder()
 
 
 def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions, multi: bool,
@@ -209,7 +203,7 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
     targets = TargetTables(state["staging_table"], old_name)
     with mlmd_engine.connect() as mlmd, kfp_engine.connect() as kfp_read:
         reader = MlmdReader(mlmd, kfp_read, page_runs=options.page_runs)
-        total = _count_runs(reader)
+        total = count_run_contexts(reader)
         batch: list[RunWork] = []
         batch_size = 0
         rate_window = time.monotonic()
@@ -292,12 +286,6 @@ def _interrupt(engine: Engine, stop: StopRequest) -> None:
         update_state(conn, status="interrupted", last_error=f"stopped by {stop.signal_name}")
     raise InterruptedByOperator(f"stopped by {stop.signal_name} after a committed batch; the state is recorded. "
                                 "Rerun `mlmd2kfp migrate` with the same options to resume")
-
-
-def _count_runs(reader: MlmdReader) -> int:
-    from ..source.inventory import count_run_contexts
-
-    return count_run_contexts(reader)
 
 
 def _previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, str]:

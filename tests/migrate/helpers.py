@@ -16,6 +16,11 @@ def q(engine, name: str) -> str:
     return f"`{name}`" if engine.dialect.name == "mysql" else f'"{name}"'
 
 
+def quote(url: str, name: str) -> str:
+    """An identifier quoted for the database behind `url` (backticks on MySQL/MariaDB)."""
+    return f"`{name}`" if url.startswith("mysql") else f'"{name}"'
+
+
 def rows(url: str, sql: str, **params):
     engine = create_engine(url)
     if engine.dialect.name == "mysql":

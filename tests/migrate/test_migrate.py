@@ -22,6 +22,7 @@ from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from mlmd2kfp.sample import write_sample  # noqa: E402
 from tests.helpers import execute, run_cli  # noqa: E402
 from tests.migrate.helpers import check_invariants, digest, rows  # noqa: E402
+from tests.migrate.helpers import quote as _q  # noqa: E402
 
 
 def sample(databases, **kw):
@@ -81,10 +82,6 @@ def test_true_up_rewrites_only_changed_runs(databases):
     report = migrate(m, k, MigrateOptions())
     assert (report.runs_read, report.runs_written) == (1, 1)
     check_invariants(k)
-
-
-def _q(url, name):
-    return f"`{name}`" if url.startswith("mysql") else f'"{name}"'
 
 
 def test_stage_only_then_cutover_equals_one_plain_migrate(databases):

@@ -16,6 +16,7 @@ from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from mlmd2kfp.sample import write_sample  # noqa: E402
 from mlmd2kfp.verify import VerifyOptions, run_verify  # noqa: E402
 from tests.helpers import execute, run_cli  # noqa: E402
+from tests.migrate.helpers import quote as Q  # noqa: E402
 from tests.migrate.helpers import rows  # noqa: E402
 
 
@@ -25,10 +26,6 @@ def migrated(module_databases):
     write_sample(m, k, seed=8)
     migrate(m, k, MigrateOptions())
     return m, k
-
-
-def Q(url: str, name: str) -> str:
-    return f"`{name}`" if url.startswith("mysql") else f'"{name}"'
 
 
 @pytest.mark.parametrize("source", ["api", "sql"])

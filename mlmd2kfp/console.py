@@ -57,6 +57,9 @@ class RunProgress:
         self._last_decile = -1
 
     def __enter__(self) -> RunProgress:
+        import time
+
+        self._t0 = time.monotonic()
         if err.is_terminal:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -72,8 +75,9 @@ class RunProgress:
         if not hasattr(self, "_t0"):
             self._t0 = time.monotonic()
         rate = ""
-        if rows is not None:
-            rate = f", {rows / max(time.monotonic() - self._t0, 1e-6):,.0f} rows/s"
+        elapsed = time.monotonic() - self._t0
+        if rows is not None and elapsed >= 1:  # no rate before there is a second to measure it over
+            rate = f", {rows / elapsed:,.0f} rows/s"
         if self._bar is not None:
             if self._task is None:
                 self._task = self._bar.add_task(self.label, total=total)

@@ -10,9 +10,18 @@ ID_NAMESPACE = uuid.UUID("6c2f3a0e-5b7d-5e4a-9a51-6d6c6d64326b")
 """The fixed UUIDv5 namespace of every row this tool writes (owned by this project; never change)."""
 
 
+_NS_BYTES = ID_NAMESPACE.bytes
+
+
 def row_id(name: str, source_name: str = "") -> str:
-    """A UUIDv5 for a row name such as `task:<parent>:<Name>:<iteration>`; `source_name` is mixed in."""
-    return str(uuid.uuid5(ID_NAMESPACE, f"{source_name}|{name}" if source_name else name))
+    """A UUIDv5 for a row name such as `task:<parent>:<Name>:<iteration>`; `source_name` is mixed in.
+
+    RFC 4122 §4.3 written out (the same value as `uuid.uuid5`, which is 3x slower per call)."""
+    digest = bytearray(hashlib.sha1(_NS_BYTES + (f"{source_name}|{name}" if source_name else name).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def is_migrated_id(value: str) -> bool:

@@ -7,6 +7,8 @@ only runs whose change marks moved ("true up") and resumes an interrupted pass a
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,7 +35,7 @@ from .plan import detect_mode, is_v2_artifact_type
 from .signals import StopRequest
 from .staging import PRE_MIGRATION, created_tables_json, cutover, old_tasks_present, prepare_schema
 from .state import check_resume, ensure_tool_tables, holder, insert_state, load_state, new_state, update_state
-from .writer import BatchResult, RunWork, TargetTables, count_rows, ledger_rows, write_batch
+from .writer import BatchResult, RunWork, TargetTables, count_rows, insert_rows, ledger_rows, write_batch
 
 RETRIES = 4
 """Attempts per batch for transient database errors (lost connection, deadlock, lock wait timeout)."""
@@ -193,62 +195,120 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
     return values
 
 
+@dataclass
+class _Chunk:
+    """What the reader thread hands the writer: a batch of mapped runs (maybe empty) and how many runs
+    it passed over unchanged since the previous chunk."""
+
+    batch: list[RunWork]
+    unchanged: int = 0
+
+
+_END = object()
+
+
+class _Producer(threading.Thread):
+    """Reads and maps whole runs into batches on its own connections while the caller writes
+    (mapping.md W9): the servers work while Python maps, and batches stay whole-run and ordered."""
+
+    def __init__(self, kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions, multi: bool,
+                 state: dict[str, Any], targets: TargetTables, report: MigrateReport) -> None:
+        super().__init__(name="mlmd2kfp-reader", daemon=True)
+        self.kfp_engine, self.mlmd_engine = kfp_engine, mlmd_engine
+        self.options, self.multi, self.state, self.targets, self.report = options, multi, state, targets, report
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.halt = threading.Event()
+        self.total = 0
+        self.counted = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._produce()
+            self._put(_END)
+        except BaseException as exc:  # handed to the writer, which raises it
+            self.counted.set()
+            self._put(exc)
+
+    def _put(self, item: Any) -> None:
+        while not self.halt.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _produce(self) -> None:
+        options, report = self.options, self.report
+        map_options = MapOptions(multi_user=self.multi, source_name=options.source_name)
+        namespaces = set(options.namespaces)
+        with self.mlmd_engine.connect() as mlmd, self.kfp_engine.connect() as kfp_read:
+            reader = MlmdReader(mlmd, kfp_read, page_runs=options.page_runs)
+            self.total = count_run_contexts(reader)
+            self.counted.set()
+            batch: list[RunWork] = []
+            batch_size = unchanged = 0
+            for page in reader.pages(int(self.state["last_context_id"]), options.run_ids or None):
+                if self.halt.is_set():
+                    return
+                report.runs_seen += len(page)
+                marks = reader.marks(page)
+                previous = _previous_marks(kfp_read, self.targets, [name for _, name in page])
+                kfp_read.commit()
+                changed = [(c, n) for c, n in page if previous.get(n) != marks[c]]
+                report.runs_unchanged += len(page) - len(changed)
+                unchanged += len(page) - len(changed)
+                for bundle in reader.read_contexts(changed):
+                    report.runs_read += 1
+                    if namespaces and (bundle.run is None or bundle.run.namespace not in namespaces):
+                        continue
+                    rows = map_run(bundle, map_options)
+                    _count_source(report, bundle)
+                    work = RunWork(bundle.context_id, bundle.run_id, marks[bundle.context_id], rows)
+                    batch.append(work)
+                    batch_size += work.size
+                    if batch_size >= options.batch_rows:
+                        self._put(_Chunk(batch, unchanged))
+                        batch, batch_size, unchanged = [], 0, 0
+                kfp_read.commit()
+                mlmd.commit()
+                if unchanged and not batch:
+                    self._put(_Chunk([], unchanged))
+                    unchanged = 0
+            if batch or unchanged:
+                self._put(_Chunk(batch, unchanged))
+
+
 def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions, multi: bool,
                state: dict[str, Any], report: MigrateReport, stop: StopRequest, on_progress: Progress | None,
                say: Callable[[str], None]) -> None:
-    map_options = MapOptions(multi_user=multi, source_name=options.source_name)
     with kfp_engine.connect() as probe:
         old_name = "tasks" if old_tasks_present(probe) else (
             PRE_MIGRATION if PRE_MIGRATION in inspect(probe).get_table_names() else None)
     targets = TargetTables(state["staging_table"], old_name)
-    with mlmd_engine.connect() as mlmd, kfp_engine.connect() as kfp_read:
-        reader = MlmdReader(mlmd, kfp_read, page_runs=options.page_runs)
-        total = count_run_contexts(reader)
-        batch: list[RunWork] = []
-        batch_size = 0
-        rate_window = time.monotonic()
-        done = 0
-        namespaces = set(options.namespaces)
-        run_filter = options.run_ids or None
-        for page in reader.pages(int(state["last_context_id"]), run_filter):
-            report.runs_seen += len(page)
-            marks = reader.marks(page)
-            previous = _previous_marks(kfp_read, targets, [name for _, name in page])
-            kfp_read.commit()
-            changed = [(c, n) for c, n in page if previous.get(n) != marks[c]]
-            report.runs_unchanged += len(page) - len(changed)
-            done += len(page) - len(changed)
-            for bundle in reader.read_contexts(changed):
-                report.runs_read += 1
-                if namespaces and (bundle.run is None or bundle.run.namespace not in namespaces):
-                    continue
-                rows = map_run(bundle, map_options)
-                _count_source(report, bundle)
-                work = RunWork(bundle.context_id, bundle.run_id, marks[bundle.context_id], rows)
-                batch.append(work)
-                batch_size += work.size
-                if batch_size >= options.batch_rows:
-                    _flush(kfp_engine, targets, batch, report, say)
-                    done += len(batch)
-                    batch, batch_size = [], 0
-                    rate_window = _throttle(options, report, rate_window)
-                    if on_progress:
-                        on_progress(done, total, _written(report))
-                    if stop.requested:
-                        _interrupt(kfp_engine, stop)
-            kfp_read.commit()
+    producer = _Producer(kfp_engine, mlmd_engine, options, multi, state, targets, report)
+    producer.start()
+    try:
+        producer.counted.wait()
+        total, done, window = producer.total, 0, time.monotonic()
+        while True:
+            item = producer.queue.get()
+            if item is _END:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            if item.batch:
+                _flush(kfp_engine, targets, item.batch, report, say)
+                _throttle(options, report, window)
+            done += len(item.batch) + item.unchanged
             if on_progress:
-                on_progress(done + len(batch), total, _written(report))
-            if stop.requested and not batch:
+                on_progress(done, total, _written(report))
+            if stop.requested:
                 _interrupt(kfp_engine, stop)
-        if batch:
-            _flush(kfp_engine, targets, batch, report, say)
-            done += len(batch)
-        if on_progress:
-            on_progress(done, total, _written(report))
-        if stop.requested:
-            _interrupt(kfp_engine, stop)
-        _global_ledger(kfp_engine, reader, targets, report)
+    finally:
+        producer.halt.set()
+        producer.join(timeout=30)
+    with mlmd_engine.connect() as mlmd:
+        _global_ledger(kfp_engine, MlmdReader(mlmd, None), targets, report)
     with kfp_engine.begin() as conn:
         report.totals = count_rows(conn, targets)
         update_state(conn, tasks=report.totals["tasks"], artifacts=report.totals["artifacts"],
@@ -378,10 +438,10 @@ def _global_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, report: 
             report.ledger[entry.reason] += 1
             chunk.append(entry)
             if len(chunk) >= 2000:
-                conn.execute(t.ledger.insert(), ledger_rows(chunk))
+                insert_rows(conn, t.ledger, ledger_rows(chunk))
                 chunk = []
         if chunk:
-            conn.execute(t.ledger.insert(), ledger_rows(chunk))
+            insert_rows(conn, t.ledger, ledger_rows(chunk))
 
 
 def _global_entries(reader: MlmdReader, linked: bytearray) -> Iterator[LedgerEntry]:

@@ -85,6 +85,22 @@ class BatchResult:
     fingerprints_differ: int = 0
 
 
+def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert plain rows in the caller's transaction: `COPY … FROM STDIN` on PostgreSQL (psycopg 3), the
+    driver's multi-row executemany elsewhere (PyMySQL rewrites it to multi-row INSERTs)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        columns = list(rows[0])
+        names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+        with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY {conn.dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([row[c] for c in columns])
+        return
+    conn.execute(table.insert(), rows)
+
+
 def ledger_id(entry: LedgerEntry) -> str:
     """Primary key of a ledger row."""
     import hashlib
@@ -142,14 +158,14 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
         "ScopePath": x.scope_path, "LogicalKey": x.logical_key or None,
     } for w in writable for x in w.rows.tasks]
     if task_rows:
-        conn.execute(t.tasks.insert(), task_rows)
+        insert_rows(conn, t.tasks, task_rows)
     # 4. links
     link_rows = [{
         "UUID": lk.uuid, "ArtifactID": lk.artifact_id, "TaskID": lk.task_id, "Type": lk.type,
         "Iteration": lk.iteration, "RunUUID": lk.run_uuid, "Producer": lk.producer, "ArtifactKey": lk.artifact_key,
     } for w in writable for lk in w.rows.links]
     if link_rows:
-        conn.execute(t.links.insert(), link_rows)
+        insert_rows(conn, t.links, link_rows)
     fault_point("mid-batch")
     result.tasks, result.links = len(task_rows), len(link_rows)
     # 5. artifacts no link uses any more (this tool's rows only)
@@ -169,12 +185,12 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
         conn.execute(delete(t.runs).where(t.runs.c.run_uuid.in_(chunk)))
     rows = ledger_rows(entries)
     if rows:
-        conn.execute(t.ledger.insert(), rows)
+        insert_rows(conn, t.ledger, rows)
     for e in entries:
         result.ledger[e.reason] += 1
         result.ledger_by_entity[(e.entity, e.reason)] += 1
     now = int(time.time())
-    conn.execute(t.runs.insert(), [{
+    insert_rows(conn, t.runs, [{
         "run_uuid": w.run_id, "context_id": w.context_id, "marks": w.marks, "namespace": w.rows.namespace or "",
         "skipped": ("has-live-rows" if w.run_id in live else w.rows.skipped) or "",
         "tasks": len(w.rows.tasks), "links": len(w.rows.links),

@@ -172,6 +172,11 @@ class MlmdReader:
 
     # --- one page ----------------------------------------------------------------------
     def _read_page(self, contexts: list[tuple[int, str]]) -> Iterator[RunBundle]:
+        """Every row of these runs in a fixed number of statements.
+
+        Rows are selected by subqueries on the page's context ids (at most `page_runs` literals), never
+        by lists of thousands of execution or artifact ids: the server joins, the client only decodes.
+        """
         t = self.t
         ctx_ids = [c for c, _ in contexts]
         ctx_props = self._props(t.context_property, "context_id", ctx_ids)
@@ -181,30 +186,34 @@ class MlmdReader:
                           .join(parent, parent.c.id == t.parent_context.c.parent_context_id),
                           t.parent_context.c.context_id, ctx_ids):
             parents.setdefault(r.context_id, r.name)
+        a = t.association.c
         exec_by_ctx: dict[int, list[int]] = defaultdict(list)
-        for r in self._in(select(t.association.c.context_id, t.association.c.execution_id),
-                          t.association.c.context_id, ctx_ids):
-            exec_by_ctx[r.context_id].append(r.execution_id)
-        exec_ids = sorted({e for ids in exec_by_ctx.values() for e in ids})
-        exec_props = self._props(t.execution_property, "execution_id", exec_ids)
+        for ctx_id, exec_id in self._all(select(a.context_id, a.execution_id).where(a.context_id.in_(ctx_ids))):
+            exec_by_ctx[ctx_id].append(exec_id)
+        in_page = select(a.execution_id).where(a.context_id.in_(ctx_ids)).scalar_subquery()
+        exec_props = self._props(t.execution_property, "execution_id", in_page)
         executions: dict[int, MlmdExecution] = {}
         ex = t.execution.c
-        for r in self._in(select(ex.id, ex.type_id, ex.last_known_state, ex.name, ex.create_time_since_epoch,
-                                 ex.last_update_time_since_epoch), ex.id, exec_ids):
-            executions[r.id] = MlmdExecution(
-                r.id, self.types.get(r.type_id, ("?", 0))[0], r.last_known_state, r.name,
-                int(r.create_time_since_epoch or 0), int(r.last_update_time_since_epoch or 0),
-                exec_props.get(r.id, {}))
+        types = self.types
+        for r in self._all(select(ex.id, ex.type_id, ex.last_known_state, ex.name, ex.create_time_since_epoch,
+                                  ex.last_update_time_since_epoch).where(ex.id.in_(in_page))):
+            executions[r[0]] = MlmdExecution(r[0], types.get(r[1], ("?", 0))[0], r[2], r[3], int(r[4] or 0),
+                                             int(r[5] or 0), exec_props.get(r[0], {}))
         events_by_exec: dict[int, list[MlmdEvent]] = defaultdict(list)
-        ev = t.event.c
-        raw_events = self._in(select(ev.id, ev.artifact_id, ev.execution_id, ev.type, ev.milliseconds_since_epoch),
-                              ev.execution_id, exec_ids)
-        keys = self._path_keys([r.id for r in raw_events])
-        for r in raw_events:
-            events_by_exec[r.execution_id].append(
-                MlmdEvent(r.id, r.artifact_id, r.execution_id, r.type, keys.get(r.id), int(r.milliseconds_since_epoch or 0)))
-        artifact_ids = sorted({r.artifact_id for r in raw_events})
-        artifacts = self._artifacts(artifact_ids)
+        ev, p = t.event.c, t.event_path.c
+        seen: set[int] = set()
+        artifact_ids: set[int] = set()
+        key_step = and_(p.event_id == ev.id, p.is_index_step == False, p.step_key.is_not(None))  # noqa: E712
+        for r in self._all(select(ev.id, ev.artifact_id, ev.execution_id, ev.type, ev.milliseconds_since_epoch,
+                                  p.step_key).select_from(t.event.outerjoin(t.event_path, key_step))
+                           .where(ev.execution_id.in_(in_page))):
+            if r[0] in seen:  # a second key step (KFP writes one): the first wins
+                continue
+            seen.add(r[0])
+            artifact_ids.add(r[1])
+            events_by_exec[r[2]].append(MlmdEvent(r[0], r[1], r[2], r[3], r[5], int(r[4] or 0)))
+        in_events = select(ev.artifact_id).where(ev.execution_id.in_(in_page)).scalar_subquery()
+        artifacts = self._artifacts(in_events) if artifact_ids else {}
         runs = self._runs([name for _, name in contexts])
         for ctx_id, name in contexts:
             ids = sorted(exec_by_ctx.get(ctx_id, []))
@@ -216,31 +225,31 @@ class MlmdReader:
             yield RunBundle(ctx_id, name, ctx_props.get(ctx_id, {}), parents.get(ctx_id), execs, events, arts,
                             run[0] if run else None, spec, source, error, platform)
 
-    def _artifacts(self, ids: list[int]) -> dict[int, MlmdArtifact]:
+    def _artifacts(self, ids: Any) -> dict[int, MlmdArtifact]:
+        """Artifacts selected by `ids` (a subquery), with each one's earliest OUTPUT event in the whole store."""
         t = self.t
-        if not ids:
-            return {}
         props = self._props(t.artifact_property, "artifact_id", ids)
-        ev = t.event.c
-        first: dict[int, int] = {}
-        for r in self._in(select(ev.artifact_id, func.min(ev.id).label("first")).where(ev.type == EVENT_OUTPUT)
-                          .group_by(ev.artifact_id), ev.artifact_id, ids):
-            first[r.artifact_id] = r.first
-        first_events = self._in(select(ev.id, ev.execution_id), ev.id, sorted(first.values()))
-        keys = self._path_keys([r.id for r in first_events])
-        exec_of_event = {r.id: r.execution_id for r in first_events}
-        exec_types = {r.id: self.types.get(r.type_id, ("?", 0))[0] for r in self._in(
-            select(t.execution.c.id, t.execution.c.type_id), t.execution.c.id, sorted(set(exec_of_event.values())))}
+        ev, p, x = t.event.c, t.event_path.c, t.execution.c
+        first_ids = (select(ev.artifact_id, func.min(ev.id).label("first"))
+                     .where(ev.type == EVENT_OUTPUT, ev.artifact_id.in_(ids)).group_by(ev.artifact_id).subquery())
+        first_event = t.event.alias("fe")
+        fe = first_event.c
+        key_step = and_(p.event_id == fe.id, p.is_index_step == False, p.step_key.is_not(None))  # noqa: E712
+        first: dict[int, tuple[str | None, str | None]] = {}
+        for r in self._all(select(first_ids.c.artifact_id, p.step_key, x.type_id)
+                           .select_from(first_ids.join(first_event, fe.id == first_ids.c.first)
+                                        .outerjoin(t.event_path, key_step)
+                                        .outerjoin(t.execution, x.id == fe.execution_id))):
+            if r[0] not in first:
+                first[r[0]] = (r[1], self.types[r[2]][0] if r[2] in self.types else None)
         out: dict[int, MlmdArtifact] = {}
         a = t.artifact.c
-        for r in self._in(select(a.id, a.type_id, a.uri, a.state, a.create_time_since_epoch,
-                                 a.last_update_time_since_epoch), a.id, ids):
-            event_id = first.get(r.id)
-            out[r.id] = MlmdArtifact(
-                r.id, self.types.get(r.type_id, ("?", 0))[0], r.uri, r.state, int(r.create_time_since_epoch or 0),
-                int(r.last_update_time_since_epoch or 0), props.get(r.id, {}),
-                keys.get(event_id) if event_id else None,
-                exec_types.get(exec_of_event.get(event_id, -1)) if event_id else None)
+        types = self.types
+        for r in self._all(select(a.id, a.type_id, a.uri, a.state, a.create_time_since_epoch,
+                                  a.last_update_time_since_epoch).where(a.id.in_(ids))):
+            key, producer_type = first.get(r[0], (None, None))
+            out[r[0]] = MlmdArtifact(r[0], types.get(r[1], ("?", 0))[0], r[2], r[3], int(r[4] or 0), int(r[5] or 0),
+                                     props.get(r[0], {}), key, producer_type)
         return out
 
     def _runs(self, names: list[str]) -> dict[str, tuple[RunRecord, str | None]]:
@@ -281,22 +290,21 @@ class MlmdReader:
         return None, None, None, None
 
     # --- helpers -----------------------------------------------------------------------
-    def _props(self, table: Table, owner: str, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    def _props(self, table: Table, owner: str, ids: Any) -> dict[int, dict[str, Any]]:
+        """Custom properties of the owners in `ids` (a list of ids or a subquery)."""
         out: dict[int, dict[str, Any]] = defaultdict(dict)
         c = table.c
         query = select(c[owner], c.name, c.int_value, c.double_value, c.string_value, c.proto_value,
                        c.bool_value).where(c.is_custom_property == True)  # noqa: E712
-        for r in self._in(query, c[owner], ids):
-            out[r[0]][r.name] = decode_value(r.int_value, r.double_value, r.string_value, r.proto_value, r.bool_value)
-        return out
-
-    def _path_keys(self, event_ids: Sequence[int]) -> dict[int, str]:
-        """The first key step of each event's path (KFP writes exactly one)."""
-        p = self.t.event_path.c
-        out: dict[int, str] = {}
-        key_step = and_(p.is_index_step == False, p.step_key.is_not(None))  # noqa: E712
-        for r in self._in(select(p.event_id, p.step_key).where(key_step), p.event_id, event_ids):
-            out.setdefault(r.event_id, r.step_key)
+        rows = self._in(query, c[owner], ids) if isinstance(ids, (list, tuple)) else self._all(
+            query.where(c[owner].in_(ids)))
+        for owner_id, name, int_value, double_value, string_value, proto_value, bool_value in rows:
+            if int_value is not None:  # the common cases inline; decode_value has the full rules
+                out[owner_id][name] = int(int_value)
+            elif string_value is not None and type(string_value) is str and not string_value.startswith("mlmd-"):
+                out[owner_id][name] = string_value
+            else:
+                out[owner_id][name] = decode_value(int_value, double_value, string_value, proto_value, bool_value)
         return out
 
     def _in(self, query: Any, column: Any, ids: Sequence[Any], conn: Connection | None = None) -> list[Any]:
@@ -307,7 +315,7 @@ class MlmdReader:
 
     def _all(self, query: Any, conn: Connection | None = None) -> list[Any]:
         self.queries += 1
-        return list((conn or self.mlmd).execute(query))
+        return (conn or self.mlmd).execute(query).fetchall()
 
     def _one(self, query: Any, conn: Connection | None = None) -> Any:
         self.queries += 1

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from sqlalchemy import inspect, text
+from sqlalchemy import bindparam, inspect, text
 
 from ..console import mask_url
 from ..db import make_engine, parse_url
@@ -71,33 +71,39 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                                   "multi-user" if multi else "single-user")
             for name, description in CHECKS.items():
                 report.check(name, description, blocking=name != "run-state")
-            runs = _runs(kconn, target)
             specs: dict[str, Any] = {}
             counts: dict[str, Counter[Any]] = {"expected": Counter(), "found": Counter()}
             seen_runs: set[str] = set()
-            fingerprints: dict[str, tuple[str, str]] = {}
-            total = len(runs)
-            for src in source.runs():
-                run = runs.get(src.run_id)
-                if options.run_ids and src.run_id not in options.run_ids:
-                    continue
-                if options.namespaces and (run is None or run["namespace"] not in options.namespaces):
-                    continue
-                seen_runs.add(src.run_id)
-                spec = _spec(kconn, target, run, specs)
-                exp = expect_run(src, run, spec, multi, source_name)
-                event_ids = _event_ids(mconn, [e.id for e in src.executions])
-                compare_run(report, src, exp, target, event_ids, exp.namespace, counts)
-                for t in exp.tasks.values():
-                    if t.type == 2:
-                        for execution in t.executions:
-                            fingerprints[str(execution)] = (t.id, t.fingerprint)
-                if run is not None and not exp.skip:
-                    _run_state(report, kconn, target, src.run_id, run)
-                if on_progress:
-                    on_progress(report.runs_checked, total)
+            old = "tasks_pre_migration" if "tasks_pre_migration" in names else None
+            total = int(kconn.execute(text("SELECT COUNT(*) FROM run_details")).scalar() or 0)
+            # A chunk of runs at a time: run_details rows and the cache cross-check are fetched per chunk,
+            # so memory stays flat as the store grows.
+            for chunk in _batched(source.runs(), 200):
+                runs = _runs(kconn, target, [src.run_id for src in chunk])
+                fingerprints: dict[str, tuple[str, str]] = {}
+                for src in chunk:
+                    run = runs.get(src.run_id)
+                    if options.run_ids and src.run_id not in options.run_ids:
+                        continue
+                    if options.namespaces and (run is None or run["namespace"] not in options.namespaces):
+                        continue
+                    seen_runs.add(src.run_id)
+                    spec = _spec(kconn, target, run, specs)
+                    exp = expect_run(src, run, spec, multi, source_name)
+                    event_ids = _event_ids(mconn, [e.id for e in src.executions])
+                    compare_run(report, src, exp, target, event_ids, exp.namespace, counts)
+                    for t in exp.tasks.values():
+                        if t.type == 2:
+                            for execution in t.executions:
+                                fingerprints[str(execution)] = (t.id, t.fingerprint)
+                    if run is not None and not exp.skip:
+                        _run_state(report, kconn, target, src.run_id, run)
+                    if on_progress:
+                        on_progress(report.runs_checked, total)
+                if old:
+                    _cache_rows(report, kconn, target, old, fingerprints)
             if not options.run_ids and not options.namespaces:
-                _global(report, kconn, target, seen_runs, counts, fingerprints)
+                _global(report, kconn, target, seen_runs, counts)
     finally:
         mlmd_engine.dispose()
         kfp_engine.dispose()
@@ -113,13 +119,27 @@ def _state(conn: Any) -> dict[str, Any]:
     return dict(row) if row else {}
 
 
-def _runs(conn: Any, t: TargetReader) -> dict[str, dict[str, Any]]:
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _runs(conn: Any, t: TargetReader, run_ids: list[str]) -> dict[str, dict[str, Any]]:
     q = t.q
-    out = {}
-    sql = (f"SELECT r.{q('UUID')} AS uuid, r.{q('Namespace')} AS namespace, r.{q('State')} AS state, "
-           f"r.{q('Conditions')} AS conditions, r.{q('PipelineVersionId')} AS version, e.{q('Namespace')} AS ens "
-           f"FROM run_details r LEFT JOIN experiments e ON e.{q('UUID')} = r.{q('ExperimentUUID')}")
-    for r in conn.execute(text(sql)).mappings():
+    out: dict[str, dict[str, Any]] = {}
+    if not run_ids:
+        return out
+    sql = text(f"SELECT r.{q('UUID')} AS uuid, r.{q('Namespace')} AS namespace, r.{q('State')} AS state, "
+               f"r.{q('Conditions')} AS conditions, r.{q('PipelineVersionId')} AS version, e.{q('Namespace')} AS ens "
+               f"FROM run_details r LEFT JOIN experiments e ON e.{q('UUID')} = r.{q('ExperimentUUID')} "
+               f"WHERE r.{q('UUID')} IN :ids").bindparams(bindparam("ids", expanding=True))
+    for r in conn.execute(sql, {"ids": run_ids}).mappings():
         out[r["uuid"]] = {"uuid": r["uuid"], "namespace": r["namespace"], "state": r["state"], "conditions": r["conditions"],
                           "experiment_namespace": r["ens"], "version": r["version"]}
     return out
@@ -173,8 +193,7 @@ def _run_state(report: ParityReport, conn: Any, t: TargetReader, run_id: str, ru
         report.fail(Finding("run-state", run_id, "ROOT task", "State", want, have))
 
 
-def _global(report: ParityReport, conn: Any, t: TargetReader, seen: set[str], counts: dict[str, Counter[Any]],
-            fingerprints: dict[str, tuple[str, str]]) -> None:
+def _global(report: ParityReport, conn: Any, t: TargetReader, seen: set[str], counts: dict[str, Counter[Any]]) -> None:
     q = t.q
     inv, coverage = report.checks["invariants"], report.checks["coverage"]
     queries = {
@@ -203,28 +222,39 @@ def _global(report: ParityReport, conn: Any, t: TargetReader, seen: set[str], co
                                 counts["found"][key]))
     counts_check.info = {str(k): v for k, v in sorted(counts["found"].items(), key=str) if k[0] == "tasks"}
     cache = report.checks["cache"]
-    names = set(inspect(conn).get_table_names())
-    old = "tasks_pre_migration" if "tasks_pre_migration" in names else None
-    agree = differ = 0
-    if old:
-        by_task = {r[0]: r[1] for r in conn.execute(text(f"SELECT {q('UUID')}, {q('Fingerprint')} FROM tasks "
-                                                         f"WHERE {q('Fingerprint')} <> ''"))}
-        for exec_id, fingerprint in conn.execute(text(
-                f"SELECT {q('MLMDExecutionID')}, {q('Fingerprint')} FROM {q(old)} WHERE {q('MLMDExecutionID')} <> ''")):
-            cache.checked += 1
-            mapped = fingerprints.get(str(exec_id))
-            if mapped is None:
-                continue  # a cache row of a run that was not migrated (orphan, filtered)
-            if by_task.get(mapped[0]) == fingerprint:
-                agree += 1
-            else:
-                differ += 1
-                report.fail(Finding("cache", "", f"task {mapped[0]} (MLMD execution {exec_id})", "Fingerprint",
-                                    fingerprint, by_task.get(mapped[0])))
     sources = {str(r[0]): int(r[1]) for r in conn.execute(text(
         f"SELECT {q('Namespace')}, COUNT(*) FROM tasks WHERE {q('State')} = 2 AND {q('Fingerprint')} <> '' "
         f"GROUP BY {q('Namespace')}"))}
-    cache.info = {"old cache rows agreeing": agree, "differing": differ, "cache sources per namespace": sources}
+    cache.info = {"old cache rows agreeing": cache.info.get("old cache rows agreeing", 0),
+                  "differing": cache.info.get("differing", 0), "cache sources per namespace": sources}
+
+
+def _cache_rows(report: ParityReport, conn: Any, t: TargetReader, old: str,
+                fingerprints: dict[str, tuple[str, str]]) -> None:
+    """Old cache rows (population A) of these executions against the migrated tasks' fingerprints."""
+    q = t.q
+    cache = report.checks["cache"]
+    cache.info.setdefault("old cache rows agreeing", 0)
+    cache.info.setdefault("differing", 0)
+    exec_ids = sorted(fingerprints)
+    task_ids = sorted({task for task, _ in fingerprints.values()})
+    by_task: dict[str, str] = {}
+    for i in range(0, len(task_ids), 500):
+        for r in conn.execute(text(f"SELECT {q('UUID')}, {q('Fingerprint')} FROM tasks WHERE {q('UUID')} IN :ids")
+                              .bindparams(bindparam("ids", expanding=True)), {"ids": task_ids[i:i + 500]}):
+            by_task[r[0]] = r[1]
+    for i in range(0, len(exec_ids), 500):
+        for exec_id, fingerprint in conn.execute(text(
+                f"SELECT {q('MLMDExecutionID')}, {q('Fingerprint')} FROM {q(old)} WHERE {q('MLMDExecutionID')} IN :ids")
+                .bindparams(bindparam("ids", expanding=True)), {"ids": exec_ids[i:i + 500]}):
+            cache.checked += 1
+            task = fingerprints[str(exec_id)][0]
+            if by_task.get(task) == fingerprint:
+                cache.info["old cache rows agreeing"] += 1
+            else:
+                cache.info["differing"] += 1
+                report.fail(Finding("cache", "", f"task {task} (MLMD execution {exec_id})", "Fingerprint",
+                                    fingerprint, by_task.get(task)))
 
 
 def _record(kfp_url: str, report: ParityReport) -> None:

@@ -75,9 +75,22 @@ class ApiSource:
         require_mlmd()
         self.store = open_read_only(url)
 
+    def _run_contexts(self, page: int = 500) -> Iterator[Any]:
+        """Run contexts in ascending id, a page at a time (memory stays flat as the store grows)."""
+        import ml_metadata as mlmd
+
+        last = 0
+        while True:
+            contexts = self.store.get_contexts(list_options=mlmd.ListOptions(
+                limit=page, order_by=mlmd.OrderByField.ID, is_asc=True,
+                filter_query=f"type = '{RUN_TYPE}' AND id > {last}"))
+            if not contexts:
+                return
+            yield from contexts
+            last = contexts[-1].id
+
     def runs(self) -> Iterator[SourceRun]:
-        contexts = sorted(self.store.get_contexts_by_type(RUN_TYPE), key=lambda c: c.id)
-        for ctx in contexts:
+        for ctx in self._run_contexts():
             executions = sorted(self.store.get_executions_by_context(ctx.id), key=lambda e: e.id)
             events = self.store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
             ids = sorted({ev.artifact_id for ev in events})
@@ -91,9 +104,6 @@ class ApiSource:
                              next((s.key for s in ev.path.steps if s.HasField("key")), None)) for ev in events],
                 {a.id: SourceArtifact(a.id, a.type, a.uri if a.HasField("uri") else None,
                                       {k: _api_value(v) for k, v in a.custom_properties.items()}) for a in artifacts})
-
-    def execution_ids(self) -> set[int]:
-        return {e.id for e in self.store.get_executions()}
 
 
 class SqlSource:
@@ -138,9 +148,7 @@ class SqlSource:
         run_types = [i for i, n in types.items() if n == RUN_TYPE]
         if not run_types:
             return
-        contexts = self.conn.execute(text(
-            f"SELECT id, name FROM {q('Context')} WHERE type_id IN ({','.join(map(str, run_types))}) ORDER BY id")).all()
-        for ctx_id, name in contexts:
+        for ctx_id, name in self._run_contexts(run_types):
             rows = self.conn.execute(text(
                 f"SELECT e.id, e.type_id, e.last_known_state, e.name FROM {q('Execution')} e JOIN {q('Association')} a "
                 f"ON a.execution_id = e.id WHERE a.context_id = {int(ctx_id)} ORDER BY e.id")).all()
@@ -169,5 +177,13 @@ class SqlSource:
                              for r in rows],
                             [SourceEvent(int(e[1]), int(e[2]), int(e[3]), keys.get(int(e[0]))) for e in events], arts)
 
-    def execution_ids(self) -> set[int]:
-        return {int(r[0]) for r in self.conn.execute(text(f"SELECT id FROM {self.q('Execution')}"))}
+    def _run_contexts(self, run_types: list[int], page: int = 500) -> Iterator[tuple[int, str]]:
+        last = 0
+        while True:
+            rows = self.conn.execute(text(
+                f"SELECT id, name FROM {self.q('Context')} WHERE type_id IN ({','.join(map(str, run_types))}) "
+                f"AND id > {int(last)} ORDER BY id LIMIT {int(page)}")).all()
+            if not rows:
+                return
+            yield from ((int(r[0]), r[1]) for r in rows)
+            last = rows[-1][0]

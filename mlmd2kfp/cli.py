@@ -6,6 +6,7 @@ Errors from the library are `ToolkitError`s, caught once in `main` and printed a
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,7 +15,7 @@ import typer
 
 from . import console
 from .errors import ConfigError, ToolkitError
-from .settings import KFP_URL_ENV, MLMD_URL_ENV, Settings
+from .settings import KFP_URL_ENV, MLMD_URL_ENV, Settings, url_from_parts
 
 app = typer.Typer(
     name="mlmd2kfp",
@@ -43,7 +44,10 @@ KfpUrl = Annotated[
 
 def _require(value: str | None, option: str, env: str) -> str:
     if not value:
-        raise ConfigError(f"{option} is required (or set {env})")
+        value = url_from_parts("MLMD" if env == MLMD_URL_ENV else "KFP", dict(os.environ))
+    if not value:
+        raise ConfigError(f"{option} is required (or set {env}, or MLMD2KFP_DB_HOST with "
+                          f"{'MLMD2KFP_MLMD_DB' if env == MLMD_URL_ENV else 'MLMD2KFP_KFP_DB'}; see docs/runbook.md)")
     return value
 
 

@@ -118,3 +118,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(
         "backends: " + "; ".join(f"{b}: " + (", ".join(f"{n} {o}" for o, n in sorted(c.items())) or "no tests")
                                  for b, c in counts.items()))
+    for suite, label in (("tests/faults/", "fault suite"), ("tests/bad_inputs/", "bad-input corpus")):
+        done = {o: sum(1 for r in terminalreporter.stats.get(o, []) if getattr(r, "nodeid", "").startswith(suite)
+                       and getattr(r, "when", "call") == "call") for o in ("passed", "failed")}
+        if any(done.values()):
+            terminalreporter.write_line(f"{label}: {done['passed']} cases passed, {done['failed']} failed")

@@ -16,7 +16,8 @@ from ..db import make_engine
 from ..dialects import dialect_for, rename_statements
 from ..errors import ToolkitError
 from .lock import MigrationLock
-from .staging import PRE_MIGRATION, STAGING
+from .faults import fault_point
+from .staging import PRE_MIGRATION, STAGING, old_tasks_present
 from .state import LEDGER, RUNS, TOOL_TABLES, core_table, load_state, update_state
 from .writer import TargetTables
 
@@ -109,7 +110,11 @@ def rollback(kfp_url: str) -> RollbackReport:
             created = set(json.loads(state.created_tables or "[]"))
             with engine.connect() as conn:
                 names = set(inspect(conn).get_table_names())
+                # an interrupted rollback may have moved the old table back already: leave it alone
+                restored = PRE_MIGRATION not in names and old_tasks_present(conn)
             tasks_name = "tasks" if state.moved_old_tasks or state.staging_table == "tasks" else state.staging_table
+            if restored and tasks_name == "tasks":
+                tasks_name = STAGING
             t = TargetTables(tasks_name if tasks_name in names else STAGING, None)
             with engine.begin() as conn:  # data first, in one transaction
                 if "artifact_tasks" in names:
@@ -131,6 +136,7 @@ def rollback(kfp_url: str) -> RollbackReport:
                             report.kept_live_rows[name] = left
                 conn.execute(delete(core_table(RUNS)))
                 conn.execute(delete(core_table(LEDGER)))
+            fault_point("rollback-data")
             _restore_tables(engine, state, names, created, tasks_name, report)
             with engine.begin() as conn:
                 update_state(conn, phase="rolled_back", status="done", finished_at=int(time.time()),
@@ -161,6 +167,7 @@ def _restore_tables(engine: Any, state: Any, names: set[str], created: set[str],
         for name in drops:
             conn.exec_driver_sql(f"DROP TABLE {q(name)}")
             report.dropped.append(name)
+            fault_point("rollback-drop")
         if PRE_MIGRATION in names:
             if "tasks" in names and "tasks" not in drops:
                 report.notes.append(f"`tasks` still holds rows KFP wrote itself, so `{PRE_MIGRATION}` was not "
@@ -169,6 +176,7 @@ def _restore_tables(engine: Any, state: Any, names: set[str], created: set[str],
                 for stmt in rename_statements(d, [(PRE_MIGRATION, "tasks")]):
                     conn.exec_driver_sql(stmt)
                 report.restored_old_tasks = True
+                fault_point("rollback-restore")
 
 
 def cleanup(kfp_url: str) -> list[str]:

@@ -1,17 +1,28 @@
-"""Fault injection for the kill-and-resume tests (STYLE.md point 11): `MLMD2KFP_FAULT_AT=point[:n]`
-makes the process SIGKILL itself the n-th time (default 1st) it passes `point`. Unset, it costs a
-dict lookup."""
+"""Fault injection for the fault suite (STYLE.md point 11, tests/faults/).
+
+`MLMD2KFP_FAULT_AT=point[:n]` acts the n-th time (default 1st) the process passes `point`;
+`point:n+` acts on the n-th and every later pass. The action is `MLMD2KFP_FAULT_ACTION`:
+`kill` (default: SIGKILL itself), `sigterm` (the operator's stop request) or `drop-connection`
+(the server ends this database session, as a failover or an administrator's KILL would).
+`MLMD2KFP_FAULT_TRACE=file` appends every point passed to `file` (to choose points from).
+Unset, a fault point costs one environment lookup.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+from typing import Any
 
 _hits: dict[str, int] = {}
 
 
-def fault_point(name: str) -> None:
-    """Die here if the environment asks for it (tests only)."""
+def fault_point(name: str, conn: Any = None) -> None:
+    """Act here if the environment asks for it (tests only)."""
+    trace = os.environ.get("MLMD2KFP_FAULT_TRACE")
+    if trace:
+        with open(trace, "a", encoding="utf-8") as f:
+            f.write(name + "\n")
     wanted = os.environ.get("MLMD2KFP_FAULT_AT")
     if not wanted:
         return
@@ -19,5 +30,30 @@ def fault_point(name: str) -> None:
     if point != name:
         return
     _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] == int(nth or 1):
+    every = nth.endswith("+")
+    first = int(nth.rstrip("+") or 1)
+    if _hits[name] < first or (_hits[name] > first and not every):
+        return
+    action = os.environ.get("MLMD2KFP_FAULT_ACTION", "kill")
+    if action == "drop-connection" and conn is not None:
+        _drop_connection(conn)
+    elif action == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)
+    else:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _drop_connection(conn: Any) -> None:
+    """End `conn`'s server session from a second session (MySQL `KILL`, `pg_terminate_backend`)."""
+    name = conn.dialect.name
+    if name == "mysql":
+        session = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+        statement = f"KILL {int(session)}"
+    elif name == "postgresql":
+        session = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        statement = f"SELECT pg_terminate_backend({int(session)})"
+    else:  # SQLite has no server session to end
+        return
+    with conn.engine.connect() as other:
+        other.exec_driver_sql(statement)
+        other.commit()

@@ -33,7 +33,7 @@ from .faults import fault_point
 from .lock import MigrationLock
 from .plan import detect_mode, is_v2_artifact_type
 from .signals import StopRequest
-from .staging import PRE_MIGRATION, created_tables_json, cutover, old_tasks_present, prepare_schema
+from .staging import PRE_MIGRATION, STAGING, created_tables_json, cutover, old_tasks_present, prepare_schema
 from .state import check_resume, ensure_tool_tables, holder, insert_state, load_state, new_state, update_state
 from .writer import BatchResult, RunWork, TargetTables, count_rows, insert_rows, ledger_rows, write_batch
 
@@ -167,7 +167,19 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
         if state is not None:
             check_resume(state, options.source_name, multi)
     done_before = state is not None and state.phase in ("done", "cutover")
-    staging, created = prepare_schema(engine)
+    if state is None:  # the state row first: tables created below are recorded as this tool's before they exist
+        with engine.begin() as conn:
+            insert_state(conn, new_state(options.source_name, multi, STAGING, __version__))
+        with engine.begin() as conn:
+            state = load_state(conn)
+    assert state is not None
+
+    def record_created(name: str) -> None:
+        with engine.begin() as conn:
+            current = load_state(conn)
+            update_state(conn, created_tables=created_tables_json(current.created_tables if current else None, [name]))
+
+    staging, created = prepare_schema(engine, record_created)
     if done_before and staging != "tasks":
         raise ToolkitError("the state says the cutover happened, but `tasks` is not in the new form; "
                            "run `mlmd2kfp status` and check the database")
@@ -176,21 +188,15 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
     if created:
         say(f"created {', '.join(f'`{c}`' for c in created)}")
     with engine.begin() as conn:
-        if state is None:
-            values = new_state(options.source_name, multi, staging, __version__)
-            values["created_tables"] = created_tables_json(None, created)
-            insert_state(conn, values)
-        else:
-            resume = state.phase == "data" and state.status in ("running", "interrupted", "failed")
-            update_state(conn, phase="data", status="running", staging_table=staging,
-                         created_tables=created_tables_json(state.created_tables, created),
-                         holder=holder(), last_error=None,
-                         pass_number=state.pass_number if resume else state.pass_number + 1,
-                         last_context_id=state.last_context_id if resume else 0)
-            if resume and state.last_context_id:
-                say(f"resuming the interrupted pass after run context {state.last_context_id}")
-        if state is None:
-            update_state(conn, phase="data", pass_number=1)
+        current = load_state(conn)
+        resume = state.phase == "data" and state.status in ("running", "interrupted", "failed")
+        update_state(conn, phase="data", status="running", staging_table=staging,
+                     created_tables=created_tables_json(current.created_tables if current else None, created),
+                     holder=holder(), last_error=None,
+                     pass_number=state.pass_number if resume else state.pass_number + 1,
+                     last_context_id=state.last_context_id if resume else 0)
+        if resume and state.last_context_id:
+            say(f"resuming the interrupted pass after run context {state.last_context_id}")
         values = dict(load_state(conn).values)  # type: ignore[union-attr]
     return values
 
@@ -257,6 +263,7 @@ class _Producer(threading.Thread):
                 changed = [(c, n) for c, n in page if previous.get(n) != marks[c]]
                 report.runs_unchanged += len(page) - len(changed)
                 unchanged += len(page) - len(changed)
+                fault_point("read-page")
                 for bundle in reader.read_contexts(changed):
                     report.runs_read += 1
                     if namespaces and (bundle.run is None or bundle.run.namespace not in namespaces):
@@ -309,6 +316,7 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
         producer.join(timeout=30)
     with mlmd_engine.connect() as mlmd:
         _global_ledger(kfp_engine, MlmdReader(mlmd, None), targets, report)
+    fault_point("totals")
     with kfp_engine.begin() as conn:
         report.totals = count_rows(conn, targets)
         update_state(conn, tasks=report.totals["tasks"], artifacts=report.totals["artifacts"],
@@ -442,6 +450,7 @@ def _global_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, report: 
                 chunk = []
         if chunk:
             insert_rows(conn, t.ledger, ledger_rows(chunk))
+        fault_point("global-ledger")
 
 
 def _global_entries(reader: MlmdReader, linked: bytearray) -> Iterator[LedgerEntry]:
@@ -477,6 +486,7 @@ def _cutover(engine: Engine, report: MigrateReport, say: Callable[[str], None]) 
     assert state is not None
     say("cutover: adding `fk_run_details_tasks` and swapping the tasks tables (the old API server must be stopped)")
     result = cutover(engine, state.staging_table)
+    fault_point("after-cutover")
     moved = bool(result["moved_old_tasks"]) or bool(state.moved_old_tasks)
     with engine.begin() as conn:
         update_state(conn, phase="done", status="done", staging_table="tasks", moved_old_tasks=int(moved),

@@ -7,6 +7,8 @@ cutover adds that key and swaps the tables in one atomic step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dataclasses
 import json
 
@@ -54,8 +56,12 @@ def old_tasks_present(conn: Connection) -> bool:
     return any(c["name"] in OLD_TASKS_MARKERS for c in insp.get_columns("tasks"))
 
 
-def prepare_schema(engine: Engine) -> tuple[str, list[str]]:
+def prepare_schema(engine: Engine, before_create: Callable[[str], None] | None = None) -> tuple[str, list[str]]:
     """Create what is missing; return (table tasks are written to, tables created now).
+
+    `before_create(name)` is called before each CREATE, so the state can list a table as this tool's
+    before it exists (MySQL commits DDL at once: a kill between two CREATEs must not leave a table
+    that rollback does not know it made).
 
     Raises:
         TargetSchemaError: an existing new-form table differs from the spec (every difference listed).
@@ -85,6 +91,8 @@ def prepare_schema(engine: Engine) -> tuple[str, list[str]]:
         with engine.begin() as conn:  # one transaction on PostgreSQL and SQLite; MySQL DDL auto-commits
             for spec in tables:
                 if spec.name not in names:
+                    if before_create is not None:
+                        before_create(spec.name)
                     for stmt in render_create(spec, d):
                         conn.exec_driver_sql(stmt)
                     created.append(spec.name)

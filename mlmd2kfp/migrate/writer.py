@@ -166,7 +166,7 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
     } for w in writable for lk in w.rows.links]
     if link_rows:
         insert_rows(conn, t.links, link_rows)
-    fault_point("mid-batch")
+    fault_point("mid-batch", conn)
     result.tasks, result.links = len(task_rows), len(link_rows)
     # 5. artifacts no link uses any more (this tool's rows only)
     new_refs = {a.uuid for w in writable for a in w.rows.artifacts}
@@ -207,6 +207,7 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
     _cross_check_fingerprints(conn, t, writable, result)
     # 7. the checkpoint, in the same transaction
     skipped = sum(result.runs_skipped.values())
+    fault_point("before-checkpoint", conn)
     update_state(conn, {"runs_migrated": len(work) - skipped, "runs_skipped": skipped},
                  last_context_id=resume_after)
     return result

@@ -127,7 +127,17 @@ def make_engine(raw_url: str | URL, role: str, *, create_sqlite: bool = True) ->
     return engine
 
 
+def _sqlite_text(raw: bytes) -> str | bytes:
+    """SQLite TEXT as str; bytes that are not UTF-8 come back as bytes, for the caller to report
+    (sqlite3 would otherwise fail the whole query)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
 def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    dbapi_conn.text_factory = _sqlite_text
     # Foreign keys are off by default in SQLite; the target schema relies on them.
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")

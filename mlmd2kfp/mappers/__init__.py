@@ -7,10 +7,11 @@ canonical protojson form (protojson.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ..records import LedgerEntry, LinkRow, MlmdEvent, RunBundle, RunRows, TaskRow
+from ..records import LedgerEntry, LinkRow, MlmdEvent, MlmdExecution, RunBundle, RunRows, TaskRow
+from ..source.values import BadValue
 from . import keys
 from .artifacts import map_artifact
 from .enums import CONDITION, CONDITION_BRANCH, LOOP, ROOT, RUNTIME
@@ -57,10 +58,40 @@ def effective_namespace(bundle: RunBundle, multi_user: bool) -> str:
 
 def map_run(bundle: RunBundle, options: MapOptions) -> RunRows:
     """Map one run bundle to target rows plus ledger entries; a run that cannot be migrated is skipped whole."""
+    bundle, notes = _sanitise(bundle)
     try:
-        return _map(bundle, options)
+        rows = _map(bundle, options)
     except SkipRun as skip:
         return _skipped(bundle, skip)
+    rows.ledger[:0] = notes
+    return rows
+
+
+def _sanitise(bundle: RunBundle) -> tuple[RunBundle, list[LedgerEntry]]:
+    """Values no target column can hold, set aside before mapping (mapping.md M17): undecodable
+    properties are dropped (`bad-property`), times before 1970 become 0 (`bad-time`)."""
+    notes: list[LedgerEntry] = []
+    clean: list[MlmdExecution] = []
+    for e in bundle.executions:
+        bad = sorted(k for k, v in e.props.items() if isinstance(v, BadValue))
+        for key in bad:
+            notes.append(LedgerEntry(bundle.run_id, "execution", e.id, "bad-property", f"`{key}`: {e.props[key].reason}"))
+        if e.create_ms < 0 or e.update_ms < 0:
+            notes.append(LedgerEntry(bundle.run_id, "execution", e.id, "bad-time",
+                                     f"create/update time {e.create_ms}/{e.update_ms} ms is before 1970; written as 0"))
+        if bad or e.create_ms < 0 or e.update_ms < 0:
+            e = replace(e, props={k: v for k, v in e.props.items() if k not in bad},
+                        create_ms=max(e.create_ms, 0), update_ms=max(e.update_ms, 0))
+        clean.append(e)
+    artifacts = dict(bundle.artifacts)
+    for artifact_id, a in bundle.artifacts.items():
+        if a.create_ms < 0 or a.update_ms < 0:
+            notes.append(LedgerEntry(bundle.run_id, "artifact", a.id, "bad-time",
+                                     f"create/update time {a.create_ms}/{a.update_ms} ms is before 1970; written as 0"))
+            artifacts[artifact_id] = replace(a, create_ms=max(a.create_ms, 0), update_ms=max(a.update_ms, 0))
+    if not notes:
+        return bundle, notes
+    return replace(bundle, executions=clean, artifacts=artifacts), notes
 
 
 def _skipped(bundle: RunBundle, skip: SkipRun) -> RunRows:

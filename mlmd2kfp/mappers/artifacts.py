@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,7 +55,11 @@ def map_artifact(a: MlmdArtifact, namespace: str, run_id: str, source_name: str 
     if art_type == METRIC:
         rows = []
         for key, value in sorted(props.items()):
-            if key in _KFP_KEYS or isinstance(value, bool) or not isinstance(value, (int, float)):
+            if key in _KFP_KEYS:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                ledger.append(LedgerEntry(run_id, "artifact", a.id, "bad-metric",
+                                          f"`{key}` = {str(value)[:40]!r} is not a finite number"))
                 continue
             name = key
             if len(name) > NAME_LIMIT:

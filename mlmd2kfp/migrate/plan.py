@@ -175,6 +175,8 @@ def build_plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, s
             report.target_differences = status.differences if present else []
             for reason, n in inv.no_run_executions.items():
                 _ledger(report, reason, n, "execution")
+            if inv.dangling_events:
+                _ledger(report, "dangling-event", inv.dangling_events, "event")
             v1 = v1_run_contexts(inv)
             if v1:
                 _ledger(report, "unsupported-v1", v1, "context")

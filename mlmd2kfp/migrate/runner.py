@@ -27,13 +27,15 @@ from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError
 from ..mappers import MapOptions, map_run
 from ..mappers.enums import KFP_EXECUTION_TYPES
 from ..records import LedgerEntry
-from ..source.inventory import count_run_contexts, take_kfp_inventory
+from ..source.inventory import count_run_contexts, dangling_events, take_kfp_inventory
 from ..source.reader import MlmdReader
+from ..source.schema import open_mlmd
+from ..target.schema import require_run_details
 from .faults import fault_point
 from .lock import MigrationLock
 from .plan import detect_mode, is_v2_artifact_type
 from .signals import StopRequest
-from .staging import PRE_MIGRATION, STAGING, created_tables_json, cutover, old_tasks_present, prepare_schema
+from .staging import PRE_MIGRATION, STAGING, check_existing_targets, created_tables_json, cutover, old_tasks_present, prepare_schema
 from .state import check_resume, ensure_tool_tables, holder, insert_state, load_state, new_state, update_state
 from .writer import BatchResult, RunWork, TargetTables, count_rows, insert_rows, ledger_rows, write_batch
 
@@ -128,8 +130,13 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
     try:
         with MigrationLock(kfp_engine), StopRequest(lambda s: say(
                 f"{s}: finishing the current batch, then stopping (press Ctrl-C again to abort now)")) as stop:
+            # Everything that can refuse the job is checked before the first write.
+            with mlmd_engine.connect() as conn:
+                open_mlmd(conn)
             with kfp_engine.connect() as conn:
+                require_run_details(set(inspect(conn).get_table_names()))
                 inv = take_kfp_inventory(conn)
+            check_existing_targets(kfp_engine)
             multi, _ = detect_mode(inv.runs, inv.runs_without_namespace, options.multi_user)
             report.mode = "multi-user" if multi else "single-user"
             state = _start(kfp_engine, options, multi, report, say)
@@ -475,6 +482,8 @@ def _global_entries(reader: MlmdReader, linked: bytearray) -> Iterator[LedgerEnt
                 yield LedgerEntry("", "artifact", r.id, "orphan-artifact")
         else:
             yield LedgerEntry("", "artifact", r.id, "unsupported-v1", name)
+    for r in stream.execute(dangling_events(m)):
+        yield LedgerEntry("", "event", r.id, "dangling-event", "its execution row does not exist")
     v1_types = [i for i, (n, k) in reader.types.items() if k == 2 and n in ("KfpRun", "pipeline_run")]
     for r in stream.execute(select(c.id, c.type_id).where(c.type_id.in_(v1_types or [-1]))):
         yield LedgerEntry("", "context", r.id, "unsupported-v1", names.get(r.type_id, "?"))

@@ -8,6 +8,7 @@ cutover adds that key and swaps the tables in one atomic step.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import dataclasses
 import json
@@ -56,16 +57,11 @@ def old_tasks_present(conn: Connection) -> bool:
     return any(c["name"] in OLD_TASKS_MARKERS for c in insp.get_columns("tasks"))
 
 
-def prepare_schema(engine: Engine, before_create: Callable[[str], None] | None = None) -> tuple[str, list[str]]:
-    """Create what is missing; return (table tasks are written to, tables created now).
-
-    `before_create(name)` is called before each CREATE, so the state can list a table as this tool's
-    before it exists (MySQL commits DDL at once: a kill between two CREATEs must not leave a table
-    that rollback does not know it made).
+def check_existing_targets(engine: Engine) -> tuple[str, tuple[Any, ...], set[str], Any]:
+    """The table tasks go to, the table specs to have, the tables present and the dialect.
 
     Raises:
         TargetSchemaError: an existing new-form table differs from the spec (every difference listed).
-        PrivilegeError: the user may not create tables.
     """
     with engine.begin() as conn:
         d = dialect_for(conn)
@@ -86,6 +82,21 @@ def prepare_schema(engine: Engine, before_create: Callable[[str], None] | None =
             raise TargetSchemaError(
                 "the KFP database already has target tables that differ from KFP's schema, so nothing was "
                 "written:\n  " + "\n  ".join(differences) + "\nFix or drop them (`mlmd2kfp schema check` lists them)")
+    return staging, tables, names, d
+
+
+def prepare_schema(engine: Engine, before_create: Callable[[str], None] | None = None) -> tuple[str, list[str]]:
+    """Create what is missing; return (table tasks are written to, tables created now).
+
+    `before_create(name)` is called before each CREATE, so the state can list a table as this tool's
+    before it exists (MySQL commits DDL at once: a kill between two CREATEs must not leave a table
+    that rollback does not know it made).
+
+    Raises:
+        TargetSchemaError: an existing new-form table differs from the spec (every difference listed).
+        PrivilegeError: the user may not create tables.
+    """
+    staging, tables, names, d = check_existing_targets(engine)
     created: list[str] = []
     try:
         with engine.begin() as conn:  # one transaction on PostgreSQL and SQLite; MySQL DDL auto-commits

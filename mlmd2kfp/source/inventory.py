@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import and_, case, exists, func, inspect, select
 from sqlalchemy.engine import Connection
@@ -26,6 +27,14 @@ class SourceInventory:
     no_run_executions: Counter[str] = field(default_factory=Counter)
     """Executions associated with no `system.PipelineRun` context, by ledger reason."""
     kfp_artifact_ids_max: int = 0
+    dangling_events: int = 0
+    """Events whose execution row does not exist (ledger `dangling-event`)."""
+
+
+def dangling_events(t: Any) -> Any:
+    """SELECT of the ids of events whose execution row is missing (no run can claim them)."""
+    ev, ex = t.event.c, t.execution.c
+    return select(ev.id).where(~exists().where(ex.id == ev.execution_id)).order_by(ev.id)
 
 
 def take_inventory(reader: MlmdReader) -> SourceInventory:
@@ -60,6 +69,7 @@ def take_inventory(reader: MlmdReader) -> SourceInventory:
             reason = "unsupported-type"
         inv.no_run_executions[reason] += n
     inv.kfp_artifact_ids_max = int(conn.execute(select(func.max(a.id))).scalar() or 0)
+    inv.dangling_events = int(conn.execute(select(func.count()).select_from(dangling_events(t).subquery())).scalar() or 0)
     return inv
 
 

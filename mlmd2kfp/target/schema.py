@@ -422,6 +422,20 @@ class CreateResult:
     """The check of every table not skipped, after creating."""
 
 
+def require_run_details(table_names: set[str]) -> None:
+    """Refuse a database that is not KFP's (every target table hangs off `run_details`).
+
+    Raises:
+        TargetSchemaError: `run_details` is missing.
+    """
+    if "run_details" not in table_names:
+        raise TargetSchemaError(
+            "the KFP database has no `run_details` table, so it is not a KFP API-server database "
+            "(or the URL names the wrong database); point --kfp-url at KFP's database "
+            "(`mlpipeline` in a default install)"
+        )
+
+
 def create_schema(conn: Connection) -> CreateResult:
     """Create the missing target tables, in foreign-key order; leave existing ones alone.
 
@@ -435,12 +449,7 @@ def create_schema(conn: Connection) -> CreateResult:
     """
     d = dialect_for(conn)
     existing = set(inspect(conn).get_table_names())
-    if "run_details" not in existing:
-        raise TargetSchemaError(
-            "the KFP database has no `run_details` table, so it is not a KFP API-server database "
-            "(or the URL names the wrong database); point --kfp-url at KFP's database "
-            "(`mlpipeline` in a default install)"
-        )
+    require_run_details(existing)
     before = check_schema(conn)
     created: list[str] = []
     skipped: list[str] = []

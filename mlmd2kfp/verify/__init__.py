@@ -42,7 +42,7 @@ class VerifyOptions:
 def _source(options: VerifyOptions, url: Any, conn: Any) -> Any:
     if options.source_path in ("auto", "api"):
         try:
-            return ApiSource(url)
+            return ApiSource(url, fallback=SqlSource(conn))
         except MissingDependencyError:
             if options.source_path == "api":
                 raise ConfigError("--source api needs the `ml-metadata` package (the `mlmd` extra)") from None

@@ -7,6 +7,8 @@ fields `verify` compares. A bug in the mappers therefore shows up as a differenc
 
 from __future__ import annotations
 
+import math
+
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +66,12 @@ class ExpectedRun:
     unattached: set[int] = field(default_factory=set)
 
 
+class _Skip(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _spec_tasks(component: dict[str, Any] | None) -> dict[str, Any]:
     return ((component or {}).get("dag") or {}).get("tasks") or {}
 
@@ -78,6 +86,8 @@ def expect_run(src: SourceRun, run: dict[str, Any] | None, spec: dict[str, Any] 
         ns = run.get("experiment_namespace") or ""
         if not ns or ns != run.get("namespace"):
             return ExpectedRun(src.run_id, None, skip="namespace-mismatch")
+        if len(ns) > 63:  # the target's Namespace column
+            return ExpectedRun(src.run_id, None, skip="identifier-too-long")
     out = ExpectedRun(src.run_id, ns)
     execs = {e.id: e for e in src.executions if e.type in KFP_TYPES}
     out.unattached = {e.id for e in src.executions if e.type not in KFP_TYPES}
@@ -108,9 +118,15 @@ def expect_run(src: SourceRun, run: dict[str, Any] | None, spec: dict[str, Any] 
                 continue
             name = str(e.props.get("task_name") or "")
             tasks = _spec_tasks(component)
-            if e.type in IMPORTERS and tasks:
+            if not name:
+                raise _Skip("unresolved-task-key")
+            if tasks and (e.type in IMPORTERS or name not in tasks):
+                # the key, or a unique `taskInfo.name` (importers, KFP <= 2.5); else the run cannot be placed
                 keys = [k for k, t in tasks.items() if ((t or {}).get("taskInfo") or {}).get("name") == name]
-                name = keys[0] if len(keys) == 1 else name
+                if len(keys) == 1:
+                    name = keys[0]
+                elif name not in tasks:
+                    raise _Skip("unresolved-task-key")
             task_spec = tasks.get(name) if tasks else None
             child_component = components.get(((task_spec or {}).get("componentRef") or {}).get("name", ""))
             tid = uid(f"task:{parent.id}:{name}:{'-' if iteration is None else iteration}", source_name)
@@ -124,7 +140,10 @@ def expect_run(src: SourceRun, run: dict[str, Any] | None, spec: dict[str, Any] 
             out.by_execution[e.id] = tid
             visit([e], task, child_component, iteration)
 
-    visit(roots, root, (spec or {}).get("root"), None)
+    try:
+        visit(roots, root, (spec or {}).get("root"), None)
+    except _Skip as skip:
+        return ExpectedRun(src.run_id, None, skip=skip.reason)
     finished = str(run.get("state") or run.get("conditions") or "").upper() in FINISHED
     for task in out.tasks.values():
         task.executions.sort()
@@ -168,7 +187,7 @@ def artifact_rows(a: SourceArtifact, ns: str, source_name: str = "") -> dict[str
                                                                        "name": k, "number": float(v)}
                 for k, v in a.props.items()
                 if k not in ("display_name", "store_session_info") and isinstance(v, (int, float))
-                and not isinstance(v, bool)}
+                and not isinstance(v, bool) and math.isfinite(v)}
     return {uid(f"artifact:{a.id}:{ns}", source_name): {
         "mlmd_id": a.id, "type": kind, "uri": None if kind in (6, 7, 8) else a.uri, "name": None, "number": None}}
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format, struct_pb2
+from google.protobuf.message import DecodeError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, URL
 
@@ -69,11 +70,14 @@ class ApiSource:
 
     name = "ml-metadata API"
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, fallback: SqlSource | None = None) -> None:
         from ..sample.mlmd_client import open_read_only, require_mlmd
 
         require_mlmd()
         self.store = open_read_only(url)
+        self.fallback = fallback
+        self.fallback_runs: list[str] = []
+        """Runs ml-metadata refused to read (undecodable values); read through `fallback` instead."""
 
     def _run_contexts(self, page: int = 500) -> Iterator[Any]:
         """Run contexts in ascending id, a page at a time (memory stays flat as the store grows)."""
@@ -91,19 +95,29 @@ class ApiSource:
 
     def runs(self) -> Iterator[SourceRun]:
         for ctx in self._run_contexts():
-            executions = sorted(self.store.get_executions_by_context(ctx.id), key=lambda e: e.id)
-            events = self.store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
-            ids = sorted({ev.artifact_id for ev in events})
-            artifacts = self.store.get_artifacts_by_id(ids) if ids else []
-            yield SourceRun(
-                ctx.id, ctx.name,
-                [SourceExecution(e.id, e.type, e.last_known_state if e.HasField("last_known_state") else None,
-                                 e.name if e.HasField("name") else None,
-                                 {k: _api_value(v) for k, v in e.custom_properties.items()}) for e in executions],
-                [SourceEvent(ev.artifact_id, ev.execution_id, ev.type,
-                             next((s.key for s in ev.path.steps if s.HasField("key")), None)) for ev in events],
-                {a.id: SourceArtifact(a.id, a.type, a.uri if a.HasField("uri") else None,
-                                      {k: _api_value(v) for k, v in a.custom_properties.items()}) for a in artifacts})
+            try:
+                run = self._read(ctx)
+            except Exception:  # ml-metadata refuses a value it cannot decode; mapping.md M17 drops such values
+                if self.fallback is None:
+                    raise
+                self.fallback_runs.append(ctx.name)
+                run = self.fallback.read_context(ctx.id, ctx.name)
+            yield run
+
+    def _read(self, ctx: Any) -> SourceRun:
+        executions = sorted(self.store.get_executions_by_context(ctx.id), key=lambda e: e.id)
+        events = self.store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
+        ids = sorted({ev.artifact_id for ev in events})
+        artifacts = self.store.get_artifacts_by_id(ids) if ids else []
+        return SourceRun(
+            ctx.id, ctx.name,
+            [SourceExecution(e.id, e.type, e.last_known_state if e.HasField("last_known_state") else None,
+                             e.name if e.HasField("name") else None,
+                             {k: _api_value(v) for k, v in e.custom_properties.items()}) for e in executions],
+            [SourceEvent(ev.artifact_id, ev.execution_id, ev.type,
+                         next((s.key for s in ev.path.steps if s.HasField("key")), None)) for ev in events],
+            {a.id: SourceArtifact(a.id, a.type, a.uri if a.HasField("uri") else None,
+                                  {k: _api_value(v) for k, v in a.custom_properties.items()}) for a in artifacts})
 
 
 class SqlSource:
@@ -116,6 +130,7 @@ class SqlSource:
         lower = conn.dialect.name == "postgresql"
         q = (lambda n: n.lower()) if lower else (lambda n: f"`{n}`" if conn.dialect.name == "mysql" else f'"{n}"')
         self.q = q
+        self._type_names: dict[int, str] | None = None
 
     def _props(self, table: str, owner: str, ids: list[int]) -> dict[int, dict[str, Any]]:
         out: dict[int, dict[str, Any]] = {}
@@ -130,52 +145,65 @@ class SqlSource:
                 elif r[3] is not None:
                     value = float(r[3])
                 elif r[4] is not None:
-                    raw = r[4].decode() if isinstance(r[4], bytes) else r[4]
-                    if raw.startswith("mlmd-struct::"):
-                        s = struct_pb2.Struct()
-                        s.ParseFromString(base64.b64decode(raw[len("mlmd-struct::"):]))
-                        value = json_format.MessageToDict(s)
-                    else:
-                        value = raw
+                    try:
+                        raw = r[4].decode() if isinstance(r[4], bytes) else r[4]
+                        if raw.startswith("mlmd-struct::"):
+                            s = struct_pb2.Struct()
+                            s.ParseFromString(base64.b64decode(raw[len("mlmd-struct::"):], validate=True))
+                            value = json_format.MessageToDict(s)
+                        else:
+                            value = raw
+                    except (ValueError, DecodeError):  # undecodable: left out, as mapping.md M17 says
+                        continue
                 elif r[5] is not None:
                     value = bool(r[5])
                 out.setdefault(int(r[0]), {})[r[1]] = value
         return out
 
+    def _types(self) -> dict[int, str]:
+        if self._type_names is None:
+            self._type_names = {int(r[0]): r[1] for r in self.conn.execute(text(f"SELECT id, name FROM {self.q('Type')}"))}
+        return self._type_names
+
     def runs(self) -> Iterator[SourceRun]:
-        q = self.q
-        types = {int(r[0]): r[1] for r in self.conn.execute(text(f"SELECT id, name FROM {q('Type')}"))}
+        types = self._types()
         run_types = [i for i, n in types.items() if n == RUN_TYPE]
         if not run_types:
             return
         for ctx_id, name in self._run_contexts(run_types):
-            rows = self.conn.execute(text(
-                f"SELECT e.id, e.type_id, e.last_known_state, e.name FROM {q('Execution')} e JOIN {q('Association')} a "
-                f"ON a.execution_id = e.id WHERE a.context_id = {int(ctx_id)} ORDER BY e.id")).all()
-            ids = [int(r[0]) for r in rows]
-            props = self._props("ExecutionProperty", "execution_id", ids)
-            events = []
-            if ids:
-                events = self.conn.execute(text(
-                    f"SELECT ev.id, ev.artifact_id, ev.execution_id, ev.type FROM {q('Event')} ev "
-                    f"WHERE ev.execution_id IN ({','.join(map(str, ids))}) ORDER BY ev.id")).all()
-            keys: dict[int, str] = {}
-            if events:
-                for r in self.conn.execute(text(
-                        f"SELECT event_id, step_key FROM {q('EventPath')} WHERE event_id IN "
-                        f"({','.join(str(int(e[0])) for e in events)}) AND step_key IS NOT NULL")):
-                    keys.setdefault(int(r[0]), r[1])
-            art_ids = sorted({int(e[1]) for e in events})
-            arts = {}
-            if art_ids:
-                aprops = self._props("ArtifactProperty", "artifact_id", art_ids)
-                for r in self.conn.execute(text(
-                        f"SELECT id, type_id, uri FROM {q('Artifact')} WHERE id IN ({','.join(map(str, art_ids))})")):
-                    arts[int(r[0])] = SourceArtifact(int(r[0]), types.get(int(r[1]), "?"), r[2], aprops.get(int(r[0]), {}))
-            yield SourceRun(int(ctx_id), name,
-                            [SourceExecution(int(r[0]), types.get(int(r[1]), "?"), r[2], r[3], props.get(int(r[0]), {}))
-                             for r in rows],
-                            [SourceEvent(int(e[1]), int(e[2]), int(e[3]), keys.get(int(e[0]))) for e in events], arts)
+            yield self.read_context(ctx_id, name)
+
+    def read_context(self, ctx_id: int, name: str) -> SourceRun:
+        """One run context's executions, events and artifacts."""
+        q = self.q
+        types = self._types()
+        rows = self.conn.execute(text(
+            f"SELECT e.id, e.type_id, e.last_known_state, e.name FROM {q('Execution')} e JOIN {q('Association')} a "
+            f"ON a.execution_id = e.id WHERE a.context_id = {int(ctx_id)} ORDER BY e.id")).all()
+        ids = [int(r[0]) for r in rows]
+        props = self._props("ExecutionProperty", "execution_id", ids)
+        events = []
+        if ids:
+            events = self.conn.execute(text(
+                f"SELECT ev.id, ev.artifact_id, ev.execution_id, ev.type FROM {q('Event')} ev "
+                f"WHERE ev.execution_id IN ({','.join(map(str, ids))}) ORDER BY ev.id")).all()
+        keys: dict[int, str] = {}
+        if events:
+            for r in self.conn.execute(text(
+                    f"SELECT event_id, step_key FROM {q('EventPath')} WHERE event_id IN "
+                    f"({','.join(str(int(e[0])) for e in events)}) AND step_key IS NOT NULL")):
+                keys.setdefault(int(r[0]), r[1])
+        art_ids = sorted({int(e[1]) for e in events})
+        arts = {}
+        if art_ids:
+            aprops = self._props("ArtifactProperty", "artifact_id", art_ids)
+            for r in self.conn.execute(text(
+                    f"SELECT id, type_id, uri FROM {q('Artifact')} WHERE id IN ({','.join(map(str, art_ids))})")):
+                arts[int(r[0])] = SourceArtifact(int(r[0]), types.get(int(r[1]), "?"), r[2], aprops.get(int(r[0]), {}))
+        return SourceRun(int(ctx_id), name,
+                         [SourceExecution(int(r[0]), types.get(int(r[1]), "?"), r[2], r[3], props.get(int(r[0]), {}))
+                          for r in rows],
+                         [SourceEvent(int(e[1]), int(e[2]), int(e[3]), keys.get(int(e[0]))) for e in events], arts)
 
     def _run_contexts(self, run_types: list[int], page: int = 500) -> Iterator[tuple[int, str]]:
         last = 0

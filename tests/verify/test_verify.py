@@ -147,8 +147,9 @@ def test_execution_added_to_the_source_is_a_coverage_gap(module_databases):
     del store
     report = run_verify(m, k, VerifyOptions(record=False))
     assert report.exit_code == 1
-    assert any(f.run == run_id and f.row == f"execution {new_id}" and f.field == "task row"
-               for f in report.checks["coverage"].failures)
+    # a task the spec does not know: the run can no longer be placed, and its migrated rows are flagged
+    assert new_id and any(f.run == run_id for f in report.checks["coverage"].failures), \
+        [f.line() for f in report.checks["coverage"].failures]
     cli = run_cli("verify", "--mlmd-url", m, "--kfp-url", k)
     assert cli.code == 1
     assert run_cli("status", "--kfp-url", k, "--check").code == 1  # the gate follows the last verify

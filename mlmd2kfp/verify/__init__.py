@@ -104,6 +104,9 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                     _cache_rows(report, kconn, target, old, fingerprints)
             if not options.run_ids and not options.namespaces:
                 _global(report, kconn, target, seen_runs, counts)
+            fallback = getattr(source, "fallback_runs", [])
+            if fallback:  # ml-metadata refused a value in these runs (mapping.md M17); read through SQL
+                report.checks["coverage"].info["runs read through SQL (ml-metadata refused a value)"] = len(fallback)
     finally:
         mlmd_engine.dispose()
         kfp_engine.dispose()

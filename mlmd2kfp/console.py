@@ -18,12 +18,20 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 """Diagnostics, warnings, progress."""
 
 
+_SECRET_QUERY = ("pass", "secret", "token", "key", "auth", "credential")
+
+
 def mask_url(url: str | URL) -> str:
-    """Render a database URL with its password replaced by `***`."""
+    """Render a database URL with its password, and any query value that looks like a credential
+    (`sslpassword`, `token`, `api_key`, …), replaced by `***`."""
     try:
         parsed = make_url(url) if isinstance(url, str) else url
     except Exception:  # not a URL at all: show nothing that could be a secret
         return "<unparseable URL>"
+    if parsed.query:
+        masked = {k: ("***" if any(word in k.lower() for word in _SECRET_QUERY) else v)
+                  for k, v in parsed.query.items()}
+        parsed = parsed.set(query=masked)
     return parsed.render_as_string(hide_password=True)
 
 

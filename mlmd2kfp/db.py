@@ -124,6 +124,11 @@ def make_engine(raw_url: str | URL, role: str, *, create_sqlite: bool = True) ->
     except (DBAPIError, OSError) as exc:
         engine.dispose()
         raise _explain(exc, url, role) from None
+    except TypeError as exc:  # the driver refuses an option from the URL's query string
+        engine.dispose()
+        option = str(exc).rsplit(" ", 1)[-1].strip("'\"")
+        raise ConfigError(f"the {role} database URL {mask_url(url)} has an option the {url.get_driver_name()} "
+                          f"driver does not accept ({option}); remove it from the URL's query string") from None
     return engine
 
 

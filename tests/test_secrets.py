@@ -65,3 +65,15 @@ def test_no_secret_in_outputs_reports_or_rows(databases, tmp_path):
         for i, body in enumerate(texts):
             assert secret not in body, f"secret found in output {i}"
     assert "***" in results[0].stdout or not password  # URLs are shown, masked
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_no_secret_from_a_url_reaches_an_error_message(debug):
+    """A password and a token in the URL's query, on a server that cannot be reached."""
+    url = f"mysql+pymysql://admin:{PLANTED}-pw@127.0.0.1:1/mlpipeline?charset=utf8mb4&ssl_token={PLANTED}-q"
+    args = (["--debug"] if debug else []) + ["status", "--kfp-url", url]
+    result = run_cli(*args, env={"MLMD2KFP_CONNECT_TIMEOUT": "2"})
+    assert result.code != 0
+    body = result.stdout + result.stderr
+    assert PLANTED not in body, body[-1500:]
+    assert "127.0.0.1" in body and "***" in body  # the URL is shown, masked

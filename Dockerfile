@@ -2,15 +2,19 @@
 #
 #   docker build -t REGISTRY/mlmd2kfp:0.1.0 .        (then push it and set `image:` in deploy/*.yaml)
 #
-# The image holds the CLI with the PostgreSQL driver and ml-metadata (the independent read path of
-# `verify`). It needs no Kubernetes API access and writes only to /work (an emptyDir in the Job).
+# The image holds the CLI with the PostgreSQL driver, the C MySQL driver (mysqlclient) and ml-metadata
+# (the independent read path of `verify`). It needs no Kubernetes API access and writes only to /work
+# (an emptyDir in the Job).
 FROM python:3.11-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev libmariadb-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY mlmd2kfp ./mlmd2kfp
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres,mlmd]"
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[postgres,mlmd,mysqlclient]"
 
 FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libmariadb3 && rm -rf /var/lib/apt/lists/*
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /work --shell /usr/sbin/nologin mlmd2kfp \
     && mkdir /work && chown 10001:10001 /work
 COPY --from=build /wheels /wheels

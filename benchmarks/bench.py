@@ -26,9 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import drop_database, new_database, run_child  # noqa: E402
 from floor import export_rows, load_floor, prepare  # noqa: E402
 
+from mlmd2kfp.db import mysql_driver, parse_url  # noqa: E402
 from mlmd2kfp.sample.fast import write_fast_sample  # noqa: E402
 
 EXECUTIONS_PER_RUN = 78 / 11
+
+
+def _auto_driver(url: str) -> str:
+    """The URL as `mysql://…`, resolved the way mlmd2kfp resolves it (mysqlclient when installed)."""
+    return parse_url(url, "KFP").set(drivername="mysql").render_as_string(hide_password=False)
 
 
 def scenario(backend: str, size: int, tmp: str, naive: bool) -> dict:
@@ -47,7 +53,9 @@ def scenario(backend: str, size: int, tmp: str, naive: bool) -> dict:
     engine.dispose()
     py = sys.executable
     report_path = f"{tmp}/migrate-{backend}-{size}.json"
-    migrate = run_child([py, "-m", "mlmd2kfp", "migrate", "--mlmd-url", mlmd, "--kfp-url", kfp, "--yes",
+    # as an operator writes them: `mysql://` (mlmd2kfp picks mysqlclient when installed, else PyMySQL)
+    mlmd_tool, kfp_tool = (_auto_driver(mlmd), _auto_driver(kfp)) if backend == "mariadb" else (mlmd, kfp)
+    migrate = run_child([py, "-m", "mlmd2kfp", "migrate", "--mlmd-url", mlmd_tool, "--kfp-url", kfp_tool, "--yes",
                          "--report", report_path])
     report = json.loads(Path(report_path).read_text())
     written = sum(t["written"] for t in report["tables"].values())
@@ -55,7 +63,7 @@ def scenario(backend: str, size: int, tmp: str, naive: bool) -> dict:
     out["migrate"] = {"seconds": migrate["seconds"], "peak_rss_mb": migrate["peak_rss_mb"], "rows_written": written,
                       "source_rows_read": read, "rows_written_per_second": round(written / migrate["seconds"]),
                       "source_rows_read_per_second": round(read / migrate["seconds"])}
-    verify = run_child([py, "-m", "mlmd2kfp", "verify", "--mlmd-url", mlmd, "--kfp-url", kfp])
+    verify = run_child([py, "-m", "mlmd2kfp", "verify", "--mlmd-url", mlmd_tool, "--kfp-url", kfp_tool])
     out["verify"] = {"seconds": verify["seconds"], "peak_rss_mb": verify["peak_rss_mb"]}
     rows = export_rows(kfp)
     floor_db = new_database(backend, "floor", tmp)
@@ -64,7 +72,8 @@ def scenario(backend: str, size: int, tmp: str, naive: bool) -> dict:
     if naive:
         naive_db = new_database(backend, "naive", tmp)
         prepare(naive_db, rows)
-        peer = run_child([py, str(Path(__file__).parent / "naive_peer.py"), mlmd, kfp, naive_db])
+        peer_db = naive_db if backend != "mariadb" else _auto_driver(naive_db)
+        peer = run_child([py, str(Path(__file__).parent / "naive_peer.py"), mlmd, kfp, peer_db])
         out["naive"] = {"seconds": peer["seconds"], "peak_rss_mb": peer["peak_rss_mb"]}
         drop_database(backend, naive_db)
     out["ratios"] = {"ours_over_floor": round(migrate["seconds"] / out["floor"]["seconds"], 2),
@@ -85,7 +94,8 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     results = {"machine": {"python": platform.python_version(), "platform": platform.platform(),
-                           "cpus": __import__("os").cpu_count()}, "scenarios": []}
+                           "cpus": __import__("os").cpu_count(), "mysql_driver": mysql_driver()},
+               "scenarios": []}
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backends.split(","):
             per_size = []

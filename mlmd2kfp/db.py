@@ -56,7 +56,21 @@ def parse_url(raw: str, role: str) -> URL:
             f"the {role} database URL {mask_url(url)} uses backend "
             f"`{url.get_backend_name()}`; supported: sqlite, mysql (MySQL 8, MariaDB), postgresql"
         )
+    if url.drivername in ("mysql", "mariadb"):  # no driver named: the fastest one installed
+        url = url.set(drivername=f"mysql+{mysql_driver()}")
     return url
+
+
+def mysql_driver() -> str:
+    """`mysqldb` (mysqlclient, C: decodes rows ~3x faster) when installed, else `pymysql` (pure Python).
+
+    A URL that names its driver (`mysql+pymysql://`, `mysql+mysqldb://`) keeps it.
+    """
+    try:
+        import MySQLdb  # noqa: F401
+    except ImportError:
+        return "pymysql"
+    return "mysqldb"
 
 
 def _explain(exc: BaseException, url: URL, role: str) -> DatabaseConnectError:
@@ -118,6 +132,12 @@ def make_engine(raw_url: str | URL, role: str, *, create_sqlite: bool = True) ->
         raise ConfigError(f"the {role} database URL {mask_url(url)} needs a driver that is not installed: {exc}; {hint}") from None
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)
+    elif url.get_driver_name() == "mysqldb":
+        # mysqlclient splits executemany INSERTs into 64 KB statements; PyMySQL's 1 MB (well below the
+        # 16 MB default max_allowed_packet of MariaDB and MySQL 8's 64 MB) needs 16x fewer round trips.
+        import MySQLdb.cursors
+
+        MySQLdb.cursors.BaseCursor.max_stmt_length = 1024000
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))

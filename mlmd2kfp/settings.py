@@ -25,7 +25,7 @@ PART_ENVS = ("MLMD2KFP_DB_TYPE", "MLMD2KFP_DB_HOST", "MLMD2KFP_DB_PORT", "MLMD2K
 """A URL from the parts a KFP install keeps apart (`pipeline-install-config`: dbHost, dbPort, mlmdDb,
 pipelineDb; `mysql-secret` / `postgres-secret-extended`: username, password), as in deploy/job.yaml."""
 
-_DRIVERS = {"mysql": "mysql+pymysql", "mariadb": "mysql+pymysql", "postgres": "postgresql+psycopg",
+_DRIVERS = {"mysql": "mysql", "mariadb": "mysql", "postgres": "postgresql+psycopg",
             "postgresql": "postgresql+psycopg", "pgx": "postgresql+psycopg"}
 
 
@@ -52,5 +52,5 @@ def url_from_parts(role: str, env: dict[str, str]) -> str | None:
     url = URL.create(_DRIVERS[kind], username=env.get("MLMD2KFP_DB_USER") or None,
                      password=env.get("MLMD2KFP_DB_PASSWORD") or None, host=host,
                      port=int(port) if port else None, database=database,
-                     query={"charset": "utf8mb4"} if _DRIVERS[kind].startswith("mysql") else {})
+                     query={"charset": "utf8mb4"} if _DRIVERS[kind] == "mysql" else {})
     return url.render_as_string(hide_password=False)

@@ -7,7 +7,18 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || { echo "bootstrap: $PYTHON not found; set PYTHON=/path/to/python3.11" >&2; exit 1; }
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
-if [ -x .venv/bin/python ] && [ -e "$stamp" ]; then exit 0; fi
+
+# The optional C MySQL driver, when its headers are on the machine (scripts/db-servers.sh installs them
+# for the tests); PyMySQL does the same work without it, so a failure here is only a note.
+optional_mysqlclient() {
+  if pkg-config --exists mariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null; then
+    .venv/bin/python -c "import MySQLdb" 2>/dev/null && return 0
+    .venv/bin/python -m pip install -q -e '.[mysqlclient]' >>.venv/install.log 2>&1 \
+      || echo "[bootstrap] note: mysqlclient did not build (see .venv/install.log); using PyMySQL" >&2
+  fi
+}
+
+if [ -x .venv/bin/python ] && [ -e "$stamp" ]; then optional_mysqlclient; exit 0; fi
 echo "[bootstrap] creating .venv with $($PYTHON --version)" >&2
 "$PYTHON" -m venv .venv
 # pip's and setuptools' chatter goes to a log that is shown only when the install fails.
@@ -15,5 +26,6 @@ echo "[bootstrap] creating .venv with $($PYTHON --version)" >&2
   >.venv/install.log 2>&1 || { cat .venv/install.log >&2; echo "bootstrap: pip install failed" >&2; exit 1; }
 .venv/bin/python -c "import mlmd2kfp, sqlalchemy, pymysql, psycopg, typer, rich, ml_metadata, pytest" \
   || { echo "bootstrap: install failed" >&2; exit 1; }
+optional_mysqlclient
 rm -f .venv/.installed-*; touch "$stamp"
 echo "[bootstrap] .venv ready" >&2

@@ -34,6 +34,8 @@ ensure_packages() {
   local want=()
   [ -x /usr/sbin/mariadbd ] || command -v mariadbd >/dev/null || want+=(mariadb-server-core mariadb-client-core)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || want+=(postgresql)
+  # headers for the optional C MySQL driver (mysqlclient), which the tests cover beside PyMySQL
+  pkg-config --exists mariadb 2>/dev/null || want+=(libmariadb-dev pkg-config gcc)
   if [ ${#want[@]} -gt 0 ]; then apt_install "${want[@]}"; fi
   export PATH="$PATH:/usr/sbin"
   PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)

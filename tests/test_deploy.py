@@ -106,7 +106,7 @@ PARTS = {"MLMD2KFP_DB_TYPE": "mysql", "MLMD2KFP_DB_HOST": "mysql.kubeflow", "MLM
 
 def test_url_from_parts_escapes_any_password():
     url = make_url(url_from_parts("MLMD", PARTS))
-    assert (url.drivername, url.host, url.port, url.database) == ("mysql+pymysql", "mysql.kubeflow", 3306, "metadb")
+    assert (url.drivername, url.host, url.port, url.database) == ("mysql", "mysql.kubeflow", 3306, "metadb")
     assert url.password == PARTS["MLMD2KFP_DB_PASSWORD"] and url.username == "root"
     assert make_url(url_from_parts("KFP", PARTS)).database == "mlpipeline"
     pg = make_url(url_from_parts("KFP", {**PARTS, "MLMD2KFP_DB_TYPE": "postgres", "MLMD2KFP_DB_PORT": ""}))

@@ -37,7 +37,8 @@ from .plan import detect_mode, is_v2_artifact_type
 from .signals import StopRequest
 from .staging import PRE_MIGRATION, STAGING, check_existing_targets, created_tables_json, cutover, old_tasks_present, prepare_schema
 from .state import check_resume, ensure_tool_tables, holder, insert_state, load_state, new_state, update_state
-from .writer import BatchResult, RunWork, TargetTables, count_rows, insert_rows, ledger_rows, write_batch
+from .writer import (BatchResult, RunWork, TargetTables, count_rows, cross_check_fingerprints, insert_rows,
+                     ledger_rows, write_batch)
 
 RETRIES = 4
 """Attempts per batch for transient database errors (lost connection, deadlock, lock wait timeout)."""
@@ -215,6 +216,8 @@ class _Chunk:
 
     batch: list[RunWork]
     unchanged: int = 0
+    fingerprints: tuple[int, int] = (0, 0)
+    """Old cache rows agreeing / differing with the batch's fingerprints (read by the reader thread)."""
 
 
 _END = object()
@@ -281,7 +284,8 @@ class _Producer(threading.Thread):
                     batch.append(work)
                     batch_size += work.size
                     if batch_size >= options.batch_rows:
-                        self._put(_Chunk(batch, unchanged))
+                        self._put(_Chunk(batch, unchanged, cross_check_fingerprints(kfp_read, self.targets, batch)))
+                        kfp_read.commit()
                         batch, batch_size, unchanged = [], 0, 0
                 kfp_read.commit()
                 mlmd.commit()
@@ -289,7 +293,7 @@ class _Producer(threading.Thread):
                     self._put(_Chunk([], unchanged))
                     unchanged = 0
             if batch or unchanged:
-                self._put(_Chunk(batch, unchanged))
+                self._put(_Chunk(batch, unchanged, cross_check_fingerprints(kfp_read, self.targets, batch)))
 
 
 def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions, multi: bool,
@@ -312,6 +316,8 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
                 raise item
             if item.batch:
                 _flush(kfp_engine, targets, item.batch, report, say)
+                report.fingerprints["agree"] += item.fingerprints[0]
+                report.fingerprints["differ"] += item.fingerprints[1]
                 _throttle(options, report, window)
             done += len(item.batch) + item.unchanged
             if on_progress:
@@ -428,8 +434,6 @@ def _account(report: MigrateReport, result: BatchResult) -> None:
     entity_table = {"execution": "tasks", "event": "artifact_tasks", "artifact": "artifacts", "run": "tasks"}
     for (entity, reason), n in result.ledger_by_entity.items():
         report.tables[entity_table.get(entity, "tasks")].skipped[reason] += n
-    report.fingerprints["agree"] += result.fingerprints_agree
-    report.fingerprints["differ"] += result.fingerprints_differ
 
 
 def _global_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, report: MigrateReport) -> None:

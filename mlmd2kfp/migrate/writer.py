@@ -81,8 +81,6 @@ class BatchResult:
     deleted_artifacts: int = 0
     ledger: Counter[str] = field(default_factory=Counter)
     ledger_by_entity: Counter[tuple[str, str]] = field(default_factory=Counter)
-    fingerprints_agree: int = 0
-    fingerprints_differ: int = 0
 
 
 def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -204,7 +202,6 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
         reason = "has-live-rows" if w.run_id in live else w.rows.skipped
         if reason:
             result.runs_skipped[reason] += 1
-    _cross_check_fingerprints(conn, t, writable, result)
     # 7. the checkpoint, in the same transaction
     skipped = sum(result.runs_skipped.values())
     fault_point("before-checkpoint", conn)
@@ -224,19 +221,24 @@ def _runs_with_live_rows(conn: Connection, t: TargetTables, run_ids: list[str]) 
     return live
 
 
-def _cross_check_fingerprints(conn: Connection, t: TargetTables, work: list[RunWork], result: BatchResult) -> None:
-    """Old cache rows (population A) against the migrated fingerprints (mapping.md §7.3)."""
+def cross_check_fingerprints(conn: Connection, t: TargetTables, work: list[RunWork]) -> tuple[int, int]:
+    """Old cache rows (population A) against the mapped fingerprints (mapping.md §7.3): (agree, differ).
+
+    A read of KFP's old table only, so the reader thread does it while the writer writes.
+    """
+    agree = differ = 0
     if t.old is None:
-        return
+        return agree, differ
     ours = {str(x.mlmd_execution_ids[-1]): x.fingerprint for w in work for x in w.rows.tasks
             if x.type == 2 and x.fingerprint}
     for chunk in _chunks(sorted(ours)):
         for r in conn.execute(select(t.old.c.MLMDExecutionID, t.old.c.Fingerprint)
                               .where(t.old.c.MLMDExecutionID.in_(chunk))):
             if ours.get(r.MLMDExecutionID) == r.Fingerprint:
-                result.fingerprints_agree += 1
+                agree += 1
             else:
-                result.fingerprints_differ += 1
+                differ += 1
+    return agree, differ
 
 
 def count_rows(conn: Connection, t: TargetTables) -> dict[str, int]:

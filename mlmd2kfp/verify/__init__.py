@@ -80,6 +80,8 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
             # so memory stays flat as the store grows.
             for chunk in _batched(source.runs(), 200):
                 runs = _runs(kconn, target, [src.run_id for src in chunk])
+                target.prefetch([src.run_id for src in chunk])
+                chunk_events = _event_ids(mconn, [e.id for src in chunk for e in src.executions])
                 fingerprints: dict[str, tuple[str, str]] = {}
                 for src in chunk:
                     run = runs.get(src.run_id)
@@ -90,7 +92,8 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                     seen_runs.add(src.run_id)
                     spec = _spec(kconn, target, run, specs)
                     exp = expect_run(src, run, spec, multi, source_name)
-                    event_ids = _event_ids(mconn, [e.id for e in src.executions])
+                    mine = {e.id for e in src.executions}
+                    event_ids = {k: v for k, v in chunk_events.items() if k[1] in mine}
                     compare_run(report, src, exp, target, event_ids, exp.namespace, counts)
                     for t in exp.tasks.values():
                         if t.type == 2:
@@ -138,13 +141,15 @@ def _runs(conn: Any, t: TargetReader, run_ids: list[str]) -> dict[str, dict[str,
     out: dict[str, dict[str, Any]] = {}
     if not run_ids:
         return out
+    md5 = "NULL" if conn.dialect.name == "sqlite" else f"MD5(r.{q('PipelineSpecManifest')})"
     sql = text(f"SELECT r.{q('UUID')} AS uuid, r.{q('Namespace')} AS namespace, r.{q('State')} AS state, "
-               f"r.{q('Conditions')} AS conditions, r.{q('PipelineVersionId')} AS version, e.{q('Namespace')} AS ens "
+               f"r.{q('Conditions')} AS conditions, r.{q('PipelineVersionId')} AS version, e.{q('Namespace')} AS ens, "
+               f"{md5} AS manifest_md5 "
                f"FROM run_details r LEFT JOIN experiments e ON e.{q('UUID')} = r.{q('ExperimentUUID')} "
                f"WHERE r.{q('UUID')} IN :ids").bindparams(bindparam("ids", expanding=True))
     for r in conn.execute(sql, {"ids": run_ids}).mappings():
         out[r["uuid"]] = {"uuid": r["uuid"], "namespace": r["namespace"], "state": r["state"], "conditions": r["conditions"],
-                          "experiment_namespace": r["ens"], "version": r["version"]}
+                          "experiment_namespace": r["ens"], "version": r["version"], "manifest_md5": r["manifest_md5"]}
     return out
 
 
@@ -152,6 +157,9 @@ def _spec(conn: Any, t: TargetReader, run: dict[str, Any] | None, cache: dict[st
     if run is None:
         return None
     q = t.q
+    digest = run.get("manifest_md5")  # computed by the server: the text is fetched once per distinct spec
+    if digest and f"md5:{digest}" in cache:
+        return cache[f"md5:{digest}"]
     manifest = conn.execute(text(f"SELECT {q('PipelineSpecManifest')} FROM run_details WHERE {q('UUID')} = :u"),
                             {"u": run["uuid"]}).scalar()
     if not manifest and run.get("version"):
@@ -167,6 +175,8 @@ def _spec(conn: Any, t: TargetReader, run: dict[str, Any] | None, cache: dict[st
         cache[key] = spec if isinstance(spec, dict) and "root" in spec else None
         if len(cache) > 256:
             cache.pop(next(iter(cache)))
+    if digest:  # the server's MD5 of the manifest just parsed (NULL when the spec came from the version)
+        cache[f"md5:{digest}"] = cache[key]
     return cache[key]
 
 
@@ -186,9 +196,7 @@ def _event_ids(conn: Any, execution_ids: list[int]) -> dict[tuple[int, int, int]
 def _run_state(report: ParityReport, conn: Any, t: TargetReader, run_id: str, run: dict[str, Any]) -> None:
     check = report.checks["run-state"]
     check.checked += 1
-    q = t.q
-    root = conn.execute(text(f"SELECT {q('State')} FROM tasks WHERE {q('RunUUID')} = :r AND {q('ParentTaskUUID')} "
-                             "IS NULL"), {"r": run_id}).scalar()
+    root = t.root_state(run_id)
     want = RUN_STATE.get(str(run.get("state") or run.get("conditions") or "").upper())
     names = {1: "RUNNING", 2: "SUCCEEDED", 3: "SKIPPED", 4: "FAILED", 5: "CACHED"}
     have = names.get(root)

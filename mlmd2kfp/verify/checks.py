@@ -54,34 +54,53 @@ def logical_key(run: str, parent: str | None, scope: str, name: str, task_type: 
 
 
 class TargetReader:
-    """Plain SQL over the target and the ledger."""
+    """Plain SQL over the target and the ledger, fetched a chunk of runs at a time (`prefetch`)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.mysql = conn.dialect.name == "mysql"
+        self._rows: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        self._artifacts: dict[str, dict[str, Any]] = {}
 
     def q(self, name: str) -> str:
         return f"`{name}`" if self.mysql else f'"{name}"'
 
-    def run_rows(self, run_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    def _where_in(self, sql: str, column: str, values: list[Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(values), 500):
+            chunk = values[i:i + 500]
+            params = {f"v{j}": v for j, v in enumerate(chunk)}
+            out += [dict(r) for r in self.conn.execute(
+                text(f"{sql} WHERE {column} IN ({','.join(':' + k for k in params)})"), params).mappings()]
+        return out
+
+    def prefetch(self, run_ids: list[str]) -> None:
+        """Load the target rows of these runs (and the artifacts their links use) in a few statements."""
         q = self.q
-        tasks = [dict(r) for r in self.conn.execute(text(f"SELECT * FROM tasks WHERE {q('RunUUID')} = :r"),
-                                                    {"r": run_id}).mappings()]
-        links = [dict(r) for r in self.conn.execute(text(f"SELECT * FROM artifact_tasks WHERE {q('RunUUID')} = :r"),
-                                                    {"r": run_id}).mappings()]
-        ledger = [dict(r) for r in self.conn.execute(text("SELECT * FROM mlmd2kfp_ledger WHERE run_uuid = :r"),
-                                                     {"r": run_id}).mappings()]
-        return tasks, links, ledger
+        self._rows = {r: ([], [], []) for r in run_ids}
+        for t in self._where_in("SELECT * FROM tasks", q("RunUUID"), run_ids):
+            self._rows[t["RunUUID"]][0].append(t)
+        for lk in self._where_in("SELECT * FROM artifact_tasks", q("RunUUID"), run_ids):
+            self._rows[lk["RunUUID"]][1].append(lk)
+        for e in self._where_in("SELECT * FROM mlmd2kfp_ledger", "run_uuid", run_ids):
+            self._rows[e["run_uuid"]][2].append(e)
+        ids = sorted({lk["ArtifactID"] for rows in self._rows.values() for lk in rows[1]})
+        self._artifacts = {a["UUID"]: a for a in self._where_in("SELECT * FROM artifacts", q("UUID"), ids)}
+
+    def run_rows(self, run_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+        if run_id not in self._rows:
+            self.prefetch([run_id])
+        return self._rows[run_id]
+
+    def root_state(self, run_id: str) -> Any:
+        """`State` of the run's ROOT task (no parent), or None."""
+        return next((t["State"] for t in self.run_rows(run_id)[0] if t["ParentTaskUUID"] is None), None)
 
     def artifacts(self, ids: set[str]) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        ordered = sorted(ids)
-        for i in range(0, len(ordered), 500):
-            chunk = ordered[i:i + 500]
-            params = {f"a{j}": v for j, v in enumerate(chunk)}
-            sql = f"SELECT * FROM artifacts WHERE {self.q('UUID')} IN ({','.join(':' + k for k in params)})"
-            for r in self.conn.execute(text(sql), params).mappings():
-                out[r["UUID"]] = dict(r)
+        out = {i: self._artifacts[i] for i in ids if i in self._artifacts}
+        missing = sorted(set(ids) - set(out))
+        if missing:
+            out.update({a["UUID"]: a for a in self._where_in("SELECT * FROM artifacts", self.q("UUID"), missing)})
         return out
 
 

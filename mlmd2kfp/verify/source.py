@@ -94,21 +94,55 @@ class ApiSource:
             last = contexts[-1].id
 
     def runs(self) -> Iterator[SourceRun]:
+        page: list[Any] = []
         for ctx in self._run_contexts():
-            try:
-                run = self._read(ctx)
-            except Exception:  # ml-metadata refuses a value it cannot decode; mapping.md M17 drops such values
-                if self.fallback is None:
-                    raise
-                self.fallback_runs.append(ctx.name)
-                run = self.fallback.read_context(ctx.id, ctx.name)
-            yield run
+            page.append(ctx)
+            if len(page) >= 100:
+                yield from self._read_page(page)
+                page = []
+        yield from self._read_page(page)
 
-    def _read(self, ctx: Any) -> SourceRun:
-        executions = sorted(self.store.get_executions_by_context(ctx.id), key=lambda e: e.id)
-        events = self.store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
-        ids = sorted({ev.artifact_id for ev in events})
-        artifacts = self.store.get_artifacts_by_id(ids) if ids else []
+    def _read_page(self, contexts: list[Any]) -> Iterator[SourceRun]:
+        """A page of runs: executions per context, then the page's events and artifacts in one call each."""
+        if not contexts:
+            return
+        try:
+            executions = {c.id: sorted(self.store.get_executions_by_context(c.id), key=lambda e: e.id) for c in contexts}
+            ids = [e.id for c in contexts for e in executions[c.id]]
+            events = self.store.get_events_by_execution_ids(ids) if ids else []
+            artifact_ids = sorted({ev.artifact_id for ev in events})
+            artifacts = {a.id: a for a in (self.store.get_artifacts_by_id(artifact_ids) if artifact_ids else [])}
+        except Exception:  # a value ml-metadata cannot decode somewhere in the page: run by run
+            for ctx in contexts:
+                yield self._read_one(ctx)
+            return
+        run_of: dict[int, list[int]] = {}
+        for c in contexts:
+            for e in executions[c.id]:
+                run_of.setdefault(e.id, []).append(c.id)
+        events_of: dict[int, list[Any]] = {c.id: [] for c in contexts}
+        for ev in events:  # in ml-metadata's order, as a per-run call returns them
+            for ctx_id in run_of.get(ev.execution_id, []):
+                events_of[ctx_id].append(ev)
+        for ctx in contexts:
+            mine = events_of[ctx.id]
+            yield self._source_run(ctx, executions[ctx.id], mine,
+                                   [artifacts[i] for i in sorted({ev.artifact_id for ev in mine}) if i in artifacts])
+
+    def _read_one(self, ctx: Any) -> SourceRun:
+        try:
+            executions = sorted(self.store.get_executions_by_context(ctx.id), key=lambda e: e.id)
+            events = self.store.get_events_by_execution_ids([e.id for e in executions]) if executions else []
+            ids = sorted({ev.artifact_id for ev in events})
+            return self._source_run(ctx, executions, events, self.store.get_artifacts_by_id(ids) if ids else [])
+        except Exception:  # ml-metadata refuses a value it cannot decode; mapping.md M17 drops such values
+            if self.fallback is None:
+                raise
+            self.fallback_runs.append(ctx.name)
+            return self.fallback.read_context(ctx.id, ctx.name)
+
+    @staticmethod
+    def _source_run(ctx: Any, executions: list[Any], events: list[Any], artifacts: list[Any]) -> SourceRun:
         return SourceRun(
             ctx.id, ctx.name,
             [SourceExecution(e.id, e.type, e.last_known_state if e.HasField("last_known_state") else None,

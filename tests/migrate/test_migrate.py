@@ -3,6 +3,8 @@ kill-and-resume, the lock, rollback, cleanup, the status gate, missing privilege
 
 from __future__ import annotations
 
+import json
+
 import os
 import signal
 import subprocess
@@ -35,11 +37,13 @@ def cli_migrate(m, k, *extra, env=None):
     return run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", *extra, env=env)
 
 
-def test_sample_migrates_with_invariants_and_planned_counts(databases):
+def test_sample_migrates_with_invariants_and_planned_counts(databases, tmp_path):
     m, k = sample(databases)
     plan = build_plan(m, k)
-    result = cli_migrate(m, k, "--batch-rows", "50")
+    result = cli_migrate(m, k, "--batch-rows", "50", "--report", str(tmp_path / "report.json"))
     assert result.code == 0, result.stderr
+    # every old cache row (29) is checked against the migrated fingerprints, across all batches
+    assert json.loads((tmp_path / "report.json").read_text())["fingerprints"] == {"agree": 29, "differ": 0}
     counts = check_invariants(k)
     assert counts == {"tasks": plan.target_rows["tasks"], "artifacts": plan.target_rows["artifacts"],
                       "artifact_tasks": plan.target_rows["artifact_tasks"]}

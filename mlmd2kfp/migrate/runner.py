@@ -35,7 +35,8 @@ from .faults import fault_point
 from .lock import MigrationLock
 from .plan import detect_mode, is_v2_artifact_type
 from .signals import StopRequest
-from .staging import PRE_MIGRATION, STAGING, check_existing_targets, created_tables_json, cutover, old_tasks_present, prepare_schema
+from .staging import (PRE_MIGRATION, STAGING, check_existing_targets, created_tables_json, cutover,
+                      old_tasks_present, prepare_schema)
 from .state import check_resume, ensure_tool_tables, holder, insert_state, load_state, new_state, update_state
 from .writer import (BatchResult, RunWork, TargetTables, count_rows, cross_check_fingerprints, insert_rows,
                      ledger_rows, write_batch)

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from sqlalchemy import Column, MetaData, String, Table, and_, func, inspect, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, and_, any_, bindparam, func, inspect, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from ..records import EVENT_OUTPUT, MlmdArtifact, MlmdEvent, MlmdExecution, RunBundle, RunRecord
@@ -174,8 +175,9 @@ class MlmdReader:
     def _read_page(self, contexts: list[tuple[int, str]]) -> Iterator[RunBundle]:
         """Every row of these runs in a fixed number of statements.
 
-        Rows are selected by subqueries on the page's context ids (at most `page_runs` literals), never
-        by lists of thousands of execution or artifact ids: the server joins, the client only decodes.
+        Rows are selected by primary-key lists (one array parameter on PostgreSQL), not by subqueries:
+        their plans stay index lookups whatever the server's statistics say (right after a bulk load,
+        a subquery plan on PostgreSQL turned into repeated scans and quadratic time).
         """
         t = self.t
         ctx_ids = [c for c, _ in contexts]
@@ -188,15 +190,15 @@ class MlmdReader:
             parents.setdefault(r.context_id, r.name)
         a = t.association.c
         exec_by_ctx: dict[int, list[int]] = defaultdict(list)
-        for ctx_id, exec_id in self._all(select(a.context_id, a.execution_id).where(a.context_id.in_(ctx_ids))):
+        for ctx_id, exec_id in self._in(select(a.context_id, a.execution_id), a.context_id, ctx_ids):
             exec_by_ctx[ctx_id].append(exec_id)
-        in_page = select(a.execution_id).where(a.context_id.in_(ctx_ids)).scalar_subquery()
-        exec_props = self._props(t.execution_property, "execution_id", in_page)
+        exec_ids = sorted({e for ids in exec_by_ctx.values() for e in ids})
+        exec_props = self._props(t.execution_property, "execution_id", exec_ids)
         executions: dict[int, MlmdExecution] = {}
         ex = t.execution.c
         types = self.types
-        for r in self._all(select(ex.id, ex.type_id, ex.last_known_state, ex.name, ex.create_time_since_epoch,
-                                  ex.last_update_time_since_epoch).where(ex.id.in_(in_page))):
+        for r in self._in(select(ex.id, ex.type_id, ex.last_known_state, ex.name, ex.create_time_since_epoch,
+                                 ex.last_update_time_since_epoch), ex.id, exec_ids):
             executions[r[0]] = MlmdExecution(r[0], types.get(r[1], ("?", 0))[0], r[2], r[3], int(r[4] or 0),
                                              int(r[5] or 0), exec_props.get(r[0], {}))
         events_by_exec: dict[int, list[MlmdEvent]] = defaultdict(list)
@@ -204,16 +206,15 @@ class MlmdReader:
         seen: set[int] = set()
         artifact_ids: set[int] = set()
         key_step = and_(p.event_id == ev.id, p.is_index_step == False, p.step_key.is_not(None))  # noqa: E712
-        for r in self._all(select(ev.id, ev.artifact_id, ev.execution_id, ev.type, ev.milliseconds_since_epoch,
-                                  p.step_key).select_from(t.event.outerjoin(t.event_path, key_step))
-                           .where(ev.execution_id.in_(in_page))):
+        for r in self._in(select(ev.id, ev.artifact_id, ev.execution_id, ev.type, ev.milliseconds_since_epoch,
+                                 p.step_key).select_from(t.event.outerjoin(t.event_path, key_step)),
+                          ev.execution_id, exec_ids):
             if r[0] in seen:  # a second key step (KFP writes one): the first wins
                 continue
             seen.add(r[0])
             artifact_ids.add(r[1])
             events_by_exec[r[2]].append(MlmdEvent(r[0], r[1], r[2], r[3], r[5], int(r[4] or 0)))
-        in_events = select(ev.artifact_id).where(ev.execution_id.in_(in_page)).scalar_subquery()
-        artifacts = self._artifacts(in_events) if artifact_ids else {}
+        artifacts = self._artifacts(sorted(artifact_ids))
         runs = self._runs([name for _, name in contexts])
         for ctx_id, name in contexts:
             ids = sorted(exec_by_ctx.get(ctx_id, []))
@@ -225,29 +226,31 @@ class MlmdReader:
             yield RunBundle(ctx_id, name, ctx_props.get(ctx_id, {}), parents.get(ctx_id), execs, events, arts,
                             run[0] if run else None, spec, source, error, platform)
 
-    def _artifacts(self, ids: Any) -> dict[int, MlmdArtifact]:
-        """Artifacts selected by `ids` (a subquery), with each one's earliest OUTPUT event in the whole store."""
+    def _artifacts(self, ids: list[int]) -> dict[int, MlmdArtifact]:
+        """These artifacts, each with its earliest OUTPUT event in the whole store."""
         t = self.t
+        if not ids:
+            return {}
         props = self._props(t.artifact_property, "artifact_id", ids)
         ev, p, x = t.event.c, t.event_path.c, t.execution.c
-        first_ids = (select(ev.artifact_id, func.min(ev.id).label("first"))
-                     .where(ev.type == EVENT_OUTPUT, ev.artifact_id.in_(ids)).group_by(ev.artifact_id).subquery())
-        first_event = t.event.alias("fe")
-        fe = first_event.c
-        key_step = and_(p.event_id == fe.id, p.is_index_step == False, p.step_key.is_not(None))  # noqa: E712
-        first: dict[int, tuple[str | None, str | None]] = {}
-        for r in self._all(select(first_ids.c.artifact_id, p.step_key, x.type_id)
-                           .select_from(first_ids.join(first_event, fe.id == first_ids.c.first)
-                                        .outerjoin(t.event_path, key_step)
-                                        .outerjoin(t.execution, x.id == fe.execution_id))):
-            if r[0] not in first:
-                first[r[0]] = (r[1], self.types[r[2]][0] if r[2] in self.types else None)
+        first: dict[int, int] = {}
+        for artifact_id, event_id in self._in(select(ev.artifact_id, func.min(ev.id)).where(ev.type == EVENT_OUTPUT)
+                                              .group_by(ev.artifact_id), ev.artifact_id, ids):
+            first[artifact_id] = event_id
+        key_step = and_(p.event_id == ev.id, p.is_index_step == False, p.step_key.is_not(None))  # noqa: E712
+        facts: dict[int, tuple[str | None, str | None]] = {}
+        for event_id, key, type_id in self._in(
+                select(ev.id, p.step_key, x.type_id).select_from(
+                    t.event.outerjoin(t.event_path, key_step).outerjoin(t.execution, x.id == ev.execution_id)),
+                ev.id, sorted(first.values())):
+            if event_id not in facts:
+                facts[event_id] = (key, self.types[type_id][0] if type_id in self.types else None)
         out: dict[int, MlmdArtifact] = {}
         a = t.artifact.c
         types = self.types
-        for r in self._all(select(a.id, a.type_id, a.uri, a.state, a.create_time_since_epoch,
-                                  a.last_update_time_since_epoch).where(a.id.in_(ids))):
-            key, producer_type = first.get(r[0], (None, None))
+        for r in self._in(select(a.id, a.type_id, a.uri, a.state, a.create_time_since_epoch,
+                                 a.last_update_time_since_epoch), a.id, ids):
+            key, producer_type = facts.get(first.get(r[0], -1), (None, None))
             out[r[0]] = MlmdArtifact(r[0], types.get(r[1], ("?", 0))[0], r[2], r[3], int(r[4] or 0), int(r[5] or 0),
                                      props.get(r[0], {}), key, producer_type)
         return out
@@ -290,14 +293,13 @@ class MlmdReader:
         return None, None, None, None
 
     # --- helpers -----------------------------------------------------------------------
-    def _props(self, table: Table, owner: str, ids: Any) -> dict[int, dict[str, Any]]:
-        """Custom properties of the owners in `ids` (a list of ids or a subquery)."""
+    def _props(self, table: Table, owner: str, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Custom properties of the owners in `ids`."""
         out: dict[int, dict[str, Any]] = defaultdict(dict)
         c = table.c
         query = select(c[owner], c.name, c.int_value, c.double_value, c.string_value, c.proto_value,
                        c.bool_value).where(c.is_custom_property == True)  # noqa: E712
-        rows = self._in(query, c[owner], ids) if isinstance(ids, (list, tuple)) else self._all(
-            query.where(c[owner].in_(ids)))
+        rows = self._in(query, c[owner], ids)
         for owner_id, name, int_value, double_value, string_value, proto_value, bool_value in rows:
             if int_value is not None:  # the common cases inline; decode_value has the full rules
                 out[owner_id][name] = int(int_value)
@@ -308,8 +310,18 @@ class MlmdReader:
         return out
 
     def _in(self, query: Any, column: Any, ids: Sequence[Any], conn: Connection | None = None) -> list[Any]:
+        """`query` restricted to `column IN ids`: one array parameter on PostgreSQL (psycopg sends it as
+        one value; an expanded list of hundreds of placeholders costs more to build than to run), lists
+        of at most IN_CHUNK literals elsewhere."""
+        ids = list(ids)
+        if not ids:
+            return []
+        target = conn or self.mlmd
+        if target.dialect.name == "postgresql":
+            kind = Integer if isinstance(ids[0], int) else String
+            return self._all(query.where(column == any_(bindparam(None, ids, type_=ARRAY(kind)))), conn)
         rows: list[Any] = []
-        for chunk in _chunks(list(ids)):
+        for chunk in _chunks(ids):
             rows.extend(self._all(query.where(column.in_(chunk)), conn))
         return rows
 

@@ -3,6 +3,8 @@ a SELECT-only database user, streaming memory, and the MLMD schema-version gate.
 
 from __future__ import annotations
 
+import gc
+
 import json
 import os
 import tracemalloc
@@ -141,12 +143,15 @@ def test_plan_memory_does_not_grow_with_runs(tmp_path):
         m, k = f"sqlite:///{tmp_path}/m{scale}.sqlite", f"sqlite:///{tmp_path}/k{scale}.sqlite"
         write_sample(m, k, runs=11 * scale, seed=4)
         build_plan(m, k, page_runs=5)  # warm caches (spec parsing, SQLAlchemy compiled statements)
+        gc.collect()  # garbage left by the warm-up would count towards the peak
         tracemalloc.start()
         report = build_plan(m, k, page_runs=5)
         peaks[scale] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert report.runs_total == 10 * scale
-    assert peaks[10] <= peaks[1] * 1.3, peaks
+    # 10x the runs may not cost 10x the memory; 256 KiB absorb the allocator's and GC's jitter at this
+    # ~2 MB scale (seen: 1.22x locally, 1.34x on CI), while loading all runs at once would add megabytes
+    assert peaks[10] <= peaks[1] * 1.3 + 256 * 1024, peaks
 
 
 def test_plan_refuses_another_mlmd_schema_version(tmp_path):

@@ -48,7 +48,8 @@ class TargetTables:
         self.links = core_table(ARTIFACT_TASKS, md=self.md)
         self.runs = core_table(RUNS, md=self.md)
         self.ledger = core_table(LEDGER, md=self.md)
-        self.old = (Table(self.old_tasks_name, MetaData(), Column("MLMDExecutionID", String), Column("Fingerprint", String))
+        self.old = (Table(self.old_tasks_name, MetaData(), Column("MLMDExecutionID", String), Column("Fingerprint", String),
+                          Column("RunUUID", String))
                     if self.old_tasks_name else None)
 
 
@@ -229,11 +230,14 @@ def cross_check_fingerprints(conn: Connection, t: TargetTables, work: list[RunWo
     agree = differ = 0
     if t.old is None:
         return agree, differ
+    # the launcher writes a cache row under the run that executed it; RunUUID is indexed in KFP's old
+    # table and MLMDExecutionID is not (without it every batch scanned the whole table)
+    runs = sorted({w.run_id for w in work})
     ours = {str(x.mlmd_execution_ids[-1]): x.fingerprint for w in work for x in w.rows.tasks
             if x.type == 2 and x.fingerprint}
     for chunk in _chunks(sorted(ours)):
         for r in conn.execute(select(t.old.c.MLMDExecutionID, t.old.c.Fingerprint)
-                              .where(t.old.c.MLMDExecutionID.in_(chunk))):
+                              .where(t.old.c.RunUUID.in_(runs), t.old.c.MLMDExecutionID.in_(chunk))):
             if ours.get(r.MLMDExecutionID) == r.Fingerprint:
                 agree += 1
             else:

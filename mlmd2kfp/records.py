@@ -14,6 +14,13 @@ EXEC_NEW, EXEC_RUNNING, EXEC_COMPLETE, EXEC_FAILED, EXEC_CACHED, EXEC_CANCELED =
 EVENT_INPUT, EVENT_OUTPUT = 3, 4
 
 
+def _reduce(self: Any) -> tuple[Any, tuple[Any, ...]]:
+    """Pickle as the constructor's arguments. The rows cross to the writer's process (mapping.md W12);
+    frozen slotted dataclasses otherwise unpickle field by field through `dataclasses.fields`, which
+    cost the writer more than writing them."""
+    return type(self), tuple([getattr(self, name) for name in self.__slots__])
+
+
 @dataclass(frozen=True, slots=True)
 class MlmdExecution:
     """One MLMD execution with its decoded custom properties."""
@@ -99,6 +106,8 @@ class RunBundle:
 class TaskRow:
     """One row of the new `tasks` table (kfp-native-schema.md §1.3); JSON columns as canonical text."""
 
+    __reduce__ = _reduce
+
     uuid: str
     namespace: str
     run_uuid: str
@@ -127,6 +136,8 @@ class TaskRow:
 class ArtifactRow:
     """One row of `artifacts` (§1.1)."""
 
+    __reduce__ = _reduce
+
     uuid: str
     namespace: str
     type: int
@@ -147,6 +158,8 @@ class ArtifactRow:
 class LinkRow:
     """One row of `artifact_tasks` (§1.2)."""
 
+    __reduce__ = _reduce
+
     uuid: str
     artifact_id: str
     task_id: str
@@ -162,6 +175,8 @@ class LinkRow:
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
     """An MLMD row that did not become exactly one target row, and why (mapping.md §8)."""
+
+    __reduce__ = _reduce
 
     run_id: str
     entity: str

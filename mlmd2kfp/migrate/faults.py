@@ -15,6 +15,13 @@ import signal
 from typing import Any
 
 _hits: dict[str, int] = {}
+_parent: int | None = None
+
+
+def set_fault_parent(pid: int) -> None:
+    """In the reader process: a fault here stops the migrator `pid` (killed with it, or sent the SIGTERM)."""
+    global _parent
+    _parent = pid
 
 
 def fault_point(name: str, conn: Any = None) -> None:
@@ -38,8 +45,10 @@ def fault_point(name: str, conn: Any = None) -> None:
     if action == "drop-connection" and conn is not None:
         _drop_connection(conn)
     elif action == "sigterm":
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(_parent or os.getpid(), signal.SIGTERM)
     else:
+        if _parent:
+            os.kill(_parent, signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -7,8 +7,6 @@ only runs whose change marks moved ("true up") and resumes an interrupted pass a
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,22 +22,21 @@ from ..console import mask_url
 from ..db import make_engine
 from ..dialects import is_transient
 from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError
-from ..mappers import MapOptions, map_run
 from ..mappers.enums import KFP_EXECUTION_TYPES
 from ..records import LedgerEntry
-from ..source.inventory import count_run_contexts, dangling_events, take_kfp_inventory
+from ..source.inventory import dangling_events, take_kfp_inventory
 from ..source.reader import MlmdReader
 from ..source.schema import open_mlmd
 from ..target.schema import require_run_details
 from .faults import fault_point
 from .lock import MigrationLock
 from .plan import detect_mode, is_v2_artifact_type
+from .producer import End, ProcessProducer, ThreadProducer, Total, in_memory
 from .signals import StopRequest
 from .staging import (PRE_MIGRATION, STAGING, check_existing_targets, created_tables_json, cutover,
                       old_tasks_present, prepare_schema)
 from .state import check_resume, ensure_tool_tables, holder, insert_state, load_state, new_state, update_state
-from .writer import (BatchResult, RunWork, TargetTables, count_rows, cross_check_fingerprints, insert_rows,
-                     ledger_rows, write_batch)
+from .writer import BatchResult, RunWork, TargetTables, count_rows, insert_rows, ledger_rows, write_batch
 
 RETRIES = 4
 """Attempts per batch for transient database errors (lost connection, deadlock, lock wait timeout)."""
@@ -57,6 +54,8 @@ class MigrateOptions:
     run_ids: tuple[str, ...] = ()
     source_name: str = ""
     page_runs: int = 100
+    reader_process: bool = True
+    """Read and map in a second process (mapping.md W12); False keeps the reader on a thread."""
 
 
 @dataclass
@@ -143,7 +142,8 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
             report.mode = "multi-user" if multi else "single-user"
             state = _start(kfp_engine, options, multi, report, say)
             t0 = time.monotonic()
-            _data_pass(kfp_engine, mlmd_engine, options, multi, state, report, stop, on_progress, say)
+            _data_pass(kfp_engine, mlmd_engine, options, multi, state, report, stop, on_progress, say,
+                       (mlmd_url, kfp_url))
             report.seconds["data"] = round(time.monotonic() - t0, 3)
             # After a cutover the tasks live in `tasks` already: --stage-only has nothing left to hold back.
             if not options.stage_only or report.staged_in == "tasks":
@@ -210,124 +210,44 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
     return values
 
 
-@dataclass
-class _Chunk:
-    """What the reader thread hands the writer: a batch of mapped runs (maybe empty) and how many runs
-    it passed over unchanged since the previous chunk."""
-
-    batch: list[RunWork]
-    unchanged: int = 0
-    fingerprints: tuple[int, int] = (0, 0)
-    """Old cache rows agreeing / differing with the batch's fingerprints (read by the reader thread)."""
-
-
-_END = object()
-
-
-class _Producer(threading.Thread):
-    """Reads and maps whole runs into batches on its own connections while the caller writes
-    (mapping.md W9): the servers work while Python maps, and batches stay whole-run and ordered."""
-
-    def __init__(self, kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions, multi: bool,
-                 state: dict[str, Any], targets: TargetTables, report: MigrateReport) -> None:
-        super().__init__(name="mlmd2kfp-reader", daemon=True)
-        self.kfp_engine, self.mlmd_engine = kfp_engine, mlmd_engine
-        self.options, self.multi, self.state, self.targets, self.report = options, multi, state, targets, report
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=2)
-        self.halt = threading.Event()
-        self.total = 0
-        self.counted = threading.Event()
-
-    def run(self) -> None:
-        try:
-            self._produce()
-            self._put(_END)
-        except BaseException as exc:  # handed to the writer, which raises it
-            self.counted.set()
-            self._put(exc)
-
-    def _put(self, item: Any) -> None:
-        while not self.halt.is_set():
-            try:
-                self.queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def _produce(self) -> None:
-        options, report = self.options, self.report
-        map_options = MapOptions(multi_user=self.multi, source_name=options.source_name)
-        namespaces = set(options.namespaces)
-        with self.mlmd_engine.connect() as mlmd, self.kfp_engine.connect() as kfp_read:
-            reader = MlmdReader(mlmd, kfp_read, page_runs=options.page_runs)
-            self.total = count_run_contexts(reader)
-            self.counted.set()
-            batch: list[RunWork] = []
-            batch_size = unchanged = 0
-            for page in reader.pages(int(self.state["last_context_id"]), options.run_ids or None):
-                if self.halt.is_set():
-                    return
-                report.runs_seen += len(page)
-                marks = reader.marks(page)
-                previous = _previous_marks(kfp_read, self.targets, [name for _, name in page])
-                kfp_read.commit()
-                changed = [(c, n) for c, n in page if previous.get(n) != marks[c]]
-                report.runs_unchanged += len(page) - len(changed)
-                unchanged += len(page) - len(changed)
-                fault_point("read-page")
-                for bundle in reader.read_contexts(changed):
-                    report.runs_read += 1
-                    if namespaces and (bundle.run is None or bundle.run.namespace not in namespaces):
-                        continue
-                    rows = map_run(bundle, map_options)
-                    _count_source(report, bundle)
-                    work = RunWork(bundle.context_id, bundle.run_id, marks[bundle.context_id], rows)
-                    batch.append(work)
-                    batch_size += work.size
-                    if batch_size >= options.batch_rows:
-                        self._put(_Chunk(batch, unchanged, cross_check_fingerprints(kfp_read, self.targets, batch)))
-                        kfp_read.commit()
-                        batch, batch_size, unchanged = [], 0, 0
-                kfp_read.commit()
-                mlmd.commit()
-                if unchanged and not batch:
-                    self._put(_Chunk([], unchanged))
-                    unchanged = 0
-            if batch or unchanged:
-                self._put(_Chunk(batch, unchanged, cross_check_fingerprints(kfp_read, self.targets, batch)))
-
-
 def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions, multi: bool,
                state: dict[str, Any], report: MigrateReport, stop: StopRequest, on_progress: Progress | None,
-               say: Callable[[str], None]) -> None:
+               say: Callable[[str], None], urls: tuple[str, str]) -> None:
     with kfp_engine.connect() as probe:
         old_name = "tasks" if old_tasks_present(probe) else (
             PRE_MIGRATION if PRE_MIGRATION in inspect(probe).get_table_names() else None)
     targets = TargetTables(state["staging_table"], old_name)
-    producer = _Producer(kfp_engine, mlmd_engine, options, multi, state, targets, report)
+    last_context_id = int(state["last_context_id"])
+    producer: ThreadProducer | ProcessProducer
+    if options.reader_process and not any(in_memory(u) for u in urls):
+        producer = ProcessProducer(urls[0], urls[1], options, multi, last_context_id, targets)
+    else:
+        producer = ThreadProducer(mlmd_engine, kfp_engine, options, multi, last_context_id, targets)
     producer.start()
     try:
-        producer.counted.wait()
-        total, done, window = producer.total, 0, time.monotonic()
+        total, done, window = 0, 0, time.monotonic()
         while True:
-            item = producer.queue.get()
-            if item is _END:
+            item = producer.get()
+            if isinstance(item, End):
                 break
             if isinstance(item, BaseException):
                 raise item
+            if isinstance(item, Total):
+                total = item.runs
+                continue
+            item.counts.add_to(report)
             if item.batch:
                 _flush(kfp_engine, targets, item.batch, report, say)
                 report.fingerprints["agree"] += item.fingerprints[0]
                 report.fingerprints["differ"] += item.fingerprints[1]
                 _throttle(options, report, window)
-            done += len(item.batch) + item.unchanged
+            done += len(item.batch) + item.counts.runs_unchanged
             if on_progress:
                 on_progress(done, total, _written(report))
             if stop.requested:
                 _interrupt(kfp_engine, stop)
     finally:
-        producer.halt.set()
-        producer.join(timeout=30)
+        producer.stop()
     with mlmd_engine.connect() as mlmd:
         _global_ledger(kfp_engine, MlmdReader(mlmd, None), targets, report)
     fault_point("totals")
@@ -368,21 +288,6 @@ def _interrupt(engine: Engine, stop: StopRequest) -> None:
         update_state(conn, status="interrupted", last_error=f"stopped by {stop.signal_name}")
     raise InterruptedByOperator(f"stopped by {stop.signal_name} after a committed batch; the state is recorded. "
                                 "Rerun `mlmd2kfp migrate` with the same options to resume")
-
-
-def _previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for i in range(0, len(run_ids), 500):
-        chunk = run_ids[i:i + 500]
-        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.marks).where(t.runs.c.run_uuid.in_(chunk))):
-            out[r.run_uuid] = r.marks
-    return out
-
-
-def _count_source(report: MigrateReport, bundle: Any) -> None:
-    report.tables["tasks"].read += len(bundle.executions)
-    report.tables["artifact_tasks"].read += len(bundle.events)
-    report.tables["artifacts"].read += len(bundle.artifacts)
 
 
 def _flush(engine: Engine, targets: TargetTables, batch: list[RunWork], report: MigrateReport,

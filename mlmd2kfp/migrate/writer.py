@@ -86,18 +86,23 @@ class BatchResult:
 
 def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert plain rows in the caller's transaction: `COPY … FROM STDIN` on PostgreSQL (psycopg 3), the
-    driver's multi-row executemany elsewhere (PyMySQL rewrites it to multi-row INSERTs)."""
+    driver's executemany of one plain INSERT elsewhere (mysqlclient and PyMySQL send it as multi-row
+    INSERTs). Values are passed as they are: the target's columns have no client-side conversions, so
+    SQLAlchemy's per-row parameter processing is skipped (mapping.md W10)."""
     if not rows:
         return
+    columns = list(rows[0])
+    prep = conn.dialect.identifier_preparer
+    names = ", ".join(prep.quote(c) for c in columns)
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
-        columns = list(rows[0])
-        names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
         with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-            with cursor.copy(f"COPY {conn.dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY {prep.format_table(table)} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row([row[c] for c in columns])
         return
-    conn.execute(table.insert(), rows)
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    conn.exec_driver_sql(f"INSERT INTO {prep.format_table(table)} ({names}) VALUES ({', '.join([marker] * len(columns))})",
+                         [tuple([row[c] for c in columns]) for row in rows])
 
 
 def ledger_id(entry: LedgerEntry) -> str:

@@ -53,27 +53,45 @@ def _hwm_kb(pid: int) -> int:
     return 0
 
 
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (from /proc/<pid>/task/*/children)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
 def run_child(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run a child process; its wall time and peak RSS.
 
-    The peak is the child's own VmHWM, polled from /proc while it runs: `wait4`'s ru_maxrss would
-    include the (large) benchmark parent's RSS inherited at fork.
+    The peak is the sum of each process's own VmHWM in the child's tree (`migrate` runs its reader as a
+    second process), polled from /proc while it runs: `wait4`'s ru_maxrss would include the (large)
+    benchmark parent's RSS inherited at fork, and would miss the grandchild.
     """
     import threading
 
     start = time.monotonic()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
-    peak = 0
+    peaks: dict[int, int] = {}
     outputs: dict[str, bytes] = {}
     reader = threading.Thread(target=lambda: outputs.update(zip(("out", "err"), proc.communicate(), strict=True)))
     reader.start()
     while reader.is_alive():
-        peak = max(peak, _hwm_kb(proc.pid))
+        for pid in _tree(proc.pid):
+            peaks[pid] = max(peaks.get(pid, 0), _hwm_kb(pid))
         time.sleep(0.05)
     reader.join()
+    peak = sum(peaks.values())
     seconds = time.monotonic() - start
     if proc.returncode != 0:
         sys.stderr.write(outputs.get("err", b"").decode()[-3000:])
         raise SystemExit(f"{args[:4]} exited {proc.returncode}")
-    return {"seconds": round(seconds, 3), "peak_rss_mb": round(peak / 1024, 1),
+    return {"seconds": round(seconds, 3), "peak_rss_mb": round(peak / 1024, 1), "processes": len(peaks),
             "stdout": outputs.get("out", b"").decode(), "stderr": outputs.get("err", b"").decode()}

@@ -190,7 +190,7 @@ class MlmdReader:
             parents.setdefault(r.context_id, r.name)
         a = t.association.c
         exec_by_ctx: dict[int, list[int]] = defaultdict(list)
-        for ctx_id, exec_id in self._in(select(a.context_id, a.execution_id), a.context_id, ctx_ids):
+        for ctx_id, exec_id in self._in(select(a.context_id, a.execution_id), a.context_id, ctx_ids, raw=True):
             exec_by_ctx[ctx_id].append(exec_id)
         exec_ids = sorted({e for ids in exec_by_ctx.values() for e in ids})
         exec_props = self._props(t.execution_property, "execution_id", exec_ids)
@@ -198,7 +198,7 @@ class MlmdReader:
         ex = t.execution.c
         types = self.types
         for r in self._in(select(ex.id, ex.type_id, ex.last_known_state, ex.name, ex.create_time_since_epoch,
-                                 ex.last_update_time_since_epoch), ex.id, exec_ids):
+                                 ex.last_update_time_since_epoch), ex.id, exec_ids, raw=True):
             executions[r[0]] = MlmdExecution(r[0], types.get(r[1], ("?", 0))[0], r[2], r[3], int(r[4] or 0),
                                              int(r[5] or 0), exec_props.get(r[0], {}))
         events_by_exec: dict[int, list[MlmdEvent]] = defaultdict(list)
@@ -208,7 +208,7 @@ class MlmdReader:
         key_step = and_(p.event_id == ev.id, p.is_index_step == False, p.step_key.is_not(None))  # noqa: E712
         for r in self._in(select(ev.id, ev.artifact_id, ev.execution_id, ev.type, ev.milliseconds_since_epoch,
                                  p.step_key).select_from(t.event.outerjoin(t.event_path, key_step)),
-                          ev.execution_id, exec_ids):
+                          ev.execution_id, exec_ids, raw=True):
             if r[0] in seen:  # a second key step (KFP writes one): the first wins
                 continue
             seen.add(r[0])
@@ -249,7 +249,7 @@ class MlmdReader:
         a = t.artifact.c
         types = self.types
         for r in self._in(select(a.id, a.type_id, a.uri, a.state, a.create_time_since_epoch,
-                                 a.last_update_time_since_epoch), a.id, ids):
+                                 a.last_update_time_since_epoch), a.id, ids, raw=True):
             key, producer_type = facts.get(first.get(r[0], -1), (None, None))
             out[r[0]] = MlmdArtifact(r[0], types.get(r[1], ("?", 0))[0], r[2], r[3], int(r[4] or 0), int(r[5] or 0),
                                      props.get(r[0], {}), key, producer_type)
@@ -299,7 +299,7 @@ class MlmdReader:
         c = table.c
         query = select(c[owner], c.name, c.int_value, c.double_value, c.string_value, c.proto_value,
                        c.bool_value).where(c.is_custom_property == True)  # noqa: E712
-        rows = self._in(query, c[owner], ids)
+        rows = self._in(query, c[owner], ids, raw=True)
         for owner_id, name, int_value, double_value, string_value, proto_value, bool_value in rows:
             if int_value is not None:  # the common cases inline; decode_value has the full rules
                 out[owner_id][name] = int(int_value)
@@ -309,25 +309,35 @@ class MlmdReader:
                 out[owner_id][name] = decode_value(int_value, double_value, string_value, proto_value, bool_value)
         return out
 
-    def _in(self, query: Any, column: Any, ids: Sequence[Any], conn: Connection | None = None) -> list[Any]:
+    def _in(self, query: Any, column: Any, ids: Sequence[Any], conn: Connection | None = None, *,
+            raw: bool = False) -> list[Any]:
         """`query` restricted to `column IN ids`: one array parameter on PostgreSQL (psycopg sends it as
         one value; an expanded list of hundreds of placeholders costs more to build than to run), lists
-        of at most IN_CHUNK literals elsewhere."""
+        of at most IN_CHUNK literals elsewhere. `raw`: the driver's own tuples (see `_all`)."""
         ids = list(ids)
         if not ids:
             return []
         target = conn or self.mlmd
         if target.dialect.name == "postgresql":
             kind = Integer if isinstance(ids[0], int) else String
-            return self._all(query.where(column == any_(bindparam(None, ids, type_=ARRAY(kind)))), conn)
+            return self._all(query.where(column == any_(bindparam(None, ids, type_=ARRAY(kind)))), conn, raw=raw)
         rows: list[Any] = []
         for chunk in _chunks(ids):
-            rows.extend(self._all(query.where(column.in_(chunk)), conn))
+            rows.extend(self._all(query.where(column.in_(chunk)), conn, raw=raw))
         return rows
 
-    def _all(self, query: Any, conn: Connection | None = None) -> list[Any]:
+    def _all(self, query: Any, conn: Connection | None = None, *, raw: bool = False) -> list[Any]:
+        """Every row of `query`. `raw`: the driver's tuples, without SQLAlchemy's row objects and result
+        processing (for the hot per-page queries read by position, whose values are decoded here: a
+        boolean may come back as 0/1, a binary as bytes or memoryview)."""
         self.queries += 1
-        return (conn or self.mlmd).execute(query).fetchall()
+        result = (conn or self.mlmd).execute(query)
+        if not raw:
+            return result.fetchall()
+        try:
+            return result.cursor.fetchall()
+        finally:
+            result.close()
 
     def _one(self, query: Any, conn: Connection | None = None) -> Any:
         self.queries += 1

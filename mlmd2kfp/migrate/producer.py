@@ -1,35 +1,30 @@
 """The reader side of the data pass: read and map whole runs into batches for the writer (mapping.md W9, W12).
 
-`produce` is the whole job. It runs in a second process (`ProcessProducer`) so that reading and
-mapping do not share one interpreter lock with the writer; in-memory SQLite, which no other
-process can open, keeps it on a thread (`ThreadProducer`). Either way the writer receives the same
-messages in the same order: `Total`, `Chunk`s in context-id order, `End` (or an exception).
+`produce` is the whole job. It runs in a second process (`process_producer`, `background.ChildIterator`)
+so that reading and mapping do not share one interpreter lock with the writer; in-memory SQLite, which
+no other process can open, keeps it on a thread (`ThreadProducer`). Either way the writer receives
+the same messages in the same order: `Total`, `Chunk`s in context-id order, `End` (or an exception).
 The reader only reads: it holds no lock and writes nothing, so stopping it at any moment is safe.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
 import queue
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine, make_url
 
+from ..background import ChildIterator, End
 from ..db import make_engine
 from ..errors import MigrationFailedError
 from ..mappers import MapOptions, map_run
 from ..source.inventory import count_run_contexts
 from ..source.reader import MlmdReader
-from .faults import fault_point, set_fault_parent
+from .faults import fault_point
 from .writer import RunWork, TargetTables, cross_check_fingerprints
 
 if TYPE_CHECKING:
@@ -76,11 +71,6 @@ class Total:
     runs: int
 
 
-@dataclass(frozen=True)
-class End:
-    """The reader's last message."""
-
-
 def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, multi: bool, last_context_id: int,
             targets: TargetTables) -> Iterator[Any]:
     """Read and map whole runs into batches of about `options.batch_rows` target rows."""
@@ -120,7 +110,6 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
                 yield Chunk([], counts)
                 counts = Counts()
         yield Chunk(batch, counts, cross_check_fingerprints(kfp_read, targets, batch) if batch else (0, 0))
-    yield End()
 
 
 def previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, str]:
@@ -157,6 +146,7 @@ class ThreadProducer:
             for item in produce(*self.args):
                 if not self._put(item):
                     return
+            self._put(End())
         except BaseException as exc:  # handed to the writer, which raises it
             self._put(exc)
 
@@ -177,116 +167,24 @@ class ThreadProducer:
         self.thread.join(timeout=30)
 
 
-class ProcessProducer:
-    """`produce` in a child Python process (mapping.md W12), its messages pickled over a pipe.
-
-    The child is started with `python -c` rather than `multiprocessing`, so it never re-runs the
-    caller's main script, and gets its arguments (URLs with passwords) on stdin, never on its command
-    line. A thread here unpickles messages into a bounded queue. The child ignores Ctrl-C and SIGTERM
-    (the migrator handles them and stops it) and ends on a broken pipe if the migrator is killed.
-    """
-
-    def __init__(self, mlmd_url: str, kfp_url: str, options: MigrateOptions, multi: bool, last_context_id: int,
-                 targets: TargetTables) -> None:
-        self.args = (mlmd_url, kfp_url, options, multi, last_context_id, targets.tasks_name, targets.old_tasks_name,
-                     os.getpid())
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
-        self.halt = threading.Event()
-        self.process: subprocess.Popen[bytes] | None = None
-        self.thread = threading.Thread(target=self._pump, name="mlmd2kfp-reader-pipe", daemon=True)
-
-    def start(self) -> None:
-        read_fd, write_fd = os.pipe()
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [package_root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", "import sys; from mlmd2kfp.migrate.producer import child_main; "
-                 "child_main(int(sys.argv[1]))", str(write_fd)],
-                stdin=subprocess.PIPE, pass_fds=(write_fd,), env=env)
-        finally:
-            os.close(write_fd)
-        self.pipe = os.fdopen(read_fd, "rb")
-        assert self.process.stdin is not None
-        try:
-            self.process.stdin.write(pickle.dumps(self.args))
-            self.process.stdin.close()
-        except BrokenPipeError:
-            pass  # the child ended at once; `get` reports how
-        self.thread.start()
-
-    def _pump(self) -> None:
-        try:
-            while not self.halt.is_set():
-                try:
-                    item = pickle.load(self.pipe)
-                except EOFError:
-                    code = self.process.wait() if self.process else None
-                    item = MigrationFailedError(
-                        f"the reader process ended unexpectedly (exit code {code}); committed batches are kept: "
-                        "rerun `mlmd2kfp migrate` to resume")
-                self._put(item)
-                if isinstance(item, (End, BaseException)):
-                    return
-        except BaseException as exc:
-            self._put(exc)
-
-    def _put(self, item: Any) -> None:
-        while not self.halt.is_set():
-            try:
-                self.queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def get(self) -> Any:
-        return self.queue.get()
-
-    def stop(self) -> None:
-        """End the child (it only reads, so any moment is safe) and the pipe."""
-        self.halt.set()
-        if self.process is not None:
-            if self.process.poll() is None:
-                self.process.kill()
-            self.process.wait()
-        self.thread.join(timeout=30)
-        self.pipe.close()
-
-
-def child_main(write_fd: int) -> None:
-    """The reader process: arguments from stdin, messages to `write_fd` until `End` or an exception."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    mlmd_url, kfp_url, options, multi, last_context_id, tasks_name, old_tasks_name, parent = pickle.load(
-        sys.stdin.buffer)
-    set_fault_parent(parent)
-    out: BinaryIO = os.fdopen(write_fd, "wb")
+def produce_from_urls(mlmd_url: str, kfp_url: str, options: MigrateOptions, multi: bool, last_context_id: int,
+                      tasks_name: str, old_tasks_name: str | None) -> Iterator[Any]:
+    """`produce` on engines of its own: what the reader process runs (`background.ChildIterator`)."""
+    kfp_engine = make_engine(kfp_url, "KFP", create_sqlite=False)
+    mlmd_engine = make_engine(mlmd_url, "MLMD", create_sqlite=False)
     try:
-        try:
-            kfp_engine = make_engine(kfp_url, "KFP", create_sqlite=False)
-            mlmd_engine = make_engine(mlmd_url, "MLMD", create_sqlite=False)
-            try:
-                for item in produce(mlmd_engine, kfp_engine, options, multi, last_context_id,
-                                    TargetTables(tasks_name, old_tasks_name)):
-                    pickle.dump(item, out, protocol=pickle.HIGHEST_PROTOCOL)
-                    out.flush()
-            finally:
-                mlmd_engine.dispose()
-                kfp_engine.dispose()
-        except BrokenPipeError:
-            raise
-        except BaseException as exc:  # handed to the writer, which raises it
-            pickle.dump(_picklable(exc), out, protocol=pickle.HIGHEST_PROTOCOL)
-        out.close()
-    except BrokenPipeError:  # the migrator is gone or stopped us: nobody reads what we would send
-        os._exit(1)
+        yield from produce(mlmd_engine, kfp_engine, options, multi, last_context_id,
+                           TargetTables(tasks_name, old_tasks_name))
+    finally:
+        mlmd_engine.dispose()
+        kfp_engine.dispose()
 
 
-def _picklable(exc: BaseException) -> BaseException:
-    """`exc` if it survives the trip to the writer's process, else its message in a MigrationFailedError."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        return MigrationFailedError(f"the reader failed: {type(exc).__name__}: {exc}")
+def process_producer(mlmd_url: str, kfp_url: str, options: MigrateOptions, multi: bool, last_context_id: int,
+                     targets: TargetTables) -> ChildIterator:
+    """`produce` in a reader process (mapping.md W12)."""
+    return ChildIterator("mlmd2kfp.migrate.producer:produce_from_urls",
+                         (mlmd_url, kfp_url, options, multi, last_context_id, targets.tasks_name,
+                          targets.old_tasks_name),
+                         what="reader process", error=MigrationFailedError,
+                         advice="committed batches are kept: rerun `mlmd2kfp migrate` to resume")

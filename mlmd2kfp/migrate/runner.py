@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from .. import __version__
 from ..console import mask_url
+from ..background import ChildIterator, End
 from ..db import make_engine
 from ..dialects import is_transient
 from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError
@@ -31,7 +32,7 @@ from ..target.schema import require_run_details
 from .faults import fault_point
 from .lock import MigrationLock
 from .plan import detect_mode, is_v2_artifact_type
-from .producer import End, ProcessProducer, ThreadProducer, Total, in_memory
+from .producer import ThreadProducer, Total, in_memory, process_producer
 from .signals import StopRequest
 from .staging import (PRE_MIGRATION, STAGING, check_existing_targets, created_tables_json, cutover,
                       old_tasks_present, prepare_schema)
@@ -218,9 +219,9 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
             PRE_MIGRATION if PRE_MIGRATION in inspect(probe).get_table_names() else None)
     targets = TargetTables(state["staging_table"], old_name)
     last_context_id = int(state["last_context_id"])
-    producer: ThreadProducer | ProcessProducer
+    producer: ThreadProducer | ChildIterator
     if options.reader_process and not any(in_memory(u) for u in urls):
-        producer = ProcessProducer(urls[0], urls[1], options, multi, last_context_id, targets)
+        producer = process_producer(urls[0], urls[1], options, multi, last_context_id, targets)
     else:
         producer = ThreadProducer(mlmd_engine, kfp_engine, options, multi, last_context_id, targets)
     producer.start()

@@ -16,8 +16,10 @@ from typing import Any
 import yaml
 from sqlalchemy import bindparam, inspect, text
 
+from ..background import ChildIterator
 from ..console import mask_url
 from ..db import make_engine, parse_url
+from ..migrate.producer import in_memory
 from ..errors import ConfigError, MissingDependencyError
 from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
 from .expect import expect_run
@@ -39,14 +41,58 @@ class VerifyOptions:
     record: bool = True
 
 
-def _source(options: VerifyOptions, url: Any, conn: Any) -> Any:
-    if options.source_path in ("auto", "api"):
+def _source(source_path: str, url: Any, conn: Any) -> Any:
+    if source_path in ("auto", "api"):
         try:
             return ApiSource(url, fallback=SqlSource(conn))
         except MissingDependencyError:
-            if options.source_path == "api":
+            if source_path == "api":
                 raise ConfigError("--source api needs the `ml-metadata` package (the `mlmd` extra)") from None
     return SqlSource(conn)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """The expected side's first message: which read path it uses."""
+
+    name: str
+
+
+@dataclass
+class SourceChunk:
+    """Up to CHUNK_RUNS runs as the expected side reads them, with their MLMD event ids."""
+
+    runs: list[Any]
+    event_ids: dict[tuple[int, int, int], int]
+
+
+@dataclass(frozen=True)
+class SourceDone:
+    """The expected side's last message: runs ml-metadata refused, read through SQL instead."""
+
+    fallback_runs: tuple[str, ...]
+
+
+CHUNK_RUNS = 200
+
+
+def source_chunks(mlmd_url: str, source_path: str) -> Iterator[Any]:
+    """The expected side's input, read on its own connection: `SourceInfo`, `SourceChunk`s, `SourceDone`.
+
+    It runs in a second process (mapping.md W12) while this one reads the target and compares; a chunk
+    of runs at a time, so memory stays flat as the store grows.
+    """
+    url = parse_url(mlmd_url, "MLMD")
+    engine = make_engine(url, "MLMD", create_sqlite=False)
+    try:
+        with engine.connect() as conn:
+            source = _source(source_path, url, conn)
+            yield SourceInfo(source.name)
+            for chunk in _batched(source.runs(), CHUNK_RUNS):
+                yield SourceChunk(chunk, _event_ids(conn, [e.id for src in chunk for e in src.executions]))
+            yield SourceDone(tuple(getattr(source, "fallback_runs", [])))
+    finally:
+        engine.dispose()
 
 
 def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptions(),
@@ -54,9 +100,11 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
     """Check the migration; returns the report (exit code 0 or 1 is `report.exit_code`)."""
     m_url = parse_url(mlmd_url, "MLMD")
     mlmd_engine = make_engine(m_url, "MLMD", create_sqlite=False)
+    mlmd_engine.dispose()  # it proved the URL connects; the expected side reads on its own connection
     kfp_engine = make_engine(kfp_url, "KFP", create_sqlite=False)
+    feed: Iterator[Any] | None = None
     try:
-        with mlmd_engine.connect() as mconn, kfp_engine.connect() as kconn:
+        with kfp_engine.connect() as kconn:
             names = set(inspect(kconn).get_table_names())
             missing = [t for t in ("tasks", "artifacts", "artifact_tasks", "mlmd2kfp_ledger") if t not in names]
             if missing:
@@ -66,8 +114,13 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
             state = _state(kconn)
             multi = options.multi_user if options.multi_user is not None else bool(state.get("multi_user", 1))
             source_name = state.get("source_name") or ""
-            source = _source(options, m_url, mconn)
-            report = ParityReport(mask_url(mlmd_url), mask_url(kfp_url), source.name,
+            if in_memory(mlmd_url):  # no other process can open it
+                feed = source_chunks(mlmd_url, options.source_path)
+            else:
+                feed = iter(ChildIterator("mlmd2kfp.verify:source_chunks", (mlmd_url, options.source_path),
+                                          what="source reader process", advice="nothing was written: rerun `mlmd2kfp verify`"))
+            info = next(feed)
+            report = ParityReport(mask_url(mlmd_url), mask_url(kfp_url), info.name,
                                   "multi-user" if multi else "single-user")
             for name, description in CHECKS.items():
                 report.check(name, description, blocking=name != "run-state")
@@ -78,10 +131,14 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
             total = int(kconn.execute(text("SELECT COUNT(*) FROM run_details")).scalar() or 0)
             # A chunk of runs at a time: run_details rows and the cache cross-check are fetched per chunk,
             # so memory stays flat as the store grows.
-            for chunk in _batched(source.runs(), 200):
+            fallback: tuple[str, ...] = ()
+            for item in feed:
+                if isinstance(item, SourceDone):
+                    fallback = item.fallback_runs
+                    continue
+                chunk, chunk_events = item.runs, item.event_ids
                 runs = _runs(kconn, target, [src.run_id for src in chunk])
                 target.prefetch([src.run_id for src in chunk])
-                chunk_events = _event_ids(mconn, [e.id for src in chunk for e in src.executions])
                 fingerprints: dict[str, tuple[str, str]] = {}
                 for src in chunk:
                     run = runs.get(src.run_id)
@@ -104,14 +161,14 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                     if on_progress:
                         on_progress(report.runs_checked, total)
                 if old:
-                    _cache_rows(report, kconn, target, old, fingerprints)
+                    _cache_rows(report, kconn, target, old, fingerprints, [src.run_id for src in chunk])
             if not options.run_ids and not options.namespaces:
                 _global(report, kconn, target, seen_runs, counts)
-            fallback = getattr(source, "fallback_runs", [])
             if fallback:  # ml-metadata refused a value in these runs (mapping.md M17); read through SQL
                 report.checks["coverage"].info["runs read through SQL (ml-metadata refused a value)"] = len(fallback)
     finally:
-        mlmd_engine.dispose()
+        if feed is not None:
+            feed.close()  # type: ignore[attr-defined]  # ends the source reader process now, not at collection
         kfp_engine.dispose()
     if options.record:
         _record(kfp_url, report)
@@ -241,8 +298,12 @@ def _global(report: ParityReport, conn: Any, t: TargetReader, seen: set[str], co
 
 
 def _cache_rows(report: ParityReport, conn: Any, t: TargetReader, old: str,
-                fingerprints: dict[str, tuple[str, str]]) -> None:
-    """Old cache rows (population A) of these executions against the migrated tasks' fingerprints."""
+                fingerprints: dict[str, tuple[str, str]], run_ids: list[str]) -> None:
+    """Old cache rows (population A) of these executions against the migrated tasks' fingerprints.
+
+    The launcher writes a cache row under the run that executed it; selecting by the old table's indexed
+    `RunUUID` as well keeps each query an index lookup (`MLMDExecutionID` has no index in KFP's table).
+    """
     q = t.q
     cache = report.checks["cache"]
     cache.info.setdefault("old cache rows agreeing", 0)
@@ -256,8 +317,10 @@ def _cache_rows(report: ParityReport, conn: Any, t: TargetReader, old: str,
             by_task[r[0]] = r[1]
     for i in range(0, len(exec_ids), 500):
         for exec_id, fingerprint in conn.execute(text(
-                f"SELECT {q('MLMDExecutionID')}, {q('Fingerprint')} FROM {q(old)} WHERE {q('MLMDExecutionID')} IN :ids")
-                .bindparams(bindparam("ids", expanding=True)), {"ids": exec_ids[i:i + 500]}):
+                f"SELECT {q('MLMDExecutionID')}, {q('Fingerprint')} FROM {q(old)} WHERE {q('RunUUID')} IN :runs "
+                f"AND {q('MLMDExecutionID')} IN :ids").bindparams(bindparam("runs", expanding=True),
+                                                                   bindparam("ids", expanding=True)),
+                {"runs": run_ids, "ids": exec_ids[i:i + 500]}):
             cache.checked += 1
             task = fingerprints[str(exec_id)][0]
             if by_task.get(task) == fingerprint:

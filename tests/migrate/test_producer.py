@@ -14,7 +14,7 @@ pytest.importorskip("ml_metadata")
 
 from mlmd2kfp.errors import MigrationFailedError  # noqa: E402
 from mlmd2kfp.mappers import MapOptions, map_run  # noqa: E402
-from mlmd2kfp.migrate import producer as producer_module  # noqa: E402
+from mlmd2kfp import background  # noqa: E402
 from mlmd2kfp.migrate.admin import rollback  # noqa: E402
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from mlmd2kfp.sample import write_sample  # noqa: E402
@@ -72,7 +72,7 @@ def test_the_reader_gets_its_urls_on_stdin_not_on_its_command_line(databases, mo
         commands.append(list(args))
         return real_popen(args, *a, **kw)
 
-    monkeypatch.setattr(producer_module.subprocess, "Popen", recording_popen)
+    monkeypatch.setattr(background.subprocess, "Popen", recording_popen)
     migrate(m, k, MigrateOptions())
     assert len(commands) == 1  # the reader really ran as a second process
     line = " ".join(commands[0])

@@ -153,3 +153,18 @@ def test_execution_added_to_the_source_is_a_coverage_gap(module_databases):
     cli = run_cli("verify", "--mlmd-url", m, "--kfp-url", k)
     assert cli.code == 1
     assert run_cli("status", "--kfp-url", k, "--check").code == 1  # the gate follows the last verify
+
+
+def test_a_source_reader_process_that_dies_is_a_clear_error_and_nothing_is_recorded(migrated, monkeypatch):
+    import sys
+
+    from mlmd2kfp.errors import ToolkitError
+
+    m, k = migrated
+    before = rows(k, "SELECT verify_at, verify_passed, verify_result FROM mlmd2kfp_state")
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # the expected side's process exits 1 at once
+    with pytest.raises(ToolkitError, match=r"source reader process ended unexpectedly \(exit code 1\).*rerun"):
+        run_verify(m, k)
+    monkeypatch.undo()
+    assert rows(k, "SELECT verify_at, verify_passed, verify_result FROM mlmd2kfp_state") == before
+    assert run_verify(m, k, VerifyOptions(record=False)).passed

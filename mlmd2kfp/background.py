@@ -104,7 +104,8 @@ class ChildIterator:
             if self.process.poll() is None:
                 self.process.kill()
             self.process.wait()
-        self.thread.join(timeout=30)
+        if self.thread.ident is not None:  # started
+            self.thread.join(timeout=30)
         if self.pipe is not None:
             self.pipe.close()
 

@@ -178,3 +178,9 @@ def connect(raw_url: str | URL, role: str, *, create_sqlite: bool = True) -> Ite
             yield conn
     finally:
         engine.dispose()
+
+
+def in_memory(url: str) -> bool:
+    """An in-memory SQLite database exists only in this process's connection."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")

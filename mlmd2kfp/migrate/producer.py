@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from ..background import ChildIterator, End
 from ..db import make_engine
@@ -120,12 +120,6 @@ def previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, 
         for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.marks).where(t.runs.c.run_uuid.in_(chunk))):
             out[r.run_uuid] = r.marks
     return out
-
-
-def in_memory(url: str) -> bool:
-    """An in-memory SQLite database exists only in this process's connection."""
-    parsed = make_url(url)
-    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
 
 
 class ThreadProducer:

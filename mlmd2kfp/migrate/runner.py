@@ -18,9 +18,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from .. import __version__
-from ..console import mask_url
 from ..background import ChildIterator, End
-from ..db import make_engine
+from ..console import mask_url
+from ..db import in_memory, make_engine
 from ..dialects import is_transient
 from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError
 from ..mappers.enums import KFP_EXECUTION_TYPES
@@ -32,7 +32,7 @@ from ..target.schema import require_run_details
 from .faults import fault_point
 from .lock import MigrationLock
 from .plan import detect_mode, is_v2_artifact_type
-from .producer import ThreadProducer, Total, in_memory, process_producer
+from .producer import ThreadProducer, Total, process_producer
 from .signals import StopRequest
 from .staging import (PRE_MIGRATION, STAGING, check_existing_targets, created_tables_json, cutover,
                       old_tasks_present, prepare_schema)

@@ -18,8 +18,7 @@ from sqlalchemy import bindparam, inspect, text
 
 from ..background import ChildIterator
 from ..console import mask_url
-from ..db import make_engine, parse_url
-from ..migrate.producer import in_memory
+from ..db import in_memory, make_engine, parse_url
 from ..errors import ConfigError, MissingDependencyError
 from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
 from .expect import expect_run

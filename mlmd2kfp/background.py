@@ -30,6 +30,17 @@ DEPTH = 2
 """Items the child may have ready ahead of the caller (bounds memory to a few items)."""
 
 
+def put_unless_halted(q: queue.Queue[Any], item: Any, halt: threading.Event) -> bool:
+    """Put `item` on the bounded queue `q`, unless `halt` is set first; whether it was put."""
+    while not halt.is_set():
+        try:
+            q.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 @dataclass(frozen=True)
 class End:
     """The last message of a child whose generator is exhausted."""
@@ -87,12 +98,7 @@ class ChildIterator:
             self._put(exc)
 
     def _put(self, item: Any) -> None:
-        while not self.halt.is_set():
-            try:
-                self.queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        put_unless_halted(self.queue, item, self.halt)
 
     def get(self) -> Any:
         return self.queue.get()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from ..background import ChildIterator, End
+from ..background import ChildIterator, End, put_unless_halted
 from ..db import make_engine
 from ..errors import MigrationFailedError
 from ..mappers import MapOptions, map_run
@@ -145,13 +145,7 @@ class ThreadProducer:
             self._put(exc)
 
     def _put(self, item: Any) -> bool:
-        while not self.halt.is_set():
-            try:
-                self.queue.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_halted(self.queue, item, self.halt)
 
     def get(self) -> Any:
         return self.queue.get()

@@ -25,7 +25,7 @@ from ..dialects import is_transient
 from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError
 from ..mappers.enums import KFP_EXECUTION_TYPES
 from ..records import LedgerEntry
-from ..source.inventory import dangling_events, take_kfp_inventory
+from ..source.inventory import count_run_contexts, dangling_events, take_kfp_inventory
 from ..source.reader import MlmdReader
 from ..source.schema import open_mlmd
 from ..target.schema import require_run_details
@@ -39,6 +39,9 @@ from .staging import (PRE_MIGRATION, STAGING, check_existing_targets, created_ta
 from .state import check_resume, ensure_tool_tables, holder, insert_state, load_state, new_state, update_state
 from .writer import BatchResult, RunWork, TargetTables, count_rows, insert_rows, ledger_rows, write_batch
 
+PROCESS_MIN_RUNS = 200
+"""From this many run contexts on, the reader runs in a second process (mapping.md W12): below it, the
+child's start-up (~0.7 s) costs more than the overlap wins."""
 RETRIES = 4
 """Attempts per batch for transient database errors (lost connection, deadlock, lock wait timeout)."""
 
@@ -55,8 +58,9 @@ class MigrateOptions:
     run_ids: tuple[str, ...] = ()
     source_name: str = ""
     page_runs: int = 100
-    reader_process: bool = True
-    """Read and map in a second process (mapping.md W12); False keeps the reader on a thread."""
+    reader_process: bool | None = None
+    """Read and map in a second process (mapping.md W12); False keeps the reader on a thread; None (the
+    default) picks the process for stores of `PROCESS_MIN_RUNS` run contexts or more."""
 
 
 @dataclass
@@ -220,7 +224,7 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
     targets = TargetTables(state["staging_table"], old_name)
     last_context_id = int(state["last_context_id"])
     producer: ThreadProducer | ChildIterator
-    if options.reader_process and not any(in_memory(u) for u in urls):
+    if _use_process(options.reader_process, mlmd_engine) and not any(in_memory(u) for u in urls):
         producer = process_producer(urls[0], urls[1], options, multi, last_context_id, targets)
     else:
         producer = ThreadProducer(mlmd_engine, kfp_engine, options, multi, last_context_id, targets)
@@ -258,6 +262,13 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
                      links=report.totals["artifact_tasks"], status="running")
         if old_name:
             report.old_tasks = take_old_tasks_counts(conn, old_name)
+
+
+def _use_process(wanted: bool | None, mlmd_engine: Engine) -> bool:
+    if wanted is not None:
+        return wanted
+    with mlmd_engine.connect() as conn:
+        return count_run_contexts(MlmdReader(conn, None)) >= PROCESS_MIN_RUNS
 
 
 def take_old_tasks_counts(conn: Any, table: str) -> dict[str, int | None]:

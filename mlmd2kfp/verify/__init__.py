@@ -38,6 +38,9 @@ class VerifyOptions:
     source_path: str = "auto"
     """`auto` (ml-metadata API when installed), `api` or `sql`."""
     record: bool = True
+    source_process: bool | None = None
+    """Read the expected side in a second process (mapping.md W12); None: only for stores of
+    `PROCESS_MIN_RUNS` run contexts or more."""
 
 
 def _source(source_path: str, url: Any, conn: Any) -> Any:
@@ -113,7 +116,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
             state = _state(kconn)
             multi = options.multi_user if options.multi_user is not None else bool(state.get("multi_user", 1))
             source_name = state.get("source_name") or ""
-            if in_memory(mlmd_url):  # no other process can open it
+            if in_memory(mlmd_url) or not _use_process(options.source_process, mlmd_url):
                 feed = source_chunks(mlmd_url, options.source_path)
             else:
                 feed = iter(ChildIterator("mlmd2kfp.verify:source_chunks", (mlmd_url, options.source_path),
@@ -172,6 +175,20 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
     if options.record:
         _record(kfp_url, report)
     return report
+
+
+PROCESS_MIN_RUNS = 200
+
+
+def _use_process(wanted: bool | None, mlmd_url: str) -> bool:
+    if wanted is not None:
+        return wanted
+    engine = make_engine(parse_url(mlmd_url, "MLMD"), "MLMD", create_sqlite=False)
+    try:
+        with engine.connect() as conn:
+            return SqlSource(conn).count_runs() >= PROCESS_MIN_RUNS
+    finally:
+        engine.dispose()
 
 
 def _state(conn: Any) -> dict[str, Any]:

@@ -199,6 +199,14 @@ class SqlSource:
             self._type_names = {int(r[0]): r[1] for r in self.conn.execute(text(f"SELECT id, name FROM {self.q('Type')}"))}
         return self._type_names
 
+    def count_runs(self) -> int:
+        """How many run contexts the store holds."""
+        run_types = [i for i, n in self._types().items() if n == RUN_TYPE]
+        if not run_types:
+            return 0
+        return int(self.conn.execute(text(f"SELECT COUNT(*) FROM {self.q('Context')} WHERE type_id IN "
+                                          f"({','.join(map(str, run_types))})")).scalar() or 0)
+
     def runs(self) -> Iterator[SourceRun]:
         types = self._types()
         run_types = [i for i, n in types.items() if n == RUN_TYPE]

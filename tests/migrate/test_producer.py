@@ -42,7 +42,7 @@ def test_reader_process_and_reader_thread_write_the_same_rows(databases):
     on_thread = migrate(m, k, MigrateOptions(batch_rows=40, reader_process=False))
     thread_digest, thread_marks = digest(k, tables=TOOL_TABLES), rows(k, RUN_MARKS)
     rollback(k)
-    in_process = migrate(m, k, MigrateOptions(batch_rows=40))
+    in_process = migrate(m, k, MigrateOptions(batch_rows=40, reader_process=True))
     assert digest(k, tables=TOOL_TABLES) == thread_digest
     assert rows(k, RUN_MARKS) == thread_marks and len(thread_marks) == 10
     assert _source_counts(in_process) == _source_counts(on_thread)
@@ -53,12 +53,12 @@ def test_reader_process_and_reader_thread_write_the_same_rows(databases):
 def test_a_reader_process_that_dies_fails_the_migration_and_a_rerun_completes(databases, monkeypatch):
     m, k = _sample(databases)
     clean_m, clean_k = _sample(databases)
-    migrate(clean_m, clean_k, MigrateOptions())
+    migrate(clean_m, clean_k, MigrateOptions(reader_process=True))
     monkeypatch.setattr(sys, "executable", "/bin/false")  # the child exits 1 before sending anything
     with pytest.raises(MigrationFailedError, match=r"reader process ended unexpectedly \(exit code 1\).*rerun"):
-        migrate(m, k, MigrateOptions())
+        migrate(m, k, MigrateOptions(reader_process=True))
     monkeypatch.undo()
-    report = migrate(m, k, MigrateOptions())
+    report = migrate(m, k, MigrateOptions(reader_process=True))
     assert report.phase == "done"
     assert digest(k) == digest(clean_k)
 
@@ -73,7 +73,7 @@ def test_the_reader_gets_its_urls_on_stdin_not_on_its_command_line(databases, mo
         return real_popen(args, *a, **kw)
 
     monkeypatch.setattr(background.subprocess, "Popen", recording_popen)
-    migrate(m, k, MigrateOptions())
+    migrate(m, k, MigrateOptions(reader_process=True))
     assert len(commands) == 1  # the reader really ran as a second process
     line = " ".join(commands[0])
     for url in (m, k):

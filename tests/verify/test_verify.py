@@ -164,7 +164,7 @@ def test_a_source_reader_process_that_dies_is_a_clear_error_and_nothing_is_recor
     before = rows(k, "SELECT verify_at, verify_passed, verify_result FROM mlmd2kfp_state")
     monkeypatch.setattr(sys, "executable", "/bin/false")  # the expected side's process exits 1 at once
     with pytest.raises(ToolkitError, match=r"source reader process ended unexpectedly \(exit code 1\).*rerun"):
-        run_verify(m, k)
+        run_verify(m, k, VerifyOptions(source_process=True))
     monkeypatch.undo()
     assert rows(k, "SELECT verify_at, verify_passed, verify_result FROM mlmd2kfp_state") == before
     assert run_verify(m, k, VerifyOptions(record=False)).passed

@@ -99,7 +99,8 @@ def compute_states(root: TaskNode, run: RunRecord | None) -> None:
 
     The override hits containers and importers first, then the DAG-like states are derived again
     (as the runtime's propagation would on those updates); DAG-likes still RUNNING (fewer children
-    than expected) are overridden too, except ROOT, which is never set from the run state.
+    than expected) are overridden too, ROOT included (its state is never copied from the run state,
+    but it takes this rule like every other task: mapping.md §4 `State`).
     """
     _bottom_up(root, leaves=True)
     state = run_state(run)
@@ -109,7 +110,7 @@ def compute_states(root: TaskNode, run: RunRecord | None) -> None:
                 _never_finished(task, state)
         _bottom_up(root, leaves=False)
         for task in root.walk():
-            if task.type in DAG_LIKE and task.type != ROOT and task.state == RUNNING:
+            if task.type in DAG_LIKE and task.state == RUNNING:
                 _never_finished(task, state)
     for task in root.walk():
         if task.state == FAILED and task.type in (RUNTIME, IMPORTER) and not task.never_finished:

@@ -22,6 +22,38 @@ from .state import LEDGER, RUNS, TOOL_TABLES, core_table, load_state, update_sta
 from .writer import TargetTables
 
 
+def gate(s: dict[str, Any] | None) -> tuple[bool, str]:
+    """The startup gate over a state row: (passed, one line saying why and what to run next).
+
+    Open only after a finished migration whose last verify passed, covered every run (not a `--run`/
+    `--namespace` subset) and ran after the cutover, with no `migrate` since."""
+    if s is None:
+        return False, "no migration recorded in this KFP database (run `mlmd2kfp migrate`)"
+    if s["phase"] == "rolled_back":
+        return False, "the migration was rolled back (run `mlmd2kfp migrate` to migrate again)"
+    if s["phase"] != "done":
+        return False, (f"migration not finished: phase `{s['phase']}`, status `{s['status']}` (run `mlmd2kfp migrate` "
+                       "without --stage-only to finish it)")
+    try:
+        result = json.loads(s.get("verify_result") or "null")
+    except ValueError:
+        result = None
+    result = result if isinstance(result, dict) else {}
+    if s["verify_passed"] is None:
+        if result.get("invalidated"):
+            return False, f"the last verify no longer holds: {result['invalidated']}; run `mlmd2kfp verify`"
+        return False, "migration finished but not verified (run `mlmd2kfp verify`)"
+    if not s["verify_passed"]:
+        return False, ("the last `mlmd2kfp verify` found differences (see its report; fix them, rerun "
+                       "`mlmd2kfp migrate`, then `mlmd2kfp verify`)")
+    if result.get("scope") == "partial":
+        return False, ("the last verify checked only some runs (`--run`/`--namespace`); run `mlmd2kfp verify` "
+                       "without them")
+    if str(result.get("phase", "")).startswith("staged"):
+        return False, "the last verify ran before the cutover; run `mlmd2kfp verify` again"
+    return True, "migration finished and verified"
+
+
 @dataclass
 class StatusReport:
     """What the state table says (data only)."""
@@ -35,18 +67,7 @@ class StatusReport:
     @property
     def gate(self) -> tuple[bool, str]:
         """The startup gate: (passed, one line saying why)."""
-        s = self.state
-        if s is None:
-            return False, "no migration recorded in this KFP database (run `mlmd2kfp migrate`)"
-        if s["phase"] == "rolled_back":
-            return False, "the migration was rolled back"
-        if s["phase"] != "done":
-            return False, f"migration not finished: phase `{s['phase']}`, status `{s['status']}`"
-        if s["verify_passed"] is None:
-            return False, "migration finished but not verified (run `mlmd2kfp verify`)"
-        if not s["verify_passed"]:
-            return False, "the last `mlmd2kfp verify` found differences"
-        return True, "migration finished and verified"
+        return gate(self.state)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -191,12 +212,10 @@ def cleanup(kfp_url: str) -> list[str]:
         with MigrationLock(engine, "migration or cleanup"):
             with engine.connect() as conn:
                 state = load_state(conn)
-            if state is None or state.phase != "done" or not state.verify_passed:
-                why = ("no migration is recorded" if state is None else
-                       f"the migration is in phase `{state.phase}`" if state.phase != "done" else
-                       "no passing `mlmd2kfp verify` is recorded")
+            passed, why = gate(dict(state.values) if state else None)
+            if not passed:
                 raise ToolkitError(f"cleanup refused: {why}. Cleanup drops `{PRE_MIGRATION}` and the tool's "
-                                   "tables, which rollback needs; run `mlmd2kfp verify` first")
+                                   "tables, which rollback needs")
             with engine.begin() as conn:
                 d = dialect_for(conn)
                 names = set(inspect(conn).get_table_names())

@@ -204,9 +204,14 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
     with engine.begin() as conn:
         current = load_state(conn)
         resume = state.phase == "data" and state.status in ("running", "interrupted", "failed")
+        invalidated = {}
+        if state.verify_at is not None:  # the last verify no longer describes what this pass will write
+            invalidated = {"verify_passed": None, "verify_result": json.dumps({"invalidated": (
+                f"`mlmd2kfp migrate` ran again (pass {state.pass_number if resume else state.pass_number + 1}) "
+                "after the last verify")})}
         update_state(conn, phase="data", status="running", staging_table=staging,
                      created_tables=created_tables_json(current.created_tables if current else None, created),
-                     holder=holder(), last_error=None,
+                     holder=holder(), last_error=None, **invalidated,
                      pass_number=state.pass_number if resume else state.pass_number + 1,
                      last_context_id=state.last_context_id if resume else 0)
         if resume and state.last_context_id:

@@ -21,7 +21,7 @@ from ..dialects import dialect_for
 from ..errors import ResumeError
 from ..target.schema import Column, Index, Table, render_create
 
-MAPPING_VERSION = "1"
+MAPPING_VERSION = "2"
 """Bumped whenever a mapping rule changes the rows produced; a rerun with another version is refused."""
 STATE_ID = "migration"
 

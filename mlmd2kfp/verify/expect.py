@@ -1,50 +1,182 @@
-"""What the target must hold for one run, re-derived from the documented rules (mapping.md §2, §4-§6).
+"""What the target must hold for one run, re-derived from `../shared/spec/mapping.md` (issues #5, #12).
 
-Deliberately independent of `mappers/`: only the id-naming scheme of mapping.md §2 and the rules
-below are re-implemented here, in the simplest form that pins down each row's identity and the
-fields `verify` compares. A bug in the mappers therefore shows up as a difference, not as an echo.
+Deliberately independent of `mappers/` and written another way, so that one mistake is unlikely to be
+made twice: executions are placed level by level (every execution of one depth, then the next) instead
+of the migrator's recursive tree walk; DAG states are settled over the run's tasks sorted by depth;
+propagated outputs are *pulled* by each DAG from its children's outputs (the migrator pushes each
+producer's outputs up its ancestors). The result is every column of every row the tool must have
+written for the run, and every ledger entry (entity, MLMD id, reason) it must have recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-
+import struct
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
-from .source import SourceArtifact, SourceExecution, SourceRun
+from .source import SourceArtifact, SourceEvent, SourceExecution, SourceRun
 
 # mapping.md §2: the project's fixed UUIDv5 namespace (the same constant the migrator uses).
 ID_NAMESPACE = uuid.UUID("6c2f3a0e-5b7d-5e4a-9a51-6d6c6d64326b")
 ARTIFACT_TYPE = {"system.Artifact": 1, "system.Model": 2, "system.Dataset": 3, "system.HTML": 4,
                  "system.Markdown": 5, "system.Metrics": 6, "system.ClassificationMetrics": 7,
                  "system.SlicedClassificationMetrics": 8}
-KFP_TYPES = {"system.DAGExecution", "system.ContainerExecution", "system.ImporterExecution",
-             "system.ImporterWorkspaceExecution"}
+DAG_EXEC, CONTAINER_EXEC = "system.DAGExecution", "system.ContainerExecution"
 IMPORTERS = {"system.ImporterExecution", "system.ImporterWorkspaceExecution"}
-LEAF_STATE = {3: 2, 5: 5, 4: 4, 6: 3}  # MLMD COMPLETE/CACHED/FAILED/CANCELED → SUCCEEDED/CACHED/FAILED/SKIPPED
-FINISHED = {"SUCCEEDED", "SKIPPED", "FAILED", "CANCELED", "ERROR"}
+KFP_TYPES = {DAG_EXEC, CONTAINER_EXEC, *IMPORTERS}
+# TaskType, TaskState and IOType numbers (kfp-native-schema.md §2)
+ROOT, RUNTIME, BRANCH, CONDITION, LOOP, IMPORTER, DAG = 1, 2, 3, 4, 5, 7, 8
+DAG_LIKE = {ROOT, BRANCH, CONDITION, LOOP, DAG}
+RUNNING, SUCCEEDED, SKIPPED, FAILED, CACHED = 1, 2, 3, 4, 5
+STATE_NAME = {RUNNING: "RUNNING", SUCCEEDED: "SUCCEEDED", SKIPPED: "SKIPPED", FAILED: "FAILED", CACHED: "CACHED"}
+IO = {"COMPONENT_DEFAULT_INPUT": 1, "TASK_OUTPUT_INPUT": 2, "COMPONENT_INPUT": 3, "RUNTIME_VALUE_INPUT": 4,
+      "COLLECTED_INPUTS": 5, "ITERATOR_INPUT": 6, "ITERATOR_OUTPUT": 8, "OUTPUT": 9, "ONE_OF_OUTPUT": 10,
+      "TASK_FINAL_STATUS_OUTPUT": 11}
+IO_NAME = {v: k for k, v in IO.items()}
+MLMD_LEAF_STATE = {3: SUCCEEDED, 5: CACHED, 4: FAILED, 6: SKIPPED}  # COMPLETE, CACHED, FAILED, CANCELED
+MLMD_CANCELED = 6
+EVENT_INPUT, EVENT_OUTPUT = 3, 4
+# `run_details.State` as `RuntimeState.ToV2()` reads it (v1 names included)
+RUN_STATE_V2 = {"PENDING": "PENDING", "RUNNING": "RUNNING", "SUCCEEDED": "SUCCEEDED", "SKIPPED": "SKIPPED",
+                "FAILED": "FAILED", "ERROR": "FAILED", "TERMINATING": "CANCELING", "CANCELING": "CANCELING",
+                "CANCELED": "CANCELED", "CANCELLED": "CANCELED", "PAUSED": "PAUSED", "OMITTED": "SKIPPED"}
+FINISHED = {"SUCCEEDED", "SKIPPED", "FAILED", "CANCELED"}
+FIXED_LABEL = {LOOP: "Loop", BRANCH: "Condition Branch", CONDITION: "Condition"}
+FAILED_TEXT = "failed (migrated from ML Metadata; no error text recorded)"
+NAME_MAX, NAMESPACE_MAX, KEY_MAX, DISPLAY_MAX = 128, 63, 191, 128
+KFP_PROPS = ("display_name", "store_session_info")
+
+TASK_COLUMNS = ("Namespace", "RunUUID", "pods", "CreatedAtInSec", "StartedInSec", "FinishedInSec", "Fingerprint",
+                "Name", "DisplayName", "ParentTaskUUID", "State", "StatusMetadata", "StateHistory",
+                "InputParameters", "OutputParameters", "Type", "TypeAttrs", "ScopePath", "LogicalKey")
+ARTIFACT_COLUMNS = ("Namespace", "Type", "URI", "URIHash", "Name", "Description", "CreatedAtInSec",
+                    "LastUpdateInSec", "Metadata", "NumberValue", "IdentityKey")
+LINK_COLUMNS = ("ArtifactID", "TaskID", "Type", "Iteration", "RunUUID", "Producer", "ArtifactKey")
+JSON_COLUMNS = {"pods", "StatusMetadata", "StateHistory", "InputParameters", "OutputParameters", "TypeAttrs",
+                "Metadata", "Producer"}
 
 
 def uid(name: str, source_name: str = "") -> str:
     return str(uuid.uuid5(ID_NAMESPACE, f"{source_name}|{name}" if source_name else name))
 
 
-@dataclass
-class ExpectedTask:
-    id: str
+def logical_key(run: str, parent: str | None, scope: str, name: str, task_type: int, iteration: int | None) -> str:
+    """kfp-native-schema.md §3.3, re-derived."""
+    h = hashlib.sha256()
+    for part in (run, parent or "", scope, name):
+        raw = part.encode()
+        h.update(struct.pack(">I", len(raw)) + raw)
+    h.update(struct.pack(">i", task_type))
+    h.update(b"\x00" if iteration is None else b"\x01" + struct.pack(">q", iteration))
+    return h.hexdigest()
+
+
+def timestamp(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _go_path_base(p: str) -> str:
+    """Go's `path.Base`: "." for "", trailing slashes dropped, "/" for only slashes."""
+    if p == "":
+        return "."
+    p = p.rstrip("/")
+    if p == "":
+        return "/"
+    return p.rsplit("/", 1)[-1]
+
+
+def _go_url_path(uri: str) -> str | None:
+    """`url.Parse(uri).Path` for a URI with a scheme, as Go computes it; None when Go finds no scheme or
+    refuses the URI (then the runtime takes the plain-path branch)."""
+    head, _, _ = uri.partition("#")
+    i = 0
+    while i < len(head) and (head[i].isascii() and (head[i].isalnum() or (i and head[i] in "+-."))):
+        if i == 0 and not head[0].isalpha():
+            return None
+        i += 1
+    if i == 0 or i >= len(head) or head[i] != ":":
+        return None
+    rest = head[i + 1:]
+    if "?" in rest:
+        rest = rest.split("?", 1)[0]
+    if not rest.startswith("/"):
+        return ""  # opaque (`mailto:x`): Path is empty
+    if rest.startswith("//"):
+        authority_end = rest.find("/", 2)
+        rest = "" if authority_end < 0 else rest[authority_end:]
+    if "%" in rest:
+        pieces = rest.split("%")
+        for piece in pieces[1:]:
+            if len(piece) < 2 or any(c not in "0123456789abcdefABCDEF" for c in piece[:2]):
+                return None  # Go: invalid URL escape
+        rest = unquote(rest, errors="strict")
+    return rest
+
+
+def infer_artifact_name(uri: str | None) -> str:
+    """The runtime importer's `inferArtifactName` (importer_launcher.go), Go semantics."""
+    if not uri:
+        return ""
+    path = _go_url_path(uri)
+    if path is not None:
+        return _go_path_base(path)
+    return _go_path_base(uri.rstrip("/"))
+
+
+def run_state(run: dict[str, Any]) -> str | None:
+    for raw in (run.get("state"), run.get("conditions")):
+        name = str(raw or "").strip().upper()
+        if name in RUN_STATE_V2:
+            return RUN_STATE_V2[name]
+    return None
+
+
+def _d(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(eq=False)
+class Task:
     name: str
-    parent: str | None
-    scope: str
-    type: int
+    parent: Task | None
     iteration: int | None
-    executions: list[int]
-    state: int | None = None
-    """Leaf states only (RUNTIME, IMPORTER); DAG-like states are checked as invariants."""
-    fingerprint: str = ""
-    outputs: dict[str, Any] | None = None
-    inputs: dict[str, Any] = field(default_factory=dict)
+    depth: int
+    execs: list[SourceExecution] = field(default_factory=list)
+    id: str = ""
+    type: int = 0
+    spec: dict[str, Any] | None = None
+    comp: dict[str, Any] | None = None
+    children: list[Task] = field(default_factory=list)
+    iterations: dict[int, list[SourceExecution]] = field(default_factory=dict)
+    state: int = 0
+    finished: int = 0
+    never: str | None = None
+    out_params: list[dict[str, Any]] = field(default_factory=list)
+    in_params: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+    """Link rows of this task (dicts with the LINK_COLUMNS plus `UUID`, `_event`, `_row`)."""
+
+    @property
+    def last(self) -> SourceExecution:
+        return self.execs[-1]
+
+    @property
+    def created(self) -> int:
+        return self.execs[0].create_ms // 1000
+
+    @property
+    def scope(self) -> str:
+        return "root" if self.parent is None else f"{self.parent.scope}.{self.name}"
 
 
 @dataclass
@@ -52,186 +184,713 @@ class ExpectedRun:
     run_id: str
     namespace: str | None
     skip: str | None = None
-    tasks: dict[str, ExpectedTask] = field(default_factory=dict)
-    by_execution: dict[int, str] = field(default_factory=dict)
-    flattened: set[int] = field(default_factory=set)
-    superseded: set[int] = field(default_factory=set)
-    links: dict[tuple[str, str, str], set[int]] = field(default_factory=dict)
-    """(task id, artifact row id, key) → allowed IO types (from one event)."""
-    link_iteration: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    event_links: list[tuple[tuple[int, int, int], list[tuple[str, str, str]]]] = field(default_factory=list)
-    """Per source event (artifact id, execution id, type): the link keys any one of which represents it."""
+    tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    links: dict[str, dict[str, Any]] = field(default_factory=dict)
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Artifact row id → expected fields (mlmd_id, type, uri, number)."""
-    unattached: set[int] = field(default_factory=set)
+    ledger: set[tuple[str, int, str]] = field(default_factory=set)
+    mlmd_artifacts: set[int] = field(default_factory=set)
+    """MLMD artifacts that have a target row through this run (for the global `orphan-artifact` rule)."""
+    fingerprints: dict[int, tuple[str, str]] = field(default_factory=dict)
+    """MLMD execution id → (task id, Fingerprint) of RUNTIME tasks (the old cache cross-check)."""
+    unaccounted: list[str] = field(default_factory=list)
+    """MLMD rows of the run that are neither a target row nor a ledger entry (a gap in the rules)."""
 
 
-class _Skip(Exception):
+class Skip(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
-def _spec_tasks(component: dict[str, Any] | None) -> dict[str, Any]:
-    return ((component or {}).get("dag") or {}).get("tasks") or {}
-
-
 def expect_run(src: SourceRun, run: dict[str, Any] | None, spec: dict[str, Any] | None, multi_user: bool,
                source_name: str = "") -> ExpectedRun:
-    """Derive the expected rows of one run."""
+    """Every target row and ledger entry of one run."""
+    ns: str | None = ""
+    skip = None
     if run is None:
-        return ExpectedRun(src.run_id, None, skip="orphan-run")
-    ns = ""
-    if multi_user:
+        skip = "orphan-run"
+    elif multi_user:
         ns = run.get("experiment_namespace") or ""
         if not ns or ns != run.get("namespace"):
-            return ExpectedRun(src.run_id, None, skip="namespace-mismatch")
-        if len(ns) > 63:  # the target's Namespace column
-            return ExpectedRun(src.run_id, None, skip="identifier-too-long")
-    out = ExpectedRun(src.run_id, ns)
-    execs = {e.id: e for e in src.executions if e.type in KFP_TYPES}
-    out.unattached = {e.id for e in src.executions if e.type not in KFP_TYPES}
-    roots = [e for e in execs.values() if e.type == "system.DAGExecution" and "parent_dag_id" not in e.props]
-    if not roots:
-        return ExpectedRun(src.run_id, None, skip="no-root-dag")
-    children: dict[int, list[SourceExecution]] = {}
-    for e in execs.values():
-        p = e.props.get("parent_dag_id")
-        if isinstance(p, int):
-            children.setdefault(p, []).append(e)
-    components = (spec or {}).get("components") or {}
-    root_id = uid(f"task:{src.run_id}:ROOT:-", source_name)
-    root = ExpectedTask(root_id, "ROOT", None, "root", 1, None, sorted(r.id for r in roots))
-    out.tasks[root_id] = root
-    for r in roots:
-        out.by_execution[r.id] = root_id
-    root.inputs = {k: v for k, v in (max(roots, key=lambda e: e.id).props.get("inputs") or {}).items() if v is not None}
-
-    def visit(parent_execs: list[SourceExecution], parent: ExpectedTask, component: dict[str, Any] | None,
-              iteration: int | None) -> None:
-        for e in sorted((c for pe in parent_execs for c in children.get(pe.id, [])), key=lambda x: x.id):
-            if e.id in out.by_execution or e.id in out.flattened:
-                continue
-            if (parent.type == 5 and e.type == "system.DAGExecution" and isinstance(e.props.get("iteration_index"), int)):
-                out.flattened.add(e.id)  # a loop iteration: no task; its children belong to the LOOP
-                visit([e], parent, component, e.props["iteration_index"])
-                continue
-            name = str(e.props.get("task_name") or "")
-            tasks = _spec_tasks(component)
-            if not name:
-                raise _Skip("unresolved-task-key")
-            if tasks and (e.type in IMPORTERS or name not in tasks):
-                # the key, or a unique `taskInfo.name` (importers, KFP <= 2.5); else the run cannot be placed
-                keys = [k for k, t in tasks.items() if ((t or {}).get("taskInfo") or {}).get("name") == name]
-                if len(keys) == 1:
-                    name = keys[0]
-                elif name not in tasks:
-                    raise _Skip("unresolved-task-key")
-            task_spec = tasks.get(name) if tasks else None
-            child_component = components.get(((task_spec or {}).get("componentRef") or {}).get("name", ""))
-            tid = uid(f"task:{parent.id}:{name}:{'-' if iteration is None else iteration}", source_name)
-            if tid in out.tasks:  # another attempt of the same task
-                task = out.tasks[tid]
-                task.executions.append(e.id)
-            else:
-                task = ExpectedTask(tid, name, parent.id, f"{parent.scope}.{name}", _type(e, name, task_spec, spec),
-                                    iteration, [e.id])
-                out.tasks[tid] = task
-            out.by_execution[e.id] = tid
-            visit([e], task, child_component, iteration)
-
-    try:
-        visit(roots, root, (spec or {}).get("root"), None)
-    except _Skip as skip:
-        return ExpectedRun(src.run_id, None, skip=skip.reason)
-    finished = str(run.get("state") or run.get("conditions") or "").upper() in FINISHED
-    for task in out.tasks.values():
-        task.executions.sort()
-        latest = execs[task.executions[-1]]
-        out.superseded.update(task.executions[:-1])
-        if task.type == 2:
-            task.fingerprint = str(latest.props.get("cache_fingerprint") or "")
-        if task.type in (2, 7):
-            state = LEAF_STATE.get(latest.state or 0, 1)
-            task.state = 4 if (state == 1 and finished) else state
-            if task.type == 2 and task.state in (2, 5):
-                task.outputs = dict(latest.props.get("outputs") or {})
-        if task.type != 1:
-            task.inputs = {k: v for k, v in (latest.props.get("inputs") or {}).items() if v is not None}
-    _expect_links(src, out, execs, spec, components, source_name)
+            skip = "namespace-mismatch"
+        elif len(ns) > NAMESPACE_MAX:
+            skip = "identifier-too-long"
+    if skip is None:
+        try:
+            return _Derivation(src, run or {}, spec, ns or "", source_name).result()
+        except Skip as s:
+            skip = s.reason
+    out = ExpectedRun(src.run_id, None, skip=skip)
+    out.ledger.add(("run", src.context_id, skip))
+    out.ledger.update(("execution", e.id, skip) for e in src.executions)
+    out.ledger.update(("event", ev.id, skip) for ev in src.events)
     return out
 
 
-def _type(e: SourceExecution, name: str, task_spec: dict[str, Any] | None, spec: dict[str, Any] | None) -> int:
-    if e.type == "system.ContainerExecution":
-        return 2
-    if e.type in IMPORTERS:
-        return 7
-    if spec is not None and task_spec is not None:
-        if "parameterIterator" in task_spec or "artifactIterator" in task_spec:
-            return 5
-        if (task_spec.get("triggerPolicy") or {}).get("condition"):
-            return 3
-    elif spec is None and "iteration_count" in e.props:
-        return 5
-    if name.startswith("condition") and not name.startswith("condition-branch"):
-        return 4
-    return 8
+class _Derivation:
+    def __init__(self, src: SourceRun, run: dict[str, Any], spec: dict[str, Any] | None, ns: str,
+                 source_name: str) -> None:
+        self.src, self.run, self.spec, self.ns, self.sn = src, run, spec, ns, source_name
+        self.components = _d((spec or {}).get("components"))
+        self.out = ExpectedRun(src.run_id, ns)
+        self.ledger = self.out.ledger
+        self.tasks: list[Task] = []
+        self.task_of: dict[int, Task] = {}
+        self.flattened: set[int] = set()
 
+    # --- the task tree, level by level ------------------------------------------------------------
+    def result(self) -> ExpectedRun:
+        src = self.src
+        if self.spec is None:
+            self.ledger.add(("run", src.context_id, "no-spec"))
+        for e in src.executions:
+            if e.bad:
+                self.ledger.add(("execution", e.id, "bad-property"))
+            if e.create_ms < 0 or e.update_ms < 0:
+                self.ledger.add(("execution", e.id, "bad-time"))
+                e.create_ms, e.update_ms = max(e.create_ms, 0), max(e.update_ms, 0)
+        for a in src.artifacts.values():
+            if a.create_ms < 0 or a.update_ms < 0:
+                self.ledger.add(("artifact", a.id, "bad-time"))
+                a.create_ms, a.update_ms = max(a.create_ms, 0), max(a.update_ms, 0)
+        self._place()
+        for t in self.tasks:
+            if len(t.name) > NAME_MAX:
+                raise Skip("identifier-too-long")
+            parent = t.parent.id if t.parent else src.run_id
+            t.id = uid(f"task:{parent}:{t.name}:{'-' if t.iteration is None else t.iteration}", self.sn)
+        self._states()
+        self._times()
+        self._links_and_artifacts()
+        self._parameters()
+        self._rows()
+        return self.out
 
-def artifact_rows(a: SourceArtifact, ns: str, source_name: str = "") -> dict[str, dict[str, Any]]:
-    """The artifact rows one MLMD artifact becomes in namespace `ns` (metrics: one per numeric key)."""
-    kind = ARTIFACT_TYPE.get(a.type, 1)
-    if kind == 6:
-        return {uid(f"artifact:{a.id}:{ns}:metric:{k}", source_name): {"mlmd_id": a.id, "type": 6, "uri": None,
-                                                                       "name": k, "number": float(v)}
-                for k, v in a.props.items()
-                if k not in ("display_name", "store_session_info") and isinstance(v, (int, float))
-                and not isinstance(v, bool) and math.isfinite(v)}
-    return {uid(f"artifact:{a.id}:{ns}", source_name): {
-        "mlmd_id": a.id, "type": kind, "uri": None if kind in (6, 7, 8) else a.uri, "name": None, "number": None}}
+    def _place(self) -> None:
+        src = self.src
+        kfp = {e.id: e for e in src.executions if e.type in KFP_TYPES}
+        for e in src.executions:
+            if e.id not in kfp:
+                self.ledger.add(("execution", e.id, "unsupported-type"))
+        parent_of = {e.id: _int(e.props.get("parent_dag_id")) for e in kfp.values()}
+        tops = [e for e in kfp.values() if e.type == DAG_EXEC and e.props.get("parent_dag_id") is None]
+        named = [e for e in tops if e.name == f"run/{src.run_id}"]
+        tops = sorted(named or tops, key=lambda e: e.id)
+        if not tops:
+            raise Skip("no-root-dag")
+        # depth of every execution that reaches a root through parent_dag_id (cycles and gaps reach none)
+        depth: dict[int, int | None] = {e.id: 0 for e in tops}
+        for start in kfp:
+            chain, cur = [], start
+            while cur not in depth:
+                if cur in chain or cur not in kfp or parent_of.get(cur) is None:
+                    break
+                chain.append(cur)
+                cur = parent_of[cur]
+            base = depth.get(cur) if cur in depth and cur not in chain else None
+            for n, eid in enumerate(reversed(chain), start=1):
+                depth[eid] = None if base is None else base + n
+        root = Task("ROOT", None, None, 0, sorted(tops, key=lambda e: e.id))
+        root.type = ROOT
+        root.comp = (self.spec or {}).get("root") if self.spec else None
+        self.tasks.append(root)
+        for e in tops:
+            self.task_of[e.id] = root
+        for e in tops[:-1]:
+            self.ledger.add(("execution", e.id, "superseded-attempt"))
+        marker: dict[int, tuple[Task, int]] = {}  # flattened iteration DAG → (LOOP, index)
+        levels: dict[int, list[SourceExecution]] = {}
+        for eid, d in depth.items():
+            if d:
+                levels.setdefault(d, []).append(kfp[eid])
+        for d in sorted(levels):
+            groups: dict[tuple[int, str, int | None], Task] = {}
+            for e in sorted(levels[d], key=lambda x: x.id):
+                p = parent_of[e.id]
+                if p in marker:
+                    parent, iteration = marker[p]
+                elif p in self.task_of:
+                    parent = self.task_of[p]
+                    iteration = parent.iteration
+                    index = e.props.get("iteration_index")
+                    if parent.type == LOOP and e.type == DAG_EXEC and isinstance(index, int):
+                        marker[e.id] = (parent, index)
+                        parent.iterations.setdefault(index, []).append(e)
+                        self.flattened.add(e.id)
+                        self.ledger.add(("execution", e.id, "flattened-iteration"))
+                        continue
+                else:
+                    continue
+                name = self._name(e, parent)
+                key = (id(parent), name, iteration)
+                if key not in groups:
+                    groups[key] = Task(name, parent, iteration, parent.depth + 1)
+                groups[key].execs.append(e)
+                self.task_of[e.id] = groups[key]
+            for t in groups.values():
+                self._settle(t)
+        for e in kfp.values():
+            if e.id not in self.task_of and e.id not in self.flattened:
+                self.ledger.add(("execution", e.id, "detached-execution"))
 
+    def _name(self, e: SourceExecution, parent: Task) -> str:
+        task_name = e.props.get("task_name")
+        if not isinstance(task_name, str) or not task_name:
+            raise Skip("unresolved-task-key")
+        if self.spec is None or parent.comp is None:
+            return task_name
+        tasks = _d(parent.comp.get("dag")).get("tasks")
+        if tasks is None:
+            raise Skip("scope-unresolved")
+        by_info = [k for k, t in tasks.items() if _d(_d(t).get("taskInfo")).get("name") == task_name]
+        if task_name in tasks and (e.type not in IMPORTERS or not by_info):
+            return task_name
+        if len(by_info) == 1:
+            return by_info[0]
+        raise Skip("unresolved-task-key")
 
-def _expect_links(src: SourceRun, out: ExpectedRun, execs: dict[int, SourceExecution], spec: dict[str, Any] | None,
-                  components: dict[str, Any], source_name: str) -> None:
-    ns = out.namespace or ""
-    for ev in src.events:
-        tid = out.by_execution.get(ev.execution_id)
-        artifact = src.artifacts.get(ev.artifact_id)
-        if tid is None or artifact is None or not ev.key or ev.type not in (3, 4):
-            continue
-        task = out.tasks[tid]
-        rows = artifact_rows(artifact, ns, source_name)
-        out.artifacts.update(rows)
-        if ev.type == 4:
-            allowed = {8} if (task.state == 5 and task.iteration is not None) else {9}
+    def _settle(self, t: Task) -> None:
+        """Type, spec and component of a task whose attempts are all known."""
+        t.execs.sort(key=lambda e: e.id)
+        assert t.parent is not None
+        t.parent.children.append(t)
+        self.tasks.append(t)
+        for e in t.execs[:-1]:
+            self.ledger.add(("execution", e.id, "superseded-attempt"))
+        last = t.last
+        if self.spec is not None and t.parent.comp is not None:
+            t.spec = _d(_d(_d(t.parent.comp.get("dag")).get("tasks")).get(t.name))
+            t.comp = _d(self.components.get(_d(t.spec.get("componentRef")).get("name"))) or None
+        if last.type == CONTAINER_EXEC:
+            t.type = RUNTIME
+        elif last.type in IMPORTERS:
+            t.type = IMPORTER
+        elif t.spec is not None and ("parameterIterator" in t.spec or "artifactIterator" in t.spec):
+            t.type = LOOP
+        elif t.spec is not None and _d(t.spec.get("triggerPolicy")).get("condition"):
+            t.type = BRANCH
+        elif self.spec is None and "iteration_count" in last.props:
+            t.type = LOOP
+        elif t.name.startswith("condition") and not t.name.startswith("condition-branch"):
+            t.type = CONDITION
         else:
-            allowed = {2, 3, 5}
-            parent = out.tasks.get(task.parent or "")
-            binding = None
-            if spec is not None and parent is not None:
-                comp = spec.get("root") if parent.type == 1 else _component_of(parent, out, spec, components)
-                task_spec = _spec_tasks(comp).get(task.name) or {}
-                binding = ((task_spec.get("inputs") or {}).get("artifacts") or {}).get(ev.key)
-            if isinstance(binding, dict) and "componentInputArtifact" in binding:
-                allowed = {3}
-            elif isinstance(binding, dict) and "taskOutputArtifact" in binding:
-                allowed = {2, 5}
-        iteration = task.iteration if task.iteration is not None else -1
-        keys = []
-        for row_id in rows:
-            key = (tid, row_id, ev.key)
-            out.links.setdefault(key, set()).update(allowed)
-            out.link_iteration[key] = iteration
-            keys.append(key)
-        out.event_links.append(((ev.artifact_id, ev.execution_id, ev.type), keys))
+            t.type = DAG
+        if t.type == LOOP and _int(last.props.get("iteration_count")) is None:
+            raise Skip("loop-without-count")
 
+    # --- states and times ---------------------------------------------------------------------------
+    def _expected_children(self, t: Task) -> int:
+        if t.comp is None:
+            return len(t.children)
+        n = len(_d(_d(t.comp.get("dag")).get("tasks")))
+        return n * (_int(t.last.props.get("iteration_count")) or 0) if t.type == LOOP else n
 
-def _component_of(task: ExpectedTask, out: ExpectedRun, spec: dict[str, Any],
-                  components: dict[str, Any]) -> dict[str, Any] | None:
-    path = task.scope.split(".")[1:]
-    comp = spec.get("root")
-    for name in path:
-        ref = ((_spec_tasks(comp).get(name) or {}).get("componentRef") or {}).get("name", "")
-        comp = components.get(ref)
-    return comp
+    def _dag_state(self, t: Task) -> int:
+        states = {c.state for c in t.children}
+        if not t.children:
+            if t.last.state == MLMD_CANCELED or (t.type == LOOP and _int(t.last.props.get("iteration_count")) == 0):
+                return SKIPPED
+            if t.comp is not None and not _d(t.comp.get("dag")).get("tasks"):
+                return SUCCEEDED
+            return RUNNING
+        if RUNNING in states:
+            return RUNNING
+        if FAILED in states:
+            return FAILED
+        if len(t.children) < self._expected_children(t):
+            return RUNNING
+        if states == {CACHED}:
+            return CACHED
+        if states == {SKIPPED}:
+            return SKIPPED
+        return SUCCEEDED
+
+    def _states(self) -> None:
+        deepest_first = sorted(self.tasks, key=lambda t: -t.depth)
+        for t in deepest_first:
+            t.state = MLMD_LEAF_STATE.get(t.last.state or 0, RUNNING) if t.type not in DAG_LIKE else self._dag_state(t)
+        finished = run_state(self.run)
+        if finished in FINISHED:
+            for t in self.tasks:
+                if t.type not in DAG_LIKE and t.state == RUNNING:
+                    t.state, t.never = FAILED, finished
+            for t in deepest_first:  # derived again, as the runtime's propagation would after those updates
+                if t.type in DAG_LIKE:
+                    t.state = self._dag_state(t)
+            for t in self.tasks:  # then every DAG-like still RUNNING, ROOT included (mapping.md §4 State)
+                if t.type in DAG_LIKE and t.state == RUNNING:
+                    t.state, t.never = FAILED, finished
+
+    def _times(self) -> None:
+        run_finished = int(self.run.get("finished_at") or 0)
+        for t in sorted(self.tasks, key=lambda t: -t.depth):
+            if t.state == RUNNING:
+                t.finished = 0
+            elif t.never:
+                t.finished = run_finished or t.last.update_ms // 1000
+            elif t.type not in DAG_LIKE:
+                t.finished = t.last.update_ms // 1000
+            else:
+                t.finished = max([c.finished for c in t.children] or [t.created]) or t.created
+
+    def _history(self, t: Task) -> list[dict[str, str]]:
+        def one(state: int, created: int, finished: int, single: bool) -> list[tuple[str, int]]:
+            if state in (CACHED, SKIPPED) or single:
+                return [(STATE_NAME[state], created)]
+            if state == RUNNING:
+                return [("RUNNING", created)]
+            return [("RUNNING", created), (STATE_NAME[state], finished)]
+
+        if t.type in DAG_LIKE:
+            entries = one(t.state, t.created, t.finished, not t.children)
+        else:
+            entries = []
+            for e in t.execs:
+                final = e is t.last
+                state = t.state if final else MLMD_LEAF_STATE.get(e.state or 0, RUNNING)
+                for entry in one(state, e.create_ms // 1000, t.finished if final else e.update_ms // 1000, False):
+                    if not entries or entries[-1][0] != entry[0]:
+                        entries.append(entry)
+        return [{"state": s, "updateTime": timestamp(at)} for s, at in entries]
+
+    # --- artifacts and links --------------------------------------------------------------------------
+    def _artifact_rows(self, a: SourceArtifact) -> list[dict[str, Any]]:
+        kind = ARTIFACT_TYPE.get(a.type, 1)
+        created = a.create_ms // 1000
+        if a.bad:
+            self.ledger.add(("artifact", a.id, "bad-property"))
+        base = {"Namespace": self.ns, "Description": "", "CreatedAtInSec": created, "LastUpdateInSec": created,
+                "IdentityKey": None, "_mlmd": a.id}
+        if kind == 6:
+            rows = []
+            for key, value in sorted(a.props.items()):
+                if key in KFP_PROPS:
+                    continue
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                    self.ledger.add(("artifact", a.id, "bad-metric"))
+                    continue
+                if len(key) > NAME_MAX:
+                    self.ledger.add(("artifact", a.id, "truncated"))
+                rows.append({**base, "UUID": uid(f"artifact:{a.id}:{self.ns}:metric:{key}", self.sn), "Type": 6,
+                             "URI": None, "URIHash": "", "Name": key[:NAME_MAX], "Metadata": {key: value},
+                             "NumberValue": float(value)})
+            if not rows:
+                self.ledger.add(("artifact", a.id, "empty-metrics"))
+            elif len(rows) > 1:
+                self.ledger.add(("artifact", a.id, "split"))
+            return rows
+        if a.first_type in IMPORTERS:
+            name = infer_artifact_name(a.uri)
+        elif a.first_key:
+            name = a.first_key
+        else:
+            shown = a.props.get("display_name")
+            name = shown if isinstance(shown, str) and shown else self._legacy_name(a)
+        meta: dict[str, Any] = {}
+        for k, v in a.props.items():
+            if k == "store_session_info" or (k == "display_name" and v == name):
+                continue
+            if isinstance(v, dict) and len(v) == 1 and set(v) <= {"list", "struct"}:
+                v = next(iter(v.values()))
+            meta[k] = v
+        if a.type not in ARTIFACT_TYPE:
+            meta["_kfp_schema_title"] = a.type
+        if len(name) > NAME_MAX:
+            self.ledger.add(("artifact", a.id, "truncated"))
+        uri = None if kind in (6, 7, 8) else a.uri
+        return [{**base, "UUID": uid(f"artifact:{a.id}:{self.ns}", self.sn), "Type": kind, "URI": uri,
+                 "URIHash": hashlib.sha256(uri.encode()).hexdigest() if uri else "", "Name": name[:NAME_MAX],
+                 "Metadata": meta or None, "NumberValue": None}]
+
+    @staticmethod
+    def _legacy_name(a: SourceArtifact) -> str:
+        """docs/mapping.md M4: the URI's last path segment, else `artifact-<id>`."""
+        return infer_artifact_name(a.uri) or f"artifact-{a.id}"
+
+    def _link(self, t: Task, row: dict[str, Any], io: int, key: str, producer: dict[str, Any],
+              event: SourceEvent | None, seen: dict[tuple[Any, ...], dict[str, Any]]) -> None:
+        iteration = int(producer["iteration"]) if "iteration" in producer else -1
+        unique = (t.id, row["UUID"], io, iteration, key)
+        if unique in seen:
+            first = seen[unique]["_event"]
+            if event is not None and (first is None or first != event.id):
+                self.ledger.add(("event", event.id, "merged-link"))
+            return
+        link = {"UUID": uid(f"link:{t.id}:{row['UUID']}:{io}:{iteration}:{key}", self.sn), "ArtifactID": row["UUID"],
+                "TaskID": t.id, "Type": io, "Iteration": iteration, "RunUUID": self.src.run_id, "Producer": producer,
+                "ArtifactKey": key, "_event": event.id if event else None, "_row": row["UUID"]}
+        seen[unique] = link
+        t.links.append(link)
+
+    def _links_and_artifacts(self) -> None:
+        src = self.src
+        events_of: dict[int, list[SourceEvent]] = {}
+        for ev in sorted(src.events, key=lambda e: e.id):
+            owner = self.task_of.get(ev.execution_id)
+            if owner is not None and ev.execution_id not in self.flattened:
+                events_of.setdefault(ev.execution_id, []).append(ev)
+            else:
+                reason = ("flattened-iteration" if ev.execution_id in self.flattened else
+                          "unsupported-type" if ("execution", ev.execution_id, "unsupported-type") in self.ledger
+                          else "detached-execution")
+                self.ledger.add(("event", ev.id, reason))
+        rows_of: dict[int, list[dict[str, Any]]] = {}
+        for artifact_id in sorted({ev.artifact_id for evs in events_of.values() for ev in evs}):
+            if artifact_id in src.artifacts:
+                rows_of[artifact_id] = self._artifact_rows(src.artifacts[artifact_id])
+        for rows in rows_of.values():
+            for row in rows:
+                self.out.artifacts[row["UUID"]] = row
+                self.out.mlmd_artifacts.add(row["_mlmd"])
+        self.rows_of = rows_of
+        seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.events_of = events_of
+
+        def usable(ev: SourceEvent) -> list[dict[str, Any]]:
+            if not ev.key:
+                self.ledger.add(("event", ev.id, "no-path-key"))
+                return []
+            if ev.artifact_id not in rows_of:
+                self.ledger.add(("event", ev.id, "missing-artifact"))
+                return []
+            if not rows_of[ev.artifact_id]:
+                self.ledger.add(("event", ev.id, "empty-metrics"))
+            return rows_of[ev.artifact_id]
+
+        self.usable = usable
+        for t in self.tasks:  # own outputs
+            io = IO["ITERATOR_OUTPUT"] if (t.state == CACHED and t.iteration is not None) else IO["OUTPUT"]
+            for e in t.execs:
+                for ev in events_of.get(e.id, []):
+                    if ev.type == EVENT_OUTPUT:
+                        for row in usable(ev):
+                            self._link(t, row, io, ev.key or "", self._producer(t.name, t.iteration), ev, seen)
+        self.seen = seen
+        for t in sorted(self.tasks, key=lambda t: -t.depth):  # propagated outputs, pulled from the children
+            if t.type in DAG_LIKE:
+                self._pull(t, "artifacts")
+        # input links after the parameters (their producers follow the same resolution): see _parameters
+
+    @staticmethod
+    def _producer(name: str, iteration: int | None) -> dict[str, Any]:
+        return {"taskName": name} if iteration is None else {"taskName": name, "iteration": str(iteration)}
+
+    @staticmethod
+    def _produces(t: Task) -> bool:
+        return (t.type == RUNTIME and t.state in (SUCCEEDED, CACHED)) or (t.type == IMPORTER and t.state == SUCCEEDED)
+
+    def _selectors(self, t: Task, kind: str) -> dict[str, list[tuple[str, str]]]:
+        """Output name → [(producer subtask, output key)] of a DAG (the spec's `dag.outputs`, else MLMD's
+        `*_producer_task` properties)."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        if self.spec is not None:
+            outputs = _d(_d(_d(t.comp).get("dag")).get("outputs")).get(kind)
+            for name, sel in _d(outputs).items():
+                sel = _d(sel)
+                if kind == "parameters":
+                    items = [sel["valueFromParameter"]] if "valueFromParameter" in sel else \
+                        _d(sel.get("valueFromOneof")).get("parameterSelectors") or []
+                    out[name] = [(_d(i).get("producerSubtask"), _d(i).get("outputParameterKey")) for i in items]
+                else:
+                    out[name] = [(_d(i).get("producerSubtask"), _d(i).get("outputArtifactKey"))
+                                 for i in sel.get("artifactSelectors") or []]
+            return out
+        props = t.last.props
+        if kind == "parameters":
+            for name, raw in _d(props.get("parameter_producer_task")).items():
+                try:
+                    sel = _d(json.loads(raw)) if isinstance(raw, str) else {}
+                except ValueError:
+                    continue
+                items = [sel["valueFromParameter"]] if "valueFromParameter" in sel else \
+                    _d(sel.get("valueFromOneof")).get("parameterSelectors") or []
+                out[name] = [(_d(i).get("producerSubtask"), _d(i).get("outputParameterKey")) for i in items]
+        else:
+            try:
+                raw = json.loads(props["artifact_producer_task"]) if isinstance(props.get("artifact_producer_task"), str) else {}
+            except ValueError:
+                raw = {}
+            for name, sel in _d(raw).items():
+                out[name] = [(_d(i).get("producer_subtask"), _d(i).get("output_artifact_key"))
+                             for i in _d(sel).get("artifact_selectors") or []]
+        return out
+
+    def _declared_list(self, t: Task, kind: str, name: str) -> bool:
+        decl = _d(_d(_d(_d(t.comp).get("outputDefinitions")).get(kind)).get(name))
+        return decl.get("parameterType") == "LIST" if kind == "parameters" else bool(decl.get("isArtifactList"))
+
+    def _pull(self, t: Task, kind: str) -> None:
+        for name, selectors in sorted(self._selectors(t, kind).items()):
+            for child_key, out_key in selectors:
+                for child in sorted((c for c in t.children if c.name == child_key), key=lambda c: c.last.id):
+                    if child.type in DAG_LIKE:
+                        offered = ([(IO[p["type"]], p["value"], None) for p in child.out_params
+                                    if p["parameterKey"] == out_key] if kind == "parameters" else
+                                   [(lk["Type"], None, lk["_row"]) for lk in child.links if lk["_event"] is None
+                                    and lk["ArtifactKey"] == out_key and lk["Type"] in (8, 9, 10)])
+                    elif not self._produces(child):
+                        offered = []
+                    elif kind == "parameters":
+                        outputs = _d(child.last.props.get("outputs")) if child.type == RUNTIME else {}
+                        offered = [(IO["OUTPUT"], outputs[out_key], None)] if out_key in outputs else []
+                    else:
+                        offered = [(IO["OUTPUT"], None, lk["_row"]) for lk in child.links if lk["_event"] is not None
+                                   and lk["ArtifactKey"] == out_key and lk["Type"] in (8, 9)]
+                    for inner, value, row_id in offered:
+                        if t.type == LOOP:
+                            io = IO["ITERATOR_OUTPUT"]
+                        elif t.type == BRANCH and not self._declared_list(t, kind, name):
+                            io = IO["ONE_OF_OUTPUT"]
+                        else:
+                            io = inner
+                        producer = self._producer(child.name, child.iteration if io == IO["ITERATOR_OUTPUT"] else None)
+                        if kind == "parameters":
+                            entry = {"parameterKey": name, "producer": producer, "type": IO_NAME[io], "value": value}
+                            if entry not in t.out_params:
+                                t.out_params.append(entry)
+                        else:
+                            self._link(t, self.out.artifacts[row_id], io, name, producer, None, self.seen)
+
+    # --- parameters and input links --------------------------------------------------------------------
+    def _item_key(self, t: Task) -> str | None:
+        """A LOOP's loop-item input: the spec's `itemInput`; without a spec the key its iteration DAGs have
+        in `inputs` and the LOOP has not."""
+        if t.type != LOOP:
+            return None
+        if self.spec is not None:
+            iterator = _d(_d(t.spec).get("parameterIterator") or _d(t.spec).get("artifactIterator"))
+            item = iterator.get("itemInput")
+            return item if isinstance(item, str) else None
+        own = set(_d(t.last.props.get("inputs")))
+        extra = sorted({k for execs in t.iterations.values() for k in _d(execs[-1].props.get("inputs")) if k not in own})
+        return extra[0] if len(extra) == 1 else None
+
+    def _sibling(self, t: Task, name: str) -> Task | None:
+        if t.parent is None:
+            return None
+        same = [c for c in t.parent.children if c.name == name]
+        return next((c for c in same if c.iteration == t.iteration), same[0] if same else None)
+
+    def _parameters(self) -> None:
+        for t in self.tasks:
+            if t.type == RUNTIME and t.state in (SUCCEEDED, CACHED):
+                io = "ITERATOR_OUTPUT" if t.iteration is not None else "OUTPUT"
+                t.out_params = [{"parameterKey": k, "producer": self._producer(t.name, t.iteration), "type": io,
+                                 "value": v} for k, v in sorted(_d(t.last.props.get("outputs")).items())]
+        for t in sorted(self.tasks, key=lambda t: -t.depth):
+            if t.type in DAG_LIKE:
+                self._pull(t, "parameters")
+        for t in sorted(self.tasks, key=lambda t: t.depth):  # parents first: inputs resolve through them
+            t.in_params = self._inputs(t)
+            self._input_links(t)
+
+    def _inputs(self, t: Task) -> list[dict[str, Any]]:
+        inputs = _d(t.last.props.get("inputs"))
+        if t.type == ROOT:
+            return [{"parameterKey": k, "producer": {"taskName": "ROOT"}, "type": "RUNTIME_VALUE_INPUT", "value": v}
+                    for k, v in inputs.items() if v is not None]
+        parent = t.parent
+        assert parent is not None
+        bindings = _d(_d(_d(t.spec).get("inputs")).get("parameters"))
+        definitions = _d(_d(_d(t.comp).get("inputDefinitions")).get("parameters"))
+        item = self._item_key(t)
+        entries = []
+
+        def add(key: str, io: str, producer: dict[str, Any], value: Any) -> None:
+            if t.iteration is not None:
+                producer = {**producer, "iteration": str(t.iteration)}
+            entries.append({"parameterKey": key, "producer": producer, "type": io, "value": value})
+
+        for key, value in inputs.items():
+            if value is None or key == item or _d(definitions.get(key)).get("parameterType") == "TASK_CONFIG":
+                continue
+            if self.spec is not None and key not in bindings and "defaultValue" in _d(definitions.get(key)):
+                add(key, "COMPONENT_DEFAULT_INPUT", {"taskName": parent.name}, value)
+                continue
+            binding = _d(bindings.get(key)) if self.spec is not None else {}
+            if "taskOutputParameter" in binding:
+                ref = _d(binding["taskOutputParameter"])
+                source = self._sibling(t, ref.get("producerTask", ""))
+                offered = [p for p in (source.out_params if source else []) if p["parameterKey"] == ref.get("outputParameterKey")]
+                if source is None:
+                    add(key, "TASK_OUTPUT_INPUT", {"taskName": ref.get("producerTask", parent.name)}, value)
+                elif offered and all(p["type"] == "ITERATOR_OUTPUT" for p in offered):
+                    add(key, "COLLECTED_INPUTS", {"taskName": source.name}, value)
+                else:
+                    add(key, "TASK_OUTPUT_INPUT", {"taskName": offered[0]["producer"]["taskName"] if offered
+                                                   else source.name}, value)
+            elif "runtimeValue" in binding:
+                add(key, "RUNTIME_VALUE_INPUT", {"taskName": parent.name}, value)
+            elif "taskFinalStatus" in binding:
+                add(key, "TASK_FINAL_STATUS_OUTPUT", {"taskName": parent.name}, value)
+            else:  # componentInputParameter, an unbound key, and every input without a spec
+                wired = binding.get("componentInputParameter", key) if (not binding or "componentInputParameter" in binding) else None
+                if wired is not None and parent.type == LOOP and wired == self._item_key(parent):
+                    add(key, "COMPONENT_INPUT", {"taskName": parent.name}, value)
+                    continue
+                upstream = next((p["producer"] for p in parent.in_params
+                                 if wired is not None and p["parameterKey"] == wired and p["type"] != "ITERATOR_INPUT"), None)
+                add(key, "COMPONENT_INPUT", dict(upstream) if upstream else {"taskName": parent.name}, value)
+        if self.spec is not None:
+            for key, definition in definitions.items():
+                if "defaultValue" in _d(definition) and key not in bindings and key not in inputs:
+                    add(key, "COMPONENT_DEFAULT_INPUT", {"taskName": parent.name}, _d(definition)["defaultValue"])
+        if item is not None:
+            for index, execs in sorted(t.iterations.items()):
+                entries.append({"parameterKey": item, "producer": {"iteration": str(index), "taskName": t.name},
+                                "type": "ITERATOR_INPUT", "value": _d(execs[-1].props.get("inputs")).get(item)})
+        return entries
+
+    def _input_links(self, t: Task) -> None:
+        parent = t.parent
+        for e in t.execs:
+            evs = [ev for ev in self.events_of.get(e.id, []) if ev.type == EVENT_INPUT]
+            per_key: dict[str, int] = {}
+            for ev in evs:
+                per_key[ev.key or ""] = per_key.get(ev.key or "", 0) + 1
+            for ev in evs:
+                for row in self.usable(ev):
+                    io, producer = self._input_kind(t, parent, ev, row, per_key)
+                    if t.iteration is not None:
+                        producer = {**producer, "iteration": str(t.iteration)}
+                    self._link(t, row, io, ev.key or "", producer, ev, self.seen)
+
+    def _input_kind(self, t: Task, parent: Task | None, ev: SourceEvent, row: dict[str, Any],
+                    per_key: dict[str, int]) -> tuple[int, dict[str, Any]]:
+        parent_name = parent.name if parent else t.name
+        binding = _d(_d(_d(_d(t.spec).get("inputs")).get("artifacts")).get(ev.key or "")) if self.spec else {}
+        if parent is not None and "componentInputArtifact" in binding:
+            up = next((lk for lk in parent.links if lk["ArtifactKey"] == binding["componentInputArtifact"]
+                       and lk["_row"] == row["UUID"]), None)
+            return IO["COMPONENT_INPUT"], {k: v for k, v in up["Producer"].items()} if up else {"taskName": parent_name}
+        if parent is not None and "taskOutputArtifact" in binding:
+            ref = _d(binding["taskOutputArtifact"])
+            source = self._sibling(t, ref.get("producerTask", ""))
+            if source is None:
+                return IO["TASK_OUTPUT_INPUT"], {"taskName": ref.get("producerTask", parent_name)}
+            offered = [lk for lk in source.links if lk["ArtifactKey"] == ref.get("outputArtifactKey")
+                       and lk["Type"] in (8, 9, 10)]
+            if any(lk["Type"] == 8 for lk in offered):
+                return IO["COLLECTED_INPUTS"], {"taskName": source.name}
+            same = next((lk for lk in offered if lk["_row"] == row["UUID"]), None)
+            return IO["TASK_OUTPUT_INPUT"], {"taskName": same["Producer"]["taskName"] if same else source.name}
+        return self._input_kind_without_spec(t, parent, ev, row, per_key)
+
+    def _input_kind_without_spec(self, t: Task, parent: Task | None, ev: SourceEvent, row: dict[str, Any],
+                                 per_key: dict[str, int]) -> tuple[int, dict[str, Any]]:
+        parent_name = parent.name if parent else t.name
+        producers = [o for o in self.tasks for lk in o.links if lk["_event"] is not None and lk["_row"] == row["UUID"]
+                     and lk["Type"] in (8, 9)]
+        if per_key.get(ev.key or "", 0) > 1:
+            holder = self._beside(producers[0], t) if producers else None
+            return IO["COLLECTED_INPUTS"], {"taskName": holder.name if holder else parent_name}
+        if parent is not None:
+            up = next((lk for lk in parent.links if lk["_row"] == row["UUID"] and lk["Type"] in (2, 3, 4, 5)), None)
+            if up is not None:
+                return IO["COMPONENT_INPUT"], {"taskName": up["Producer"]["taskName"]}
+        if producers:
+            holder = self._beside(producers[0], t)
+            if holder is not None and holder is not producers[0]:
+                via = next((lk for lk in holder.links if lk["_event"] is None and lk["_row"] == row["UUID"]), None)
+                return IO["TASK_OUTPUT_INPUT"], {"taskName": via["Producer"]["taskName"] if via else producers[0].name}
+            return IO["TASK_OUTPUT_INPUT"], {"taskName": producers[0].name}
+        return IO["TASK_OUTPUT_INPUT"], {"taskName": parent_name}
+
+    @staticmethod
+    def _beside(producer: Task, consumer: Task) -> Task | None:
+        """The ancestor-or-self of `producer` that is a sibling of `consumer` (never ROOT), else the nearest
+        LOOP around the producer, else the producer itself."""
+        node: Task | None = producer
+        while node is not None and node.parent is not None:
+            if node.parent is consumer.parent:
+                return node
+            node = node.parent
+        node = producer.parent
+        while node is not None and node.type != LOOP:
+            node = node.parent
+        return node if node is not None else producer
+
+    # --- rows ----------------------------------------------------------------------------------------
+    def _pods(self, t: Task) -> list[dict[str, str]]:
+        if t.type != RUNTIME:
+            return []
+        name = t.last.props.get("pod_name")
+        if not isinstance(name, str) or not name:
+            return []
+        label = _d(t.comp).get("executorLabel")
+        executor = _d(_d(_d((self.spec or {}).get("deploymentSpec")).get("executors")).get(label)) if label else {}
+        image = _d(executor.get("container")).get("image")
+        pod = {"name": name, "type": "DRIVER" if isinstance(image, str) and image.startswith("argostub/") else "EXECUTOR"}
+        pod_uid = t.last.props.get("pod_uid")
+        if isinstance(pod_uid, str) and pod_uid:
+            pod["uid"] = pod_uid
+        return [pod]
+
+    def _display(self, t: Task) -> str:
+        if t.type == ROOT:
+            shown = str(self.run.get("display_name") or "")
+        elif t.type in FIXED_LABEL:
+            shown = FIXED_LABEL[t.type]
+        else:
+            info = _d(_d(t.spec).get("taskInfo")).get("name")
+            recorded = t.last.props.get("display_name")
+            shown = info if isinstance(info, str) and info else (
+                recorded if isinstance(recorded, str) and recorded else t.name)
+        if len(shown) > DISPLAY_MAX:
+            self.ledger.add(("execution", t.last.id, "truncated"))
+        return shown[:DISPLAY_MAX]
+
+    def _status(self, t: Task) -> dict[str, Any] | None:
+        out: dict[str, Any] = {}
+        plugins = {k: v for k, v in t.last.props.items() if k.startswith("plugins.") and isinstance(v, str)}
+        if plugins:
+            out["customProperties"] = plugins
+        if t.never:
+            out["message"] = f"never finished (run {t.never})"
+        elif t.state == FAILED and t.type in (RUNTIME, IMPORTER):
+            out["message"] = FAILED_TEXT
+        if out or (t.type == RUNTIME and t.state == CACHED):
+            return out
+        return None
+
+    def _rows(self) -> None:
+        run_id = self.src.run_id
+        for t in self.tasks:
+            attrs: dict[str, Any] = {}
+            if t.type == LOOP:
+                attrs["iterationCount"] = str(_int(t.last.props.get("iteration_count")))
+            if t.type == IMPORTER:
+                attrs["downloadToWorkspace"] = t.last.type == "system.ImporterWorkspaceExecution"
+            if t.iteration is not None:
+                attrs["iterationIndex"] = str(t.iteration)
+            parent = t.parent.id if t.parent else None
+            fingerprint = str(t.last.props.get("cache_fingerprint") or "") if t.type == RUNTIME else ""
+            self.out.tasks[t.id] = {
+                "UUID": t.id, "Namespace": self.ns, "RunUUID": run_id, "pods": self._pods(t),
+                "CreatedAtInSec": t.created, "StartedInSec": 0, "FinishedInSec": t.finished, "Fingerprint": fingerprint,
+                "Name": t.name, "DisplayName": self._display(t), "ParentTaskUUID": parent, "State": t.state,
+                "StatusMetadata": self._status(t), "StateHistory": self._history(t),
+                "InputParameters": t.in_params or None, "OutputParameters": t.out_params or None, "Type": t.type,
+                "TypeAttrs": {} if t.type == ROOT else (attrs or None), "ScopePath": t.scope,
+                "LogicalKey": logical_key(run_id, parent, t.scope, t.name, t.type, t.iteration),
+                "_executions": [e.id for e in t.execs],
+            }
+            if t.type == RUNTIME:
+                for e in t.execs:
+                    self.out.fingerprints[e.id] = (t.id, fingerprint)
+            for link in t.links:
+                if len(link["ArtifactKey"]) > KEY_MAX:
+                    raise Skip("identifier-too-long")
+                self.out.links[link["UUID"]] = link
+        self._account()
+
+    def _account(self) -> None:
+        """Every execution and event of the run is a target row or a ledger entry (a gap is a verify bug)."""
+        noted = {(entity, mlmd_id) for entity, mlmd_id, _ in self.ledger}
+        for e in self.src.executions:
+            if e.id not in self.task_of and ("execution", e.id) not in noted:
+                self.out.unaccounted.append(f"execution {e.id}")
+        linked = {lk["_event"] for lk in self.out.links.values()}
+        for ev in self.src.events:
+            if ev.id not in linked and ("event", ev.id) not in noted:
+                self.out.unaccounted.append(f"event {ev.id}")

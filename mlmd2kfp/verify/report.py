@@ -11,6 +11,8 @@ from xml.etree import ElementTree as ET
 from rich.table import Table
 
 FINDINGS_SHOWN = 20
+NOT_COMPARED = ("Rows whose ids are not the tool's (version-4 ids: written by KFP's API server) are counted, not "
+                "compared. Every column of every tool-written row is compared; nothing else is left out.")
 
 
 @dataclass
@@ -61,6 +63,10 @@ class ParityReport:
     source_path: str
     mode: str
     runs_checked: int = 0
+    scope: str = "whole"
+    """`whole`, or `partial` for a `--run`/`--namespace` subset (which never opens the startup gate)."""
+    phase: str = "after cutover"
+    """The state verified in: staged before the cutover, or after it."""
     checks: dict[str, CheckResult] = field(default_factory=dict)
     failing_runs: Counter[str] = field(default_factory=Counter)
 
@@ -87,7 +93,7 @@ class ParityReport:
         return {
             "passed": self.passed, "source_path": self.source_path, "mode": self.mode,
             "mlmd_url": self.mlmd_url, "kfp_url": self.kfp_url, "runs_checked": self.runs_checked,
-            "failing_runs": dict(self.failing_runs),
+            "scope": self.scope, "phase": self.phase, "not_compared": NOT_COMPARED, "failing_runs": dict(self.failing_runs),
             "checks": {n: {"passed": c.passed, "blocking": c.blocking, "description": c.description,
                            "checked": c.checked, "failures": c.failure_count, "info": c.info,
                            "first_failures": [f.__dict__ for f in c.failures[:FINDINGS_SHOWN]]}
@@ -97,11 +103,12 @@ class ParityReport:
     def summary(self) -> dict[str, Any]:
         """What the state table keeps for `status`."""
         return {"passed": self.passed, "source_path": self.source_path, "runs_checked": self.runs_checked,
-                "failures": {n: c.failure_count for n, c in self.checks.items() if c.failure_count}}
+                "scope": self.scope, "phase": self.phase, "failures": {n: c.failure_count for n, c in self.checks.items() if c.failure_count}}
 
 
 def render_table(report: ParityReport) -> Table:
-    table = Table(title=f"verify ({report.mode}; expected side read through {report.source_path}) — "
+    table = Table(title=f"verify ({report.mode}, {report.phase}, {report.scope}; expected side read through "
+                        f"{report.source_path}) — "
                         f"{'PASSED' if report.passed else 'FAILED'}", title_justify="left")
     for col in ("check", "checked", "failures", "first difference"):
         table.add_column(col, justify="right" if col in ("checked", "failures") else "left")
@@ -120,9 +127,17 @@ def to_json(report: ParityReport) -> str:
 def to_markdown(report: ParityReport) -> str:
     lines = [f"# mlmd2kfp verify: {'PASSED' if report.passed else 'FAILED'}", "",
              f"- expected side read through: {report.source_path}", f"- mode: {report.mode}",
-             f"- runs checked: {report.runs_checked}", "", "| check | checked | failures |", "| --- | ---: | ---: |"]
-    lines += [f"| {c.name}{'' if c.blocking else ' (reported only)'} | {c.checked} | {c.failure_count} |"
-              for c in report.checks.values()]
+             f"- state verified: {report.phase}",
+             f"- scope: {report.scope}" + (" (a `--run`/`--namespace` subset: the startup gate stays closed)"
+                                          if report.scope == "partial" else ""),
+             f"- runs checked: {report.runs_checked}", "", "| check | checked | failures | what it compares |",
+             "| --- | ---: | ---: | --- |"]
+    lines += [f"| {c.name}{'' if c.blocking else ' (reported only)'} | {c.checked} | {c.failure_count} | "
+              f"{c.description} |" for c in report.checks.values()]
+    columns = report.checks["lineage"].info.get("columns compared") if "lineage" in report.checks else None
+    if columns:
+        lines += ["", "## columns compared", "", ", ".join(f"`{k}` {v}" for k, v in columns.items())]
+    lines += ["", "## not compared", "", NOT_COMPARED]
     for c in report.checks.values():
         if c.failures:
             lines += ["", f"## {c.name}", ""] + [f"- {f.line()}" for f in c.failures[:FINDINGS_SHOWN]]

@@ -27,6 +27,10 @@ class SourceExecution:
     state: int | None
     name: str | None
     props: dict[str, Any]
+    create_ms: int = 0
+    update_ms: int = 0
+    bad: tuple[str, ...] = ()
+    """Properties left out because they cannot be decoded (mapping.md M17)."""
 
 
 @dataclass
@@ -35,6 +39,13 @@ class SourceArtifact:
     type: str
     uri: str | None
     props: dict[str, Any]
+    create_ms: int = 0
+    update_ms: int = 0
+    bad: tuple[str, ...] = ()
+    first_key: str | None = None
+    """Key of the artifact's earliest OUTPUT event in the whole store (filled by `verify.source_chunks`)."""
+    first_type: str | None = None
+    """Execution type of that event."""
 
 
 @dataclass
@@ -43,6 +54,8 @@ class SourceEvent:
     execution_id: int
     type: int
     key: str | None
+    id: int = 0
+    """MLMD `Event.id` (the API does not expose it: filled from SQL by `verify.source_chunks`)."""
 
 
 @dataclass
@@ -142,16 +155,38 @@ class ApiSource:
             return self.fallback.read_context(ctx.id, ctx.name)
 
     @staticmethod
-    def _source_run(ctx: Any, executions: list[Any], events: list[Any], artifacts: list[Any]) -> SourceRun:
+    def _props(message: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """Decoded custom properties, and the names of those that are not valid UTF-8 text (left out,
+        mapping.md M17: the library hands such values back as bytes)."""
+        props, bad = {}, []
+        for k, v in message.custom_properties.items():
+            value = _api_value(v)
+            if isinstance(value, bytes):
+                try:
+                    value = value.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad.append(k)
+                    continue
+            props[k] = value
+        return props, tuple(bad)
+
+    @classmethod
+    def _source_run(cls, ctx: Any, executions: list[Any], events: list[Any], artifacts: list[Any]) -> SourceRun:
+        execs = []
+        for e in executions:
+            props, bad = cls._props(e)
+            execs.append(SourceExecution(e.id, e.type, e.last_known_state if e.HasField("last_known_state") else None,
+                                         e.name if e.HasField("name") else None, props,
+                                         e.create_time_since_epoch, e.last_update_time_since_epoch, bad))
+        arts = {}
+        for a in artifacts:
+            props, bad = cls._props(a)
+            arts[a.id] = SourceArtifact(a.id, a.type, a.uri if a.HasField("uri") else None, props,
+                                        a.create_time_since_epoch, a.last_update_time_since_epoch, bad)
         return SourceRun(
-            ctx.id, ctx.name,
-            [SourceExecution(e.id, e.type, e.last_known_state if e.HasField("last_known_state") else None,
-                             e.name if e.HasField("name") else None,
-                             {k: _api_value(v) for k, v in e.custom_properties.items()}) for e in executions],
+            ctx.id, ctx.name, execs,
             [SourceEvent(ev.artifact_id, ev.execution_id, ev.type,
-                         next((s.key for s in ev.path.steps if s.HasField("key")), None)) for ev in events],
-            {a.id: SourceArtifact(a.id, a.type, a.uri if a.HasField("uri") else None,
-                                  {k: _api_value(v) for k, v in a.custom_properties.items()}) for a in artifacts})
+                         next((s.key for s in ev.path.steps if s.HasField("key")), None)) for ev in events], arts)
 
 
 class SqlSource:
@@ -166,7 +201,8 @@ class SqlSource:
         self.q = q
         self._type_names: dict[int, str] | None = None
 
-    def _props(self, table: str, owner: str, ids: list[int]) -> dict[int, dict[str, Any]]:
+    def _props(self, table: str, owner: str, ids: list[int],
+               bad: dict[int, list[str]] | None = None) -> dict[int, dict[str, Any]]:
         out: dict[int, dict[str, Any]] = {}
         for i in range(0, len(ids), 500):
             chunk = ",".join(str(int(x)) for x in ids[i:i + 500])
@@ -188,6 +224,8 @@ class SqlSource:
                         else:
                             value = raw
                     except (ValueError, DecodeError):  # undecodable: left out, as mapping.md M17 says
+                        if bad is not None:
+                            bad.setdefault(int(r[0]), []).append(r[1])
                         continue
                 elif r[5] is not None:
                     value = bool(r[5])
@@ -220,10 +258,12 @@ class SqlSource:
         q = self.q
         types = self._types()
         rows = self.conn.execute(text(
-            f"SELECT e.id, e.type_id, e.last_known_state, e.name FROM {q('Execution')} e JOIN {q('Association')} a "
+            f"SELECT e.id, e.type_id, e.last_known_state, e.name, e.create_time_since_epoch, "
+            f"e.last_update_time_since_epoch FROM {q('Execution')} e JOIN {q('Association')} a "
             f"ON a.execution_id = e.id WHERE a.context_id = {int(ctx_id)} ORDER BY e.id")).all()
         ids = [int(r[0]) for r in rows]
-        props = self._props("ExecutionProperty", "execution_id", ids)
+        bad: dict[int, list[str]] = {}
+        props = self._props("ExecutionProperty", "execution_id", ids, bad)
         events = []
         if ids:
             events = self.conn.execute(text(
@@ -238,14 +278,19 @@ class SqlSource:
         art_ids = sorted({int(e[1]) for e in events})
         arts = {}
         if art_ids:
-            aprops = self._props("ArtifactProperty", "artifact_id", art_ids)
+            abad: dict[int, list[str]] = {}
+            aprops = self._props("ArtifactProperty", "artifact_id", art_ids, abad)
             for r in self.conn.execute(text(
-                    f"SELECT id, type_id, uri FROM {q('Artifact')} WHERE id IN ({','.join(map(str, art_ids))})")):
-                arts[int(r[0])] = SourceArtifact(int(r[0]), types.get(int(r[1]), "?"), r[2], aprops.get(int(r[0]), {}))
+                    f"SELECT id, type_id, uri, create_time_since_epoch, last_update_time_since_epoch FROM "
+                    f"{q('Artifact')} WHERE id IN ({','.join(map(str, art_ids))})")):
+                arts[int(r[0])] = SourceArtifact(int(r[0]), types.get(int(r[1]), "?"), r[2], aprops.get(int(r[0]), {}),
+                                                 int(r[3] or 0), int(r[4] or 0), tuple(abad.get(int(r[0]), ())))
         return SourceRun(int(ctx_id), name,
-                         [SourceExecution(int(r[0]), types.get(int(r[1]), "?"), r[2], r[3], props.get(int(r[0]), {}))
+                         [SourceExecution(int(r[0]), types.get(int(r[1]), "?"), r[2], r[3], props.get(int(r[0]), {}),
+                                          int(r[4] or 0), int(r[5] or 0), tuple(bad.get(int(r[0]), ())))
                           for r in rows],
-                         [SourceEvent(int(e[1]), int(e[2]), int(e[3]), keys.get(int(e[0]))) for e in events], arts)
+                         [SourceEvent(int(e[1]), int(e[2]), int(e[3]), keys.get(int(e[0])), int(e[0])) for e in events],
+                         arts)
 
     def _run_contexts(self, run_types: list[int], page: int = 500) -> Iterator[tuple[int, str]]:
         last = 0

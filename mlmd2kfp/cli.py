@@ -309,6 +309,8 @@ def sample(
                            "(every KFP namespace empty) instead of a multi-user one.")] = False,
     fast: Annotated[bool, typer.Option("--fast", help="For large benchmark databases: write one repetition "
                     "through ml-metadata, then copy its rows N times with bulk SQL.")] = False,
+    no_spec: Annotated[bool, typer.Option("--no-spec", help="Write the same runs with no pipeline spec anywhere "
+                       "(PipelineSpecManifest NULL, no pipeline version), so every no-spec fallback is used.")] = False,
 ) -> None:
     """Write a realistic MLMD database (through ml-metadata) and the matching pre-upgrade KFP database.
 
@@ -321,6 +323,8 @@ def sample(
 
     settings = Settings(mlmd_url=_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
                         kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
+    if fast and no_spec:
+        raise ConfigError("--no-spec works with the ml-metadata sample only; drop --fast")
     if fast:
         from .sample.fast import write_fast_sample
 
@@ -331,7 +335,7 @@ def sample(
                            "with bulk SQL")
         return
     report = write_sample(settings.mlmd_url, settings.kfp_url, runs=runs, seed=seed,  # type: ignore[arg-type]
-                          single_user=single_user)
+                          single_user=single_user, no_spec=no_spec)
     console.print_data(render_sample_report(report))
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote
 
 from ..records import ArtifactRow, LedgerEntry, MlmdArtifact
 from ..source.values import BadValue
@@ -16,13 +17,54 @@ NAME_LIMIT = 128
 _KFP_KEYS = ("display_name", "store_session_info")
 
 
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(.*)", re.S)
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_HOST_REFUSED = re.compile(r"[\x00-\x7f]", re.S)
+_HOST_ALLOWED = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:\[\]<>\"%]")
+
+
+def _base(p: str) -> str:
+    """Go's `path.Base`."""
+    stripped = p.rstrip("/")
+    if not p:
+        return "."
+    return stripped.rsplit("/", 1)[-1] if stripped else "/"
+
+
+def _go_path(uri: str) -> str | None:
+    """What Go's `url.Parse(uri).Path` is for a URI with a scheme; None without a scheme or when Go refuses
+    the URI (control bytes, a `%` not followed by two hex digits, a host character or port Go rejects)."""
+    if re.search(r"[\x00-\x1f\x7f]", uri):
+        return None
+    rest, _, fragment = uri.partition("#")
+    match = _SCHEME.fullmatch(rest)
+    if match is None or _BAD_ESCAPE.search(fragment):
+        return None
+    rest = match.group(2).partition("?")[0]
+    if not rest.startswith("/"):
+        return ""  # an opaque URI: Go leaves Path empty
+    if rest.startswith("//"):
+        authority, slash, tail = rest[2:].partition("/")
+        rest = slash + tail
+        host = authority.rpartition("@")[2]
+        if any(_HOST_REFUSED.match(c) and not _HOST_ALLOWED.match(c) for c in host) or _BAD_ESCAPE.search(host):
+            return None
+        port = host[host.rfind("]") + 1:] if host.startswith("[") else host
+        if re.search(r":[^:]*\Z", port) and not re.search(r":\d*\Z", port):
+            return None
+    if _BAD_ESCAPE.search(rest):
+        return None
+    return unquote(rest, errors="surrogateescape")
+
+
 def infer_artifact_name(uri: str | None) -> str:
-    """The runtime importer's `inferArtifactName`: the last segment of the URI's path."""
+    """The runtime importer's `inferArtifactName` (mapping.md §5, docs/mapping.md M18): Go's
+    `path.Base(url.Parse(uri).Path)` when the URI has a scheme, else `path.Base` of the URI without a
+    trailing `/` (also where Go would refuse the URI: the old KFP that wrote it did not parse it)."""
     if not uri:
         return ""
-    path = urlsplit(uri).path if "://" in uri else uri
-    segment = path.rstrip("/").rsplit("/", 1)[-1]
-    return segment or uri.rstrip("/").rsplit("/", 1)[-1]
+    path = _go_path(uri)
+    return _base(uri[:-1] if uri.endswith("/") else uri) if path is None else _base(path)
 
 
 def _unwrap(value: Any) -> Any:

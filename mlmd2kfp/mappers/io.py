@@ -56,6 +56,13 @@ def item_input(task: TaskNode) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def loop_item_without_spec(task: TaskNode) -> str | None:
+    """Without a spec, a LOOP's loop-item key: the one input its iteration DAGs record and it does not."""
+    own = _dict(task.effective.props.get("inputs")).keys()
+    keys = {k for execs in task.iterations.values() for k in _dict(execs[-1].props.get("inputs")) if k not in own}
+    return next(iter(keys)) if len(keys) == 1 else None
+
+
 def _has_outputs(task: TaskNode) -> bool:
     return (task.type == RUNTIME and task.state in (SUCCEEDED, CACHED)) or (task.type == IMPORTER and task.state == SUCCEEDED)
 
@@ -70,6 +77,7 @@ class RunIO:
         self.links: dict[TaskNode, list[Link]] = {t: [] for t in root.walk()}
         self._seen: dict[tuple[str, str, int, int, str], Link] = {}
         self.ledger: list[LedgerEntry] = []
+        self._made_by: dict[int, TaskNode] | None = None
 
     # --- links ---------------------------------------------------------------------------
     def _add_link(self, link: Link) -> bool:
@@ -110,9 +118,9 @@ class RunIO:
         """INPUT events → input links, typed from the consumer's task spec (parents first)."""
         for task in self.root.walk():
             inputs = [ev for a in task.attempts for ev in events_of.get(a.id, []) if ev.type == EVENT_INPUT]
-            key_counts: dict[str, int] = {}
+            key_counts: dict[tuple[int, str], int] = {}  # per execution: retried attempts are not a collection
             for ev in inputs:
-                key_counts[ev.key or ""] = key_counts.get(ev.key or "", 0) + 1
+                key_counts[(ev.execution_id, ev.key or "")] = key_counts.get((ev.execution_id, ev.key or ""), 0) + 1
             for ev in inputs:
                 if not self._keyed(ev):
                     continue
@@ -129,7 +137,7 @@ class RunIO:
         return False
 
     def _input_kind(self, task: TaskNode, ev: MlmdEvent, row: ArtifactRow,
-                    key_counts: dict[str, int]) -> tuple[int, dict[str, Any]]:
+                    key_counts: dict[tuple[int, str], int]) -> tuple[int, dict[str, Any]]:
         parent = task.parent
         parent_name = parent.name if parent else task.name
         binding = _dict(_dict(_dict(task.task_spec).get("inputs")).get("artifacts")).get(ev.key or "")
@@ -152,18 +160,40 @@ class RunIO:
                 if lk.artifact is row:
                     return TASK_OUTPUT_INPUT, {k: v for k, v in lk.producer.items() if k == "taskName"}
             return TASK_OUTPUT_INPUT, producer(source.name)
-        # Without a spec (or an unbound key): infer from MLMD alone.
-        if key_counts.get(ev.key or "", 0) > 1:
-            return COLLECTED_INPUTS, producer(parent_name)
-        if parent is not None and any(lk.artifact is row and lk.type in (COMPONENT_INPUT, TASK_OUTPUT_INPUT,
-                                                                         COLLECTED_INPUTS, RUNTIME_VALUE_INPUT)
-                                      for lk in self.links[parent]):
-            return COMPONENT_INPUT, producer(parent_name)
-        for other, links in self.links.items():
-            for lk in links:
-                if lk.artifact is row and lk.type == OUTPUT and lk.event_id is not None:
-                    return TASK_OUTPUT_INPUT, producer(other.name)
+        # Without a spec (or an unbound key): infer from MLMD alone (mapping.md §6).
+        made_by = self._output_producer(row)
+        if key_counts.get((ev.execution_id, ev.key or ""), 0) > 1:
+            # the LOOP whose iterations produced the collection (or the producer itself), never ROOT
+            loop = made_by.parent if made_by is not None else None
+            while loop is not None and loop.type != LOOP:
+                loop = loop.parent
+            holder = loop or made_by
+            return COLLECTED_INPUTS, producer(holder.name if holder is not None else parent_name)
+        if parent is not None:
+            for lk in self.links[parent]:  # the parent received it: a channel passed down unchanged
+                if lk.artifact is row and lk.type in (COMPONENT_INPUT, TASK_OUTPUT_INPUT, COLLECTED_INPUTS,
+                                                      RUNTIME_VALUE_INPUT):
+                    return COMPONENT_INPUT, dict(lk.producer)
+        if made_by is not None:
+            outer = made_by  # the producer's ancestor beside the consumer, whose propagated link names the child
+            while outer.parent is not None and outer.parent is not parent:
+                outer = outer.parent
+            if outer is not made_by and outer.parent is parent:
+                for lk in self.links[outer]:
+                    if lk.artifact is row and lk.event_id is None:
+                        return TASK_OUTPUT_INPUT, {"taskName": lk.producer["taskName"]}
+            return TASK_OUTPUT_INPUT, producer(made_by.name)
         return TASK_OUTPUT_INPUT, producer(parent_name)
+
+    def _output_producer(self, row: ArtifactRow) -> TaskNode | None:
+        """The task whose OUTPUT event made this artifact row (the first in tree order)."""
+        if self._made_by is None:
+            self._made_by = {}
+            for task, links in self.links.items():
+                for lk in links:
+                    if lk.event_id is not None and lk.type in (OUTPUT, ITERATOR_OUTPUT):
+                        self._made_by.setdefault(id(lk.artifact), task)
+        return self._made_by.get(id(row))
 
     @staticmethod
     def sibling(task: TaskNode, name: str) -> TaskNode | None:
@@ -288,6 +318,11 @@ class RunIO:
                     continue
                 if _dict(definitions.get(key)).get("parameterType") == "TASK_CONFIG":
                     continue
+                if has_spec and key not in bindings and "defaultValue" in _dict(definitions.get(key)):
+                    # a default the driver recorded (a nested pipeline's DAG does): still the component's default
+                    entries.append({"parameterKey": key, "producer": producer(parent.name, task.iteration),
+                                    "type": "COMPONENT_DEFAULT_INPUT", "value": value})
+                    continue
                 io_type, prod = self._param_kind(task, key, bindings.get(key) if has_spec else None)
                 if task.iteration is not None:
                     prod = {**prod, "iteration": str(task.iteration)}
@@ -299,6 +334,8 @@ class RunIO:
                         prod = producer(parent.name, task.iteration)
                         entries.append({"parameterKey": key, "producer": prod, "type": "COMPONENT_DEFAULT_INPUT",
                                         "value": definition["defaultValue"]})
+            if task.type == LOOP and not has_spec:
+                loop_item = loop_item_without_spec(task)
             if task.type == LOOP and loop_item:
                 for index, iteration_execs in sorted(task.iterations.items()):
                     item = _dict(iteration_execs[-1].props.get("inputs")).get(loop_item)

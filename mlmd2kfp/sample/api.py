@@ -37,7 +37,7 @@ class SampleReport:
 
 
 def write_sample(mlmd_url: str, kfp_url: str, *, runs: int | None = None, seed: int = 0,
-                 single_user: bool = False) -> SampleReport:
+                 single_user: bool = False, no_spec: bool = False) -> SampleReport:
     """Write the sample: MLMD through `ml-metadata`, and the matching pre-upgrade KFP database.
 
     Args:
@@ -46,6 +46,8 @@ def write_sample(mlmd_url: str, kfp_url: str, *, runs: int | None = None, seed: 
         runs: number of runs; default one of each scenario. More repeats the shapes with fresh ids.
         seed: makes the output deterministic.
         single_user: write a single-user installation (every KFP namespace empty).
+        no_spec: the same runs with no pipeline spec anywhere (`PipelineSpecManifest` NULL, no pipeline
+            version), as after the spec was lost: every run is mapped with mapping.md's fallbacks.
 
     Raises:
         ConfigError: a database already holds runs, or `runs` is not positive.
@@ -99,7 +101,7 @@ def write_sample(mlmd_url: str, kfp_url: str, *, runs: int | None = None, seed: 
     specs = {name: normalise_spec(load_pipeline(name).text) for name in PIPELINE_NAMES}
     with kfp_engine.begin() as conn:
         create_legacy_tables(conn)
-        kfp_rows = write_kfp_rows(conn, records, specs, rng, namespaces, BASE_TIME_S)
+        kfp_rows = write_kfp_rows(conn, records, specs, rng, namespaces, BASE_TIME_S, no_spec=no_spec)
     kfp_engine.dispose()
     mlmd_engine.dispose()
     return SampleReport(records, kfp_rows, single_user, seed)

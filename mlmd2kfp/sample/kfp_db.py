@@ -85,8 +85,9 @@ def _insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
 
 
 def write_kfp_rows(conn: Connection, records: list[RunRecord], specs: dict[str, str], rng: random.Random,
-                   namespaces: list[str], base_s: int) -> dict[str, int]:
-    """Insert the KFP rows for `records`; returns row counts per table."""
+                   namespaces: list[str], base_s: int, no_spec: bool = False) -> dict[str, int]:
+    """Insert the KFP rows for `records`; returns row counts per table (`no_spec`: runs keep no spec and no
+    pipeline version)."""
     from ..target import legacy
 
     def uid() -> str:
@@ -118,7 +119,7 @@ def write_kfp_rows(conn: Connection, records: list[RunRecord], specs: dict[str, 
                    {"UpdateTimeInSec": r.created_s + 2, "State": "RUNNING"}]
         if r.state != "RUNNING":
             history.append({"UpdateTimeInSec": r.finished_s, "State": r.state})
-        pid, vid = pipelines.get(r.pipeline, ("", None))
+        pid, vid = ("", None) if no_spec else pipelines.get(r.pipeline, ("", None))
         workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
                     "metadata": {"name": r.workflow_name, "namespace": r.pod_namespace,
                                  "labels": {"pipeline/runid": r.run_id}}}
@@ -129,7 +130,7 @@ def write_kfp_rows(conn: Connection, records: list[RunRecord], specs: dict[str, 
             "PipelineId": pid, "PipelineVersionId": vid, "PipelineName": f"{r.pipeline}-v1" if vid else "",
             # A run created from a pipeline version carries a copy of the version's spec, unless
             # (scenario spec-in-pipeline-version) only the version reference was kept.
-            "PipelineSpecManifest": None if (v1 or r.spec_in_version_only) else specs[r.pipeline],
+            "PipelineSpecManifest": None if (v1 or r.spec_in_version_only or no_spec) else specs[r.pipeline],
             "WorkflowSpecManifest": json.dumps(workflow, separators=(",", ":")) if v1 else "",
             "Parameters": "", "RuntimeParameters": json.dumps(r.params, separators=(",", ":"), sort_keys=True),
             "PipelineRoot": "", "CreatedAtInSec": r.created_s, "ScheduledAtInSec": r.created_s,

@@ -91,36 +91,54 @@ def _go_path_base(p: str) -> str:
     return p.rsplit("/", 1)[-1]
 
 
+_HOST_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:[]<>\"%")
+
+
+def _go_unescape(text: str) -> str | None:
+    """Go's `url.unescape` for a path or fragment: every `%` must start two hex digits, else an error (None)."""
+    pieces = text.split("%")
+    if any(len(p) < 2 or any(c not in "0123456789abcdefABCDEF" for c in p[:2]) for p in pieces[1:]):
+        return None
+    return unquote(text, errors="surrogateescape") if len(pieces) > 1 else text
+
+
 def _go_url_path(uri: str) -> str | None:
     """`url.Parse(uri).Path` for a URI with a scheme, as Go computes it; None when Go finds no scheme or
-    refuses the URI (then the runtime takes the plain-path branch)."""
-    head, _, _ = uri.partition("#")
-    i = 0
-    while i < len(head) and (head[i].isascii() and (head[i].isalnum() or (i and head[i] in "+-."))):
-        if i == 0 and not head[0].isalpha():
-            return None
-        i += 1
-    if i == 0 or i >= len(head) or head[i] != ":":
+    refuses the URI (then the plain-path branch applies: docs/mapping.md M18)."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in uri):
         return None
-    rest = head[i + 1:]
-    if "?" in rest:
-        rest = rest.split("?", 1)[0]
+    head, hash_, fragment = uri.partition("#")
+    if hash_ and _go_unescape(fragment) is None:
+        return None
+    end = 0
+    for end, c in enumerate(head):
+        if c.isascii() and c.isalpha():
+            continue
+        if c.isascii() and (c.isdigit() or c in "+-.") and end > 0:
+            continue
+        break
+    else:
+        return None
+    if head[end:end + 1] != ":" or end == 0:
+        return None
+    rest = head[end + 1:].split("?", 1)[0]
     if not rest.startswith("/"):
-        return ""  # opaque (`mailto:x`): Path is empty
+        return ""  # opaque (`mailto:x`, `s3:bucket`): no path
     if rest.startswith("//"):
-        authority_end = rest.find("/", 2)
-        rest = "" if authority_end < 0 else rest[authority_end:]
-    if "%" in rest:
-        pieces = rest.split("%")
-        for piece in pieces[1:]:
-            if len(piece) < 2 or any(c not in "0123456789abcdefABCDEF" for c in piece[:2]):
-                return None  # Go: invalid URL escape
-        rest = unquote(rest, errors="strict")
-    return rest
+        slash = rest.find("/", 2)
+        authority, rest = (rest[2:], "") if slash < 0 else (rest[2:slash], rest[slash:])
+        host = authority.rsplit("@", 1)[-1]
+        if not set(c for c in host if c.isascii()) <= _HOST_OK or ("%" in host and _go_unescape(host) is None):
+            return None
+        port = host.rsplit("]", 1)[-1] if host.startswith("[") else host
+        if ":" in port and not port.rsplit(":", 1)[1].isdigit() and port.rsplit(":", 1)[1] != "":
+            return None
+    return _go_unescape(rest)
 
 
 def infer_artifact_name(uri: str | None) -> str:
-    """The runtime importer's `inferArtifactName` (importer_launcher.go), Go semantics."""
+    """The runtime importer's `inferArtifactName` (importer_launcher.go), Go semantics: `path.Base` of the
+    parsed path when the URI has a scheme, else `path.Base` of the URI without its trailing `/`."""
     if not uri:
         return ""
     path = _go_url_path(uri)
@@ -237,6 +255,7 @@ class _Derivation:
         self.tasks: list[Task] = []
         self.task_of: dict[int, Task] = {}
         self.flattened: set[int] = set()
+        self.made_by: dict[str, Task] | None = None
 
     # --- the task tree, level by level ------------------------------------------------------------
     def result(self) -> ExpectedRun:
@@ -778,37 +797,39 @@ class _Derivation:
 
     def _input_kind_without_spec(self, t: Task, parent: Task | None, ev: SourceEvent, row: dict[str, Any],
                                  per_key: dict[str, int]) -> tuple[int, dict[str, Any]]:
+        """mapping.md §6 without a spec: several INPUT events of the key in one execution are a collection
+        (producer: the LOOP around the producing task, else that task); an artifact the parent received is
+        a component input (producer: the parent's link's); else a task output (producer: the producing
+        task, or the inner child a propagated link names when the producer sits inside a sibling DAG)."""
         parent_name = parent.name if parent else t.name
-        producers = [o for o in self.tasks for lk in o.links if lk["_event"] is not None and lk["_row"] == row["UUID"]
-                     and lk["Type"] in (8, 9)]
+        if self.made_by is None:
+            self.made_by = {}
+            for o in self.tasks:
+                for lk in o.links:
+                    if lk["_event"] is not None and lk["Type"] in (8, 9):
+                        self.made_by.setdefault(lk["_row"], o)
+        made_by = self.made_by.get(row["UUID"])
         if per_key.get(ev.key or "", 0) > 1:
-            holder = self._beside(producers[0], t) if producers else None
-            return IO["COLLECTED_INPUTS"], {"taskName": holder.name if holder else parent_name}
+            ancestors = []
+            node = made_by.parent if made_by else None
+            while node is not None:
+                ancestors.append(node)
+                node = node.parent
+            loop = next((a for a in ancestors if a.type == LOOP), made_by)
+            return IO["COLLECTED_INPUTS"], {"taskName": loop.name if loop else parent_name}
         if parent is not None:
             up = next((lk for lk in parent.links if lk["_row"] == row["UUID"] and lk["Type"] in (2, 3, 4, 5)), None)
             if up is not None:
-                return IO["COMPONENT_INPUT"], {"taskName": up["Producer"]["taskName"]}
-        if producers:
-            holder = self._beside(producers[0], t)
-            if holder is not None and holder is not producers[0]:
-                via = next((lk for lk in holder.links if lk["_event"] is None and lk["_row"] == row["UUID"]), None)
-                return IO["TASK_OUTPUT_INPUT"], {"taskName": via["Producer"]["taskName"] if via else producers[0].name}
-            return IO["TASK_OUTPUT_INPUT"], {"taskName": producers[0].name}
-        return IO["TASK_OUTPUT_INPUT"], {"taskName": parent_name}
-
-    @staticmethod
-    def _beside(producer: Task, consumer: Task) -> Task | None:
-        """The ancestor-or-self of `producer` that is a sibling of `consumer` (never ROOT), else the nearest
-        LOOP around the producer, else the producer itself."""
-        node: Task | None = producer
-        while node is not None and node.parent is not None:
-            if node.parent is consumer.parent:
-                return node
-            node = node.parent
-        node = producer.parent
-        while node is not None and node.type != LOOP:
-            node = node.parent
-        return node if node is not None else producer
+                return IO["COMPONENT_INPUT"], dict(up["Producer"])
+        if made_by is None:
+            return IO["TASK_OUTPUT_INPUT"], {"taskName": parent_name}
+        chain = [made_by]
+        while chain[-1].parent is not None:
+            chain.append(chain[-1].parent)
+        beside = next((c for c in chain[1:] if c.parent is parent), None)
+        via = next((lk for lk in beside.links if lk["_event"] is None and lk["_row"] == row["UUID"]), None) \
+            if beside is not None else None
+        return IO["TASK_OUTPUT_INPUT"], {"taskName": via["Producer"]["taskName"] if via else made_by.name}
 
     # --- rows ----------------------------------------------------------------------------------------
     def _pods(self, t: Task) -> list[dict[str, str]]:

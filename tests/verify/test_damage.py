@@ -17,8 +17,6 @@ from sqlalchemy import create_engine, text
 
 pytest.importorskip("ml_metadata")
 
-from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
-from mlmd2kfp.sample import write_sample  # noqa: E402
 from mlmd2kfp.verify import VerifyOptions, run_verify  # noqa: E402
 
 
@@ -298,14 +296,6 @@ DAMAGES = [
     Damage("run-less orphan-artifact row deleted", _ledger_delete("orphan-artifact", True), "coverage", "ledger"),
     Damage("run-less unsupported-v1 row deleted", _ledger_delete("unsupported-v1", True), "coverage", "ledger"),
 ]
-
-
-@pytest.fixture(scope="module")
-def migrated(module_databases):
-    m, k = module_databases.new("m"), module_databases.new("k")
-    write_sample(m, k, seed=8)
-    migrate(m, k, MigrateOptions())
-    return m, k
 
 
 def test_the_damage_suite_has_at_least_40_kinds_and_covers_every_column():

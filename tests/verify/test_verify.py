@@ -17,14 +17,6 @@ from tests.helpers import run_cli  # noqa: E402
 from tests.migrate.helpers import rows  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def migrated(module_databases):
-    m, k = module_databases.new("m"), module_databases.new("k")
-    write_sample(m, k, seed=8)
-    migrate(m, k, MigrateOptions())
-    return m, k
-
-
 @pytest.mark.parametrize("source", ["api", "sql"])
 def test_verify_passes_after_migration_and_junit_lists_every_check(migrated, source, tmp_path):
     m, k = migrated

@@ -6,7 +6,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from sqlalchemy import create_engine
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import create_engine, text
 
 
 @dataclass
@@ -37,3 +42,54 @@ def execute(url: str, *statements: str) -> None:
         for stmt in statements:
             conn.execute(text(stmt))
     engine.dispose()
+
+
+class Db:
+    """Raw SQL on the KFP database, each change with the statement that undoes it."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+        self.mysql = self.engine.dialect.name == "mysql"
+
+    def q(self, name: str) -> str:
+        return f"`{name}`" if self.mysql else f'"{name}"'
+
+    def sql(self, statement: str, **params: Any) -> list[dict[str, Any]]:
+        if self.mysql:
+            statement = statement.replace('"', "`")
+        elif self.engine.dialect.name == "postgresql":  # json has no comparison operators there: compare text
+            statement = re.sub(r'(\w\."(?:pods|InputParameters|OutputParameters|TypeAttrs|Metadata)")( <>| LIKE)',
+                               r"\1::text\2", statement)
+        with self.engine.begin() as conn:
+            result = conn.execute(text(statement), params)
+            return [dict(r) for r in result.mappings()] if result.returns_rows else []
+
+    def one(self, statement: str, **params: Any) -> dict[str, Any]:
+        found = self.sql(statement, **params)
+        assert found, statement
+        return found[0]
+
+    def set(self, table: str, key: str, row_id: str, column: str, value: Any) -> Callable[[], None]:
+        old = self.one(f'SELECT "{column}" AS v FROM {table} WHERE "{key}" = :i', i=row_id)["v"]
+        if isinstance(old, (dict, list)):  # PostgreSQL hands JSON back parsed
+            old = json.dumps(old)
+        self.sql(f'UPDATE {table} SET "{column}" = :v WHERE "{key}" = :i', v=value, i=row_id)
+        return lambda: self.sql(f'UPDATE {table} SET "{column}" = :v WHERE "{key}" = :i', v=old, i=row_id)
+
+    def delete(self, table: str, key: str, row_id: str) -> Callable[[], None]:
+        saved = self.sql(f'SELECT * FROM {table} WHERE "{key}" = :i', i=row_id)
+        assert saved
+        self.sql(f'DELETE FROM {table} WHERE "{key}" = :i', i=row_id)
+        return lambda: [self.insert(table, r) for r in saved]
+
+    def insert(self, table: str, row: dict[str, Any]) -> Callable[[], None]:
+        json_columns = {"pods", "StatusMetadata", "StateHistory", "InputParameters", "OutputParameters", "TypeAttrs",
+                        "Metadata", "Producer"}
+        pg = self.engine.dialect.name == "postgresql"  # hands JSON back parsed, JSON `null` as None
+        row = {k: json.dumps(v) if isinstance(v, (dict, list)) or (pg and v is None and k in json_columns) else v
+               for k, v in row.items()}
+        cols = ", ".join(f'"{c}"' for c in row)
+        self.sql(f"INSERT INTO {table} ({cols}) VALUES ({', '.join(':p' + str(i) for i in range(len(row)))})",
+                 **{f"p{i}": v for i, v in enumerate(row.values())})
+        key = "UUID" if "UUID" in row else "id"
+        return lambda: self.sql(f'DELETE FROM {table} WHERE "{key}" = :i', i=row[key])

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, inspect, select, update
+from sqlalchemy import and_, delete, exists, func, inspect, select, update
 from sqlalchemy.engine import Connection
 
 from ..console import mask_url
@@ -105,6 +105,8 @@ class RollbackReport:
     dropped: list[str] = field(default_factory=list)
     restored_old_tasks: bool = False
     kept_live_rows: dict[str, int] = field(default_factory=dict)
+    kept_runs: list[str] = field(default_factory=list)
+    """Runs KFP wrote into after the cutover: every row of them stays (nothing KFP wrote is lost)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -138,14 +140,23 @@ def rollback(kfp_url: str) -> RollbackReport:
                 tasks_name = STAGING
             t = TargetTables(tasks_name if tasks_name in names else STAGING, None)
             with engine.begin() as conn:  # data first, in one transaction
+                # Runs KFP wrote into (a task or link of its own, e.g. a retry of a migrated run) keep every
+                # row: deleting the migrated parents would cascade into KFP's rows through the foreign keys.
+                kept = _runs_written_by_kfp(conn, t, names)
+                if kept:
+                    report.kept_runs = sorted(kept)
+                    report.notes.append(
+                        f"{len(kept)} run(s) hold rows KFP wrote itself under migrated rows (for example run "
+                        f"{report.kept_runs[0]}); their migrated rows were kept too, so nothing KFP wrote was "
+                        "deleted. Delete those runs in KFP first if they must go, then rerun `mlmd2kfp rollback`")
+                mine_links = _v5(t.links) if not kept else and_(_v5(t.links), t.links.c.RunUUID.not_in(sorted(kept)))
+                mine_tasks = _v5(t.tasks) if not kept else and_(_v5(t.tasks), t.tasks.c.RunUUID.not_in(sorted(kept)))
                 if "artifact_tasks" in names:
-                    report.deleted["artifact_tasks"] = conn.execute(delete(t.links).where(_v5(t.links))).rowcount or 0
+                    report.deleted["artifact_tasks"] = conn.execute(delete(t.links).where(mine_links)).rowcount or 0
                 if t.tasks.name in names:
-                    conn.execute(update(t.tasks).where(_v5(t.tasks)).values(ParentTaskUUID=None))
-                    report.deleted["tasks"] = conn.execute(delete(t.tasks).where(_v5(t.tasks))).rowcount or 0
+                    conn.execute(update(t.tasks).where(mine_tasks).values(ParentTaskUUID=None))
+                    report.deleted["tasks"] = conn.execute(delete(t.tasks).where(mine_tasks)).rowcount or 0
                 if "artifacts" in names:
-                    from sqlalchemy import and_, exists
-
                     unused = ~exists().where(t.links.c.ArtifactID == t.artifacts.c.UUID) \
                         if "artifact_tasks" in names else True
                     report.deleted["artifacts"] = conn.execute(
@@ -167,6 +178,23 @@ def rollback(kfp_url: str) -> RollbackReport:
     finally:
         engine.dispose()
     return report
+
+
+def _runs_written_by_kfp(conn: Connection, t: TargetTables, names: set[str]) -> set[str]:
+    """Runs holding a task or link whose id is not the tool's (KFP wrote it), plus the runs of migrated
+    tasks such rows hang under."""
+    if t.tasks.name not in names:
+        return set()
+    kept = {r[0] for r in conn.execute(select(t.tasks.c.RunUUID).where(~_v5(t.tasks)).distinct())}
+    if "artifact_tasks" in names:
+        kept |= {r[0] for r in conn.execute(select(t.links.c.RunUUID).where(~_v5(t.links)).distinct())}
+    parent = t.tasks.alias("parent")
+    child = t.tasks.alias("child")
+    kept |= {r[0] for r in conn.execute(
+        select(parent.c.RunUUID).join(child, child.c.ParentTaskUUID == parent.c.UUID)
+        .where(and_(~_v5(child), _v5(parent))).distinct())}
+    mine = {r[0] for r in conn.execute(select(t.tasks.c.RunUUID).where(_v5(t.tasks)).distinct())}
+    return kept & mine
 
 
 def _restore_tables(engine: Any, state: Any, names: set[str], created: set[str], tasks_name: str,

@@ -36,7 +36,8 @@ from .producer import ThreadProducer, Total, process_producer
 from .signals import StopRequest
 from .staging import (PRE_MIGRATION, STAGING, check_existing_targets, created_tables_json, cutover,
                       old_tasks_present, prepare_schema)
-from .state import check_resume, ensure_tool_tables, holder, insert_state, load_state, new_state, update_state
+from .state import (check_resume, ensure_tool_tables, holder, insert_state, load_state, new_state,
+                    options_fingerprint, update_state)
 from .writer import BatchResult, RunWork, TargetTables, count_rows, insert_rows, ledger_rows, write_batch
 
 PROCESS_MIN_RUNS = 200
@@ -151,7 +152,16 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                        (mlmd_url, kfp_url))
             report.seconds["data"] = round(time.monotonic() - t0, 3)
             # After a cutover the tasks live in `tasks` already: --stage-only has nothing left to hold back.
-            if not options.stage_only or report.staged_in == "tasks":
+            # A pass over some runs only (--namespace/--run) never cuts over: the others would be missing.
+            partial = bool(options.namespaces or options.run_ids)
+            if partial and not state["_done_before"]:
+                cut = False
+                if not options.stage_only:
+                    say("this pass covered only the selected runs (--namespace/--run), so it stops before the "
+                        "cutover; run `mlmd2kfp migrate` without them to migrate every run and cut over")
+            else:
+                cut = not options.stage_only or report.staged_in == "tasks"
+            if cut:
                 t0 = time.monotonic()
                 _cutover(kfp_engine, report, say)
                 report.seconds["cutover"] = round(time.monotonic() - t0, 3)
@@ -203,7 +213,13 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
         say(f"created {', '.join(f'`{c}`' for c in created)}")
     with engine.begin() as conn:
         current = load_state(conn)
+        fingerprint = options_fingerprint(options.source_name, multi, options.namespaces, options.run_ids)
         resume = state.phase == "data" and state.status in ("running", "interrupted", "failed")
+        if resume and state.options_fingerprint != fingerprint and state.last_context_id:
+            # the checkpoint belongs to a pass over another selection of runs: resuming it would skip runs
+            say("the interrupted pass covered another selection of runs (--namespace/--run); this pass starts "
+                "again from the first run (runs already migrated and unchanged are passed over)")
+            resume = False
         invalidated = {}
         if state.verify_at is not None:  # the last verify no longer describes what this pass will write
             invalidated = {"verify_passed": None, "verify_result": json.dumps({"invalidated": (
@@ -211,12 +227,13 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
                 "after the last verify")})}
         update_state(conn, phase="data", status="running", staging_table=staging,
                      created_tables=created_tables_json(current.created_tables if current else None, created),
-                     holder=holder(), last_error=None, **invalidated,
+                     holder=holder(), last_error=None, options_fingerprint=fingerprint, **invalidated,
                      pass_number=state.pass_number if resume else state.pass_number + 1,
                      last_context_id=state.last_context_id if resume else 0)
         if resume and state.last_context_id:
             say(f"resuming the interrupted pass after run context {state.last_context_id}")
         values = dict(load_state(conn).values)  # type: ignore[union-attr]
+    values["_done_before"] = done_before
     return values
 
 

@@ -97,9 +97,15 @@ def holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def options_fingerprint(source_name: str, multi_user: bool) -> str:
-    """A digest of the options that change the rows produced."""
-    return hashlib.sha256(json.dumps([MAPPING_VERSION, source_name, multi_user]).encode()).hexdigest()[:16]
+def options_fingerprint(source_name: str, multi_user: bool, namespaces: tuple[str, ...] = (),
+                        run_ids: tuple[str, ...] = ()) -> str:
+    """A digest of the options that change the rows produced, and of the pass's selection of runs
+    (`--namespace`/`--run`): a checkpoint is resumed only by a pass over the same selection."""
+    base = hashlib.sha256(json.dumps([MAPPING_VERSION, source_name, multi_user]).encode()).hexdigest()[:16]
+    if not namespaces and not run_ids:
+        return base
+    selection = json.dumps([sorted(set(namespaces)), sorted(set(run_ids))])
+    return f"{base}:{hashlib.sha256(selection.encode()).hexdigest()[:16]}"
 
 
 @dataclass

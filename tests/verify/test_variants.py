@@ -13,8 +13,7 @@ from mlmd2kfp.migrate.admin import read_status  # noqa: E402
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from mlmd2kfp.sample import write_sample  # noqa: E402
 from mlmd2kfp.verify import VerifyOptions, run_verify  # noqa: E402
-from tests.helpers import run_cli  # noqa: E402
-from tests.verify.test_damage import Db  # noqa: E402
+from tests.helpers import Db, run_cli  # noqa: E402
 
 
 def _passes(m: str, k: str, **options) -> object:

@@ -1,0 +1,87 @@
+"""Operator sequences that used to lose or hide data (issue #13), on every backend."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+pytest.importorskip("ml_metadata")
+
+from mlmd2kfp.migrate.admin import read_status, rollback  # noqa: E402
+from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
+from mlmd2kfp.sample import write_sample  # noqa: E402
+from tests.helpers import Db, run_cli  # noqa: E402
+from tests.migrate.helpers import digest  # noqa: E402
+
+
+def _kfp_task_under_migrated_root(db: Db) -> tuple[str, str, str]:
+    """The new API server retries a migrated run: a task of its own (version-4 id) under the migrated ROOT."""
+    root = db.one('SELECT * FROM tasks WHERE "ParentTaskUUID" IS NULL ORDER BY "RunUUID"')
+    kfp_task = str(uuid.uuid4())
+    db.insert("tasks", {**root, "UUID": kfp_task, "ParentTaskUUID": root["UUID"], "Name": "retried-by-kfp",
+                        "ScopePath": "root.retried-by-kfp", "Type": 2, "LogicalKey": uuid.uuid4().hex * 2})
+    return root["RunUUID"], root["UUID"], kfp_task
+
+
+def test_rollback_keeps_rows_kfp_wrote_under_migrated_parents(databases):
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    db = Db(k)
+    run, root, kfp_task = _kfp_task_under_migrated_root(db)
+    kept_before = db.sql('SELECT "UUID" FROM tasks WHERE "RunUUID" = :r ORDER BY "UUID"', r=run)
+    others = db.one('SELECT COUNT(*) AS n FROM tasks WHERE "RunUUID" <> :r', r=run)["n"]
+    assert others > 0
+    report = rollback(k)
+    # KFP's task and the migrated rows it hangs under are all still there; other runs' rows are gone
+    assert db.sql('SELECT "UUID" FROM tasks WHERE "RunUUID" = :r ORDER BY "UUID"', r=run) == kept_before
+    assert db.one('SELECT "ParentTaskUUID" AS p FROM tasks WHERE "UUID" = :u', u=kfp_task)["p"] == root
+    assert db.one('SELECT COUNT(*) AS n FROM tasks WHERE "RunUUID" <> :r', r=run)["n"] == 0
+    assert report.kept_runs == [run]
+    assert any("KFP wrote itself" in n and run in n for n in report.notes)
+    assert "tasks" not in report.dropped  # a table holding KFP's rows is never dropped
+    db.engine.dispose()
+
+
+def test_rollback_from_the_cli_says_what_was_kept(databases):
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    db = Db(k)
+    run, _, kfp_task = _kfp_task_under_migrated_root(db)
+    result = run_cli("rollback", "--kfp-url", k, "--yes")
+    assert result.code == 0, result.stderr
+    assert run in result.stderr and "KFP wrote itself" in result.stderr  # warnings go to stderr
+    assert db.one('SELECT COUNT(*) AS n FROM tasks WHERE "UUID" = :u', u=kfp_task)["n"] == 1
+    db.engine.dispose()
+
+
+def test_a_resume_with_other_filters_migrates_every_run(databases):
+    m, k = databases.new("m"), databases.new("k")
+    clean_m, clean_k = databases.new("cm"), databases.new("ck")
+    write_sample(m, k, seed=8)
+    write_sample(clean_m, clean_k, seed=8)
+    migrate(clean_m, clean_k, MigrateOptions())
+    killed = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--stage-only", "--namespace", "team-b",
+                     "--batch-rows", "1", "--yes", env={"MLMD2KFP_FAULT_AT": "after-batch:2"})
+    assert killed.code == -9, killed.stderr
+    db = Db(k)
+    assert db.one("SELECT phase, status, last_context_id FROM mlmd2kfp_state")["last_context_id"] > 0
+    result = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes")
+    assert result.code == 0, result.stderr
+    assert "another selection of runs" in result.stdout + result.stderr
+    assert digest(k) == digest(clean_k)  # every run, as a clean single migrate writes them
+    assert run_cli("verify", "--mlmd-url", m, "--kfp-url", k).code == 0
+    db.engine.dispose()
+
+
+def test_a_filtered_migrate_never_cuts_over(databases):
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    report = migrate(m, k, MigrateOptions(namespaces=("team-a",)))
+    assert report.phase == "staged" and not report.cutover
+    passed, why = read_status(k).gate
+    assert not passed and "staged" in why
+    report = migrate(m, k, MigrateOptions())
+    assert report.phase == "done" and report.cutover

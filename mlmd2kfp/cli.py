@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import console
-from .errors import ConfigError, ToolkitError
+from .errors import ConfigError, ToolkitError, unexpected_error_line
 from .settings import KFP_URL_ENV, MLMD_URL_ENV, Settings, url_from_parts
 
 app = typer.Typer(
@@ -367,3 +367,8 @@ def main() -> None:
             raise
         console.error(str(exc))
         sys.exit(exc.exit_code)
+    except Exception as exc:  # not one of ours: still one line and exit 3, never a traceback (STYLE.md point 2)
+        if _state["debug"]:
+            raise
+        console.error(unexpected_error_line(exc))
+        sys.exit(3)

@@ -38,6 +38,9 @@ _REASONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("unable to open database file",),
      "the SQLite file cannot be opened",
      "check that the file's folder exists and is writable"),
+    (("file is not a database", "database disk image is malformed"),
+     "the file is not a SQLite database (or is damaged)",
+     "check that the URL names the database file itself, not a copy or another file"),
 )
 
 
@@ -140,7 +143,8 @@ def make_engine(raw_url: str | URL, role: str, *, create_sqlite: bool = True) ->
         MySQLdb.cursors.BaseCursor.max_stmt_length = 1024000
     try:
         with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+            # SQLite reads the file's header only at the first real query
+            conn.execute(text("SELECT COUNT(*) FROM sqlite_master" if backend == "sqlite" else "SELECT 1"))
     except (DBAPIError, OSError) as exc:
         engine.dispose()
         raise _explain(exc, url, role) from None

@@ -69,3 +69,10 @@ class InterruptedByOperator(ToolkitError):
     """Ctrl-C or SIGTERM: the current batch finished, state recorded."""
 
     exit_code = 130
+
+
+def unexpected_error_line(exc: BaseException) -> str:
+    """One line for an exception the toolkit did not anticipate: what it was, and what to do next."""
+    cause = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300] or "no message"
+    return (f"unexpected {type(exc).__name__}: {cause}. Nothing more was written; rerun with --debug for the "
+            "traceback and report it (if it names damaged data, fix or exclude that row and rerun)")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..records import LedgerEntry, LinkRow, MlmdEvent, MlmdExecution, RunBundle, RunRows, TaskRow
-from ..source.values import BadValue
+from ..source.values import BAD_TIME, BadValue
 from . import keys
 from .artifacts import map_artifact
 from .enums import CONDITION, CONDITION_BRANCH, LOOP, ROOT, RUNTIME
@@ -77,8 +77,7 @@ def _sanitise(bundle: RunBundle) -> tuple[RunBundle, list[LedgerEntry]]:
         for key in bad:
             notes.append(LedgerEntry(bundle.run_id, "execution", e.id, "bad-property", f"`{key}`: {e.props[key].reason}"))
         if e.create_ms < 0 or e.update_ms < 0:
-            notes.append(LedgerEntry(bundle.run_id, "execution", e.id, "bad-time",
-                                     f"create/update time {e.create_ms}/{e.update_ms} ms is before 1970; written as 0"))
+            notes.append(LedgerEntry(bundle.run_id, "execution", e.id, "bad-time", _bad_time(e.create_ms, e.update_ms)))
         if bad or e.create_ms < 0 or e.update_ms < 0:
             e = replace(e, props={k: v for k, v in e.props.items() if k not in bad},
                         create_ms=max(e.create_ms, 0), update_ms=max(e.update_ms, 0))
@@ -86,12 +85,16 @@ def _sanitise(bundle: RunBundle) -> tuple[RunBundle, list[LedgerEntry]]:
     artifacts = dict(bundle.artifacts)
     for artifact_id, a in bundle.artifacts.items():
         if a.create_ms < 0 or a.update_ms < 0:
-            notes.append(LedgerEntry(bundle.run_id, "artifact", a.id, "bad-time",
-                                     f"create/update time {a.create_ms}/{a.update_ms} ms is before 1970; written as 0"))
+            notes.append(LedgerEntry(bundle.run_id, "artifact", a.id, "bad-time", _bad_time(a.create_ms, a.update_ms)))
             artifacts[artifact_id] = replace(a, create_ms=max(a.create_ms, 0), update_ms=max(a.update_ms, 0))
     if not notes:
         return bundle, notes
     return replace(bundle, executions=clean, artifacts=artifacts), notes
+
+
+def _bad_time(create_ms: int, update_ms: int) -> str:
+    shown = ["not a number" if ms == BAD_TIME else f"{ms} ms" for ms in (create_ms, update_ms)]
+    return f"create/update time {shown[0]} / {shown[1]} is not a time after 1970; written as 0"
 
 
 def _skipped(bundle: RunBundle, skip: SkipRun) -> RunRows:

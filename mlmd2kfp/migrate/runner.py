@@ -22,7 +22,7 @@ from ..background import ChildIterator, End
 from ..console import mask_url
 from ..db import in_memory, make_engine
 from ..dialects import is_transient
-from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError
+from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError, unexpected_error_line
 from ..mappers.enums import KFP_EXECUTION_TYPES
 from ..records import LedgerEntry
 from ..source.inventory import count_run_contexts, dangling_events, take_kfp_inventory
@@ -148,8 +148,15 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
             report.mode = "multi-user" if multi else "single-user"
             state = _start(kfp_engine, options, multi, report, say)
             t0 = time.monotonic()
-            _data_pass(kfp_engine, mlmd_engine, options, multi, state, report, stop, on_progress, say,
-                       (mlmd_url, kfp_url))
+            try:
+                _data_pass(kfp_engine, mlmd_engine, options, multi, state, report, stop, on_progress, say,
+                           (mlmd_url, kfp_url))
+            except (InterruptedByOperator, MigrationFailedError):
+                raise  # recorded where they happen
+            except Exception as exc:  # anything else still ends as `failed` with its line in the state
+                line = unexpected_error_line(exc) if not isinstance(exc, ToolkitError) else str(exc)
+                _record_failure(kfp_engine, line)
+                raise MigrationFailedError(line) from exc
             report.seconds["data"] = round(time.monotonic() - t0, 3)
             # After a cutover the tasks live in `tasks` already: --stage-only has nothing left to hold back.
             # A pass over some runs only (--namespace/--run) never cuts over: the others would be missing.
@@ -284,6 +291,14 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
                      links=report.totals["artifact_tasks"], status="running")
         if old_name:
             report.old_tasks = take_old_tasks_counts(conn, old_name)
+
+
+def _record_failure(engine: Engine, line: str) -> None:
+    try:
+        with engine.begin() as conn:
+            update_state(conn, status="failed", last_error=line[:2000])
+    except Exception:  # the database itself is gone: the error line still reaches the operator
+        pass
 
 
 def _use_process(wanted: bool | None, mlmd_engine: Engine) -> bool:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from ..records import EVENT_OUTPUT, MlmdArtifact, MlmdEvent, MlmdExecution, RunBundle, RunRecord
 from .schema import MlmdTables, open_mlmd
-from .values import decode_value
+from .values import decode_value, millis
 
 PIPELINE_RUN_TYPE = "system.PipelineRun"
 IN_CHUNK = 900
@@ -153,12 +153,12 @@ class MlmdReader:
         for r in self._in(select(a.context_id, func.count(e.id), func.max(e.last_update_time_since_epoch),
                                  func.sum(func.coalesce(e.last_known_state, 0)))
                           .join(t.execution, e.id == a.execution_id).group_by(a.context_id), a.context_id, ids):
-            facts[r[0]].append([int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)])
+            facts[r[0]].append([int(r[1] or 0), millis(r[2]), millis(r[3])])
         ev, ar = t.event.c, t.artifact.c
         for r in self._in(select(a.context_id, func.count(ev.id), func.max(ev.id), func.max(ar.last_update_time_since_epoch))
                           .join(t.event, ev.execution_id == a.execution_id)
                           .join(t.artifact, ar.id == ev.artifact_id).group_by(a.context_id), a.context_id, ids):
-            facts[r[0]].append([int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)])
+            facts[r[0]].append([int(r[1] or 0), millis(r[2]), millis(r[3])])
         runs = self._runs([name for _, name in contexts])
         out = {}
         for ctx_id, name in contexts:
@@ -199,8 +199,8 @@ class MlmdReader:
         types = self.types
         for r in self._in(select(ex.id, ex.type_id, ex.last_known_state, ex.name, ex.create_time_since_epoch,
                                  ex.last_update_time_since_epoch), ex.id, exec_ids, raw=True):
-            executions[r[0]] = MlmdExecution(r[0], types.get(r[1], ("?", 0))[0], r[2], r[3], int(r[4] or 0),
-                                             int(r[5] or 0), exec_props.get(r[0], {}))
+            executions[r[0]] = MlmdExecution(r[0], types.get(r[1], ("?", 0))[0], r[2], r[3], millis(r[4]),
+                                             millis(r[5]), exec_props.get(r[0], {}))
         events_by_exec: dict[int, list[MlmdEvent]] = defaultdict(list)
         ev, p = t.event.c, t.event_path.c
         seen: set[int] = set()
@@ -213,7 +213,7 @@ class MlmdReader:
                 continue
             seen.add(r[0])
             artifact_ids.add(r[1])
-            events_by_exec[r[2]].append(MlmdEvent(r[0], r[1], r[2], r[3], r[5], int(r[4] or 0)))
+            events_by_exec[r[2]].append(MlmdEvent(r[0], r[1], r[2], r[3], r[5], millis(r[4])))
         artifacts = self._artifacts(sorted(artifact_ids))
         runs = self._runs([name for _, name in contexts])
         for ctx_id, name in contexts:
@@ -251,7 +251,7 @@ class MlmdReader:
         for r in self._in(select(a.id, a.type_id, a.uri, a.state, a.create_time_since_epoch,
                                  a.last_update_time_since_epoch), a.id, ids, raw=True):
             key, producer_type = facts.get(first.get(r[0], -1), (None, None))
-            out[r[0]] = MlmdArtifact(r[0], types.get(r[1], ("?", 0))[0], r[2], r[3], int(r[4] or 0), int(r[5] or 0),
+            out[r[0]] = MlmdArtifact(r[0], types.get(r[1], ("?", 0))[0], r[2], r[3], millis(r[4]), millis(r[5]),
                                      props.get(r[0], {}), key, producer_type)
         return out
 

@@ -63,3 +63,20 @@ def _is_base64(raw: bytes) -> bool:
         return True
     except Exception:
         return False
+
+
+BAD_TIME = -(2**62)
+"""A time column holding something that is not a number (SQLite keeps whatever was written): mapped like a
+time before 1970 (written as 0, ledger `bad-time`, docs/mapping.md M17)."""
+
+
+def millis(value: object) -> int:
+    """An MLMD `*_time_since_epoch` value as integer milliseconds; NULL is 0, a non-number `BAD_TIME`."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    try:
+        return int(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return BAD_TIME

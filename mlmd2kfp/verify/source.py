@@ -20,6 +20,16 @@ from sqlalchemy.engine import Connection, URL
 RUN_TYPE = "system.PipelineRun"
 
 
+def _ms(value: Any) -> int:
+    """A time column as milliseconds; -1 (a time before 1970, mapping.md M17) when it is not a number."""
+    if value is None:
+        return 0
+    try:
+        return int(str(value)) if not isinstance(value, (int, float)) else int(value)
+    except ValueError:
+        return -1
+
+
 @dataclass
 class SourceExecution:
     id: int
@@ -119,6 +129,15 @@ class ApiSource:
         """A page of runs: executions per context, then the page's events and artifacts in one call each."""
         if not contexts:
             return
+        untyped = self.fallback.untyped_times([c.id for c in contexts]) if self.fallback is not None else set()
+        if untyped:  # ml-metadata's C++ core aborts the process on such rows: read them through SQL
+            for ctx in contexts:
+                if ctx.id in untyped:
+                    self.fallback_runs.append(ctx.name)
+                    yield self.fallback.read_context(ctx.id, ctx.name)  # type: ignore[union-attr]
+                else:
+                    yield from self._read_page([ctx])
+            return
         try:
             executions = {c.id: sorted(self.store.get_executions_by_context(c.id), key=lambda e: e.id) for c in contexts}
             ids = [e.id for c in contexts for e in executions[c.id]]
@@ -129,6 +148,27 @@ class ApiSource:
             for ctx in contexts:
                 yield self._read_one(ctx)
             return
+        if self.fallback is not None:
+            # ml-metadata silently leaves out rows it cannot decode (a time column that holds text): a run
+            # whose executions or artifacts the library did not all return is read through SQL instead
+            listed = self.fallback.executions_of([c.id for c in contexts])
+            short = {c.id for c in contexts if {e.id for e in executions[c.id]} != listed.get(c.id, set())}
+            if len(artifacts) != len(artifact_ids):
+                missing = set(artifact_ids) - set(artifacts)
+                short |= {c.id for c in contexts for e in executions[c.id] for ev in events
+                          if ev.execution_id == e.id and ev.artifact_id in missing}
+            if short:
+                for ctx in contexts:
+                    if ctx.id in short:
+                        self.fallback_runs.append(ctx.name)
+                        yield self.fallback.read_context(ctx.id, ctx.name)
+                    else:
+                        yield from self._read_page_unchecked([ctx], executions, events, artifacts)
+                return
+        yield from self._read_page_unchecked(contexts, executions, events, artifacts)
+
+    def _read_page_unchecked(self, contexts: list[Any], executions: dict[int, list[Any]], events: list[Any],
+                             artifacts: dict[int, Any]) -> Iterator[SourceRun]:
         run_of: dict[int, list[int]] = {}
         for c in contexts:
             for e in executions[c.id]:
@@ -237,6 +277,32 @@ class SqlSource:
             self._type_names = {int(r[0]): r[1] for r in self.conn.execute(text(f"SELECT id, name FROM {self.q('Type')}"))}
         return self._type_names
 
+    def untyped_times(self, context_ids: list[int]) -> set[int]:
+        """SQLite only (a server's BIGINT column holds numbers): run contexts with an execution or artifact
+        whose time column holds something other than an integer."""
+        if self.conn.dialect.name != "sqlite" or not context_ids:
+            return set()
+        ids = ",".join(str(int(c)) for c in context_ids)
+        bad = ("(typeof({t}.create_time_since_epoch) NOT IN ('integer', 'null') OR "
+               "typeof({t}.last_update_time_since_epoch) NOT IN ('integer', 'null'))")
+        q = self.q
+        rows = self.conn.execute(text(
+            f"SELECT a.context_id FROM {q('Association')} a JOIN {q('Execution')} e ON e.id = a.execution_id "
+            f"WHERE a.context_id IN ({ids}) AND {bad.format(t='e')} UNION "
+            f"SELECT a.context_id FROM {q('Association')} a JOIN {q('Event')} ev ON ev.execution_id = a.execution_id "
+            f"JOIN {q('Artifact')} ar ON ar.id = ev.artifact_id WHERE a.context_id IN ({ids}) AND {bad.format(t='ar')}"))
+        return {int(r[0]) for r in rows}
+
+    def executions_of(self, context_ids: list[int]) -> dict[int, set[int]]:
+        """Execution ids per context, from `Association`."""
+        out: dict[int, set[int]] = {}
+        if context_ids:
+            for ctx, execution in self.conn.execute(text(
+                    f"SELECT context_id, execution_id FROM {self.q('Association')} WHERE context_id IN "
+                    f"({','.join(str(int(c)) for c in context_ids)})")):
+                out.setdefault(int(ctx), set()).add(int(execution))
+        return out
+
     def count_runs(self) -> int:
         """How many run contexts the store holds."""
         run_types = [i for i, n in self._types().items() if n == RUN_TYPE]
@@ -284,10 +350,10 @@ class SqlSource:
                     f"SELECT id, type_id, uri, create_time_since_epoch, last_update_time_since_epoch FROM "
                     f"{q('Artifact')} WHERE id IN ({','.join(map(str, art_ids))})")):
                 arts[int(r[0])] = SourceArtifact(int(r[0]), types.get(int(r[1]), "?"), r[2], aprops.get(int(r[0]), {}),
-                                                 int(r[3] or 0), int(r[4] or 0), tuple(abad.get(int(r[0]), ())))
+                                                 _ms(r[3]), _ms(r[4]), tuple(abad.get(int(r[0]), ())))
         return SourceRun(int(ctx_id), name,
                          [SourceExecution(int(r[0]), types.get(int(r[1]), "?"), r[2], r[3], props.get(int(r[0]), {}),
-                                          int(r[4] or 0), int(r[5] or 0), tuple(bad.get(int(r[0]), ())))
+                                          _ms(r[4]), _ms(r[5]), tuple(bad.get(int(r[0]), ())))
                           for r in rows],
                          [SourceEvent(int(e[1]), int(e[2]), int(e[3]), keys.get(int(e[0])), int(e[0])) for e in events],
                          arts)

@@ -165,6 +165,26 @@ def _times(value: int | None) -> Callable[[Db], str]:
     return damage
 
 
+def _time_text(table: str) -> Callable[[Db], str]:
+    """A time column holding text (SQLite keeps whatever was written into an INTEGER column)."""
+    def damage(db: Db) -> str:
+        ctx, run = db.run_with()
+        if table == "Execution":
+            row = db.executions(ctx)[0]
+        else:
+            row, _ = db.output_artifact(ctx)
+        db.m(f"UPDATE {{{table}}} SET create_time_since_epoch = 'yesterday' WHERE id = :i", i=row)
+        return run
+    return damage
+
+
+def _not_a_database(db: Db) -> None:
+    from sqlalchemy.engine import make_url
+
+    with open(make_url(db.mlmd).database, "wb") as f:  # type: ignore[arg-type]
+        f.write(b"this is a backup log, not a database\n" * 200)
+
+
 def _dangling_event(column: str) -> Callable[[Db], str | None]:
     def damage(db: Db) -> str | None:
         ctx, run = db.run_with()
@@ -358,6 +378,12 @@ CASES = [
          why="KFP's run_details and experiments Namespace columns are VARCHAR(63) on MySQL and PostgreSQL"),
     Case("display-name-too-long", _long_display_name, Ledger("truncated")),
     Case("null-event-time", _null_event_time, Migrated()),
+    Case("execution-time-not-a-number", _time_text("Execution"), Ledger("bad-time"), backends=("sqlite",),
+         why="MariaDB and PostgreSQL refuse text in a BIGINT column"),
+    Case("artifact-time-not-a-number", _time_text("Artifact"), Ledger("bad-time"), backends=("sqlite",),
+         why="MariaDB and PostgreSQL refuse text in a BIGINT column"),
+    Case("mlmd-not-a-database", _not_a_database, Refused("not a SQLite database"), backends=("sqlite",),
+         why="a server database cannot be replaced by a file"),
     Case("negative-times", _times(-86_400_000), Ledger("bad-time")),
     Case("event-missing-execution", _dangling_event("execution_id"), Ledger("dangling-event")),
     Case("event-missing-artifact", _dangling_event("artifact_id"), Ledger("missing-artifact")),

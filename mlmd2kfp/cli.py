@@ -51,9 +51,20 @@ def _require(value: str | None, option: str, env: str) -> str:
     return value
 
 
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+        from .migrate.state import MAPPING_VERSION
+
+        console.print_data(f"mlmd2kfp {__version__} (mapping version {MAPPING_VERSION})")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
 ) -> None:
     _state["debug"] = debug
 
@@ -182,7 +193,7 @@ def migrate_cmd(
             raise ConfigError("migrate writes into the KFP database; pass --yes to confirm (no terminal to ask on)")
         what = "stage runs (no cutover)" if stage_only else "migrate runs and swap the tasks tables (cutover)"
         if not typer.confirm(f"{what} in {console.mask_url(settings.kfp_url)}?"):  # type: ignore[arg-type]
-            raise typer.Exit(1)
+            raise ToolkitError("not confirmed at the prompt: nothing was changed (rerun and answer y, or pass --yes)")
     options = MigrateOptions(multi_user=multi_user, stage_only=stage_only, batch_rows=batch_rows,
                              max_rows_per_second=max_rows_per_second, namespaces=tuple(namespace or ()),
                              run_ids=tuple(run or ()), source_name=source_name)

@@ -6,6 +6,8 @@ with their password masked.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from typing import Any
 
 from rich.console import Console
@@ -21,11 +23,26 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 _SECRET_QUERY = ("pass", "secret", "token", "key", "auth", "credential")
 
 
+def escape_at_in_password(raw: str) -> str:
+    """`scheme://user:p@ss@host/db`: a password holding an unescaped `@` (the last `@` before the path
+    ends the user info), percent-escaped so that the URL parses as meant and masks the whole password."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        return raw
+    authority_end = len(rest.split("?", 1)[0])
+    last_at = rest.rfind("@", 0, authority_end)
+    userinfo = rest[:last_at] if last_at > 0 else ""
+    if userinfo.count("@") == 0 or "/" in userinfo:
+        return raw
+    user, colon, password = userinfo.partition(":")
+    return f"{scheme}://{user}{colon}{quote(password, safe='%')}{rest[last_at:]}"
+
+
 def mask_url(url: str | URL) -> str:
     """Render a database URL with its password, and any query value that looks like a credential
     (`sslpassword`, `token`, `api_key`, …), replaced by `***`."""
     try:
-        parsed = make_url(url) if isinstance(url, str) else url
+        parsed = make_url(escape_at_in_password(url)) if isinstance(url, str) else url
     except Exception:  # not a URL at all: show nothing that could be a secret
         return "<unparseable URL>"
     if parsed.query:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from .console import mask_url
+from .console import escape_at_in_password, mask_url
 from .errors import ConfigError, DatabaseConnectError
 
 # Each role names the option and variable an operator would fix.
@@ -47,7 +47,7 @@ _REASONS: tuple[tuple[tuple[str, ...], str, str], ...] = (
 def parse_url(raw: str, role: str) -> URL:
     """Parse a SQLAlchemy URL or raise `ConfigError` naming the option."""
     try:
-        url = make_url(raw)
+        url = make_url(escape_at_in_password(raw))
     except ArgumentError:
         raise ConfigError(
             f"the {role} database URL is not a valid SQLAlchemy URL "
@@ -61,6 +61,13 @@ def parse_url(raw: str, role: str) -> URL:
         )
     if url.drivername in ("mysql", "mariadb"):  # no driver named: the fastest one installed
         url = url.set(drivername=f"mysql+{mysql_driver()}")
+    elif url.drivername == "postgresql":  # SQLAlchemy's default is psycopg2; the `postgres` extra is psycopg 3
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            pass
+        else:
+            url = url.set(drivername="postgresql+psycopg")
     return url
 
 

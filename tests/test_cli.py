@@ -122,3 +122,72 @@ def test_demo_runs_the_whole_job_on_sqlite(tmp_path):
         assert (tmp_path / "demo" / name).exists(), name
     again = run_cli("demo", "--dir", str(tmp_path / "demo"))
     assert again.code == 3 and "already exists" in again.stderr
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.code == 0 and result.stdout.startswith("mlmd2kfp ") and "mapping version" in result.stdout
+
+
+def test_plan_refuses_a_database_without_run_details_as_migrate_does(tmp_path):
+    from sqlalchemy import create_engine, text
+
+    kfp = f"sqlite:///{tmp_path / 'not-kfp.sqlite'}"
+    engine = create_engine(kfp)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE something (id INTEGER)"))
+    engine.dispose()
+    result = run_cli("demo", "--dir", str(tmp_path / "d"))
+    assert result.code == 0, result.stderr
+    mlmd = f"sqlite:///{tmp_path / 'd' / 'mlmd.sqlite'}"
+    for command in (("plan",), ("migrate", "--yes")):
+        result = run_cli(*command, "--mlmd-url", mlmd, "--kfp-url", kfp)
+        assert result.code == 3 and "no `run_details` table" in result.stderr, (command, result.stderr)
+
+
+def test_a_password_with_an_unescaped_at_sign_is_masked_whole():
+    from mlmd2kfp.console import mask_url
+    from mlmd2kfp.db import parse_url
+
+    raw = "mysql+pymysql://root:s3cr@t@db.example:3306/mlpipeline"
+    assert mask_url(raw) == "mysql+pymysql://root:***@db.example:3306/mlpipeline"
+    url = parse_url(raw, "KFP")
+    assert url.password == "s3cr@t" and url.host == "db.example"
+
+
+def test_a_bare_postgresql_url_uses_psycopg_3():
+    from mlmd2kfp.db import parse_url
+
+    pytest.importorskip("psycopg")
+    assert parse_url("postgresql://u:p@h:5432/db", "KFP").drivername == "postgresql+psycopg"
+
+
+def test_answering_no_at_the_prompt_changes_nothing_and_says_so(tmp_path):
+    import pty
+    import subprocess
+    import sys
+
+    result = run_cli("demo", "--dir", str(tmp_path / "d"))
+    assert result.code == 0
+    mlmd, kfp = (f"sqlite:///{tmp_path / 'd' / n}" for n in ("mlmd.sqlite", "kfp.sqlite"))
+    before = (tmp_path / "d" / "kfp.sqlite").read_bytes()
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "mlmd2kfp", "migrate", "--mlmd-url", mlmd, "--kfp-url", kfp],
+                            stdin=secondary, stdout=secondary, stderr=secondary, close_fds=True)
+    os.close(secondary)
+    output = b""
+    while b"?" not in output:
+        output += os.read(primary, 1024)
+    os.write(primary, b"n\n")
+    try:
+        while True:
+            chunk = os.read(primary, 1024)
+            if not chunk:
+                break
+            output += chunk
+    except OSError:
+        pass
+    assert proc.wait(timeout=60) == 3
+    os.close(primary)
+    assert b"nothing was changed" in output
+    assert (tmp_path / "d" / "kfp.sqlite").read_bytes() == before

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..console import mask_url
+from sqlalchemy import inspect
+
 from ..db import make_engine
 from ..errors import ConfigError
 from ..mappers import MapOptions, map_run
@@ -18,7 +20,7 @@ from ..mappers.enums import STATE_NAMES, TASK_TYPE_NAMES
 from ..records import LedgerEntry, RunRows
 from ..source.inventory import (count_run_contexts, take_inventory, take_kfp_inventory, v1_run_contexts)
 from ..source.reader import MlmdReader
-from ..target.schema import check_schema
+from ..target.schema import check_schema, require_run_details
 
 INFORMATIONAL_REASONS = frozenset({"flattened-iteration", "superseded-attempt", "split", "merged-link"})
 """Ledger reasons that are structural merges, not data left behind (`--strict` ignores them)."""
@@ -159,6 +161,7 @@ def build_plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, s
     kfp_engine = make_engine(kfp_url, "KFP", create_sqlite=False)
     try:
         with mlmd_engine.connect() as mlmd, kfp_engine.connect() as kfp:
+            require_run_details(set(inspect(kfp).get_table_names()))  # as `migrate` refuses it
             reader = MlmdReader(mlmd, kfp, page_runs=page_runs)
             kfp_inv = take_kfp_inventory(kfp)
             multi, detected = detect_mode(kfp_inv.runs, kfp_inv.runs_without_namespace, multi_user)

@@ -160,22 +160,49 @@ def json_checked_columns(conn: Connection, d: Dialect, table: str) -> set[str]:
 # --- writes ------------------------------------------------------------------------------------
 
 LOCK_NAME = "mlmd2kfp.migrate"
-PG_LOCK_KEY = 0x6D6C6D64326B6670  # "mlmd2kfp": one advisory-lock key for every migrator
+PG_LOCK_KEY = 0x6D6C6D64326B6670  # "mlmd2kfp"; PostgreSQL advisory locks are per database already
 
 
-def try_lock_sql(d: Dialect) -> str | None:
+def lock_name(database: str | None) -> str:
+    """MySQL's `GET_LOCK` names are server-wide: one name per KFP database (at most 64 characters), so two
+    KFP databases on one server never block each other."""
+    name = f"{LOCK_NAME}.{database or ''}"
+    if len(name) <= 64:
+        return name
+    import hashlib
+
+    return f"{LOCK_NAME}.{hashlib.sha256((database or '').encode()).hexdigest()[:40]}"
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def try_lock_sql(d: Dialect, database: str | None = None) -> str | None:
     """SQL that takes the migration lock without waiting and returns 1 when taken (None: no SQL lock)."""
     if d.name == "mysql":
-        return f"SELECT GET_LOCK('{LOCK_NAME}', 0)"
+        return f"SELECT GET_LOCK({_quoted(lock_name(database))}, 0)"
     if d.name == "postgresql":
         return f"SELECT CASE WHEN pg_try_advisory_lock({PG_LOCK_KEY}) THEN 1 ELSE 0 END"
     return None
 
 
-def unlock_sql(d: Dialect) -> str | None:
+def holds_lock_sql(d: Dialect, database: str | None = None) -> str | None:
+    """SQL run on the lock's own connection that returns 1 while it still holds the lock (and, being a
+    query, keeps the idle connection from the server's `wait_timeout`)."""
+    if d.name == "mysql":
+        return f"SELECT CASE WHEN IS_USED_LOCK({_quoted(lock_name(database))}) = CONNECTION_ID() THEN 1 ELSE 0 END"
+    if d.name == "postgresql":
+        key = PG_LOCK_KEY
+        return (f"SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND "
+                f"granted AND classid = {(key >> 32) & 0xFFFFFFFF} AND objid = {key & 0xFFFFFFFF}")
+    return None
+
+
+def unlock_sql(d: Dialect, database: str | None = None) -> str | None:
     """SQL that releases the lock taken by `try_lock_sql`."""
     if d.name == "mysql":
-        return f"SELECT RELEASE_LOCK('{LOCK_NAME}')"
+        return f"SELECT RELEASE_LOCK({_quoted(lock_name(database))})"
     if d.name == "postgresql":
         return f"SELECT pg_advisory_unlock({PG_LOCK_KEY})"
     return None

@@ -15,12 +15,9 @@ from typing import IO, Any
 
 from sqlalchemy import Engine, text
 
-from ..dialects import dialect_for, try_lock_sql, unlock_sql
-from ..errors import LockHeldError
-from .state import holder, load_state
-
-_HOLDER_TABLE_HINT = "mlmd2kfp_state.holder"
-
+from ..dialects import dialect_for, holds_lock_sql, try_lock_sql, unlock_sql
+from ..errors import LockHeldError, MigrationFailedError
+from .state import holder, load_state, update_state
 
 class MigrationLock:
     """Hold the migration lock for the life of the `with` block."""
@@ -34,7 +31,7 @@ class MigrationLock:
     def __enter__(self) -> MigrationLock:
         conn = self.engine.connect()
         d = dialect_for(conn)
-        sql = try_lock_sql(d)
+        sql = try_lock_sql(d, self.engine.url.database)
         if sql is None:
             conn.close()
             self._take_file_lock()
@@ -48,6 +45,34 @@ class MigrationLock:
                                 "wait for it to finish, or stop it (Ctrl-C finishes its current batch)")
         self._conn = conn
         return self
+
+    def check(self) -> None:
+        """Before each batch commit: the lock's connection is alive and still holds the lock (the query also
+        keeps the server's `wait_timeout` from closing the idle connection in a long run).
+
+        Raises:
+            MigrationFailedError: the lock was lost; nothing of the next batch is written.
+        """
+        if self._conn is None:
+            return
+        sql = holds_lock_sql(dialect_for(self._conn), self.engine.url.database)
+        try:
+            held = self._conn.execute(text(sql)).scalar() if sql else 1
+            self._conn.commit()
+        except Exception as exc:
+            held, why = 0, " ".join(str(getattr(exc, "orig", exc)).split())[:200]
+        else:
+            why = "another session holds it now"
+        if held != 1:
+            line = (f"the {self.what} lock was lost ({why}; the server may have closed its idle connection, see "
+                    "`wait_timeout`): stopped before the next batch, committed batches are kept; rerun to resume")
+            if why != "another session holds it now":  # nobody else runs: the state may say what happened
+                try:
+                    with self.engine.begin() as conn:
+                        update_state(conn, status="failed", last_error=line)
+                except Exception:
+                    pass
+            raise MigrationFailedError(line)
 
     def _recorded_holder(self, conn: Any) -> tuple[str, str]:
         try:
@@ -87,11 +112,13 @@ class MigrationLock:
 
     def __exit__(self, *exc: object) -> None:
         if self._conn is not None:
-            sql = unlock_sql(dialect_for(self._conn))
+            sql = unlock_sql(dialect_for(self._conn), self.engine.url.database)
             try:
                 if sql:
                     self._conn.execute(text(sql))
                     self._conn.commit()
+            except Exception:  # a lost connection released the lock with it
+                pass
             finally:
                 self._conn.close()
         if self._file is not None:

@@ -135,7 +135,7 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
     mlmd_engine = make_engine(mlmd_url, "MLMD", create_sqlite=False)
     started = time.monotonic()
     try:
-        with MigrationLock(kfp_engine), StopRequest(lambda s: say(
+        with MigrationLock(kfp_engine) as lock, StopRequest(lambda s: say(
                 f"{s}: finishing the current batch, then stopping (press Ctrl-C again to abort now)")) as stop:
             # Everything that can refuse the job is checked before the first write.
             with mlmd_engine.connect() as conn:
@@ -150,7 +150,7 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
             t0 = time.monotonic()
             try:
                 _data_pass(kfp_engine, mlmd_engine, options, multi, state, report, stop, on_progress, say,
-                           (mlmd_url, kfp_url))
+                           (mlmd_url, kfp_url), lock)
             except (InterruptedByOperator, MigrationFailedError):
                 raise  # recorded where they happen
             except Exception as exc:  # anything else still ends as `failed` with its line in the state
@@ -246,7 +246,7 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
 
 def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions, multi: bool,
                state: dict[str, Any], report: MigrateReport, stop: StopRequest, on_progress: Progress | None,
-               say: Callable[[str], None], urls: tuple[str, str]) -> None:
+               say: Callable[[str], None], urls: tuple[str, str], lock: MigrationLock) -> None:
     with kfp_engine.connect() as probe:
         old_name = "tasks" if old_tasks_present(probe) else (
             PRE_MIGRATION if PRE_MIGRATION in inspect(probe).get_table_names() else None)
@@ -271,6 +271,7 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
                 continue
             item.counts.add_to(report)
             if item.batch:
+                lock.check()  # never write a batch without the lock (and keep its connection alive)
                 _flush(kfp_engine, targets, item.batch, report, say)
                 report.fingerprints["agree"] += item.fingerprints[0]
                 report.fingerprints["differ"] += item.fingerprints[1]

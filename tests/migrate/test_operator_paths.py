@@ -85,3 +85,36 @@ def test_a_filtered_migrate_never_cuts_over(databases):
     assert not passed and "staged" in why
     report = migrate(m, k, MigrateOptions())
     assert report.phase == "done" and report.cutover
+
+
+def test_the_lock_is_per_database_and_a_lost_lock_stops_before_the_next_batch(databases):
+    from sqlalchemy import create_engine, text
+
+    from mlmd2kfp.errors import LockHeldError, MigrationFailedError
+    from mlmd2kfp.migrate.lock import MigrationLock
+    from mlmd2kfp.migrate.state import ensure_tool_tables
+
+    first, second = databases.new("k1"), databases.new("k2")
+    one, two = create_engine(first), create_engine(second)
+    with MigrationLock(one) as held:
+        with MigrationLock(two):  # another KFP database on the same server: not blocked
+            pass
+        with pytest.raises(LockHeldError, match="already running"):
+            with MigrationLock(create_engine(first)):
+                pass
+        held.check()  # still held
+        if databases.backend == "sqlite":
+            return  # a file lock has no connection a server could close
+        with one.begin() as conn:
+            ensure_tool_tables(conn)
+        mine = held._conn.exec_driver_sql(
+            "SELECT CONNECTION_ID()" if databases.backend == "mariadb" else "SELECT pg_backend_pid()").scalar()
+        held._conn.commit()
+        with one.connect() as admin:  # what `wait_timeout` or an administrator's KILL does
+            admin.execute(text(f"KILL {int(mine)}" if databases.backend == "mariadb"
+                               else f"SELECT pg_terminate_backend({int(mine)})"))
+            admin.commit()
+        with pytest.raises(MigrationFailedError, match="lock was lost.*rerun to resume"):
+            held.check()
+    one.dispose()
+    two.dispose()

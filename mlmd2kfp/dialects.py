@@ -276,3 +276,16 @@ def missing_privilege(exc: BaseException) -> str | None:
     if sqlstate == "42501" or "permission denied" in text_.lower():
         return "CREATE on schema public" if "schema" in text_.lower() else "the required"
     return None
+
+
+PACKET_MARGIN = 1 << 20
+"""Bytes of a MySQL packet left for the rest of a one-row INSERT statement."""
+
+
+def max_value_bytes(conn: Any) -> int | None:
+    """The largest single column value the target server accepts: MySQL's `max_allowed_packet` less a
+    margin for the statement around it; None where the limit (1 GB) is far beyond any MLMD value."""
+    if conn.dialect.name != "mysql":
+        return None
+    packet = conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar()
+    return max(int(packet or 0) - PACKET_MARGIN, 1 << 16)

@@ -35,6 +35,9 @@ class MapOptions:
     """Multi-user install: tasks and artifacts carry the experiment namespace; else `''`."""
     source_name: str = ""
     """Mixed into every id so two MLMD databases can share one KFP database."""
+    max_value_bytes: int | None = None
+    """The largest single column value the target accepts (MySQL's `max_allowed_packet`, less a margin);
+    a run holding a larger one is skipped (`value-too-long`), never truncated. None: no limit."""
 
 
 def effective_namespace(bundle: RunBundle, multi_user: bool) -> str:
@@ -207,7 +210,50 @@ def _map(bundle: RunBundle, options: MapOptions) -> RunRows:
                 keys.link_id(task.uuid, link.artifact.uuid, link.type, link.iteration, link.key, options.source_name),
                 link.artifact.uuid, task.uuid, link.type, link.iteration, bundle.run_id, dumps(link.producer),
                 link.key, link.event_id))
+    _check_storable(out, options)
     return out
+
+
+URI_LIMIT, FINGERPRINT_LIMIT = 2048, 255
+_TEXT_COLUMNS = {"tasks": ("Name", "DisplayName", "Fingerprint", "ScopePath"), "artifacts": ("URI", "Name"),
+                 "artifact_tasks": ("ArtifactKey",)}
+
+
+def _check_storable(out: RunRows, options: MapOptions) -> None:
+    """Values no target column can hold whole (mapping.md §3, docs/mapping.md M20): the run is skipped.
+
+    Raises:
+        SkipRun: `value-too-long` (URI over 2048, Fingerprint over 255 characters, any value over the
+            server's packet limit) or `unstorable-value` (a NUL character in a text column, which
+            PostgreSQL cannot store).
+    """
+    for a in out.artifacts:
+        if a.uri is not None and len(a.uri) > URI_LIMIT:
+            raise SkipRun("value-too-long", f"artifacts.URI of MLMD artifact {a.mlmd_artifact_id} has "
+                                            f"{len(a.uri)} characters; the column holds {URI_LIMIT}")
+    for t in out.tasks:
+        if len(t.fingerprint) > FINGERPRINT_LIMIT:
+            raise SkipRun("value-too-long", f"tasks.Fingerprint of `{t.scope_path[:60]}` has {len(t.fingerprint)} "
+                                            f"characters; the column holds {FINGERPRINT_LIMIT}")
+    tables = (("tasks", out.tasks, {"Name": "name", "DisplayName": "display_name", "Fingerprint": "fingerprint",
+                                    "ScopePath": "scope_path", "pods": "pods", "StatusMetadata": "status_metadata",
+                                    "StateHistory": "state_history", "InputParameters": "input_parameters",
+                                    "OutputParameters": "output_parameters", "TypeAttrs": "type_attrs"}),
+              ("artifacts", out.artifacts, {"URI": "uri", "Name": "name", "Metadata": "metadata"}),
+              ("artifact_tasks", out.links, {"ArtifactKey": "artifact_key", "Producer": "producer"}))
+    limit = options.max_value_bytes
+    for table, rows, columns in tables:
+        for row in rows:
+            for column, attr in columns.items():
+                value = getattr(row, attr)
+                if not isinstance(value, str):
+                    continue
+                if column in _TEXT_COLUMNS[table] and "\x00" in value:
+                    raise SkipRun("unstorable-value", f"{table}.{column} of row {row.uuid} holds a NUL character, "
+                                                      "which PostgreSQL cannot store in text")
+                if limit is not None and len(value) * 4 > limit and len(value.encode()) > limit:
+                    raise SkipRun("value-too-long", f"{table}.{column} of row {row.uuid} is {len(value.encode())} "
+                                                    f"bytes; the server accepts {limit} (max_allowed_packet)")
 
 
 def _sorted_params(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from ..console import mask_url
 from sqlalchemy import inspect
 
 from ..db import make_engine
+from ..dialects import max_value_bytes
 from ..errors import ConfigError
 from ..mappers import MapOptions, map_run
 from ..mappers.enums import STATE_NAMES, TASK_TYPE_NAMES
@@ -186,7 +187,7 @@ def build_plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, s
             v1_artifacts = sum(n for name, n in inv.artifacts_by_type.items() if not is_v2_artifact_type(name))
             if v1_artifacts:
                 _ledger(report, "unsupported-v1", v1_artifacts, "artifact")
-            options = MapOptions(multi_user=multi, source_name=source_name)
+            options = MapOptions(multi_user=multi, source_name=source_name, max_value_bytes=max_value_bytes(kfp))
             total = count_run_contexts(reader)
             seen = _ArtifactSeen()
             for bundle in reader.run_bundles():

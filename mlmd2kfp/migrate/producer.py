@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from ..background import ChildIterator, End, put_unless_halted
 from ..db import make_engine
+from ..dialects import max_value_bytes
 from ..errors import MigrationFailedError
 from ..mappers import MapOptions, map_run
 from ..source.inventory import count_run_contexts
@@ -74,9 +75,10 @@ class Total:
 def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, multi: bool, last_context_id: int,
             targets: TargetTables) -> Iterator[Any]:
     """Read and map whole runs into batches of about `options.batch_rows` target rows."""
-    map_options = MapOptions(multi_user=multi, source_name=options.source_name)
     namespaces = set(options.namespaces)
     with mlmd_engine.connect() as mlmd, kfp_engine.connect() as kfp_read:
+        map_options = MapOptions(multi_user=multi, source_name=options.source_name,
+                                 max_value_bytes=max_value_bytes(kfp_read))
         reader = MlmdReader(mlmd, kfp_read, page_runs=options.page_runs)
         yield Total(count_run_contexts(reader))
         batch: list[RunWork] = []

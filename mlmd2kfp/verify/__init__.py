@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, inspect, text
 from ..background import ChildIterator
 from ..console import mask_url
 from ..db import in_memory, make_engine, parse_url
+from ..dialects import max_value_bytes
 from ..errors import ConfigError, MissingDependencyError
 from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
 from .expect import KFP_TYPES, expect_run
@@ -119,6 +120,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
             target = TargetReader(kconn, tasks_table)
             multi = options.multi_user if options.multi_user is not None else bool(state.get("multi_user", 1))
             source_name = state.get("source_name") or ""
+            limit = max_value_bytes(kconn)
             if in_memory(mlmd_url) or not _use_process(options.source_process, mlmd_url):
                 feed = source_chunks(mlmd_url, options.source_path)
             else:
@@ -157,7 +159,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                         continue
                     seen_runs.add(src.run_id)
                     spec = _spec(kconn, target, run, specs)
-                    exp = expect_run(src, run, spec, multi, source_name)
+                    exp = expect_run(src, run, spec, multi, source_name, limit)
                     compare_run(report, src, exp, target, counts, seen_artifacts)
                     for artifact_id in exp.mlmd_artifacts:
                         _mark(linked, artifact_id)

@@ -49,7 +49,7 @@ RUN_STATE_V2 = {"PENDING": "PENDING", "RUNNING": "RUNNING", "SUCCEEDED": "SUCCEE
 FINISHED = {"SUCCEEDED", "SKIPPED", "FAILED", "CANCELED"}
 FIXED_LABEL = {LOOP: "Loop", BRANCH: "Condition Branch", CONDITION: "Condition"}
 FAILED_TEXT = "failed (migrated from ML Metadata; no error text recorded)"
-NAME_MAX, NAMESPACE_MAX, KEY_MAX, DISPLAY_MAX = 128, 63, 191, 128
+NAME_MAX, NAMESPACE_MAX, KEY_MAX, DISPLAY_MAX, URI_MAX, FINGERPRINT_MAX = 128, 63, 191, 128, 2048, 255
 KFP_PROPS = ("display_name", "store_session_info")
 
 TASK_COLUMNS = ("Namespace", "RunUUID", "pods", "CreatedAtInSec", "StartedInSec", "FinishedInSec", "Fingerprint",
@@ -221,7 +221,7 @@ class Skip(Exception):
 
 
 def expect_run(src: SourceRun, run: dict[str, Any] | None, spec: dict[str, Any] | None, multi_user: bool,
-               source_name: str = "") -> ExpectedRun:
+               source_name: str = "", max_bytes: int | None = None) -> ExpectedRun:
     """Every target row and ledger entry of one run."""
     ns: str | None = ""
     skip = None
@@ -235,7 +235,7 @@ def expect_run(src: SourceRun, run: dict[str, Any] | None, spec: dict[str, Any] 
             skip = "identifier-too-long"
     if skip is None:
         try:
-            return _Derivation(src, run or {}, spec, ns or "", source_name).result()
+            return _Derivation(src, run or {}, spec, ns or "", source_name, max_bytes).result()
         except Skip as s:
             skip = s.reason
     out = ExpectedRun(src.run_id, None, skip=skip)
@@ -247,8 +247,9 @@ def expect_run(src: SourceRun, run: dict[str, Any] | None, spec: dict[str, Any] 
 
 class _Derivation:
     def __init__(self, src: SourceRun, run: dict[str, Any], spec: dict[str, Any] | None, ns: str,
-                 source_name: str) -> None:
+                 source_name: str, max_bytes: int | None = None) -> None:
         self.src, self.run, self.spec, self.ns, self.sn = src, run, spec, ns, source_name
+        self.max_bytes = max_bytes
         self.components = _d((spec or {}).get("components"))
         self.out = ExpectedRun(src.run_id, ns)
         self.ledger = self.out.ledger
@@ -903,7 +904,31 @@ class _Derivation:
                 if len(link["ArtifactKey"]) > KEY_MAX:
                     raise Skip("identifier-too-long")
                 self.out.links[link["UUID"]] = link
+        self._storable()
         self._account()
+
+    def _storable(self) -> None:
+        """Values the target cannot hold whole skip the run (docs/mapping.md M20)."""
+        for table, rows, text_columns in (("tasks", self.out.tasks, ("Name", "DisplayName", "Fingerprint", "ScopePath")),
+                                          ("artifacts", self.out.artifacts, ("URI", "Name")),
+                                          ("artifact_tasks", self.out.links, ("ArtifactKey",))):
+            for row in rows.values():
+                if table == "artifacts" and row["URI"] is not None and len(row["URI"]) > URI_MAX:
+                    raise Skip("value-too-long")
+                if table == "tasks" and len(row["Fingerprint"]) > FINGERPRINT_MAX:
+                    raise Skip("value-too-long")
+                for column in text_columns:
+                    if isinstance(row[column], str) and "\0" in row[column]:
+                        raise Skip("unstorable-value")
+                if self.max_bytes is None:
+                    continue
+                for column, value in row.items():
+                    if column.startswith("_"):
+                        continue
+                    size = len((json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                                if column in JSON_COLUMNS else value if isinstance(value, str) else "").encode())
+                    if size > self.max_bytes:
+                        raise Skip("value-too-long")
 
     def _account(self) -> None:
         """Every execution and event of the run is a target row or a ledger entry (a gap is a verify bug)."""

@@ -327,6 +327,22 @@ def _long_display_name(db: Db) -> str:
     return run
 
 
+def _long_uri(db: Db) -> str:
+    ctx, run = db.run_with("system.ImporterExecution")  # its model is imported anew by each run (reimport)
+    artifact, _ = db.output_artifact(ctx, "system.Model")
+    db.m("UPDATE {Artifact} SET uri = :u WHERE id = :a", u="gs://bucket/" + "deep/" * 420 + "model.joblib", a=artifact)
+    return run
+
+
+def _display_name_with(text: str) -> Callable[[Db], str]:
+    """A run name (ROOT's DisplayName) holding `text`."""
+    def damage(db: Db) -> str:
+        _, run = db.run_with()
+        db.k('UPDATE run_details SET "DisplayName" = :n WHERE "UUID" = :r', n=text, r=run)
+        return run
+    return damage
+
+
 def _invalid_utf8(db: Db) -> str:
     ctx, run = db.run_with()
     e = db.executions(ctx)[0]
@@ -377,6 +393,12 @@ CASES = [
     Case("namespace-too-long", _long_namespace, Ledger("identifier-too-long", whole_run=True), backends=("sqlite",),
          why="KFP's run_details and experiments Namespace columns are VARCHAR(63) on MySQL and PostgreSQL"),
     Case("display-name-too-long", _long_display_name, Ledger("truncated")),
+    Case("uri-over-2048", _long_uri, Ledger("value-too-long", whole_run=True),
+         why="artifacts.URI is VARCHAR(2048): never truncated, the run is skipped with the column named"),
+    Case("four-byte-unicode", _display_name_with("train 🚀 𝔘𝔫𝔦𝔠𝔬𝔡𝔢"), Migrated()),
+    Case("nul-in-a-name", _display_name_with("train\x00hidden"), Ledger("unstorable-value", whole_run=True),
+         backends=("sqlite", "mariadb"), why="PostgreSQL-backed MLMD cannot hold a NUL character; the rule is the "
+                                              "same on every target because PostgreSQL cannot store it"),
     Case("null-event-time", _null_event_time, Migrated()),
     Case("execution-time-not-a-number", _time_text("Execution"), Ledger("bad-time"), backends=("sqlite",),
          why="MariaDB and PostgreSQL refuse text in a BIGINT column"),

@@ -118,3 +118,38 @@ def test_the_lock_is_per_database_and_a_lost_lock_stops_before_the_next_batch(da
             held.check()
     one.dispose()
     two.dispose()
+
+
+def test_a_value_over_the_servers_packet_limit_skips_its_run_and_the_rest_migrates(databases):
+    if databases.backend != "mariadb":
+        pytest.skip("max_allowed_packet is MySQL's and MariaDB's limit")
+    from sqlalchemy import create_engine
+
+    from mlmd2kfp.verify import VerifyOptions, run_verify
+
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    mlmd = Db(m)
+    run = Db(k).one('SELECT "UUID" FROM run_details WHERE "DisplayName" LIKE \'importer %\' ORDER BY "UUID"')["UUID"]
+    artifact = mlmd.one(
+        "SELECT ev.artifact_id AS a FROM Event ev JOIN Association a ON a.execution_id = ev.execution_id JOIN "
+        "Context c ON c.id = a.context_id JOIN Artifact ar ON ar.id = ev.artifact_id JOIN Type t ON "
+        "t.id = ar.type_id WHERE c.name = :r AND ev.type = 4 AND t.name = 'system.Model'", r=run)["a"]
+    admin = create_engine(databases.admin_url)
+    with admin.begin() as conn:
+        old = conn.exec_driver_sql("SELECT @@GLOBAL.max_allowed_packet").scalar()
+        conn.exec_driver_sql("SET GLOBAL max_allowed_packet = 4194304")  # 4 MB: values up to 3 MB fit
+    try:
+        mlmd.sql("INSERT INTO ArtifactProperty (artifact_id, name, is_custom_property, string_value) "
+                 "VALUES (:a, 'notes', 1, :v)", a=artifact, v="n" * (3 * 1024 * 1024 + 100))
+        report = migrate(m, k, MigrateOptions())
+        assert report.phase == "done"
+        db = Db(k)
+        skipped = db.one("SELECT reason, detail FROM mlmd2kfp_ledger WHERE run_uuid = :r AND entity = 'run'", r=run)
+        assert skipped["reason"] == "value-too-long" and "artifacts.Metadata" in skipped["detail"]
+        assert db.one("SELECT COUNT(*) AS n FROM mlmd2kfp_runs WHERE skipped = ''")["n"] == 8
+        assert run_verify(m, k, VerifyOptions(record=False)).passed
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"SET GLOBAL max_allowed_packet = {int(old)}")
+        admin.dispose()

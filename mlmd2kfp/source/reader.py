@@ -93,6 +93,10 @@ def _chunks(ids: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]
         yield ids[i:i + size]
 
 
+PAGE_EXECUTIONS = 5000
+"""Executions read at once (with their events, artifacts and properties); a larger run is read alone."""
+
+
 class MlmdReader:
     """Reads run bundles from an MLMD database and the KFP database beside it."""
 
@@ -116,7 +120,7 @@ class MlmdReader:
     def run_bundles(self, after_context_id: int = 0, run_ids: Iterable[str] | None = None) -> Iterator[RunBundle]:
         """Yield one bundle per `system.PipelineRun` context, in ascending context id."""
         for page in self.pages(after_context_id, run_ids):
-            yield from self._read_page(page)
+            yield from self.read_contexts(page)
 
     def pages(self, after_context_id: int = 0, run_ids: Iterable[str] | None = None
               ) -> Iterator[list[tuple[int, str]]]:
@@ -138,9 +142,25 @@ class MlmdReader:
             last = page[-1][0]
 
     def read_contexts(self, contexts: list[tuple[int, str]]) -> Iterator[RunBundle]:
-        """Bundles of these run contexts (ascending context id)."""
-        if contexts:
-            yield from self._read_page(sorted(contexts))
+        """Bundles of these run contexts (ascending context id), read in slices of at most `PAGE_EXECUTIONS`
+        executions (one run alone when it is larger): memory follows rows read, not runs per page."""
+        contexts = sorted(contexts)
+        if not contexts:
+            return
+        a = self.t.association.c
+        sizes = {ctx: int(n) for ctx, n in self._in(select(a.context_id, func.count()).group_by(a.context_id),
+                                                    a.context_id, [c for c, _ in contexts], raw=True)}
+        piece: list[tuple[int, str]] = []
+        rows = 0
+        for ctx in contexts:
+            size = sizes.get(ctx[0], 0)
+            if piece and rows + size > PAGE_EXECUTIONS:
+                yield from self._read_page(piece)
+                piece, rows = [], 0
+            piece.append(ctx)
+            rows += size
+        if piece:
+            yield from self._read_page(piece)
 
     def marks(self, contexts: list[tuple[int, str]]) -> dict[int, str]:
         """A change mark per run context (mapping.md §1 true-up): executions' count, states and latest

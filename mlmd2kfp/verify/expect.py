@@ -257,6 +257,7 @@ class _Derivation:
         self.task_of: dict[int, Task] = {}
         self.flattened: set[int] = set()
         self.made_by: dict[str, Task] | None = None
+        self.item_keys: dict[int, str | None] = {}
 
     # --- the task tree, level by level ------------------------------------------------------------
     def result(self) -> ExpectedRun:
@@ -677,6 +678,12 @@ class _Derivation:
         in `inputs` and the LOOP has not."""
         if t.type != LOOP:
             return None
+        if id(t) in self.item_keys:
+            return self.item_keys[id(t)]
+        self.item_keys[id(t)] = self._derive_item_key(t)
+        return self.item_keys[id(t)]
+
+    def _derive_item_key(self, t: Task) -> str | None:
         if self.spec is not None:
             iterator = _d(_d(t.spec).get("parameterIterator") or _d(t.spec).get("artifactIterator"))
             item = iterator.get("itemInput")

@@ -153,3 +153,74 @@ def test_a_value_over_the_servers_packet_limit_skips_its_run_and_the_rest_migrat
         with admin.begin() as conn:
             conn.exec_driver_sql(f"SET GLOBAL max_allowed_packet = {int(old)}")
         admin.dispose()
+
+
+def _huge_run(m: str, k: str, iterations: int) -> str:
+    """One run of `iterations` loop iterations (iterations + 2 tasks), written through ml-metadata in a few
+    batched calls; its `run_details` row is a copy of a sample run's without a spec."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+    from sqlalchemy.engine import make_url
+
+    from mlmd2kfp.sample.mlmd_client import open_store
+
+    store = open_store(make_url(m))
+    db = Db(k)
+    template = db.one('SELECT * FROM run_details WHERE "DisplayName" LIKE \'training%\' ORDER BY "UUID"')
+    run_id = str(uuid.uuid4())
+    db.insert("run_details", {**template, "UUID": run_id, "DisplayName": "one huge run",
+                              "PipelineSpecManifest": None, "PipelineVersionId": None})
+    db.engine.dispose()
+    run_type = store.get_context_type("system.PipelineRun")
+    [ctx_id] = store.put_contexts([pb.Context(type_id=run_type.id, name=run_id)])
+    dag, container = store.get_execution_type("system.DAGExecution"), store.get_execution_type("system.ContainerExecution")
+
+    def execution(type_id: int, state: int, name: str | None = None, **props) -> pb.Execution:
+        e = pb.Execution(type_id=type_id, last_known_state=state)
+        if name:
+            e.name = name
+        for key, value in props.items():
+            field = "int_value" if isinstance(value, int) else "string_value"
+            setattr(e.custom_properties[key], field, value)
+        return e
+
+    def put(executions: list) -> list[int]:
+        ids = store.put_executions(executions)
+        store.put_attributions_and_associations([], [pb.Association(context_id=ctx_id, execution_id=i) for i in ids])
+        return ids
+
+    [root] = put([execution(dag.id, 3, f"run/{run_id}", task_name="ROOT")])
+    [loop] = put([execution(dag.id, 3, task_name="for-loop-1", parent_dag_id=root, iteration_count=iterations)])
+    bodies = put([execution(dag.id, 3, task_name="for-loop-1", parent_dag_id=loop, iteration_index=i)
+                  for i in range(iterations)])
+    put([execution(container.id, 3, task_name="work", parent_dag_id=body, pod_name=f"work-{n}")
+         for n, body in enumerate(bodies)])
+    del store
+    return run_id
+
+
+def test_one_huge_run_is_read_alone_and_migrated_whole(databases, monkeypatch):
+    if databases.backend != "sqlite":
+        pytest.skip("the reader's slicing is backend-independent; on the servers this costs CI 2.5 minutes")
+    from mlmd2kfp.source.reader import PAGE_EXECUTIONS, MlmdReader
+    from mlmd2kfp.verify import VerifyOptions, run_verify
+
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    run_id = _huge_run(m, k, 10_000)
+    read_at_once: list[tuple[int, int]] = []
+    real = MlmdReader._read_page
+
+    def recording(self, contexts):
+        bundles = list(real(self, contexts))
+        read_at_once.append((len(contexts), sum(len(b.executions) for b in bundles)))
+        yield from bundles
+
+    monkeypatch.setattr(MlmdReader, "_read_page", recording)
+    report = migrate(m, k, MigrateOptions(reader_process=False))
+    assert report.phase == "done"
+    assert (1, 20_002) in read_at_once  # the huge run alone
+    assert all(n <= PAGE_EXECUTIONS for runs, n in read_at_once if runs > 1)
+    db = Db(k)
+    assert db.one('SELECT COUNT(*) AS n FROM tasks WHERE "RunUUID" = :r', r=run_id)["n"] == 10_002
+    db.engine.dispose()
+    assert run_verify(m, k, VerifyOptions(record=False)).passed

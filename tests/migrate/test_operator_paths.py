@@ -194,7 +194,6 @@ def _huge_run(m: str, k: str, iterations: int) -> str:
                   for i in range(iterations)])
     put([execution(container.id, 3, task_name="work", parent_dag_id=body, pod_name=f"work-{n}")
          for n, body in enumerate(bodies)])
-    del store
     return run_id
 
 

@@ -185,8 +185,11 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
                             "tasks or links written by KFP itself exist for this run; it is never rewritten")
                 for w in work if w.run_id in live]
     for chunk in _chunks(run_ids):
-        conn.execute(delete(t.ledger).where(t.ledger.c.run_uuid.in_(chunk)))
         conn.execute(delete(t.runs).where(t.runs.c.run_uuid.in_(chunk)))
+    for chunk in _chunks(writable_ids):
+        conn.execute(delete(t.ledger).where(t.ledger.c.run_uuid.in_(chunk)))
+    for chunk in _chunks(sorted(live)):  # kept runs keep the ledger of the rows they keep
+        conn.execute(delete(t.ledger).where(and_(t.ledger.c.run_uuid.in_(chunk), t.ledger.c.reason == "has-live-rows")))
     rows = ledger_rows(entries)
     if rows:
         insert_rows(conn, t.ledger, rows)

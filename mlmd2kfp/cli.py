@@ -162,8 +162,9 @@ def migrate_cmd(
     namespace: Annotated[Optional[list[str]], typer.Option("--namespace", help="Only runs of this namespace "
                          "(repeatable).")] = None,
     run: Annotated[Optional[list[str]], typer.Option("--run", help="Only this run id (repeatable).")] = None,
-    source_name: Annotated[str, typer.Option("--source-name", help="Mixed into every id, so two MLMD databases "
-                           "can be migrated into one KFP database.")] = "",
+    source_name: Annotated[str, typer.Option("--source-name", help="Mixed into every id and recorded in the "
+                           "state; every rerun must pass the same value. A KFP database holds one migration: a "
+                           "second MLMD source into it is refused (docs/mapping.md W13).")] = "",
     strict: Annotated[bool, typer.Option("--strict", help="Plan first and refuse to write when any MLMD row "
                       "would be skipped.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,

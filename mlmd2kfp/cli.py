@@ -235,7 +235,7 @@ def verify_cmd(
     if source not in ("auto", "api", "sql"):
         raise ConfigError("--source must be auto, api or sql")
     options = VerifyOptions(run_ids=tuple(run or ()), namespaces=tuple(namespace or ()), multi_user=multi_user,
-                            source_path=source, record=not (run or namespace))
+                            source_path=source)  # a subset is recorded as `partial`: it never opens the gate
     with console.RunProgress("verifying") as progress:
         report = run_verify(settings.mlmd_url, settings.kfp_url, options, on_progress=progress)  # type: ignore[arg-type]
     console.print_data(render_table(report))

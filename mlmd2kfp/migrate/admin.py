@@ -166,8 +166,13 @@ def rollback(kfp_url: str) -> RollbackReport:
                         left = int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
                         if left:
                             report.kept_live_rows[name] = left
-                conn.execute(delete(core_table(RUNS)))
-                conn.execute(delete(core_table(LEDGER)))
+                runs_t, ledger_t = core_table(RUNS), core_table(LEDGER)
+                if kept:  # kept runs keep their marks and ledger: their rows are still here
+                    conn.execute(delete(runs_t).where(runs_t.c.run_uuid.not_in(sorted(kept))))
+                    conn.execute(delete(ledger_t).where(ledger_t.c.run_uuid.not_in(sorted(kept))))
+                else:
+                    conn.execute(delete(runs_t))
+                    conn.execute(delete(ledger_t))
             fault_point("rollback-data")
             _restore_tables(engine, state, names, created, tasks_name, report)
             with engine.begin() as conn:

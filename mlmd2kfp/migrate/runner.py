@@ -161,7 +161,7 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
             # After a cutover the tasks live in `tasks` already: --stage-only has nothing left to hold back.
             # A pass over some runs only (--namespace/--run) never cuts over: the others would be missing.
             partial = bool(options.namespaces or options.run_ids)
-            if partial and not state["_done_before"]:
+            if partial and not state["_done_before"] and report.staged_in != "tasks":
                 cut = False
                 if not options.stage_only:
                     say("this pass covered only the selected runs (--namespace/--run), so it stops before the "

@@ -57,6 +57,9 @@ def test_staged_true_up_kfp_rows_physical_order_and_the_gate(databases):
     report = _passes(m, k, run_ids=(run,))
     assert report.scope == "partial" and report.runs_checked == 1
     assert not _gate(k)[0] and "only some runs" in _gate(k)[1]
+    _passes(m, k)
+    assert run_cli("verify", "--mlmd-url", m, "--kfp-url", k, "--run", run).code == 0  # the CLI records it too
+    assert run_cli("status", "--kfp-url", k, "--check").code == 1
     assert run_cli("cleanup", "--kfp-url", k, "--yes").code == 3  # refused for the same reason
     _passes(m, k)
     # 5. the new API server writes a run of its own and a task under a migrated ROOT (version-4 ids)

@@ -163,7 +163,7 @@ def rollback(kfp_url: str) -> RollbackReport:
                         delete(t.artifacts).where(and_(_v5(t.artifacts), unused))).rowcount or 0
                 for name, table in (("tasks", t.tasks), ("artifacts", t.artifacts), ("artifact_tasks", t.links)):
                     if table.name in names:
-                        left = int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+                        left = int(conn.execute(select(func.count()).select_from(table).where(~_v5(table))).scalar() or 0)
                         if left:
                             report.kept_live_rows[name] = left
                 runs_t, ledger_t = core_table(RUNS), core_table(LEDGER)

@@ -162,3 +162,8 @@ def _picklable(exc: BaseException) -> BaseException:
         return exc
     except Exception:
         return ToolkitError(f"{type(exc).__name__}: {exc}")
+
+
+PROCESS_MIN_RUNS = 200
+"""From this many run contexts on, migrate's reader and verify's expected side run in a second process
+(mapping.md W12): below it, the child's start-up (~0.7 s) costs more than the overlap wins."""

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from .. import __version__
-from ..background import ChildIterator, End
+from ..background import PROCESS_MIN_RUNS, ChildIterator, End
 from ..console import mask_url
 from ..db import in_memory, make_engine
 from ..dialects import is_transient
@@ -40,9 +40,6 @@ from .state import (check_resume, ensure_tool_tables, holder, insert_state, load
                     options_fingerprint, update_state)
 from .writer import BatchResult, RunWork, TargetTables, count_rows, insert_rows, ledger_rows, write_batch
 
-PROCESS_MIN_RUNS = 200
-"""From this many run contexts on, the reader runs in a second process (mapping.md W12): below it, the
-child's start-up (~0.7 s) costs more than the overlap wins."""
 RETRIES = 4
 """Attempts per batch for transient database errors (lost connection, deadlock, lock wait timeout)."""
 

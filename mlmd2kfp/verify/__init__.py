@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from sqlalchemy import bindparam, inspect, text
 
-from ..background import ChildIterator
+from ..background import PROCESS_MIN_RUNS, ChildIterator
 from ..console import mask_url
 from ..db import in_memory, make_engine, parse_url
 from ..dialects import max_value_bytes
@@ -189,9 +189,6 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
     if options.record:
         _record(kfp_url, report)
     return report
-
-
-PROCESS_MIN_RUNS = 200
 
 
 def _use_process(wanted: bool | None, mlmd_url: str) -> bool:

@@ -17,7 +17,6 @@ SQLite runs more examples in every CI run (seeded, bounded); MariaDB and Postgre
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import uuid
 from pathlib import Path
@@ -37,6 +36,7 @@ from mlmd2kfp.migrate.admin import read_status, rollback  # noqa: E402
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from mlmd2kfp.sample import write_sample  # noqa: E402
 from tests.helpers import Db, run_cli  # noqa: E402
+from tests.migrate.helpers import _canon  # noqa: E402
 
 EXAMPLES = {"sqlite": 6, "mariadb": 1, "postgresql": 1}
 STEPS = {"sqlite": 12, "mariadb": 8, "postgresql": 8}
@@ -44,19 +44,6 @@ KILL_POINTS = ("read-page:1", "mid-batch:1", "before-checkpoint:2", "after-batch
                "cutover:1", "after-cutover:1")
 EXIT_MEANING = {0: "ok", 1: "differences found", 2: "usage error", 3: "operational error", 130: "stopped"}
 TARGET = ("tasks", "artifacts", "artifact_tasks", "tasks_migration_tmp")
-
-
-def _canon(value):
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.dumps(json.loads(value), sort_keys=True)
-        except ValueError:
-            return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _tool_rows(url: str, frozen: set[str]) -> str:

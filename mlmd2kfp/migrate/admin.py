@@ -133,12 +133,12 @@ def rollback(kfp_url: str) -> RollbackReport:
             created = set(json.loads(state.created_tables or "[]"))
             with engine.connect() as conn:
                 names = set(inspect(conn).get_table_names())
-                # an interrupted rollback may have moved the old table back already: leave it alone
-                restored = PRE_MIGRATION not in names and old_tasks_present(conn)
-            tasks_name = "tasks" if state.moved_old_tasks or state.staging_table == "tasks" else state.staging_table
-            if restored and tasks_name == "tasks":
-                tasks_name = STAGING
-            t = TargetTables(tasks_name if tasks_name in names else STAGING, None)
+                # the database says where the migrated tasks are, not the state: after a cutover (or a
+                # rollback that kept runs) `tasks` is the new form; before it, or once an interrupted
+                # rollback moved the old table back, they are in the staging table
+                new_form_tasks = "tasks" in names and not old_tasks_present(conn)
+            tasks_name = "tasks" if new_form_tasks else STAGING
+            t = TargetTables(tasks_name, None)
             with engine.begin() as conn:  # data first, in one transaction
                 # Runs KFP wrote into (a task or link of its own, e.g. a retry of a migrated run) keep every
                 # row: deleting the migrated parents would cascade into KFP's rows through the foreign keys.
@@ -161,11 +161,13 @@ def rollback(kfp_url: str) -> RollbackReport:
                         if "artifact_tasks" in names else True
                     report.deleted["artifacts"] = conn.execute(
                         delete(t.artifacts).where(and_(_v5(t.artifacts), unused))).rowcount or 0
+                remaining: dict[str, int] = {}  # rows still in each table: KFP's, and the kept runs' own
                 for name, table in (("tasks", t.tasks), ("artifacts", t.artifacts), ("artifact_tasks", t.links)):
                     if table.name in names:
                         left = int(conn.execute(select(func.count()).select_from(table).where(~_v5(table))).scalar() or 0)
                         if left:
                             report.kept_live_rows[name] = left
+                        remaining[name] = int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
                 runs_t, ledger_t = core_table(RUNS), core_table(LEDGER)
                 if kept:  # kept runs keep their marks and ledger: their rows are still here
                     conn.execute(delete(runs_t).where(runs_t.c.run_uuid.not_in(sorted(kept))))
@@ -174,10 +176,17 @@ def rollback(kfp_url: str) -> RollbackReport:
                     conn.execute(delete(runs_t))
                     conn.execute(delete(ledger_t))
             fault_point("rollback-data")
-            _restore_tables(engine, state, names, created, tasks_name, report)
+            _restore_tables(engine, names, created, tasks_name, remaining, report)
             with engine.begin() as conn:
+                # what is still in place stays recorded (tables kept for KFP's rows, the old `tasks` not
+                # moved back), so a later rollback, once those runs are gone, finishes the job
+                left = set(inspect(conn).get_table_names())
+                # the staging table the tool created is `tasks` after the cutover
+                still_created = (created | ({"tasks"} if STAGING in created and new_form_tasks else set())) & left
                 update_state(conn, phase="rolled_back", status="done", finished_at=int(time.time()),
-                             staging_table=STAGING, moved_old_tasks=0, created_tables="[]",
+                             staging_table=tasks_name if tasks_name in left else STAGING,
+                             moved_old_tasks=int(bool(state.moved_old_tasks) and PRE_MIGRATION in left),
+                             created_tables=state.created_tables if still_created else "[]",
                              verify_passed=None, verify_result=None, pass_number=0, last_context_id=0,
                              runs_migrated=0, runs_skipped=0, tasks=0, artifacts=0, links=0)
     finally:
@@ -202,10 +211,10 @@ def _runs_written_by_kfp(conn: Connection, t: TargetTables, names: set[str]) -> 
     return kept & mine
 
 
-def _restore_tables(engine: Any, state: Any, names: set[str], created: set[str], tasks_name: str,
+def _restore_tables(engine: Any, names: set[str], created: set[str], tasks_name: str, live: dict[str, int],
                     report: RollbackReport) -> None:
-    """Drop the target tables the tool created (when no live rows remain) and move the old `tasks` back."""
-    live = report.kept_live_rows
+    """Drop the target tables the tool created once they are empty (`live`: rows left in each) and move
+    the old `tasks` back."""
     with engine.begin() as conn:
         d = dialect_for(conn)
         q = d.q

@@ -44,6 +44,27 @@ def test_rollback_keeps_rows_kfp_wrote_under_migrated_parents(databases):
     db.engine.dispose()
 
 
+def test_a_second_rollback_after_kfp_rows_are_gone_restores_the_database(databases):
+    """Rollback keeps a run KFP wrote into; once the operator deletes KFP's rows, the next rollback
+    removes the kept migrated rows, drops the tool's tables and moves the old `tasks` back."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    before = digest(k, tables=None, exclude_prefix="mlmd2kfp_")
+    migrate(m, k, MigrateOptions())
+    db = Db(k)
+    run, _, kfp_task = _kfp_task_under_migrated_root(db)
+    first = rollback(k)
+    assert first.kept_runs == [run] and not first.restored_old_tasks
+    kept_links = db.one('SELECT COUNT(*) AS n FROM artifact_tasks WHERE "RunUUID" = :r', r=run)["n"]
+    assert kept_links > 0
+    db.sql('DELETE FROM tasks WHERE "UUID" = :u', u=kfp_task)  # the operator deletes KFP's retry
+    second = rollback(k)
+    assert second.kept_runs == [] and second.restored_old_tasks
+    assert second.deleted["artifact_tasks"] == kept_links
+    assert digest(k, tables=None, exclude_prefix="mlmd2kfp_") == before
+    db.engine.dispose()
+
+
 def test_rollback_from_the_cli_says_what_was_kept(databases):
     m, k = databases.new("m"), databases.new("k")
     write_sample(m, k, seed=8)

@@ -18,40 +18,9 @@ from ..errors import ToolkitError
 from .lock import MigrationLock
 from .faults import fault_point
 from .staging import PRE_MIGRATION, STAGING, old_tasks_present
+from .gate import gate
 from .state import LEDGER, RUNS, TOOL_TABLES, core_table, load_state, update_state
 from .writer import TargetTables
-
-
-def gate(s: dict[str, Any] | None) -> tuple[bool, str]:
-    """The startup gate over a state row: (passed, one line saying why and what to run next).
-
-    Open only after a finished migration whose last verify passed, covered every run (not a `--run`/
-    `--namespace` subset) and ran after the cutover, with no `migrate` since."""
-    if s is None:
-        return False, "no migration recorded in this KFP database (run `mlmd2kfp migrate`)"
-    if s["phase"] == "rolled_back":
-        return False, "the migration was rolled back (run `mlmd2kfp migrate` to migrate again)"
-    if s["phase"] != "done":
-        return False, (f"migration not finished: phase `{s['phase']}`, status `{s['status']}` (run `mlmd2kfp migrate` "
-                       "without --stage-only to finish it)")
-    try:
-        result = json.loads(s.get("verify_result") or "null")
-    except ValueError:
-        result = None
-    result = result if isinstance(result, dict) else {}
-    if s["verify_passed"] is None:
-        if result.get("invalidated"):
-            return False, f"the last verify no longer holds: {result['invalidated']}; run `mlmd2kfp verify`"
-        return False, "migration finished but not verified (run `mlmd2kfp verify`)"
-    if not s["verify_passed"]:
-        return False, ("the last `mlmd2kfp verify` found differences (see its report; fix them, rerun "
-                       "`mlmd2kfp migrate`, then `mlmd2kfp verify`)")
-    if result.get("scope") == "partial":
-        return False, ("the last verify checked only some runs (`--run`/`--namespace`); run `mlmd2kfp verify` "
-                       "without them")
-    if str(result.get("phase", "")).startswith("staged"):
-        return False, "the last verify ran before the cutover; run `mlmd2kfp verify` again"
-    return True, "migration finished and verified"
 
 
 @dataclass
@@ -268,9 +237,3 @@ def cleanup(kfp_url: str) -> list[str]:
     finally:
         engine.dispose()
     return dropped
-
-
-def record_verify(conn: Connection, passed: bool, summary: dict[str, Any]) -> None:
-    """Store a verify result in the state row (what `status --check` reads)."""
-    update_state(conn, verify_passed=int(passed), verify_at=int(time.time()),
-                 verify_result=json.dumps(summary, sort_keys=True)[:60000])

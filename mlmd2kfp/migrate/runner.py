@@ -167,6 +167,7 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                 cut = not options.stage_only or report.staged_in == "tasks"
             if cut:
                 t0 = time.monotonic()
+                lock.check()
                 _cutover(kfp_engine, report, say)
                 report.seconds["cutover"] = round(time.monotonic() - t0, 3)
             else:
@@ -268,8 +269,7 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
                 continue
             item.counts.add_to(report)
             if item.batch:
-                lock.check()  # never write a batch without the lock (and keep its connection alive)
-                _flush(kfp_engine, targets, item.batch, report, say)
+                _flush(kfp_engine, targets, item.batch, report, say, lock)
                 report.fingerprints["agree"] += item.fingerprints[0]
                 report.fingerprints["differ"] += item.fingerprints[1]
                 _throttle(options, report, window)
@@ -280,6 +280,7 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
                 _interrupt(kfp_engine, stop)
     finally:
         producer.stop()
+    lock.check()
     with mlmd_engine.connect() as mlmd:
         _global_ledger(kfp_engine, MlmdReader(mlmd, None), targets, report)
     fault_point("totals")
@@ -338,10 +339,11 @@ def _interrupt(engine: Engine, stop: StopRequest) -> None:
 
 
 def _flush(engine: Engine, targets: TargetTables, batch: list[RunWork], report: MigrateReport,
-           say: Callable[[str], None]) -> None:
+           say: Callable[[str], None], lock: MigrationLock) -> None:
     """Write one batch; transient errors are retried with backoff, anything else fails the migration."""
     resume_after = max(w.context_id for w in batch)
     for attempt in range(1, RETRIES + 1):
+        lock.check()  # never write without the lock, retries included (and keep its connection alive)
         try:
             with engine.begin() as conn:
                 result = write_batch(conn, targets, batch, resume_after)

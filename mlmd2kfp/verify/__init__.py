@@ -21,6 +21,7 @@ from ..console import mask_url
 from ..db import in_memory, make_engine, parse_url
 from ..dialects import max_value_bytes
 from ..errors import ConfigError, MissingDependencyError
+from ..migrate.gate import record_verify, verify_snapshot
 from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
 from .expect import KFP_TYPES, expect_run
 from .report import Finding, ParityReport
@@ -107,6 +108,8 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
     feed: Iterator[Any] | None = None
     partial = bool(options.run_ids or options.namespaces)
     try:
+        # no migrator or rollback may run now; the result is recorded only if none ran meanwhile
+        snapshot = verify_snapshot(kfp_engine) if options.record else None
         with kfp_engine.connect() as kconn:
             names = set(inspect(kconn).get_table_names())
             state = _state(kconn)
@@ -187,7 +190,11 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
         kfp_engine.dispose()
         mlmd_engine.dispose()
     if options.record:
-        _record(kfp_url, report)
+        record_engine = make_engine(kfp_url, "KFP", create_sqlite=False)
+        try:
+            record_verify(record_engine, report.passed, report.summary(), snapshot)
+        finally:
+            record_engine.dispose()
     return report
 
 
@@ -467,13 +474,4 @@ def _cache_rows(report: ParityReport, conn: Any, t: TargetReader, old: str,
                                     fingerprint, by_task.get(task)))
 
 
-def _record(kfp_url: str, report: ParityReport) -> None:
-    from ..migrate.admin import record_verify
 
-    engine = make_engine(kfp_url, "KFP", create_sqlite=False)
-    try:
-        with engine.begin() as conn:
-            if "mlmd2kfp_state" in inspect(conn).get_table_names():
-                record_verify(conn, report.passed, report.summary())
-    finally:
-        engine.dispose()

@@ -17,11 +17,12 @@ from sqlalchemy.engine import make_url
 
 pytest.importorskip("ml_metadata")
 
-from mlmd2kfp.migrate.admin import record_verify  # noqa: E402
+from mlmd2kfp.errors import MigrationFailedError  # noqa: E402
 from mlmd2kfp.migrate.lock import MigrationLock  # noqa: E402
 from mlmd2kfp.migrate.plan import build_plan  # noqa: E402
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from mlmd2kfp.sample import write_sample  # noqa: E402
+from mlmd2kfp.verify import run_verify  # noqa: E402
 from tests.helpers import execute, run_cli  # noqa: E402
 from tests.migrate.helpers import check_invariants, digest, rows  # noqa: E402
 from tests.migrate.helpers import quote as _q  # noqa: E402
@@ -140,9 +141,11 @@ def test_a_second_migrator_is_refused_and_writes_nothing(databases):
     engine = create_engine(k)
     with MigrationLock(engine):
         result = cli_migrate(m, k)
+        checking = run_cli("verify", "--mlmd-url", m, "--kfp-url", k)  # verify never reads a migration mid-write
     engine.dispose()
     assert result.code == 3
     assert "already running" in result.stderr and "by host" in result.stderr
+    assert checking.code == 3 and "already running" in checking.stderr
     assert digest(k, tables=None) == before
 
 
@@ -180,6 +183,24 @@ def test_rollback_keeps_rows_kfp_wrote_itself(databases):
     assert "written by KFP itself" in result.stderr or "KFP wrote itself" in result.stderr
 
 
+def test_a_migrate_while_verify_reads_keeps_the_gate_closed(databases):
+    """A pass that starts while verify is reading makes its result describe no single state: verify stops
+    with exit 3's error, records that, and the gate stays closed."""
+    m, k = sample(databases)
+    migrate(m, k, MigrateOptions())
+    ran = []
+
+    def meanwhile(done: int, total: int) -> None:
+        if not ran:
+            ran.append(migrate(m, k, MigrateOptions()))
+
+    with pytest.raises(MigrationFailedError, match="while verify was reading"):
+        run_verify(m, k, on_progress=meanwhile)
+    assert ran
+    gate = run_cli("status", "--kfp-url", k, "--check")
+    assert gate.code == 1 and "while verify was reading" in gate.stdout
+
+
 def test_status_gate(databases):
     m, k = sample(databases)
     assert run_cli("status", "--kfp-url", k, "--check").code == 1  # before
@@ -189,13 +210,7 @@ def test_status_gate(databases):
     migrate(m, k, MigrateOptions())
     after = run_cli("status", "--kfp-url", k, "--check")
     assert after.code == 1 and "not verified" in after.stdout
-    engine = create_engine(k)
-    with engine.begin() as conn:
-        record_verify(conn, False, {"checks": 1})
-    assert run_cli("status", "--kfp-url", k, "--check").code == 1
-    with engine.begin() as conn:
-        record_verify(conn, True, {"checks": 1})
-    engine.dispose()
+    assert run_cli("verify", "--mlmd-url", m, "--kfp-url", k).code == 0
     ok = run_cli("status", "--kfp-url", k, "--check")
     assert ok.code == 0 and ok.stdout.startswith("OK")
     shown = run_cli("status", "--kfp-url", k, "--json")

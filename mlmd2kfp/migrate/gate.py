@@ -1,0 +1,89 @@
+"""The startup gate (mapping.md §8): what a verify records and when `status --check` opens.
+
+Verify runs only while no migrator or rollback does, and records its result only if none ran while it
+was reading; the gate opens only on a whole, post-cutover, passing verify with no write since.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from sqlalchemy import inspect
+
+from ..errors import MigrationFailedError
+from .lock import MigrationLock
+from .state import STATE, load_state, update_state
+
+
+def gate(s: dict[str, Any] | None) -> tuple[bool, str]:
+    """The startup gate over a state row: (passed, one line saying why and what to run next).
+
+    Open only after a finished migration whose last verify passed, covered every run (not a `--run`/
+    `--namespace` subset) and ran after the cutover, with no `migrate` since."""
+    if s is None:
+        return False, "no migration recorded in this KFP database (run `mlmd2kfp migrate`)"
+    if s["phase"] == "rolled_back":
+        return False, "the migration was rolled back (run `mlmd2kfp migrate` to migrate again)"
+    if s["phase"] != "done":
+        return False, (f"migration not finished: phase `{s['phase']}`, status `{s['status']}` (run `mlmd2kfp migrate` "
+                       "without --stage-only to finish it)")
+    try:
+        result = json.loads(s.get("verify_result") or "null")
+    except ValueError:
+        result = None
+    result = result if isinstance(result, dict) else {}
+    if s["verify_passed"] is None:
+        if result.get("invalidated"):
+            return False, f"the last verify no longer holds: {result['invalidated']}; run `mlmd2kfp verify`"
+        return False, "migration finished but not verified (run `mlmd2kfp verify`)"
+    if not s["verify_passed"]:
+        return False, ("the last `mlmd2kfp verify` found differences (see its report; fix them, rerun "
+                       "`mlmd2kfp migrate`, then `mlmd2kfp verify`)")
+    if result.get("scope") == "partial":
+        return False, ("the last verify checked only some runs (`--run`/`--namespace`); run `mlmd2kfp verify` "
+                       "without them")
+    if result.get("phase") != "after cutover":
+        return False, "the last verify ran before the cutover finished; run `mlmd2kfp verify` again"
+    return True, "migration finished and verified"
+
+
+_WRITES = ("pass_number", "phase", "status", "last_context_id", "runs_migrated", "tasks", "links", "updated_at",
+           "finished_at")
+"""State fields every `migrate` or `rollback` changes: verify records its result only if none moved."""
+
+
+def verify_snapshot(engine: Any) -> tuple[Any, ...] | None:
+    """Before verify reads: no migrator or rollback is running (else LockHeldError), and what the state
+    says now, for `record_verify` to see whether one ran meanwhile."""
+    with MigrationLock(engine, "migration"):
+        with engine.connect() as conn:
+            state = load_state(conn)
+    return None if state is None else tuple(state.values.get(k) for k in _WRITES)
+
+
+def record_verify(engine: Any, passed: bool, summary: dict[str, Any], snapshot: tuple[Any, ...] | None) -> None:
+    """Store a verify result in the state row (what `status --check` reads).
+
+    Raises:
+        MigrationFailedError: a `migrate` or `rollback` wrote while verify was reading; the result is not
+            recorded as passing (the state says so) and verify must run again.
+    """
+    line = ("`mlmd2kfp migrate` or `rollback` wrote to the KFP database while verify was reading, so its "
+            "result describes no single state; run `mlmd2kfp verify` again once nothing else runs")
+    with engine.begin() as conn:
+        if STATE.name not in inspect(conn).get_table_names():
+            return
+        state = load_state(conn)
+        if state is None:
+            return
+        moved = snapshot is not None and tuple(state.values.get(k) for k in _WRITES) != snapshot
+        if moved:
+            update_state(conn, verify_passed=None, verify_at=int(time.time()),
+                         verify_result=json.dumps({"invalidated": line}))
+        else:
+            update_state(conn, verify_passed=int(passed), verify_at=int(time.time()),
+                         verify_result=json.dumps(summary, sort_keys=True)[:60000])
+    if moved:
+        raise MigrationFailedError(line)

@@ -341,6 +341,7 @@ def _enrich(conn: Any, runs: list[Any]) -> None:
     (its key and execution type name the artifact, mapping.md §5), read with plain SQL."""
     ev_t, path_t, ex_t, ty_t = (_mlmd_table(conn, n) for n in ("Event", "EventPath", "Execution", "Type"))
     execution_ids = sorted({e.id for src in runs for e in src.executions})
+    # MLMD's Event has UNIQUE(artifact_id, execution_id, type): the tuple names one event
     ids: dict[tuple[int, int, int, str | None], int] = {}
     for i in range(0, len(execution_ids), 500):
         chunk = ",".join(str(int(x)) for x in execution_ids[i:i + 500])

@@ -242,18 +242,21 @@ def _check_storable(out: RunRows, options: MapOptions) -> None:
               ("artifacts", out.artifacts, {"URI": "uri", "Name": "name", "Metadata": "metadata"}),
               ("artifact_tasks", out.links, {"ArtifactKey": "artifact_key", "Producer": "producer"}))
     limit = options.max_value_bytes
+    nul: SkipRun | None = None  # value-too-long anywhere in the run wins over a NUL (order-free)
     for table, rows, columns in tables:
         for row in rows:
             for column, attr in columns.items():
                 value = getattr(row, attr)
                 if not isinstance(value, str):
                     continue
-                if column in _TEXT_COLUMNS[table] and "\x00" in value:
-                    raise SkipRun("unstorable-value", f"{table}.{column} of row {row.uuid} holds a NUL character, "
+                if nul is None and column in _TEXT_COLUMNS[table] and "\x00" in value:
+                    nul = SkipRun("unstorable-value", f"{table}.{column} of row {row.uuid} holds a NUL character, "
                                                       "which PostgreSQL cannot store in text")
                 if limit is not None and len(value) * 4 > limit and len(value.encode()) > limit:
                     raise SkipRun("value-too-long", f"{table}.{column} of row {row.uuid} is {len(value.encode())} "
                                                     f"bytes; the server accepts {limit} (max_allowed_packet)")
+    if nul is not None:
+        raise nul
 
 
 def _sorted_params(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

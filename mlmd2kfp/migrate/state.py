@@ -172,6 +172,8 @@ def update_state(conn: Connection, increments: dict[str, int] | None = None, **v
     """
     t = core_table(STATE)
     values.setdefault("updated_at", int(time.time()))
+    if isinstance(values.get("last_error"), str):  # an error line may quote MLMD text holding a NUL
+        values["last_error"] = values["last_error"].replace("\x00", "\\x00")
     for column, n in (increments or {}).items():
         values[column] = t.c[column] + n
     result = conn.execute(t.update().where(t.c.id == STATE_ID).values(**values))

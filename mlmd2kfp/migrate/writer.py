@@ -117,7 +117,9 @@ def ledger_rows(entries: list[LedgerEntry]) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for e in entries:
         rows.setdefault(ledger_id(e), {"id": ledger_id(e), "run_uuid": e.run_id, "entity": e.entity,
-                                       "mlmd_id": e.mlmd_id, "reason": e.reason, "detail": e.detail[:2000]})
+                                       "mlmd_id": e.mlmd_id, "reason": e.reason,
+                                       # a detail quotes MLMD text, which may hold a NUL PostgreSQL cannot store
+                                       "detail": e.detail.replace("\x00", "\\x00")[:2000]})
     return list(rows.values())
 
 

@@ -214,6 +214,19 @@ class ExpectedRun:
     """MLMD rows of the run that are neither a target row nor a ledger entry (a gap in the rules)."""
 
 
+def _stored_json(value: Any) -> str:
+    """JSON text as KFP stores it (Go's encoder: sorted keys, no spaces, UTF-8, `3` for 3.0), for sizes."""
+    def whole(v: Any) -> Any:
+        if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+            return int(v)
+        if isinstance(v, dict):
+            return {k: whole(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [whole(x) for x in v]
+        return v
+    return json.dumps(whole(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 class Skip(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -915,7 +928,9 @@ class _Derivation:
         self._account()
 
     def _storable(self) -> None:
-        """Values the target cannot hold whole skip the run (docs/mapping.md M20)."""
+        """Values the target cannot hold whole skip the run (docs/mapping.md M20); a value too long
+        anywhere in the run is the reason even where another value holds a NUL."""
+        nul = False
         for table, rows, text_columns in (("tasks", self.out.tasks, ("Name", "DisplayName", "Fingerprint", "ScopePath")),
                                           ("artifacts", self.out.artifacts, ("URI", "Name")),
                                           ("artifact_tasks", self.out.links, ("ArtifactKey",))):
@@ -924,18 +939,18 @@ class _Derivation:
                     raise Skip("value-too-long")
                 if table == "tasks" and len(row["Fingerprint"]) > FINGERPRINT_MAX:
                     raise Skip("value-too-long")
-                for column in text_columns:
-                    if isinstance(row[column], str) and "\0" in row[column]:
-                        raise Skip("unstorable-value")
+                nul = nul or any(isinstance(row[c], str) and "\0" in row[c] for c in text_columns)
                 if self.max_bytes is None:
                     continue
                 for column, value in row.items():
                     if column.startswith("_"):
                         continue
-                    size = len((json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                                if column in JSON_COLUMNS else value if isinstance(value, str) else "").encode())
+                    size = len((_stored_json(value) if column in JSON_COLUMNS
+                                else value if isinstance(value, str) else "").encode())
                     if size > self.max_bytes:
                         raise Skip("value-too-long")
+        if nul:
+            raise Skip("unstorable-value")
 
     def _account(self) -> None:
         """Every execution and event of the run is a target row or a ledger entry (a gap is a verify bug)."""

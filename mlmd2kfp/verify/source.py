@@ -17,6 +17,8 @@ from google.protobuf.message import DecodeError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, URL
 
+from ..dialects import dialect_for, holds_nul_sql
+
 RUN_TYPE = "system.PipelineRun"
 
 
@@ -129,8 +131,10 @@ class ApiSource:
         """A page of runs: executions per context, then the page's events and artifacts in one call each."""
         if not contexts:
             return
-        untyped = self.fallback.untyped_times([c.id for c in contexts]) if self.fallback is not None else set()
-        if untyped:  # ml-metadata's C++ core aborts the process on such rows: read them through SQL
+        ids = [c.id for c in contexts]
+        # ml-metadata's C++ core aborts the process on a time column holding text, and cuts strings at a NUL
+        untyped = self.fallback.untyped_times(ids) | self.fallback.nul_text(ids) if self.fallback is not None else set()
+        if untyped:  # read those runs through SQL
             for ctx in contexts:
                 if ctx.id in untyped:
                     self.fallback_runs.append(ctx.name)
@@ -291,6 +295,33 @@ class SqlSource:
             f"WHERE a.context_id IN ({ids}) AND {bad.format(t='e')} UNION "
             f"SELECT a.context_id FROM {q('Association')} a JOIN {q('Event')} ev ON ev.execution_id = a.execution_id "
             f"JOIN {q('Artifact')} ar ON ar.id = ev.artifact_id WHERE a.context_id IN ({ids}) AND {bad.format(t='ar')}"))
+        return {int(r[0]) for r in rows}
+
+    def nul_text(self, context_ids: list[int]) -> set[int]:
+        """Run contexts with an execution or artifact whose text (name, URI, string property) holds a NUL:
+        ml-metadata hands such strings back cut at the NUL, so those runs are read through SQL."""
+        d = dialect_for(self.conn)
+        if holds_nul_sql(d, "x") is None or not context_ids:
+            return set()
+        ids = ",".join(str(int(c)) for c in context_ids)
+        q = self.q
+
+        def nul(column: str) -> str:
+            return str(holds_nul_sql(d, column))
+
+        by_execution = f"FROM {q('Association')} a JOIN {{t}} WHERE a.context_id IN ({ids}) AND {{cond}}"
+        by_artifact = (f"FROM {q('Association')} a JOIN {q('Event')} ev ON ev.execution_id = a.execution_id "
+                       f"JOIN {{t}} WHERE a.context_id IN ({ids}) AND {{cond}}")
+        parts = [
+            by_execution.format(t=f"{q('Execution')} e ON e.id = a.execution_id", cond=nul("e.name")),
+            by_execution.format(t=f"{q('ExecutionProperty')} p ON p.execution_id = a.execution_id",
+                                cond=nul("p.string_value")),
+            by_artifact.format(t=f"{q('Artifact')} ar ON ar.id = ev.artifact_id",
+                               cond=f"({nul('ar.uri')} OR {nul('ar.name')})"),
+            by_artifact.format(t=f"{q('ArtifactProperty')} p ON p.artifact_id = ev.artifact_id",
+                               cond=nul("p.string_value")),
+        ]
+        rows = self.conn.execute(text(" UNION ".join(f"SELECT a.context_id {p}" for p in parts)))
         return {int(r[0]) for r in rows}
 
     def executions_of(self, context_ids: list[int]) -> dict[int, set[int]]:

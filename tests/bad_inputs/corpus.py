@@ -334,6 +334,21 @@ def _long_uri(db: Db) -> str:
     return run
 
 
+def _nul_in_uri(db: Db) -> str:
+    """ml-metadata hands this URI back cut at the NUL: verify must read the run through SQL to see it."""
+    ctx, run = db.run_with("system.ImporterExecution")
+    artifact, _ = db.output_artifact(ctx, "system.Model")
+    db.m("UPDATE {Artifact} SET uri = :u WHERE id = :a", u="gs://bucket/model\x00.joblib", a=artifact)
+    return run
+
+
+def _long_uri_and_nul(db: Db) -> str:
+    """Both limits in one run: `value-too-long` is the reason wherever the NUL is (no order decides)."""
+    run = _long_uri(db)
+    db.k('UPDATE run_details SET "DisplayName" = :n WHERE "UUID" = :r', n="run\x00name", r=run)
+    return run
+
+
 def _display_name_with(text: str) -> Callable[[Db], str]:
     """A run name (ROOT's DisplayName) holding `text`."""
     def damage(db: Db) -> str:
@@ -399,6 +414,10 @@ CASES = [
     Case("nul-in-a-name", _display_name_with("train\x00hidden"), Ledger("unstorable-value", whole_run=True),
          backends=("sqlite", "mariadb"), why="PostgreSQL-backed MLMD cannot hold a NUL character; the rule is the "
                                               "same on every target because PostgreSQL cannot store it"),
+    Case("uri-over-2048-and-a-nul", _long_uri_and_nul, Ledger("value-too-long", whole_run=True),
+         backends=("sqlite", "mariadb"), why="PostgreSQL cannot hold a NUL character"),
+    Case("nul-in-an-mlmd-uri", _nul_in_uri, Ledger("unstorable-value", whole_run=True), backends=("sqlite", "mariadb"),
+         why="PostgreSQL-backed MLMD cannot hold a NUL character"),
     Case("null-event-time", _null_event_time, Migrated()),
     Case("execution-time-not-a-number", _time_text("Execution"), Ledger("bad-time"), backends=("sqlite",),
          why="MariaDB and PostgreSQL refuse text in a BIGINT column"),

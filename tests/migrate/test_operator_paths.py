@@ -176,6 +176,48 @@ def test_a_value_over_the_servers_packet_limit_skips_its_run_and_the_rest_migrat
         admin.dispose()
 
 
+def test_a_nul_character_bound_for_a_postgresql_target_skips_its_run(tmp_path):
+    """MLMD on MariaDB can hold a NUL in an artifact URI; PostgreSQL cannot store it: the run is skipped
+    with `unstorable-value` naming the column, the rest migrates and verify agrees."""
+    from tests.conftest import BACKENDS, DatabaseFactory
+
+    from mlmd2kfp.verify import VerifyOptions, run_verify
+
+    if not {"mariadb", "postgresql"} <= set(BACKENDS):
+        pytest.skip("needs a MariaDB source and a PostgreSQL target")
+    sources, targets = DatabaseFactory("mariadb", tmp_path), DatabaseFactory("postgresql", tmp_path)
+    try:
+        m, k = sources.new("m"), targets.new("k")
+        write_sample(m, k, seed=8)
+        mlmd = Db(m)
+        run = Db(k).one('SELECT "UUID" FROM run_details WHERE "DisplayName" LIKE \'training%\' '
+                        'ORDER BY "UUID"')["UUID"]
+        artifact = mlmd.one(
+            "SELECT MIN(ev.artifact_id) AS a FROM Event ev JOIN Association a ON a.execution_id = ev.execution_id "
+            "JOIN Context c ON c.id = a.context_id WHERE c.name = :r AND ev.type = 4", r=run)["a"]
+        mlmd.sql("UPDATE Artifact SET uri = CONCAT(uri, CHAR(0), 'x') WHERE id = :a", a=artifact)
+        report = migrate(m, k, MigrateOptions())
+        assert report.phase == "done"
+        db = Db(k)
+        skipped = db.one("SELECT reason, detail FROM mlmd2kfp_ledger WHERE run_uuid = :r AND entity = 'run'", r=run)
+        assert skipped["reason"] == "unstorable-value" and "NUL" in skipped["detail"]
+        assert db.one('SELECT COUNT(*) AS n FROM tasks WHERE "RunUUID" = :r', r=run)["n"] == 0
+        using = {r["name"] for r in mlmd.sql(
+            "SELECT DISTINCT c.name AS name FROM Event ev JOIN Association a ON a.execution_id = ev.execution_id "
+            "JOIN Context c ON c.id = a.context_id JOIN Type t ON t.id = c.type_id "
+            "WHERE ev.artifact_id = :a AND t.name = 'system.PipelineRun'", a=artifact)}
+        skipped_runs = {r["run_uuid"]: r["skipped"] for r in db.sql("SELECT run_uuid, skipped FROM mlmd2kfp_runs "
+                                                                    "WHERE skipped = 'unstorable-value'")}
+        assert skipped_runs == {r: "unstorable-value" for r in using}  # every run holding it, and no other
+        assert db.one("SELECT COUNT(*) AS n FROM mlmd2kfp_runs WHERE skipped = ''")["n"] == 9 - len(using)
+        assert run_verify(m, k, VerifyOptions(record=False)).passed
+        db.engine.dispose()
+        mlmd.engine.dispose()
+    finally:
+        sources.drop_all()
+        targets.drop_all()
+
+
 def _huge_run(m: str, k: str, iterations: int) -> str:
     """One run of `iterations` loop iterations (iterations + 2 tasks), written through ml-metadata in a few
     batched calls; its `run_details` row is a copy of a sample run's without a spec."""

@@ -45,6 +45,8 @@ class RunPlan:
     """Task keys whose container fails (every Argo retry attempt too)."""
     stop_at: str | None = None
     """Task key where the run is still in flight: launched, artifacts recorded, never published."""
+    stopped_as: str = "RUNNING"
+    """The run's state when it stops at `stop_at` (FAILED: terminated there, never finished in MLMD)."""
     retry_run: bool = False
     """After the failures, an operator's "Retry run": failed tasks re-driven, now succeeding."""
     use_cache: bool = True
@@ -157,7 +159,7 @@ class RunSimulator:
             if self._failed(root):
                 state = "FAILED"
         except _Stop:
-            state = "RUNNING"
+            state = plan.stopped_as
         return RunResult(plan, self.workflow_name, state, root, self.executions, self.cache_rows,
                          self.clock.tick(1000))
 
@@ -218,6 +220,11 @@ class RunSimulator:
         component = self.spec.component(task["componentRef"]["name"])
         kind = self.spec.kind(component)
         params = self._resolve_params(parent, task)
+        # the driver's resolver fills a component input the task does not wire from its default
+        # (recorded in the execution's `inputs`, as for the root DAG)
+        for name, d in component.get("inputDefinitions", {}).get("parameters", {}).items():
+            if name not in params and "defaultValue" in d and name not in task.get("inputs", {}).get("parameters", {}):
+                params[name] = d["defaultValue"]
         artifacts = self._resolve_artifacts(parent, task)
         condition = task.get("triggerPolicy", {}).get("condition")
         triggered = evaluate_condition(condition, params) if condition else True

@@ -21,6 +21,8 @@ class Scenario:
     outputs: dict[str, Any] = field(default_factory=dict)
     fail: frozenset[str] = frozenset()
     stop_at: str | None = None
+    stopped_as: str = "RUNNING"
+    """The run's state in `run_details` when it stops at `stop_at` (FAILED: stopped, never finished)."""
     retry_run: bool = False
     spec_in_version_only: bool = False
     """`run_details.PipelineSpecManifest` is empty; the spec is in `pipeline_versions` only."""
@@ -37,22 +39,35 @@ def _p(rows: int, rep: int) -> dict[str, Any]:
     return {"message": f"hello-{rep}", "rows": float(rows)}
 
 
+def importer_uri(rep: int) -> str:
+    """The model URI the importer runs of repetition `rep` import: percent-escapes (Go's `url.Parse`
+    decodes them: name `model final.joblib`) in even repetitions, a plain path in odd ones. The
+    pipeline's other importers take a trailing slash and a bucket without a path (docs/mapping.md M19)."""
+    if rep % 2 == 0:
+        return f"gs://ml-models/iris%20v{rep + 1}/model%20final.joblib"
+    return f"gs://ml-models/iris/v{rep + 1}/model.joblib"
+
+
 def scenarios_for(rep: int) -> list[Scenario]:
     """The scenario runs of repetition `rep` (0-based), in the order they are written."""
     a, b, c = MULTI_USER_NAMESPACES
+    # even repetitions: the failed run is stopped inside its exit handler (never finished in MLMD)
+    failed = {"stop_at": "exit-op", "stopped_as": "FAILED"} if rep % 2 == 0 else {}
     return [
         Scenario("training", "training-pipeline", a, _p(100, rep)),
         Scenario("cache-hit", "training-pipeline", a, _p(100, rep), cache_source="training"),
-        Scenario("spec-in-pipeline-version", "training-pipeline", c, _p(250, rep), spec_in_version_only=True),
+        # `train` fails, then the run is retried: two attempts with the same INPUT event (the dataset)
+        Scenario("spec-in-pipeline-version", "training-pipeline", c, _p(250, rep), spec_in_version_only=True,
+                 fail=frozenset({"train"}), retry_run=True),
         Scenario("in-flight", "training-pipeline", b, _p(300, rep), stop_at="train"),
         Scenario("control-flow", "control-flow-pipeline", a, {"message": f"nested-{rep}"},
                  outputs={"flip-coin": "heads"}),
-        Scenario("failed", "exit-handler-pipeline", b, {"message": f"fail-{rep}"}, fail=frozenset({"fail-op"})),
+        Scenario("failed", "exit-handler-pipeline", b, {"message": f"fail-{rep}"}, fail=frozenset({"fail-op"}),
+                 **failed),
         Scenario("retried", "exit-handler-pipeline", b, {"message": f"retry-{rep}"},
                  fail=frozenset({"fail-op"}), retry_run=True),
-        Scenario("importer", "importer-pipeline", c, {"model_uri": f"gs://ml-models/iris/v{rep + 1}/model.joblib"}),
-        Scenario("importer-reuse", "importer-pipeline", c,
-                 {"model_uri": f"gs://ml-models/iris/v{rep + 1}/model.joblib"}),
+        Scenario("importer", "importer-pipeline", c, {"model_uri": importer_uri(rep)}),
+        Scenario("importer-reuse", "importer-pipeline", c, {"model_uri": importer_uri(rep)}),
         Scenario("orphan", "training-pipeline", a, _p(400, rep), orphan=True),
         Scenario("v1", "v1-pipeline", b, v1=True),
     ]

@@ -67,11 +67,11 @@ def print_edge(face: str):
 
 
 @dsl.component(base_image=BASE_IMAGE)
-def make_report(message: str, report: Output[Dataset]) -> str:
+def make_report(message: str, title: str, report: Output[Dataset]) -> str:
     """Inner task of the nested pipeline."""
     with open(report.path, 'w') as f:
-        f.write(message)
-    return f'report for {message}'
+        f.write(f'{title}: {message}')
+    return f'{title} for {message}'
 
 
 @dsl.component(base_image=BASE_IMAGE)
@@ -83,9 +83,11 @@ def consume_report(summary: str, report: Input[Dataset]):
 @dsl.pipeline(name='report-pipeline')
 def report_pipeline(
     message: str,
+    title: str = 'weekly report',
 ) -> NamedTuple('Outputs', [('summary', str), ('report', Dataset)]):
-    """Nested pipeline used as a component; returns a parameter and an artifact."""
-    report_task = make_report(message=message)
+    """Nested pipeline used as a component; returns a parameter and an artifact. The parent does
+    not wire `title`: the DAG driver records its default in the DAG execution's inputs."""
+    report_task = make_report(message=message, title=title)
     Outputs = NamedTuple('Outputs', [('summary', str), ('report', Dataset)])
     return Outputs(
         summary=report_task.outputs['Output'],

@@ -1,4 +1,7 @@
-"""importer-pipeline: importers (reimport False/True) and a workspace importer."""
+"""importer-pipeline: importers (reimport False/True) and a workspace importer.
+
+The URIs take the shapes the runtime's `inferArtifactName` treats apart: a directory with a trailing
+slash (name `iris`), a bucket with no path (name `.`), and (from the run's parameter) percent-escapes."""
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Model
 
@@ -29,7 +32,7 @@ def count_rows(dataset: Input[Dataset]) -> int:
 def importer_pipeline(
         model_uri: str = 'gs://ml-models/iris/v1/model.joblib'):
     dataset_importer = dsl.importer(
-        artifact_uri='gs://ml-data/shared/iris.csv',
+        artifact_uri='gs://ml-data/shared/iris/',
         artifact_class=dsl.Dataset,
         reimport=False,
         metadata={'source': 'gcs', 'rows': 150},
@@ -45,7 +48,7 @@ def importer_pipeline(
         model=model_importer.output,
     )
     workspace_importer = dsl.importer(
-        artifact_uri='gs://ml-data/shared/wine.csv',
+        artifact_uri='s3://ml-data-wine',
         artifact_class=dsl.Dataset,
         reimport=False,
         download_to_workspace=True,

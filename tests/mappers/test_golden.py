@@ -9,6 +9,7 @@ mlmd2kfp/sample/pipelines/ (see INDEX.md there).
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from sqlalchemy import create_engine
@@ -226,20 +227,34 @@ def test_conditions_and_dag_outputs(mapped):
 
 
 def test_exit_handler_and_failed_task(mapped):
+    """Repetition 0's failed run was terminated while its exit task ran: in MLMD `exit-op` and the root
+    DAG never finished; the run is FAILED (mapping.md §4 `State`, docs/mapping.md M1)."""
     v = view(mapped, "failed")
     root, handler = v.task("root"), v.task("root.exit-handler-1")
     fail, exit_op = v.task("root.exit-handler-1.fail-op"), v.task("root.exit-op")
+    finished = v.bundle.run.finished_at
+    assert finished > 0
     assert (handler.type, handler.state, handler.display_name) == (DAG, FAILED, "cleanup-handler")
     assert handler.status_metadata == "null"  # FAILED by propagation: no message
     assert (fail.state, json.loads(fail.status_metadata)) == (FAILED, {
         "message": "failed (migrated from ML Metadata; no error text recorded)"})
     assert fail.output_parameters == "null"
     assert len(v.links(fail, OUTPUT)) == 3  # executor-logs of the three Argo attempts
-    assert exit_op.parent_task_uuid == root.uuid and exit_op.state == SUCCEEDED
+    # the exit task never finished: FAILED at the run's end, with the rule's message
+    assert exit_op.parent_task_uuid == root.uuid
+    assert (exit_op.state, exit_op.finished_at) == (FAILED, finished)
+    assert json.loads(exit_op.status_metadata) == {"message": "never finished (run FAILED)"}
+    history = json.loads(exit_op.state_history)
+    assert [h["state"] for h in history] == ["RUNNING", "FAILED"]
+    assert history[1]["updateTime"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished))
     status = {e["parameterKey"]: e for e in v.params(exit_op, "input_parameters")}["status"]
     assert status["type"] == "TASK_FINAL_STATUS_OUTPUT" and status["producer"] == {"taskName": "ROOT"}
     assert status["value"]["pipelineTaskName"] == "exit-handler-1"
-    assert root.state == FAILED and not v.tasks("root.exit-handler-1.print-op")
+    # ROOT, RUNNING in MLMD, is derived again from its (now all FAILED) children: FAILED, no message
+    assert v.execution(root).state == 2  # MLMD RUNNING
+    assert (root.state, root.finished_at, root.status_metadata) == (FAILED, finished, "null")
+    assert [h["state"] for h in json.loads(root.state_history)] == ["RUNNING", "FAILED"]
+    assert not v.tasks("root.exit-handler-1.print-op")
 
 
 def test_retried_run(mapped):
@@ -262,12 +277,17 @@ def test_importers(mapped):
     [l1], [l2] = first.links(imp1, OUTPUT), second.links(imp2, OUTPUT)
     assert l1.artifact_id == l2.artifact_id  # the reused artifact: one row in the namespace
     row = first.artifacts[l1.artifact_id]
-    assert (row.name, row.type, row.uri, row.identity_key) == ("iris.csv", 3, "gs://ml-data/shared/iris.csv", None)
+    # names as Go's inferArtifactName gives them (mapping.md §5): a trailing slash names the directory
+    assert (row.name, row.type, row.uri, row.identity_key) == ("iris", 3, "gs://ml-data/shared/iris/", None)
     assert json.loads(row.metadata) == {"rows": 150, "source": "gcs"}
     ws = first.task("root.importer-3")
     assert json.loads(ws.type_attrs) == {"downloadToWorkspace": True}
+    [w] = first.links(ws, OUTPUT)
+    assert (first.artifacts[w.artifact_id].name, first.artifacts[w.artifact_id].uri) == (".", "s3://ml-data-wine")
     [r1], [r2] = first.links(first.task("root.importer-2"), OUTPUT), second.links(second.task("root.importer-2"), OUTPUT)
     assert r1.artifact_id != r2.artifact_id  # reimport=True
+    model = first.artifacts[r1.artifact_id]  # Go's url.Parse decodes the path's percent-escapes
+    assert (model.name, model.uri) == ("model final.joblib", "gs://ml-models/iris%20v1/model%20final.joblib")
     evaluate = first.task("root.evaluate")
     assert sorted((lk.artifact_key, json.loads(lk.producer)["taskName"]) for lk in first.links(evaluate, TASK_OUTPUT_INPUT)) == [
         ("dataset", "importer"), ("model", "importer-2")]
@@ -286,6 +306,21 @@ def test_spec_only_in_pipeline_version(mapped):
     assert bundle.spec_source == "pipeline_version" and rows.skipped is None
     assert {t.scope_path for t in rows.tasks} == {"root", "root.preprocess", "root.train"}
     assert {t.namespace for t in rows.tasks} == {"kubeflow-user-example-com"}
+
+
+def test_a_retried_task_with_the_same_input_on_each_attempt(mapped):
+    """`train` failed and the run was retried: two attempts, each with an INPUT event for the dataset.
+    One task, one TASK_OUTPUT_INPUT link (never COLLECTED_INPUTS), the second event `merged-link`."""
+    v = view(mapped, "spec-in-pipeline-version")
+    train, pre = v.task("root.train"), v.task("root.preprocess")
+    assert len(train.mlmd_execution_ids) == 2 and train.state == SUCCEEDED
+    assert [h["state"] for h in json.loads(train.state_history)] == ["RUNNING", "FAILED", "RUNNING", "SUCCEEDED"]
+    [link] = [lk for lk in v.links(train) if lk.type not in (OUTPUT,)]
+    assert (link.type, link.artifact_key, json.loads(link.producer)) == (TASK_OUTPUT_INPUT, "dataset",
+                                                                         {"taskName": "preprocess"})
+    assert [lk.artifact_id for lk in v.links(pre, OUTPUT) if lk.artifact_key == "output_dataset"] == [link.artifact_id]
+    reasons = sorted((e.entity, e.reason) for e in v.rows.ledger if e.reason != "split")  # split: the metrics
+    assert reasons == [("event", "merged-link"), ("execution", "superseded-attempt")]
 
 
 def test_orphan_run_is_skipped(mapped):

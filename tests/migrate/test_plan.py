@@ -33,12 +33,14 @@ EXPECTED_TASK_TYPES = {"ROOT": 9, "RUNTIME": 33, "IMPORTER": 6, "LOOP": 5, "COND
 # artifacts, one row per (MLMD artifact, namespace), metrics split into 5 rows:
 # team-a: training 10 (dataset, 2 logs, model, classification, 5 metrics; the cache hit reuses them) +
 #         control-flow 20 (13 logs... see test_golden) = 30; kubeflow-user-example-com: spec-in-version 10 +
-#         importer 5 + importer-reuse 3 (iris and wine reused) = 18; team-b: in-flight 2 + failed 4 + retried 6 = 12.
-EXPECTED_ARTIFACTS = {"team-a": 30, "kubeflow-user-example-com": 18, "team-b": 12}
-# links: training-like runs 11 each (3), in-flight 3, control-flow 28 (4 of them derived), failed 4,
+#         importer 5 + importer-reuse 3 (iris and wine reused) = 18, + the failed `train` attempt's logs = 19;
+#         team-b: in-flight 2 + failed 3 (its exit task was stopped before its logs) + retried 6 = 11.
+EXPECTED_ARTIFACTS = {"team-a": 30, "kubeflow-user-example-com": 19, "team-b": 11}
+# links: training-like runs 11 each (3; spec-in-version + 1: the failed attempt's logs; its second
+# INPUT event of the dataset is merged), in-flight 3, control-flow 28 (4 of them derived), failed 3,
 # retried 6, importer runs 8 each.
-EXPECTED_LINKS = 11 * 3 + 3 + 28 + 4 + 6 + 8 * 2
-EXPECTED_LEDGER = {"flattened-iteration": 9, "superseded-attempt": 1, "split": 3,
+EXPECTED_LINKS = 11 * 3 + 1 + 3 + 28 + 3 + 6 + 8 * 2
+EXPECTED_LEDGER = {"flattened-iteration": 9, "superseded-attempt": 2, "merged-link": 1, "split": 3,
                    "orphan-run": 1 + 3 + 7,          # the run, its 3 executions, its 7 events
                    "orphan-artifact": 3 + 6,         # in-flight's unpublished outputs, the orphan run's artifacts
                    "unsupported-v1": 1 + 2 + 2}      # the KfpRun context, its 2 executions, 2 artifacts
@@ -76,7 +78,7 @@ def test_plan_counts_match_the_sample(samples, mode, tmp_path):
         assert report["artifacts_by_namespace"] == {"": 60} and report["tasks_by_namespace"] == {"": EXPECTED_TASKS}
     assert {r: v["count"] for r, v in report["ledger"].items()} == EXPECTED_LEDGER
     assert len(report["orphan_runs"]) == 1
-    assert report["old_tasks"]["cache_rows"] == 29 and report["old_tasks"]["node_rows"] > 29
+    assert report["old_tasks"]["cache_rows"] == 28 and report["old_tasks"]["node_rows"] > 28
     assert report["target_schema"] == "old form"
     assert report["executions_by_type_state"]["system.DAGExecution CANCELED"] == 3
     md = (tmp_path / "p.md").read_text()

@@ -214,15 +214,28 @@ def test_if_elif_else_with_branches_not_taken(sample):
 
 
 def test_exit_handler(sample):
-    run = sample.run("failed")
-    handler = run.one("exit-handler-1")
-    assert props(handler)["display_name"] == "cleanup-handler" and handler.last_known_state == FAILED
+    # the retried run's exit handler ran once, after the first failure, and finished
+    run = sample.run("retried")
     exit_op = run.one("exit-op")
     assert props(exit_op)["parent_dag_id"] == run.root().id  # a sibling of the handler DAG
     assert exit_op.last_known_state == COMPLETE
     status = props(exit_op)["inputs"]["status"]
     assert status["pipelineTaskName"] == "exit-handler-1" and status["state"] == "FAILED"
     assert status["pipelineJobResourceName"].startswith("exit-handler-pipeline-")
+
+
+def test_a_failed_run_stopped_inside_its_exit_handler(sample):
+    """Repetition 0's failed run is terminated while `exit-op` runs: FAILED in `run_details`, while in
+    MLMD `exit-op` and the root DAG never finished."""
+    run = sample.run("failed")
+    handler = run.one("exit-handler-1")
+    assert props(handler)["display_name"] == "cleanup-handler" and handler.last_known_state == FAILED
+    exit_op = run.one("exit-op")
+    assert props(exit_op)["parent_dag_id"] == run.root().id
+    assert exit_op.last_known_state == RUNNING and "outputs" not in props(exit_op)
+    assert run.root().last_known_state == RUNNING
+    [row] = _kfp(sample, "SELECT \"State\" AS s FROM run_details WHERE \"UUID\" = :u", u=run.context.name)
+    assert row["s"] == "FAILED"
 
 
 def test_failed_task(sample):
@@ -262,7 +275,7 @@ def test_importer_artifact_reused_by_a_second_run(sample):
     assert ea.artifact_id == eb.artifact_id and ea.path.steps[0].key == "artifact"
     [artifact] = first.artifacts([ea.artifact_id])
     p = props(artifact)
-    assert artifact.uri == "gs://ml-data/shared/iris.csv" and "display_name" not in p
+    assert artifact.uri == "gs://ml-data/shared/iris/" and "display_name" not in p
     assert p["source"] == "gcs" and p["rows"] == 150.0
     assert json.loads(p["store_session_info"]) == {"Provider": "gs", "Params": {"fromEnv": "true"}}
     # reimport=True: a new artifact every run
@@ -278,6 +291,9 @@ def test_workspace_importer(sample):
     assert workspace.type == "system.ImporterWorkspaceExecution" and workspace.last_known_state == COMPLETE
     [count] = run.events_of(run.one("count-rows"), INPUT)
     assert count.artifact_id == run.events_of(workspace, OUTPUT)[0].artifact_id
+    [artifact] = run.artifacts([count.artifact_id])
+    assert artifact.uri == "s3://ml-data-wine"  # a bucket, no path
+    assert json.loads(props(artifact)["store_session_info"])["Provider"] == "s3"
 
 
 def test_run_in_flight(sample):
@@ -318,7 +334,11 @@ def test_spec_only_in_pipeline_versions(sample):
     assert row["m"] is None
     spec = yaml.safe_load(row["s"])
     assert spec["pipelineInfo"]["name"] == "training-pipeline"
-    assert sample.run("spec-in-pipeline-version").one("train").last_known_state == COMPLETE
+    run = sample.run("spec-in-pipeline-version")
+    first, second = run.by_task("train")  # failed, then the retried run re-drove it
+    assert (first.last_known_state, second.last_known_state) == (FAILED, COMPLETE)
+    [a], [b] = run.events_of(first, INPUT), run.events_of(second, INPUT)
+    assert (a.artifact_id, a.path.steps[0].key) == (b.artifact_id, b.path.steps[0].key) == (a.artifact_id, "dataset")
     others = _kfp(sample, "SELECT \"PipelineSpecManifest\" AS m FROM run_details WHERE \"UUID\" <> :u "
                           "AND \"PipelineSpecManifest\" IS NOT NULL", u=record.run_id)
     assert len(others) == 8  # every other v2 run embeds its spec

@@ -22,7 +22,7 @@ from ..db import in_memory, make_engine, parse_url
 from ..dialects import max_value_bytes
 from ..errors import ConfigError, MissingDependencyError
 from ..migrate.gate import record_verify, verify_snapshot
-from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
+from .checks import CHECKS, RUN_STATE, TargetReader, set_bit, bit_set, compare_run
 from .expect import KFP_TYPES, expect_run
 from .report import Finding, ParityReport
 from .source import ApiSource, SqlSource
@@ -140,7 +140,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
             specs: dict[str, Any] = {}
             counts: dict[str, Counter[Any]] = {"expected": Counter(), "found": Counter()}
             seen_runs: set[str] = set()
-            seen_artifacts: set[str] = set()
+            seen_artifacts: dict[str, bytearray] = {}  # per namespace, a bit per MLMD artifact id
             linked = bytearray()
             old = "tasks_pre_migration" if "tasks_pre_migration" in names else ("tasks" if staged and "tasks" in names
                                                                                else None)
@@ -165,7 +165,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                     exp = expect_run(src, run, spec, multi, source_name, limit)
                     compare_run(report, src, exp, target, counts, seen_artifacts)
                     for artifact_id in exp.mlmd_artifacts:
-                        _mark(linked, artifact_id)
+                        set_bit(linked, artifact_id)
                     fingerprints.update({str(k): v for k, v in exp.fingerprints.items()})
                     if run is not None and not exp.skip:
                         _run_state(report, kconn, target, src.run_id, run)
@@ -209,18 +209,6 @@ def _use_process(wanted: bool | None, mlmd_url: str) -> bool:
         engine.dispose()
 
 
-def _mark(bits: bytearray, n: int) -> None:
-    byte, bit = divmod(int(n), 8)
-    if byte >= len(bits):
-        bits.extend(bytes(byte - len(bits) + 1024))
-    bits[byte] |= 1 << bit
-
-
-def _marked(bits: bytearray, n: int) -> bool:
-    byte, bit = divmod(int(n), 8)
-    return byte < len(bits) and bool(bits[byte] & (1 << bit))
-
-
 def _global_ledger(report: ParityReport, mconn: Any, target: TargetReader, linked: bytearray) -> None:
     """The run-less ledger rows, re-derived from MLMD with plain SQL (linear scans and bitmaps, no
     per-row subqueries): executions in no run context, artifacts no migrated run links or of v1 types,
@@ -235,23 +223,23 @@ def _global_ledger(report: ParityReport, mconn: Any, target: TargetReader, linke
     for (execution_id,) in stream.execute(text(
             f"SELECT a.execution_id FROM {assoc_t} a JOIN {ctx_t} c ON c.id = a.context_id "
             f"WHERE c.type_id IN ({','.join(map(str, run_types))})")):
-        _mark(in_run, execution_id)
+        set_bit(in_run, execution_id)
     want: set[tuple[str, int, str]] = set()
     for execution_id, type_id in stream.execute(text(f"SELECT id, type_id FROM {ex_t}")):
-        _mark(exists_, execution_id)
-        if not _marked(in_run, execution_id):
+        set_bit(exists_, execution_id)
+        if not bit_set(in_run, execution_id):
             name = types.get(int(type_id), ("?", 0))[0]
             want.add(("execution", int(execution_id), "no-run" if name in KFP_TYPES else
                       "unsupported-v1" if name.startswith("components.") else "unsupported-type"))
     for artifact_id, type_id in stream.execute(text(f"SELECT id, type_id FROM {art_t}")):
         name = types.get(int(type_id), ("?", 0))[0]
         if "." in name and not name.startswith("mlmd."):
-            if not _marked(linked, artifact_id):
+            if not bit_set(linked, artifact_id):
                 want.add(("artifact", int(artifact_id), "orphan-artifact"))
         else:
             want.add(("artifact", int(artifact_id), "unsupported-v1"))
     for event_id, execution_id in stream.execute(text(f"SELECT id, execution_id FROM {ev_t}")):
-        if not _marked(exists_, execution_id):
+        if not bit_set(exists_, execution_id):
             want.add(("event", int(event_id), "dangling-event"))
     v1 = [i for i, (n, k) in types.items() if k == 2 and n in ("KfpRun", "pipeline_run")]
     if v1:

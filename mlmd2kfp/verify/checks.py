@@ -131,8 +131,20 @@ def _compare_row(report: ParityReport, run: str, what: str, want: dict[str, Any]
                                         "unsorted"))
 
 
+def set_bit(bits: bytearray, n: int) -> None:
+    byte, bit = divmod(int(n), 8)
+    if byte >= len(bits):
+        bits.extend(bytes(byte - len(bits) + 1024))
+    bits[byte] |= 1 << bit
+
+
+def bit_set(bits: bytearray, n: int) -> bool:
+    byte, bit = divmod(int(n), 8)
+    return byte < len(bits) and bool(bits[byte] & (1 << bit))
+
+
 def compare_run(report: ParityReport, src: SourceRun, exp: ExpectedRun, target: TargetReader,
-                counts: dict[str, Counter[Any]], seen_artifacts: set[str]) -> None:
+                counts: dict[str, Counter[Any]], seen_artifacts: dict[str, bytearray]) -> None:
     """Every column of every tool-written row of one run, and its ledger, against the expected side."""
     run = src.run_id
     tasks, links, ledger = target.run_rows(run)
@@ -186,11 +198,14 @@ def compare_run(report: ParityReport, src: SourceRun, exp: ExpectedRun, target: 
         if lid not in exp.links:
             report.fail(Finding("coverage", run, f"link {lid} ({have['ArtifactKey']})", "extra row",
                                 "no MLMD event or propagated output", f"type {have['Type']}"))
-    # --- artifacts (shared between runs: each row compared once) ----------------------------------------
-    wanted = {aid: a for aid, a in exp.artifacts.items() if aid not in seen_artifacts}
+    # --- artifacts (shared between runs: each row compared once; an artifact's rows, split metrics
+    # included, all come with the first run that uses it in its namespace: a bit per MLMD id) -------------
+    seen = seen_artifacts.setdefault(exp.namespace or "", bytearray())
+    wanted = {aid: a for aid, a in exp.artifacts.items() if not bit_set(seen, a["_mlmd"])}
     rows = target.artifacts(set(wanted))
+    for want in wanted.values():
+        set_bit(seen, want["_mlmd"])
     for aid, want in wanted.items():
-        seen_artifacts.add(aid)
         coverage.checked += 1
         have = rows.get(aid)
         if have is None:

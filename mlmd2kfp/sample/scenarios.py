@@ -42,7 +42,7 @@ def _p(rows: int, rep: int) -> dict[str, Any]:
 def importer_uri(rep: int) -> str:
     """The model URI the importer runs of repetition `rep` import: percent-escapes (Go's `url.Parse`
     decodes them: name `model final.joblib`) in even repetitions, a plain path in odd ones. The
-    pipeline's other importers take a trailing slash and a bucket without a path (docs/mapping.md M19)."""
+    pipeline's other importers take a trailing slash and a bucket without a path (docs/mapping.md M18)."""
     if rep % 2 == 0:
         return f"gs://ml-models/iris%20v{rep + 1}/model%20final.joblib"
     return f"gs://ml-models/iris/v{rep + 1}/model.joblib"

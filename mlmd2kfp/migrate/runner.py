@@ -19,13 +19,14 @@ from sqlalchemy.exc import DBAPIError
 
 from .. import __version__
 from ..background import PROCESS_MIN_RUNS, ChildIterator, End
+from ..bitmap import Bitmap
 from ..console import mask_url
 from ..db import in_memory, make_engine
 from ..dialects import is_transient
 from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError, unexpected_error_line
-from ..mappers.enums import KFP_EXECUTION_TYPES
 from ..records import LedgerEntry
-from ..source.inventory import count_run_contexts, dangling_events, take_kfp_inventory
+from ..source.inventory import (count_run_contexts, dangling_events, runless_executions, runless_reason,
+                                take_kfp_inventory)
 from ..source.reader import MlmdReader
 from ..source.schema import open_mlmd
 from ..target.schema import require_run_details
@@ -397,14 +398,11 @@ def _global_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, report: 
 
     Streamed (server-side cursors, ledger rows written in chunks): memory does not grow with the store.
     """
-    linked = bytearray()
+    linked = Bitmap()
     with engine.connect() as conn:
         for r in conn.execution_options(yield_per=2000).execute(select(t.runs.c.mlmd_artifact_ids)):
             for i in json.loads(r.mlmd_artifact_ids or "[]"):
-                byte, bit = divmod(int(i), 8)
-                if byte >= len(linked):
-                    linked.extend(bytes(byte - len(linked) + 1024))
-                linked[byte] |= 1 << bit
+                linked.add(i)
     with engine.begin() as conn:
         conn.execute(delete(t.ledger).where(t.ledger.c.run_uuid == ""))
         chunk: list[LedgerEntry] = []
@@ -419,25 +417,17 @@ def _global_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, report: 
         fault_point("global-ledger")
 
 
-def _global_entries(reader: MlmdReader, linked: bytearray) -> Iterator[LedgerEntry]:
-    from sqlalchemy import and_, exists
-
+def _global_entries(reader: MlmdReader, linked: Bitmap) -> Iterator[LedgerEntry]:
     names = {i: n for i, (n, _) in reader.types.items()}
     m = reader.t
-    ex, a, c, art = m.execution.c, m.association.c, m.context.c, m.artifact.c
+    c, art = m.context.c, m.artifact.c
     stream = reader.mlmd.execution_options(yield_per=5000)
-    in_run = exists().where(and_(a.execution_id == ex.id, a.context_id == c.id,
-                                 c.type_id.in_(reader.run_type_ids or [-1])))
-    for r in stream.execute(select(ex.id, ex.type_id).where(~in_run)):
-        type_name = names.get(r.type_id, "?")
-        reason = ("no-run" if type_name in KFP_EXECUTION_TYPES else
-                  "unsupported-v1" if type_name.startswith("components.") else "unsupported-type")
-        yield LedgerEntry("", "execution", r.id, reason, type_name)
+    for execution_id, type_name in runless_executions(reader):
+        yield LedgerEntry("", "execution", execution_id, runless_reason(type_name), type_name)
     for r in stream.execute(select(art.id, art.type_id)):
         name = names.get(r.type_id, "?")
         if is_v2_artifact_type(name):
-            byte, bit = divmod(r.id, 8)
-            if not (byte < len(linked) and linked[byte] & (1 << bit)):
+            if r.id not in linked:
                 yield LedgerEntry("", "artifact", r.id, "orphan-artifact")
         else:
             yield LedgerEntry("", "artifact", r.id, "unsupported-v1", name)

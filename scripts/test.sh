@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # A missing server is an error, not a skip.
 export MLMD2KFP_TEST_BACKENDS=sqlite,mariadb,postgresql
-exec bash scripts/with-db-servers.sh bash -c '.venv/bin/ruff check mlmd2kfp tests benchmarks && .venv/bin/python -m pytest "$@"' _ "$@"
+# Lint, then pytest in two processes (PostgreSQL tests beside the rest: scripts/pytest-split.sh).
+exec bash scripts/with-db-servers.sh bash scripts/pytest-split.sh "$@"

@@ -74,3 +74,16 @@ def test_a_source_reader_process_that_dies_is_a_clear_error_and_nothing_is_recor
     monkeypatch.undo()
     assert rows(k, "SELECT verify_at, verify_passed, verify_result FROM mlmd2kfp_state") == before
     assert run_verify(m, k, VerifyOptions(record=False)).passed
+
+
+def test_verify_loads_nothing_of_the_migrators_mapping():
+    """The second opinion shares no mapping code: importing verify (and everything it imports) loads no
+    module of `mlmd2kfp.mappers`, and of `mlmd2kfp.migrate` only the gate with its lock and state."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mlmd2kfp.verify, mlmd2kfp.verify.expect, mlmd2kfp.verify.checks, mlmd2kfp.verify.source; "
+            "print(sorted(m for m in sys.modules if m.startswith(('mlmd2kfp.mappers', 'mlmd2kfp.migrate'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(["mlmd2kfp.migrate", "mlmd2kfp.migrate.gate", "mlmd2kfp.migrate.lock",
+                               "mlmd2kfp.migrate.state"])

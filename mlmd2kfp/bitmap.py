@@ -1,5 +1,5 @@
-"""A set of non-negative integer ids as a bit array: one bit per id up to the largest, so a pass over a
-store's ids costs a few hundred kilobytes however many rows it has."""
+"""A set of non-negative integer ids as a bit array: one bit per id up to the largest (a store whose ids
+reach ten million costs 1.25 MB), instead of a Python set's ~60 bytes per member."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import console
-from .errors import ConfigError, ToolkitError, unexpected_error_line
+from .errors import ConfigError, MigrationFailedError, ToolkitError, unexpected_error_line
 from .settings import KFP_URL_ENV, MLMD_URL_ENV, Settings, url_from_parts
 
 app = typer.Typer(
@@ -243,6 +243,8 @@ def verify_cmd(
         if path:
             path.write_text(render(report), encoding="utf-8")
             console.info(f"wrote {path}")
+    if report.not_recorded:  # the report above stands, but the gate cannot take it
+        raise MigrationFailedError(report.not_recorded)
     raise typer.Exit(report.exit_code)
 
 

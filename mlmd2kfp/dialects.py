@@ -240,8 +240,8 @@ def rename_statements(d: Dialect, renames: list[tuple[str, str]]) -> list[str]:
 def holds_nul_sql(d: Dialect, column: str) -> str | None:
     """A condition true where text `column` holds a NUL character; None where the server cannot store
     one (PostgreSQL)."""
-    if d.name == "mysql":
-        return f"INSTR({column}, CHAR(0 USING utf8mb4)) > 0"
+    if d.name == "mysql":  # bytes, not the collation (which ignores control characters)
+        return f"INSTR(CAST({column} AS BINARY), X'00') > 0"
     if d.name == "sqlite":  # text functions stop at a NUL: compare the bytes
         return f"INSTR(CAST({column} AS BLOB), X'00') > 0"
     return None

@@ -117,7 +117,8 @@ def rollback(kfp_url: str) -> RollbackReport:
                     report.notes.append(
                         f"{len(kept)} run(s) hold rows KFP wrote itself under migrated rows (for example run "
                         f"{report.kept_runs[0]}); their migrated rows were kept too, so nothing KFP wrote was "
-                        "deleted. Delete those runs in KFP first if they must go, then rerun `mlmd2kfp rollback`")
+                        "deleted. The old `tasks` stays aside until they are gone: delete those runs in the new "
+                        "KFP, then rerun `mlmd2kfp rollback --yes` (docs/runbook.md §4)")
                 mine_links = _v5(t.links) if not kept else and_(_v5(t.links), t.links.c.RunUUID.not_in(sorted(kept)))
                 mine_tasks = _v5(t.tasks) if not kept else and_(_v5(t.tasks), t.tasks.c.RunUUID.not_in(sorted(kept)))
                 if "artifact_tasks" in names:
@@ -150,10 +151,14 @@ def rollback(kfp_url: str) -> RollbackReport:
                 # what is still in place stays recorded (tables kept for KFP's rows, the old `tasks` not
                 # moved back), so a later rollback, once those runs are gone, finishes the job
                 left = set(inspect(conn).get_table_names())
-                # the staging table the tool created is `tasks` after the cutover
-                still_created = (created | ({"tasks"} if STAGING in created and new_form_tasks else set())) & left
+                # the tool's tables still here: its tasks table under the name it has now (the staging
+                # table is `tasks` after the cutover), never the old `tasks` moved back in its place
+                mine = (created - {STAGING}) | ({tasks_name} if STAGING in created or "tasks" in created else set())
+                still_created = {n for n in mine if n in left and n not in report.dropped}
+                if report.restored_old_tasks:
+                    still_created.discard("tasks")
                 update_state(conn, phase="rolled_back", status="done", finished_at=int(time.time()),
-                             staging_table=tasks_name if tasks_name in left else STAGING,
+                             staging_table=tasks_name if tasks_name in still_created else STAGING,
                              moved_old_tasks=int(bool(state.moved_old_tasks) and PRE_MIGRATION in left),
                              created_tables=state.created_tables if still_created else "[]",
                              verify_passed=None, verify_result=None, pass_number=0, last_context_id=0,
@@ -197,11 +202,13 @@ def _restore_tables(engine: Any, names: set[str], created: set[str], tasks_name:
         if "artifacts" in created and "artifacts" in names and not live.get("artifacts") and links_gone:
             drops.append("artifacts")
         for name in drops:
+            if conn.exec_driver_sql(f"SELECT COUNT(*) FROM {q(name)}").scalar():
+                break  # rows arrived since they were counted (KFP should be stopped): keep it and the rest
             conn.exec_driver_sql(f"DROP TABLE {q(name)}")
             report.dropped.append(name)
             fault_point("rollback-drop")
         if PRE_MIGRATION in names:
-            if "tasks" in names and "tasks" not in drops:
+            if "tasks" in names and "tasks" not in report.dropped:
                 report.notes.append(f"`tasks` still holds rows KFP wrote itself, so `{PRE_MIGRATION}` was not "
                                     "moved back; both tables are kept")
             else:

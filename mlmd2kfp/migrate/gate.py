@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import inspect
 
-from ..errors import MigrationFailedError
+from ..errors import LockHeldError
 from .lock import MigrationLock
 from .state import STATE, load_state, update_state
 
@@ -36,7 +36,9 @@ def gate(s: dict[str, Any] | None) -> tuple[bool, str]:
     result = result if isinstance(result, dict) else {}
     if s["verify_passed"] is None:
         if result.get("invalidated"):
-            return False, f"the last verify no longer holds: {result['invalidated']}; run `mlmd2kfp verify`"
+            why = str(result["invalidated"])
+            return False, f"the last verify no longer holds: {why}" + (
+                "" if "mlmd2kfp verify" in why else "; run `mlmd2kfp verify`")
         return False, "migration finished but not verified (run `mlmd2kfp verify`)"
     if not s["verify_passed"]:
         return False, ("the last `mlmd2kfp verify` found differences (see its report; fix them, rerun "
@@ -55,35 +57,51 @@ _WRITES = ("pass_number", "phase", "status", "last_context_id", "runs_migrated",
 
 
 def verify_snapshot(engine: Any) -> tuple[Any, ...] | None:
-    """Before verify reads: no migrator or rollback is running (else LockHeldError), and what the state
-    says now, for `record_verify` to see whether one ran meanwhile."""
+    """Before verify reads: what the state says now, for `record_verify` to see whether a `migrate` or
+    `rollback` ran meanwhile.
+
+    Raises:
+        LockHeldError: a migrator or rollback is running now.
+    """
     with MigrationLock(engine, "migration"):
         with engine.connect() as conn:
             state = load_state(conn)
     return None if state is None else tuple(state.values.get(k) for k in _WRITES)
 
 
-def record_verify(engine: Any, passed: bool, summary: dict[str, Any], snapshot: tuple[Any, ...] | None) -> None:
-    """Store a verify result in the state row (what `status --check` reads).
+NOT_RECORDED = ("`mlmd2kfp migrate` or `rollback` wrote to the KFP database while verify was reading (or is "
+                "running now), so its result describes no single state and was not recorded; run "
+                "`mlmd2kfp verify` again once nothing else runs")
 
-    Raises:
-        MigrationFailedError: a `migrate` or `rollback` wrote while verify was reading; the result is not
-            recorded as passing (the state says so) and verify must run again.
+
+def record_verify(engine: Any, passed: bool, summary: dict[str, Any], snapshot: tuple[Any, ...] | None) -> str | None:
+    """Store a verify result in the state row (what `status --check` reads), under the migration lock so
+    that no `migrate` can start between the comparison with `snapshot` and the write.
+
+    Returns:
+        None when recorded; else the line saying why not (a `migrate` or `rollback` wrote while verify was
+        reading: the state then says the last verify no longer holds; or one holds the lock now: it
+        invalidates the last verify itself when it writes).
     """
-    line = ("`mlmd2kfp migrate` or `rollback` wrote to the KFP database while verify was reading, so its "
-            "result describes no single state; run `mlmd2kfp verify` again once nothing else runs")
+    try:
+        with MigrationLock(engine, "migration"):
+            return _record_locked(engine, passed, summary, snapshot)
+    except LockHeldError:
+        return NOT_RECORDED
+
+
+def _record_locked(engine: Any, passed: bool, summary: dict[str, Any], snapshot: tuple[Any, ...] | None) -> str | None:
     with engine.begin() as conn:
         if STATE.name not in inspect(conn).get_table_names():
-            return
+            return None
         state = load_state(conn)
         if state is None:
-            return
-        moved = snapshot is not None and tuple(state.values.get(k) for k in _WRITES) != snapshot
-        if moved:
+            return None
+        keep = {"updated_at": state.updated_at}  # verify's own write is not one `_WRITES` watches
+        if snapshot is not None and tuple(state.values.get(k) for k in _WRITES) != snapshot:
             update_state(conn, verify_passed=None, verify_at=int(time.time()),
-                         verify_result=json.dumps({"invalidated": line}))
-        else:
-            update_state(conn, verify_passed=int(passed), verify_at=int(time.time()),
-                         verify_result=json.dumps(summary, sort_keys=True)[:60000])
-    if moved:
-        raise MigrationFailedError(line)
+                         verify_result=json.dumps({"invalidated": NOT_RECORDED}), **keep)
+            return NOT_RECORDED
+        update_state(conn, verify_passed=int(passed), verify_at=int(time.time()),
+                     verify_result=json.dumps(summary, sort_keys=True)[:60000], **keep)
+        return None

@@ -227,7 +227,7 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
                 "again from the first run (runs already migrated and unchanged are passed over)")
             resume = False
         invalidated = {}
-        if state.verify_at is not None:  # the last verify no longer describes what this pass will write
+        if current is not None and current.verify_at is not None:  # the last verify no longer describes this pass
             invalidated = {"verify_passed": None, "verify_result": json.dumps({"invalidated": (
                 f"`mlmd2kfp migrate` ran again (pass {state.pass_number if resume else state.pass_number + 1}) "
                 "after the last verify")})}

@@ -17,12 +17,13 @@ import yaml
 from sqlalchemy import bindparam, inspect, text
 
 from ..background import PROCESS_MIN_RUNS, ChildIterator
+from ..bitmap import Bitmap
 from ..console import mask_url
 from ..db import in_memory, make_engine, parse_url
 from ..dialects import max_value_bytes
 from ..errors import ConfigError, MissingDependencyError
 from ..migrate.gate import record_verify, verify_snapshot
-from .checks import CHECKS, RUN_STATE, TargetReader, set_bit, bit_set, compare_run
+from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
 from .expect import KFP_TYPES, expect_run
 from .report import Finding, ParityReport
 from .source import ApiSource, SqlSource
@@ -140,8 +141,8 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
             specs: dict[str, Any] = {}
             counts: dict[str, Counter[Any]] = {"expected": Counter(), "found": Counter()}
             seen_runs: set[str] = set()
-            seen_artifacts: dict[str, bytearray] = {}  # per namespace, a bit per MLMD artifact id
-            linked = bytearray()
+            seen_artifacts: dict[str, Bitmap] = {}  # per namespace, a bit per MLMD artifact id
+            linked = Bitmap()
             old = "tasks_pre_migration" if "tasks_pre_migration" in names else ("tasks" if staged and "tasks" in names
                                                                                else None)
             total = int(kconn.execute(text("SELECT COUNT(*) FROM run_details")).scalar() or 0)
@@ -165,7 +166,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                     exp = expect_run(src, run, spec, multi, source_name, limit)
                     compare_run(report, src, exp, target, counts, seen_artifacts)
                     for artifact_id in exp.mlmd_artifacts:
-                        set_bit(linked, artifact_id)
+                        linked.add(artifact_id)
                     fingerprints.update({str(k): v for k, v in exp.fingerprints.items()})
                     if run is not None and not exp.skip:
                         _run_state(report, kconn, target, src.run_id, run)
@@ -192,7 +193,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
     if options.record:
         record_engine = make_engine(kfp_url, "KFP", create_sqlite=False)
         try:
-            record_verify(record_engine, report.passed, report.summary(), snapshot)
+            report.not_recorded = record_verify(record_engine, report.passed, report.summary(), snapshot)
         finally:
             record_engine.dispose()
     return report
@@ -209,7 +210,7 @@ def _use_process(wanted: bool | None, mlmd_url: str) -> bool:
         engine.dispose()
 
 
-def _global_ledger(report: ParityReport, mconn: Any, target: TargetReader, linked: bytearray) -> None:
+def _global_ledger(report: ParityReport, mconn: Any, target: TargetReader, linked: Bitmap) -> None:
     """The run-less ledger rows, re-derived from MLMD with plain SQL (linear scans and bitmaps, no
     per-row subqueries): executions in no run context, artifacts no migrated run links or of v1 types,
     events whose execution row is missing, and v1 run contexts."""
@@ -218,28 +219,28 @@ def _global_ledger(report: ParityReport, mconn: Any, target: TargetReader, linke
         "Context", "Association", "Execution", "Artifact", "Event", "Type"))
     types = {int(r[0]): (str(r[1]), int(r[2] or 0)) for r in mconn.execute(text(f"SELECT id, name, type_kind FROM {ty_t}"))}
     run_types = [i for i, (n, k) in types.items() if n == "system.PipelineRun"] or [-1]
-    in_run, exists_ = bytearray(), bytearray()
+    in_run, exists_ = Bitmap(), Bitmap()
     stream = mconn.execution_options(yield_per=5000)
     for (execution_id,) in stream.execute(text(
             f"SELECT a.execution_id FROM {assoc_t} a JOIN {ctx_t} c ON c.id = a.context_id "
             f"WHERE c.type_id IN ({','.join(map(str, run_types))})")):
-        set_bit(in_run, execution_id)
+        in_run.add(execution_id)
     want: set[tuple[str, int, str]] = set()
     for execution_id, type_id in stream.execute(text(f"SELECT id, type_id FROM {ex_t}")):
-        set_bit(exists_, execution_id)
-        if not bit_set(in_run, execution_id):
+        exists_.add(execution_id)
+        if execution_id not in in_run:
             name = types.get(int(type_id), ("?", 0))[0]
             want.add(("execution", int(execution_id), "no-run" if name in KFP_TYPES else
                       "unsupported-v1" if name.startswith("components.") else "unsupported-type"))
     for artifact_id, type_id in stream.execute(text(f"SELECT id, type_id FROM {art_t}")):
         name = types.get(int(type_id), ("?", 0))[0]
         if "." in name and not name.startswith("mlmd."):
-            if not bit_set(linked, artifact_id):
+            if artifact_id not in linked:
                 want.add(("artifact", int(artifact_id), "orphan-artifact"))
         else:
             want.add(("artifact", int(artifact_id), "unsupported-v1"))
     for event_id, execution_id in stream.execute(text(f"SELECT id, execution_id FROM {ev_t}")):
-        if not bit_set(exists_, execution_id):
+        if execution_id not in exists_:
             want.add(("event", int(event_id), "dangling-event"))
     v1 = [i for i, (n, k) in types.items() if k == 2 and n in ("KfpRun", "pipeline_run")]
     if v1:

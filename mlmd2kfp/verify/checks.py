@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from ..bitmap import Bitmap
 from .expect import ARTIFACT_COLUMNS, JSON_COLUMNS, LINK_COLUMNS, TASK_COLUMNS, ExpectedRun
 from .report import Finding, ParityReport
 from .source import SourceRun
@@ -131,20 +132,8 @@ def _compare_row(report: ParityReport, run: str, what: str, want: dict[str, Any]
                                         "unsorted"))
 
 
-def set_bit(bits: bytearray, n: int) -> None:
-    byte, bit = divmod(int(n), 8)
-    if byte >= len(bits):
-        bits.extend(bytes(byte - len(bits) + 1024))
-    bits[byte] |= 1 << bit
-
-
-def bit_set(bits: bytearray, n: int) -> bool:
-    byte, bit = divmod(int(n), 8)
-    return byte < len(bits) and bool(bits[byte] & (1 << bit))
-
-
 def compare_run(report: ParityReport, src: SourceRun, exp: ExpectedRun, target: TargetReader,
-                counts: dict[str, Counter[Any]], seen_artifacts: dict[str, bytearray]) -> None:
+                counts: dict[str, Counter[Any]], seen_artifacts: dict[str, Bitmap]) -> None:
     """Every column of every tool-written row of one run, and its ledger, against the expected side."""
     run = src.run_id
     tasks, links, ledger = target.run_rows(run)
@@ -200,11 +189,11 @@ def compare_run(report: ParityReport, src: SourceRun, exp: ExpectedRun, target: 
                                 "no MLMD event or propagated output", f"type {have['Type']}"))
     # --- artifacts (shared between runs: each row compared once; an artifact's rows, split metrics
     # included, all come with the first run that uses it in its namespace: a bit per MLMD id) -------------
-    seen = seen_artifacts.setdefault(exp.namespace or "", bytearray())
-    wanted = {aid: a for aid, a in exp.artifacts.items() if not bit_set(seen, a["_mlmd"])}
+    seen = seen_artifacts.setdefault(exp.namespace or "", Bitmap())
+    wanted = {aid: a for aid, a in exp.artifacts.items() if a["_mlmd"] not in seen}
     rows = target.artifacts(set(wanted))
     for want in wanted.values():
-        set_bit(seen, want["_mlmd"])
+        seen.add(want["_mlmd"])
     for aid, want in wanted.items():
         coverage.checked += 1
         have = rows.get(aid)

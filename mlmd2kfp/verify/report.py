@@ -67,6 +67,8 @@ class ParityReport:
     """`whole`, or `partial` for a `--run`/`--namespace` subset (which never opens the startup gate)."""
     phase: str = "after cutover"
     """The state verified in: staged before the cutover, or after it."""
+    not_recorded: str | None = None
+    """Why the result was not recorded for the gate (a `migrate` or `rollback` wrote while verify read)."""
     checks: dict[str, CheckResult] = field(default_factory=dict)
     failing_runs: Counter[str] = field(default_factory=Counter)
 

@@ -298,7 +298,8 @@ class SqlSource:
         return {int(r[0]) for r in rows}
 
     def nul_text(self, context_ids: list[int]) -> set[int]:
-        """Run contexts with an execution or artifact whose text (name, URI, string property) holds a NUL:
+        """Run contexts whose MLMD text holds a NUL: an execution's name or string property, an event's
+        path key, an artifact's URI, name or string property, the context's own string properties.
         ml-metadata hands such strings back cut at the NUL, so those runs are read through SQL."""
         d = dialect_for(self.conn)
         if holds_nul_sql(d, "x") is None or not context_ids:
@@ -320,8 +321,11 @@ class SqlSource:
                                cond=f"({nul('ar.uri')} OR {nul('ar.name')})"),
             by_artifact.format(t=f"{q('ArtifactProperty')} p ON p.artifact_id = ev.artifact_id",
                                cond=nul("p.string_value")),
+            by_artifact.format(t=f"{q('EventPath')} ep ON ep.event_id = ev.id", cond=nul("ep.step_key")),
         ]
-        rows = self.conn.execute(text(" UNION ".join(f"SELECT a.context_id {p}" for p in parts)))
+        context = (f"SELECT cp.context_id FROM {q('ContextProperty')} cp WHERE cp.context_id IN ({ids}) "
+                   f"AND {nul('cp.string_value')}")
+        rows = self.conn.execute(text(" UNION ".join([*(f"SELECT a.context_id {p}" for p in parts), context])))
         return {int(r[0]) for r in rows}
 
     def executions_of(self, context_ids: list[int]) -> dict[int, set[int]]:

@@ -420,3 +420,19 @@ def test_loop_without_a_count_skips_the_run():
     b = BundleBuilder(loop_spec())
     b.dag("for-loop-1", b.root())
     assert map_run(b.bundle(), MULTI).skipped == "loop-without-count"
+
+
+def test_a_value_too_long_is_the_reason_even_where_an_earlier_row_holds_a_nul():
+    """docs/mapping.md M20: with a NUL in a task's DisplayName (tasks come first) and an artifact value
+    over the packet limit, the run is skipped as `value-too-long` whatever the row order."""
+    b = BundleBuilder(None)
+    root = b.root()
+    task = b.container("a", root, display_name="shown\x00here")
+    data = b.artifact("system.Dataset", "gs://b/data.csv", "out", notes="n" * 5000)
+    b.event(task, data, 4, "out")
+    rows = map_run(b.bundle(), MapOptions(multi_user=True, max_value_bytes=4000))
+    assert rows.skipped == "value-too-long"
+    [entry] = [e for e in rows.ledger if e.entity == "run"]
+    assert "artifacts.Metadata" in entry.detail
+    nul_only = map_run(b.bundle(), MapOptions(multi_user=True))  # no packet limit: the NUL is the reason
+    assert nul_only.skipped == "unstorable-value"

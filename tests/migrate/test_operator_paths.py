@@ -62,6 +62,9 @@ def test_a_second_rollback_after_kfp_rows_are_gone_restores_the_database(databas
     assert second.kept_runs == [] and second.restored_old_tasks
     assert second.deleted["artifact_tasks"] == kept_links
     assert digest(k, tables=None, exclude_prefix="mlmd2kfp_") == before
+    # the state no longer claims any table: a later migrate must not take the old `tasks` for its own
+    state = db.one("SELECT created_tables, staging_table, moved_old_tasks FROM mlmd2kfp_state")
+    assert (state["created_tables"], state["staging_table"], state["moved_old_tasks"]) == ("[]", "tasks_migration_tmp", 0)
     db.engine.dispose()
 
 

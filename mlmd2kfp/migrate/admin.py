@@ -131,13 +131,11 @@ def rollback(kfp_url: str) -> RollbackReport:
                         if "artifact_tasks" in names else True
                     report.deleted["artifacts"] = conn.execute(
                         delete(t.artifacts).where(and_(_v5(t.artifacts), unused))).rowcount or 0
-                remaining: dict[str, int] = {}  # rows still in each table: KFP's, and the kept runs' own
                 for name, table in (("tasks", t.tasks), ("artifacts", t.artifacts), ("artifact_tasks", t.links)):
                     if table.name in names:
                         left = int(conn.execute(select(func.count()).select_from(table).where(~_v5(table))).scalar() or 0)
                         if left:
                             report.kept_live_rows[name] = left
-                        remaining[name] = int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
                 runs_t, ledger_t = core_table(RUNS), core_table(LEDGER)
                 if kept:  # kept runs keep their marks and ledger: their rows are still here
                     conn.execute(delete(runs_t).where(runs_t.c.run_uuid.not_in(sorted(kept))))
@@ -146,7 +144,7 @@ def rollback(kfp_url: str) -> RollbackReport:
                     conn.execute(delete(runs_t))
                     conn.execute(delete(ledger_t))
             fault_point("rollback-data")
-            _restore_tables(engine, names, created, tasks_name, remaining, report)
+            _restore_tables(engine, names, created, tasks_name, report)
             with engine.begin() as conn:
                 # what is still in place stays recorded (tables kept for KFP's rows, the old `tasks` not
                 # moved back), so a later rollback, once those runs are gone, finishes the job
@@ -185,27 +183,27 @@ def _runs_written_by_kfp(conn: Connection, t: TargetTables, names: set[str]) -> 
     return kept & mine
 
 
-def _restore_tables(engine: Any, names: set[str], created: set[str], tasks_name: str, live: dict[str, int],
+def _restore_tables(engine: Any, names: set[str], created: set[str], tasks_name: str,
                     report: RollbackReport) -> None:
-    """Drop the target tables the tool created once they are empty (`live`: rows left in each) and move
-    the old `tasks` back."""
+    """Drop the target tables the tool created once they are empty (KFP's rows and the kept runs' own
+    stay) and move the old `tasks` back."""
     with engine.begin() as conn:
         d = dialect_for(conn)
         q = d.q
-        drops = []
-        if "artifact_tasks" in created and "artifact_tasks" in names and not live.get("artifact_tasks"):
-            drops.append("artifact_tasks")
-        links_gone = "artifact_tasks" not in names or "artifact_tasks" in drops  # it references both
         tasks_created = STAGING in created or "tasks" in created
-        if tasks_created and tasks_name in names and not live.get("tasks") and links_gone:
-            drops.append(tasks_name)
-        if "artifacts" in created and "artifacts" in names and not live.get("artifacts") and links_gone:
-            drops.append("artifacts")
-        for name in drops:
+        # artifact_tasks first: it references the other two, which go only once it is gone
+        candidates = [name for name, mine in (("artifact_tasks", "artifact_tasks" in created),
+                                              (tasks_name, tasks_created), ("artifacts", "artifacts" in created))
+                      if mine and name in names]
+        links_gone = "artifact_tasks" not in names
+        for name in candidates:
+            if name != "artifact_tasks" and not links_gone:
+                break
             if conn.exec_driver_sql(f"SELECT COUNT(*) FROM {q(name)}").scalar():
-                break  # rows arrived since they were counted (KFP should be stopped): keep it and the rest
+                continue  # rows are left in it (KFP's, or a kept run's): the table stays
             conn.exec_driver_sql(f"DROP TABLE {q(name)}")
             report.dropped.append(name)
+            links_gone = links_gone or name == "artifact_tasks"
             fault_point("rollback-drop")
         if PRE_MIGRATION in names:
             if "tasks" in names and "tasks" not in report.dropped:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from ..bitmap import Bitmap
-from .expect import ARTIFACT_COLUMNS, JSON_COLUMNS, LINK_COLUMNS, TASK_COLUMNS, ExpectedRun
+from .expect import ARTIFACT_COLUMNS, JSON_COLUMNS, LINK_COLUMNS, TASK_COLUMNS, ExpectedRun, whole_numbers
 from .report import Finding, ParityReport
 from .source import SourceRun
 
@@ -228,16 +228,6 @@ def compare_run(report: ParityReport, src: SourceRun, exp: ExpectedRun, target: 
         counts["found"][("type/state", int(have["Type"]), int(have["State"]))] += 1
 
 
-def _norm(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _norm(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_norm(v) for v in value]
-    return value
-
-
 def _canon(value: Any) -> str:
     """Parameter values compared as JSON with integral numbers as integers (MLMD structs hold doubles)."""
-    return json.dumps(_norm(value), sort_keys=True)
+    return json.dumps(whole_numbers(value), sort_keys=True)

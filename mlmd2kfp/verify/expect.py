@@ -214,17 +214,21 @@ class ExpectedRun:
     """MLMD rows of the run that are neither a target row nor a ledger entry (a gap in the rules)."""
 
 
+def whole_numbers(value: Any, below: float = math.inf) -> Any:
+    """`value` with integral floats (under `below` in magnitude) as integers, through dicts and lists."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < below:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: whole_numbers(v, below) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(v, below) for v in value]
+    return value
+
+
 def _stored_json(value: Any) -> str:
-    """JSON text as KFP stores it (Go's encoder: sorted keys, no spaces, UTF-8, `3` for 3.0), for sizes."""
-    def whole(v: Any) -> Any:
-        if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
-            return int(v)
-        if isinstance(v, dict):
-            return {k: whole(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [whole(x) for x in v]
-        return v
-    return json.dumps(whole(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """JSON text as KFP stores it (Go's encoder: sorted keys, no spaces, UTF-8, `3` for 3.0 below 2^53),
+    for sizes."""
+    return json.dumps(whole_numbers(value, 2**53), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 class Skip(Exception):

@@ -162,9 +162,9 @@ def migrate_cmd(
     namespace: Annotated[Optional[list[str]], typer.Option("--namespace", help="Only runs of this namespace "
                          "(repeatable).")] = None,
     run: Annotated[Optional[list[str]], typer.Option("--run", help="Only this run id (repeatable).")] = None,
-    source_name: Annotated[str, typer.Option("--source-name", help="Mixed into every id and recorded in the "
-                           "state; every rerun must pass the same value. A KFP database holds one migration: a "
-                           "second MLMD source into it is refused (docs/mapping.md W13).")] = "",
+    source_name: Annotated[str, typer.Option("--source-name", help="Names this MLMD database when several are "
+                           "migrated into one KFP database: mixed into every id, with a state of its own; every "
+                           "rerun of this source passes the same value (docs/mapping.md W13).")] = "",
     strict: Annotated[bool, typer.Option("--strict", help="Plan first and refuse to write when any MLMD row "
                       "would be skipped.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
@@ -221,6 +221,8 @@ def verify_cmd(
                           help="Install mode; default: the one the migration recorded.")] = None,
     source: Annotated[str, typer.Option("--source", help="How to read MLMD for the expected side: auto "
                       "(ml-metadata API when installed), api, sql.")] = "auto",
+    source_name: Annotated[Optional[str], typer.Option("--source-name", help="The --source-name this MLMD database "
+                           "was migrated with; needed when the KFP database holds several sources.")] = None,
 ) -> None:
     """Independent parity check of MLMD against the migrated tables; exit 0 when all holds, 1 on a difference.
 
@@ -235,7 +237,7 @@ def verify_cmd(
     if source not in ("auto", "api", "sql"):
         raise ConfigError("--source must be auto, api or sql")
     options = VerifyOptions(run_ids=tuple(run or ()), namespaces=tuple(namespace or ()), multi_user=multi_user,
-                            source_path=source)  # a subset is recorded as `partial`: it never opens the gate
+                            source_path=source, source_name=source_name)  # a subset is recorded as `partial`: it never opens the gate
     with console.RunProgress("verifying") as progress:
         report = run_verify(settings.mlmd_url, settings.kfp_url, options, on_progress=progress)  # type: ignore[arg-type]
     console.print_data(render_table(report))
@@ -277,14 +279,19 @@ def status_cmd(
 def rollback_cmd(
     kfp_url: KfpUrl = None,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: delete every row this tool wrote.")] = False,
+    source_name: Annotated[Optional[str], typer.Option("--source-name", help="Roll back this source's migration "
+                           "only; needed when the KFP database holds several.")] = None,
 ) -> None:
-    """Delete exactly the rows this tool wrote and move the old `tasks` table back; KFP's own rows stay."""
+    """Delete exactly the rows this tool wrote and move the old `tasks` table back; KFP's own rows stay.
+
+    With several MLMD sources migrated in, each is rolled back on its own; the last one also restores
+    the old `tasks` table."""
     from .migrate.admin import rollback
 
     settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
     if not yes:
         raise ConfigError("rollback deletes every row this tool wrote; pass --yes to confirm")
-    report = rollback(settings.kfp_url)  # type: ignore[arg-type]
+    report = rollback(settings.kfp_url, source_name)  # type: ignore[arg-type]
     for table, n in report.deleted.items():
         console.print_data(f"deleted {n} row(s) from `{table}`")
     for table in report.dropped:

@@ -19,46 +19,56 @@ from .lock import MigrationLock
 from .faults import fault_point
 from .staging import PRE_MIGRATION, STAGING, old_tasks_present
 from .gate import gate
-from .state import LEDGER, RUNS, TOOL_TABLES, core_table, load_state, update_state
+from .state import (LEDGER, RUNS, TOOL_TABLES, MigrationState, core_table, load_states, runless_run_id,
+                    source_label, update_state)
 from .writer import TargetTables
 
 
 @dataclass
 class StatusReport:
-    """What the state table says (data only)."""
+    """What the state table says (data only): one state row per MLMD source (`--source-name`)."""
 
     kfp_url: str
-    state: dict[str, Any] | None
+    states: list[dict[str, Any]] = field(default_factory=list)
     runs: Counter[str] = field(default_factory=Counter)
+    """Runs by outcome (`migrated`, `skipped: <reason>`), prefixed `<source>: ` when there are several."""
     ledger: Counter[str] = field(default_factory=Counter)
     tables: list[str] = field(default_factory=list)
 
     @property
+    def state(self) -> dict[str, Any] | None:
+        """The state row when one source is recorded (None before any migration, or with several)."""
+        return self.states[0] if len(self.states) == 1 else None
+
+    @property
     def gate(self) -> tuple[bool, str]:
         """The startup gate: (passed, one line saying why)."""
-        return gate(self.state)
+        return gate(self.states)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         passed, why = self.gate
-        return {"kfp_url": self.kfp_url, "state": self.state, "runs": dict(self.runs), "ledger": dict(self.ledger),
-                "tables": self.tables, "gate": {"passed": passed, "reason": why}}
+        return {"kfp_url": self.kfp_url, "state": self.state, "sources": self.states, "runs": dict(self.runs),
+                "ledger": dict(self.ledger), "tables": self.tables, "gate": {"passed": passed, "reason": why}}
 
 
 def read_status(kfp_url: str) -> StatusReport:
-    """Read the state row, run counts by outcome and ledger counts by reason."""
+    """Read every source's state row, run counts by outcome and ledger counts by reason."""
     engine = make_engine(kfp_url, "KFP", create_sqlite=False)
     try:
         with engine.connect() as conn:
-            state = load_state(conn)
-            report = StatusReport(mask_url(kfp_url), dict(state.values) if state else None)
+            states = load_states(conn)
+            report = StatusReport(mask_url(kfp_url), [dict(s.values) for s in states])
             names = set(inspect(conn).get_table_names())
             report.tables = sorted(n for n in names if n in ("tasks", "artifacts", "artifact_tasks", STAGING,
                                                              PRE_MIGRATION) or n.startswith("mlmd2kfp_"))
-            if state is not None:
+            if states:
                 runs, ledger = core_table(RUNS), core_table(LEDGER)
-                for skipped, n in conn.execute(select(runs.c.skipped, func.count()).group_by(runs.c.skipped)):
-                    report.runs["migrated" if not skipped else f"skipped: {skipped}"] += n
+                several = len(states) > 1
+                for source, skipped, n in conn.execute(select(runs.c.source_name, runs.c.skipped, func.count())
+                                                       .group_by(runs.c.source_name, runs.c.skipped)):
+                    outcome = "migrated" if not skipped else f"skipped: {skipped}"
+                    report.runs[f"{source or '(default)'}: {outcome}" if several else outcome] += n
                 for reason, n in conn.execute(select(ledger.c.reason, func.count()).group_by(ledger.c.reason)):
                     report.ledger[reason] += n
     finally:
@@ -84,11 +94,15 @@ def _v5(table: Any) -> Any:
     return func.substr(table.c.UUID, 15, 1) == "5"
 
 
-def rollback(kfp_url: str) -> RollbackReport:
-    """Delete exactly the rows this tool wrote; restore the old `tasks` table if it was moved.
+def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
+    """Delete exactly the rows this tool wrote for one MLMD source; once no other source's migration is
+    left, also drop the target tables it created (when empty) and restore the old `tasks` table.
+
+    `source_name` picks the source (`--source-name`); None means the only one not rolled back (or, when
+    every one is, all of them: finishing what earlier rollbacks kept in place).
 
     Raises:
-        ToolkitError: no migration is recorded.
+        ToolkitError: no migration is recorded; several are and `source_name` does not say which.
         LockHeldError: a migrator is running.
     """
     engine = make_engine(kfp_url, "KFP", create_sqlite=False)
@@ -96,36 +110,57 @@ def rollback(kfp_url: str) -> RollbackReport:
     try:
         with MigrationLock(engine, "migration or rollback"):
             with engine.connect() as conn:
-                state = load_state(conn)
-            if state is None:
-                raise ToolkitError("no migration is recorded in this KFP database; nothing to roll back")
-            created = set(json.loads(state.created_tables or "[]"))
+                states = load_states(conn)
+            chosen = _choose(states, source_name)
+            sources = sorted({s.source_name for s in chosen})
+            others = [s for s in states if s.source_name not in sources]
+            created = {n for s in states for n in json.loads(s.created_tables or "[]")}
+            runs_t, ledger_t = core_table(RUNS), core_table(LEDGER)
             with engine.connect() as conn:
                 names = set(inspect(conn).get_table_names())
                 # the database says where the migrated tasks are, not the state: after a cutover (or a
                 # rollback that kept runs) `tasks` is the new form; before it, or once an interrupted
                 # rollback moved the old table back, they are in the staging table
                 new_form_tasks = "tasks" in names and not old_tasks_present(conn)
+                # sources whose migrated rows stay (a rolled-back source keeps the runs KFP wrote into)
+                staying = {s.source_name for s in others if s.phase != "rolled_back"}
+                if RUNS.name in names:
+                    staying |= {r[0] for r in conn.execute(select(runs_t.c.source_name).distinct()
+                                                           .where(runs_t.c.source_name.not_in(sources)))}
+            # the last source's rollback undoes the tables too; before it, only the source's own rows go
+            last = not staying
             tasks_name = "tasks" if new_form_tasks else STAGING
             t = TargetTables(tasks_name, None)
             with engine.begin() as conn:  # data first, in one transaction
                 # Runs KFP wrote into (a task or link of its own, e.g. a retry of a migrated run) keep every
                 # row: deleting the migrated parents would cascade into KFP's rows through the foreign keys.
                 kept = _runs_written_by_kfp(conn, t, names)
+                if not last:
+                    kept = _of_sources(conn, runs_t, kept, sources)
                 if kept:
                     report.kept_runs = sorted(kept)
+                    again = "mlmd2kfp rollback --yes" + (f" --source-name {sources[0]}" if sources != [""] else "")
                     report.notes.append(
                         f"{len(kept)} run(s) hold rows KFP wrote itself under migrated rows (for example run "
                         f"{report.kept_runs[0]}); their migrated rows were kept too, so nothing KFP wrote was "
                         "deleted. The old `tasks` stays aside until they are gone: delete those runs in the new "
-                        "KFP, then rerun `mlmd2kfp rollback --yes` (docs/runbook.md §4)")
-                mine_links = _v5(t.links) if not kept else and_(_v5(t.links), t.links.c.RunUUID.not_in(sorted(kept)))
-                mine_tasks = _v5(t.tasks) if not kept else and_(_v5(t.tasks), t.tasks.c.RunUUID.not_in(sorted(kept)))
+                        f"KFP, then rerun `{again}` (docs/runbook.md §4)")
+                mine = [runs_t.c.source_name.in_(sources)] if not last else []
+                if kept:
+                    mine.append(runs_t.c.run_uuid.not_in(sorted(kept)))
+                gone = select(runs_t.c.run_uuid).where(*mine)  # the runs whose rows go (with `last`: all)
+
+                def scope(table: Any) -> Any:
+                    if last and not kept:
+                        return _v5(table)
+                    return and_(_v5(table), table.c.RunUUID.in_(gone) if not last else
+                                table.c.RunUUID.not_in(sorted(kept)))
+
                 if "artifact_tasks" in names:
-                    report.deleted["artifact_tasks"] = conn.execute(delete(t.links).where(mine_links)).rowcount or 0
+                    report.deleted["artifact_tasks"] = conn.execute(delete(t.links).where(scope(t.links))).rowcount or 0
                 if t.tasks.name in names:
-                    conn.execute(update(t.tasks).where(mine_tasks).values(ParentTaskUUID=None))
-                    report.deleted["tasks"] = conn.execute(delete(t.tasks).where(mine_tasks)).rowcount or 0
+                    conn.execute(update(t.tasks).where(scope(t.tasks)).values(ParentTaskUUID=None))
+                    report.deleted["tasks"] = conn.execute(delete(t.tasks).where(scope(t.tasks))).rowcount or 0
                 if "artifacts" in names:
                     unused = ~exists().where(t.links.c.ArtifactID == t.artifacts.c.UUID) \
                         if "artifact_tasks" in names else True
@@ -136,34 +171,81 @@ def rollback(kfp_url: str) -> RollbackReport:
                         left = int(conn.execute(select(func.count()).select_from(table).where(~_v5(table))).scalar() or 0)
                         if left:
                             report.kept_live_rows[name] = left
-                runs_t, ledger_t = core_table(RUNS), core_table(LEDGER)
-                if kept:  # kept runs keep their marks and ledger: their rows are still here
-                    conn.execute(delete(runs_t).where(runs_t.c.run_uuid.not_in(sorted(kept))))
-                    conn.execute(delete(ledger_t).where(ledger_t.c.run_uuid.not_in(sorted(kept))))
-                else:
-                    conn.execute(delete(runs_t))
-                    conn.execute(delete(ledger_t))
+                if RUNS.name in names:  # kept runs keep their marks and ledger: their rows are still here
+                    runless = [runless_run_id(s) for s in sources]
+                    if not last:
+                        conn.execute(delete(ledger_t).where(ledger_t.c.run_uuid.in_(gone)
+                                                            | ledger_t.c.run_uuid.in_(runless)))
+                    elif kept:
+                        conn.execute(delete(ledger_t).where(ledger_t.c.run_uuid.not_in(sorted(kept))))
+                    else:
+                        conn.execute(delete(ledger_t))
+                    conn.execute(delete(runs_t).where(*mine))
             fault_point("rollback-data")
-            _restore_tables(engine, names, created, tasks_name, report)
+            if last:
+                _restore_tables(engine, names, created, tasks_name, report)
+            else:
+                report.notes.append(
+                    "the target tables and the old `tasks` stay as they are: the migration of "
+                    + ", ".join(source_label(n) for n in sorted(staying)) + " is still in them (rolling back "
+                    "the last source restores the old `tasks`)")
             with engine.begin() as conn:
-                # what is still in place stays recorded (tables kept for KFP's rows, the old `tasks` not
-                # moved back), so a later rollback, once those runs are gone, finishes the job
-                left = set(inspect(conn).get_table_names())
-                # the tool's tables still here: its tasks table under the name it has now (the staging
-                # table is `tasks` after the cutover), never the old `tasks` moved back in its place
-                mine = (created - {STAGING}) | ({tasks_name} if STAGING in created or "tasks" in created else set())
-                still_created = {n for n in mine if n in left and n not in report.dropped}
-                if report.restored_old_tasks:
-                    still_created.discard("tasks")
-                update_state(conn, phase="rolled_back", status="done", finished_at=int(time.time()),
-                             staging_table=tasks_name if tasks_name in still_created else STAGING,
-                             moved_old_tasks=int(bool(state.moved_old_tasks) and PRE_MIGRATION in left),
-                             created_tables=state.created_tables if still_created else "[]",
-                             verify_passed=None, verify_result=None, pass_number=0, last_context_id=0,
-                             runs_migrated=0, runs_skipped=0, tasks=0, artifacts=0, links=0)
+                for s in chosen:
+                    update_state(conn, s.source_name, phase="rolled_back", status="done", finished_at=int(time.time()),
+                                 verify_passed=None, verify_result=None, pass_number=0, last_context_id=0,
+                                 runs_migrated=0, runs_skipped=0, tasks=0, artifacts=0, links=0)
+                if last:
+                    _record_left_in_place(conn, states, created, tasks_name, report)
     finally:
         engine.dispose()
     return report
+
+
+def _choose(states: list[MigrationState], source_name: str | None) -> list[MigrationState]:
+    """The state rows a rollback undoes."""
+    if not states:
+        raise ToolkitError("no migration is recorded in this KFP database; nothing to roll back")
+    if source_name is not None:
+        chosen = [s for s in states if s.source_name == source_name]
+        if not chosen:
+            listed = ", ".join(source_label(s.source_name) for s in states)
+            raise ToolkitError(f"no migration of {source_label(source_name)} is recorded in this KFP database "
+                               f"(recorded: {listed}); nothing was changed")
+        return chosen
+    live = [s for s in states if s.phase != "rolled_back"]
+    if len(live) > 1:
+        raise ToolkitError(
+            f"this KFP database holds the migrations of {len(live)} MLMD sources ("
+            + ", ".join(f"`{s.source_name}`" for s in live) + "); nothing was changed. Pass --source-name to say "
+            "which to roll back (`--source-name ''` for the default); the last one also restores the old `tasks`")
+    return live or states  # all rolled back already: finish what the earlier rollbacks kept in place
+
+
+def _of_sources(conn: Connection, runs_t: Any, run_ids: set[str], sources: list[str]) -> set[str]:
+    out: set[str] = set()
+    ordered = sorted(run_ids)
+    for i in range(0, len(ordered), 500):
+        out |= {r[0] for r in conn.execute(select(runs_t.c.run_uuid).where(
+            runs_t.c.run_uuid.in_(ordered[i:i + 500]), runs_t.c.source_name.in_(sources)))}
+    return out
+
+
+def _record_left_in_place(conn: Connection, states: list[MigrationState], created: set[str], tasks_name: str,
+                          report: RollbackReport) -> None:
+    """What is still in place stays recorded in every source's row (tables kept for KFP's rows, the old
+    `tasks` not moved back), so a later rollback, once those runs are gone, finishes the job."""
+    left = set(inspect(conn).get_table_names())
+    # the tool's tables still here: its tasks table under the name it has now (the staging table is
+    # `tasks` after the cutover), never the old `tasks` moved back in its place
+    mine = (created - {STAGING}) | ({tasks_name} if STAGING in created or "tasks" in created else set())
+    still_created = {n for n in mine if n in left and n not in report.dropped}
+    if report.restored_old_tasks:
+        still_created.discard("tasks")
+    moved = any(s.moved_old_tasks for s in states) and PRE_MIGRATION in left
+    for s in states:
+        update_state(conn, s.source_name, staging_table=tasks_name if tasks_name in still_created else STAGING,
+                     moved_old_tasks=int(moved),
+                     created_tables=json.dumps(sorted(created)) if still_created else "[]")
 
 
 def _runs_written_by_kfp(conn: Connection, t: TargetTables, names: set[str]) -> set[str]:
@@ -227,8 +309,8 @@ def cleanup(kfp_url: str) -> list[str]:
     try:
         with MigrationLock(engine, "migration or cleanup"):
             with engine.connect() as conn:
-                state = load_state(conn)
-            passed, why = gate(dict(state.values) if state else None)
+                states = load_states(conn)
+            passed, why = gate([dict(s.values) for s in states])
             if not passed:
                 raise ToolkitError(f"cleanup refused: {why}. Cleanup drops `{PRE_MIGRATION}` and the tool's "
                                    "tables, which rollback needs")

@@ -14,21 +14,34 @@ from sqlalchemy import inspect
 
 from ..errors import LockHeldError
 from .lock import MigrationLock
-from .state import STATE, load_state, update_state
+from .state import STATE, load_state, load_states, source_label, update_state
 
 
-def gate(s: dict[str, Any] | None) -> tuple[bool, str]:
-    """The startup gate over a state row: (passed, one line saying why and what to run next).
+def gate(states: list[dict[str, Any]]) -> tuple[bool, str]:
+    """The startup gate over the state rows of every source: (passed, one line saying why and what to run
+    next).
 
-    Open only after a finished migration whose last verify passed, covered every run (not a `--run`/
-    `--namespace` subset) and ran after the cutover, with no `migrate` since."""
-    if s is None:
+    Open only when every source's migration that is not rolled back (at least one) finished and its last
+    verify passed, covered every run (not a `--run`/`--namespace` subset) and ran after the cutover, with
+    no `migrate` since."""
+    if not states:
         return False, "no migration recorded in this KFP database (run `mlmd2kfp migrate`)"
-    if s["phase"] == "rolled_back":
+    live = [s for s in states if s["phase"] != "rolled_back"]
+    if not live:
         return False, "the migration was rolled back (run `mlmd2kfp migrate` to migrate again)"
+    for s in live:
+        passed, why = _gate_one(s, f" --source-name {s['source_name']}" if s.get("source_name") else "")
+        if not passed:
+            return False, (f"{source_label(s['source_name'])}: {why}" if len(states) > 1 else why)
+    if len(live) > 1:
+        return True, f"migration finished and verified for each of the {len(live)} sources"
+    return True, "migration finished and verified"
+
+
+def _gate_one(s: dict[str, Any], option: str) -> tuple[bool, str]:
     if s["phase"] != "done":
-        return False, (f"migration not finished: phase `{s['phase']}`, status `{s['status']}` (run `mlmd2kfp migrate` "
-                       "without --stage-only to finish it)")
+        return False, (f"migration not finished: phase `{s['phase']}`, status `{s['status']}` (run `mlmd2kfp migrate"
+                       f"{option}` without --stage-only to finish it)")
     try:
         result = json.loads(s.get("verify_result") or "null")
     except ValueError:
@@ -38,16 +51,16 @@ def gate(s: dict[str, Any] | None) -> tuple[bool, str]:
         if result.get("invalidated"):
             why = str(result["invalidated"])
             return False, f"the last verify no longer holds: {why}" + (
-                "" if "mlmd2kfp verify" in why else "; run `mlmd2kfp verify`")
-        return False, "migration finished but not verified (run `mlmd2kfp verify`)"
+                "" if "mlmd2kfp verify" in why else f"; run `mlmd2kfp verify{option}`")
+        return False, f"migration finished but not verified (run `mlmd2kfp verify{option}`)"
     if not s["verify_passed"]:
         return False, ("the last `mlmd2kfp verify` found differences (see its report; fix them, rerun "
-                       "`mlmd2kfp migrate`, then `mlmd2kfp verify`)")
+                       f"`mlmd2kfp migrate{option}`, then `mlmd2kfp verify{option}`)")
     if result.get("scope") == "partial":
-        return False, ("the last verify checked only some runs (`--run`/`--namespace`); run `mlmd2kfp verify` "
+        return False, (f"the last verify checked only some runs (`--run`/`--namespace`); run `mlmd2kfp verify{option}` "
                        "without them")
     if result.get("phase") != "after cutover":
-        return False, "the last verify ran before the cutover finished; run `mlmd2kfp verify` again"
+        return False, f"the last verify ran before the cutover finished; run `mlmd2kfp verify{option}` again"
     return True, "migration finished and verified"
 
 
@@ -56,17 +69,21 @@ _WRITES = ("pass_number", "phase", "status", "last_context_id", "runs_migrated",
 """State fields every `migrate` or `rollback` changes: verify records its result only if none moved."""
 
 
+def _writes(states: list[Any]) -> tuple[Any, ...]:
+    return tuple((s.id, *(s.values.get(k) for k in _WRITES)) for s in states)
+
+
 def verify_snapshot(engine: Any) -> tuple[Any, ...] | None:
-    """Before verify reads: what the state says now, for `record_verify` to see whether a `migrate` or
-    `rollback` ran meanwhile.
+    """Before verify reads: what the state rows say now, for `record_verify` to see whether a `migrate` or
+    `rollback` of any source ran meanwhile (another source's cutover moves the tables verify reads).
 
     Raises:
         LockHeldError: a migrator or rollback is running now.
     """
     with MigrationLock(engine, "migration"):
         with engine.connect() as conn:
-            state = load_state(conn)
-    return None if state is None else tuple(state.values.get(k) for k in _WRITES)
+            states = load_states(conn)
+    return _writes(states) if states else None
 
 
 NOT_RECORDED = ("`mlmd2kfp migrate` or `rollback` wrote to the KFP database while verify was reading (or is "
@@ -74,8 +91,9 @@ NOT_RECORDED = ("`mlmd2kfp migrate` or `rollback` wrote to the KFP database whil
                 "`mlmd2kfp verify` again once nothing else runs")
 
 
-def record_verify(engine: Any, passed: bool, summary: dict[str, Any], snapshot: tuple[Any, ...] | None) -> str | None:
-    """Store a verify result in the state row (what `status --check` reads), under the migration lock so
+def record_verify(engine: Any, passed: bool, summary: dict[str, Any], snapshot: tuple[Any, ...] | None,
+                  source_name: str = "") -> str | None:
+    """Store a verify result in the source's state row (what `status --check` reads), under the migration lock so
     that no `migrate` can start between the comparison with `snapshot` and the write.
 
     Returns:
@@ -85,23 +103,24 @@ def record_verify(engine: Any, passed: bool, summary: dict[str, Any], snapshot: 
     """
     try:
         with MigrationLock(engine, "migration"):
-            return _record_locked(engine, passed, summary, snapshot)
+            return _record_locked(engine, passed, summary, snapshot, source_name)
     except LockHeldError:
         return NOT_RECORDED
 
 
-def _record_locked(engine: Any, passed: bool, summary: dict[str, Any], snapshot: tuple[Any, ...] | None) -> str | None:
+def _record_locked(engine: Any, passed: bool, summary: dict[str, Any], snapshot: tuple[Any, ...] | None,
+                   source_name: str) -> str | None:
     with engine.begin() as conn:
         if STATE.name not in inspect(conn).get_table_names():
             return None
-        state = load_state(conn)
+        state = load_state(conn, source_name)
         if state is None:
             return None
         keep = {"updated_at": state.updated_at}  # verify's own write is not one `_WRITES` watches
-        if snapshot is not None and tuple(state.values.get(k) for k in _WRITES) != snapshot:
-            update_state(conn, verify_passed=None, verify_at=int(time.time()),
+        if snapshot is not None and _writes(load_states(conn)) != snapshot:
+            update_state(conn, source_name, verify_passed=None, verify_at=int(time.time()),
                          verify_result=json.dumps({"invalidated": NOT_RECORDED}), **keep)
             return NOT_RECORDED
-        update_state(conn, verify_passed=int(passed), verify_at=int(time.time()),
+        update_state(conn, source_name, verify_passed=int(passed), verify_at=int(time.time()),
                      verify_result=json.dumps(summary, sort_keys=True)[:60000], **keep)
         return None

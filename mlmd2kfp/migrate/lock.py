@@ -17,14 +17,17 @@ from sqlalchemy import Engine, text
 
 from ..dialects import dialect_for, holds_lock_sql, try_lock_sql, unlock_sql
 from ..errors import LockHeldError, MigrationFailedError
-from .state import holder, load_state, update_state
+from .state import holder, load_states, update_state
+
 
 class MigrationLock:
     """Hold the migration lock for the life of the `with` block."""
 
-    def __init__(self, engine: Engine, what: str = "migration") -> None:
+    def __init__(self, engine: Engine, what: str = "migration", source_name: str = "") -> None:
         self.engine = engine
         self.what = what
+        self.source_name = source_name
+        """The source whose state row records a lost lock (the migration of `--source-name`)."""
         self._conn: Any = None
         self._file: IO[str] | None = None
 
@@ -69,14 +72,14 @@ class MigrationLock:
             if why != "another session holds it now":  # nobody else runs: the state may say what happened
                 try:
                     with self.engine.begin() as conn:
-                        update_state(conn, status="failed", last_error=line)
+                        update_state(conn, self.source_name, status="failed", last_error=line)
                 except Exception:
                     pass
             raise MigrationFailedError(line)
 
     def _recorded_holder(self, conn: Any) -> tuple[str, str]:
-        try:
-            state = load_state(conn)
+        try:  # the row written last names the holder (every source's migration takes this one lock)
+            state = max(load_states(conn), key=lambda s: s.updated_at or 0, default=None)
         except Exception:  # the holder is best-effort information
             state = None
         if state is None or not state.holder:

@@ -26,6 +26,7 @@ from ..mappers import MapOptions, map_run
 from ..source.inventory import count_run_contexts
 from ..source.reader import MlmdReader
 from .faults import fault_point
+from .state import claimed_elsewhere
 from .writer import RunWork, TargetTables, cross_check_fingerprints
 
 if TYPE_CHECKING:
@@ -88,7 +89,10 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
             marks = reader.marks(page)
             previous = previous_marks(kfp_read, targets, [name for _, name in page])
             kfp_read.commit()
-            changed = [(c, n) for c, n in page if previous.get(n) != marks[c]]
+            for c, n in page:  # before anything is read: the same store under another name writes nothing
+                if n in previous and previous[n][1] != options.source_name:
+                    raise claimed_elsewhere(n, c, previous[n][1], options.source_name)
+            changed = [(c, n) for c, n in page if previous.get(n, ("", ""))[0] != marks[c]]
             counts.runs_unchanged += len(page) - len(changed)
             fault_point("read-page")
             for bundle in reader.read_contexts(changed):
@@ -114,13 +118,14 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
         yield Chunk(batch, counts, cross_check_fingerprints(kfp_read, targets, batch) if batch else (0, 0))
 
 
-def previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, str]:
-    """The change marks recorded for `run_ids` by earlier passes."""
-    out: dict[str, str] = {}
+def previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """The change marks recorded for `run_ids` by earlier passes, with the source that migrated each."""
+    out: dict[str, tuple[str, str]] = {}
     for i in range(0, len(run_ids), 500):
         chunk = run_ids[i:i + 500]
-        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.marks).where(t.runs.c.run_uuid.in_(chunk))):
-            out[r.run_uuid] = r.marks
+        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.marks, t.runs.c.source_name)
+                              .where(t.runs.c.run_uuid.in_(chunk))):
+            out[r.run_uuid] = (r.marks, r.source_name)
     return out
 
 

@@ -37,8 +37,8 @@ from .producer import ThreadProducer, Total, process_producer
 from .signals import StopRequest
 from .staging import (PRE_MIGRATION, STAGING, check_existing_targets, created_tables_json, cutover,
                       old_tasks_present, prepare_schema)
-from .state import (check_resume, ensure_tool_tables, holder, insert_state, load_state, new_state,
-                    options_fingerprint, update_state)
+from .state import (RUNS, check_resume, claimed_elsewhere, core_table, ensure_tool_tables, holder, insert_state,
+                    load_state, new_state, options_fingerprint, runless_run_id, update_state)
 from .writer import BatchResult, RunWork, TargetTables, count_rows, insert_rows, ledger_rows, write_batch
 
 RETRIES = 4
@@ -133,7 +133,7 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
     mlmd_engine = make_engine(mlmd_url, "MLMD", create_sqlite=False)
     started = time.monotonic()
     try:
-        with MigrationLock(kfp_engine) as lock, StopRequest(lambda s: say(
+        with MigrationLock(kfp_engine, source_name=options.source_name) as lock, StopRequest(lambda s: say(
                 f"{s}: finishing the current batch, then stopping (press Ctrl-C again to abort now)")) as stop:
             # Everything that can refuse the job is checked before the first write.
             with mlmd_engine.connect() as conn:
@@ -142,6 +142,7 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                 require_run_details(set(inspect(conn).get_table_names()))
                 inv = take_kfp_inventory(conn)
             check_existing_targets(kfp_engine)
+            _refuse_runs_of_other_sources(mlmd_engine, kfp_engine, options)
             multi, _ = detect_mode(inv.runs, inv.runs_without_namespace, options.multi_user)
             report.mode = "multi-user" if multi else "single-user"
             state = _start(kfp_engine, options, multi, report, say)
@@ -153,7 +154,7 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                 raise  # recorded where they happen
             except Exception as exc:  # anything else still ends as `failed` with its line in the state
                 line = unexpected_error_line(exc) if not isinstance(exc, ToolkitError) else str(exc)
-                _record_failure(kfp_engine, line)
+                _record_failure(kfp_engine, options.source_name, line)
                 raise MigrationFailedError(line) from exc
             report.seconds["data"] = round(time.monotonic() - t0, 3)
             # After a cutover the tasks live in `tasks` already: --stage-only has nothing left to hold back.
@@ -169,17 +170,42 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
             if cut:
                 t0 = time.monotonic()
                 lock.check()
-                _cutover(kfp_engine, report, say)
+                _cutover(kfp_engine, options.source_name, report, say)
                 report.seconds["cutover"] = round(time.monotonic() - t0, 3)
             else:
                 with kfp_engine.begin() as conn:
-                    update_state(conn, phase="staged", status="done", finished_at=int(time.time()))
+                    update_state(conn, options.source_name, phase="staged", status="done",
+                                 finished_at=int(time.time()))
                 report.phase = "staged"
     finally:
         report.seconds["total"] = round(time.monotonic() - started, 3)
         mlmd_engine.dispose()
         kfp_engine.dispose()
     return report
+
+
+def _refuse_runs_of_other_sources(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions) -> None:
+    """Before anything is written (the state row of a new source included): this MLMD database's first runs
+    were not migrated from another source already, the sign of a store rerun under another `--source-name`.
+    (Each batch checks its own runs too.)
+
+    Raises:
+        ResumeError: a run of this store belongs to another source.
+    """
+    runs = core_table(RUNS)
+    with kfp_engine.connect() as kfp:
+        insp = inspect(kfp)
+        if RUNS.name not in insp.get_table_names() or "source_name" not in {
+                c["name"] for c in insp.get_columns(RUNS.name)} or kfp.execute(
+                select(runs.c.run_uuid).where(runs.c.source_name != options.source_name).limit(1)).first() is None:
+            return
+        with mlmd_engine.connect() as mlmd:
+            page = next(MlmdReader(mlmd, None, page_runs=200).pages(0, options.run_ids or None), [])
+        context_of = {name: context_id for context_id, name in page}
+        for chunk in (list(context_of)[i:i + 500] for i in range(0, len(context_of), 500)):
+            for r in kfp.execute(select(runs.c.run_uuid, runs.c.source_name).where(runs.c.run_uuid.in_(chunk))):
+                if r.source_name != options.source_name:
+                    raise claimed_elsewhere(r.run_uuid, context_of[r.run_uuid], r.source_name, options.source_name)
 
 
 def _start(engine: Engine, options: MigrateOptions, multi: bool, report: MigrateReport,
@@ -192,22 +218,24 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
             ensure_tool_tables(conn)
     except DBAPIError as exc:
         raise _privilege_error(exc, "create the tool's own tables (`mlmd2kfp_state`, …)") from None
+    source = options.source_name
     with engine.begin() as conn:
-        state = load_state(conn)
+        state = load_state(conn, source)
         if state is not None:
-            check_resume(state, options.source_name, multi)
+            check_resume(state, multi)
     done_before = state is not None and state.phase in ("done", "cutover")
     if state is None:  # the state row first: tables created below are recorded as this tool's before they exist
         with engine.begin() as conn:
-            insert_state(conn, new_state(options.source_name, multi, STAGING, __version__))
+            insert_state(conn, new_state(source, multi, STAGING, __version__))
         with engine.begin() as conn:
-            state = load_state(conn)
+            state = load_state(conn, source)
     assert state is not None
 
     def record_created(name: str) -> None:
         with engine.begin() as conn:
-            current = load_state(conn)
-            update_state(conn, created_tables=created_tables_json(current.created_tables if current else None, [name]))
+            current = load_state(conn, source)
+            update_state(conn, source,
+                         created_tables=created_tables_json(current.created_tables if current else None, [name]))
 
     staging, created = prepare_schema(engine, record_created)
     if done_before and staging != "tasks":
@@ -218,8 +246,8 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
     if created:
         say(f"created {', '.join(f'`{c}`' for c in created)}")
     with engine.begin() as conn:
-        current = load_state(conn)
-        fingerprint = options_fingerprint(options.source_name, multi, options.namespaces, options.run_ids)
+        current = load_state(conn, source)
+        fingerprint = options_fingerprint(source, multi, options.namespaces, options.run_ids)
         resume = state.phase == "data" and state.status in ("running", "interrupted", "failed")
         if resume and state.options_fingerprint != fingerprint and state.last_context_id:
             # the checkpoint belongs to a pass over another selection of runs: resuming it would skip runs
@@ -231,14 +259,14 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
             invalidated = {"verify_passed": None, "verify_result": json.dumps({"invalidated": (
                 f"`mlmd2kfp migrate` ran again (pass {state.pass_number if resume else state.pass_number + 1}) "
                 "after the last verify")})}
-        update_state(conn, phase="data", status="running", staging_table=staging,
+        update_state(conn, source, phase="data", status="running", staging_table=staging,
                      created_tables=created_tables_json(current.created_tables if current else None, created),
                      holder=holder(), last_error=None, options_fingerprint=fingerprint, **invalidated,
                      pass_number=state.pass_number if resume else state.pass_number + 1,
                      last_context_id=state.last_context_id if resume else 0)
         if resume and state.last_context_id:
             say(f"resuming the interrupted pass after run context {state.last_context_id}")
-        values = dict(load_state(conn).values)  # type: ignore[union-attr]
+        values = dict(load_state(conn, source).values)  # type: ignore[union-attr]
     values["_done_before"] = done_before
     return values
 
@@ -270,7 +298,7 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
                 continue
             item.counts.add_to(report)
             if item.batch:
-                _flush(kfp_engine, targets, item.batch, report, say, lock)
+                _flush(kfp_engine, targets, item.batch, report, say, lock, options.source_name)
                 report.fingerprints["agree"] += item.fingerprints[0]
                 report.fingerprints["differ"] += item.fingerprints[1]
                 _throttle(options, report, window)
@@ -278,25 +306,25 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
             if on_progress:
                 on_progress(done, total, _written(report))
             if stop.requested:
-                _interrupt(kfp_engine, stop)
+                _interrupt(kfp_engine, options.source_name, stop)
     finally:
         producer.stop()
     lock.check()
     with mlmd_engine.connect() as mlmd:
-        _global_ledger(kfp_engine, MlmdReader(mlmd, None), targets, report)
+        _global_ledger(kfp_engine, MlmdReader(mlmd, None), targets, report, options.source_name)
     fault_point("totals")
     with kfp_engine.begin() as conn:
-        report.totals = count_rows(conn, targets)
-        update_state(conn, tasks=report.totals["tasks"], artifacts=report.totals["artifacts"],
+        report.totals = count_rows(conn, targets, options.source_name)
+        update_state(conn, options.source_name, tasks=report.totals["tasks"], artifacts=report.totals["artifacts"],
                      links=report.totals["artifact_tasks"], status="running")
         if old_name:
             report.old_tasks = take_old_tasks_counts(conn, old_name)
 
 
-def _record_failure(engine: Engine, line: str) -> None:
+def _record_failure(engine: Engine, source_name: str, line: str) -> None:
     try:
         with engine.begin() as conn:
-            update_state(conn, status="failed", last_error=line[:2000])
+            update_state(conn, source_name, status="failed", last_error=line[:2000])
     except Exception:  # the database itself is gone: the error line still reaches the operator
         pass
 
@@ -332,22 +360,22 @@ def _throttle(options: MigrateOptions, report: MigrateReport, window_start: floa
     return window_start
 
 
-def _interrupt(engine: Engine, stop: StopRequest) -> None:
+def _interrupt(engine: Engine, source_name: str, stop: StopRequest) -> None:
     with engine.begin() as conn:
-        update_state(conn, status="interrupted", last_error=f"stopped by {stop.signal_name}")
+        update_state(conn, source_name, status="interrupted", last_error=f"stopped by {stop.signal_name}")
     raise InterruptedByOperator(f"stopped by {stop.signal_name} after a committed batch; the state is recorded. "
                                 "Rerun `mlmd2kfp migrate` with the same options to resume")
 
 
 def _flush(engine: Engine, targets: TargetTables, batch: list[RunWork], report: MigrateReport,
-           say: Callable[[str], None], lock: MigrationLock) -> None:
+           say: Callable[[str], None], lock: MigrationLock, source_name: str) -> None:
     """Write one batch; transient errors are retried with backoff, anything else fails the migration."""
     resume_after = max(w.context_id for w in batch)
     for attempt in range(1, RETRIES + 1):
         lock.check()  # never write without the lock, retries included (and keep its connection alive)
         try:
             with engine.begin() as conn:
-                result = write_batch(conn, targets, batch, resume_after)
+                result = write_batch(conn, targets, batch, resume_after, source_name)
             fault_point("after-batch")
         except DBAPIError as exc:
             if is_transient(exc) and attempt < RETRIES:
@@ -357,12 +385,12 @@ def _flush(engine: Engine, targets: TargetTables, batch: list[RunWork], report: 
                     f"retrying the batch in {wait:.1f}s (attempt {attempt + 1} of {RETRIES})")
                 time.sleep(wait)
                 continue
-            _fail(engine, batch, exc)
+            _fail(engine, source_name, batch, exc)
         _account(report, result)
         return
 
 
-def _fail(engine: Engine, batch: list[RunWork], exc: BaseException) -> None:
+def _fail(engine: Engine, source_name: str, batch: list[RunWork], exc: BaseException) -> None:
     reason = " ".join(str(getattr(exc, "orig", exc)).split())[:400]
     runs = ", ".join(f"{w.run_id} (context {w.context_id})" for w in batch[:5])
     message = (f"a batch of {len(batch)} run(s) failed and was rolled back whole: {reason}. Runs in it: {runs}"
@@ -370,7 +398,7 @@ def _fail(engine: Engine, batch: list[RunWork], exc: BaseException) -> None:
                "`mlmd2kfp migrate` to resume")
     try:
         with engine.begin() as conn:
-            update_state(conn, status="failed", last_error=message)
+            update_state(conn, source_name, status="failed", last_error=message)
     except Exception:  # the database may be the problem; the message still reaches the operator
         pass
     raise MigrationFailedError(message)
@@ -392,21 +420,25 @@ def _account(report: MigrateReport, result: BatchResult) -> None:
         report.tables[entity_table.get(entity, "tasks")].skipped[reason] += n
 
 
-def _global_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, report: MigrateReport) -> None:
-    """Rows that belong to no run (`no-run`, `unsupported-v1`, `unsupported-type`) and artifacts no
-    migrated run links (`orphan-artifact`), as ledger rows with an empty run id.
+def _global_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, report: MigrateReport,
+                   source_name: str) -> None:
+    """Rows of this source that belong to no run (`no-run`, `unsupported-v1`, `unsupported-type`) and
+    artifacts none of its migrated runs links (`orphan-artifact`), as ledger rows under the source's
+    run-less id (empty for the default source).
 
     Streamed (server-side cursors, ledger rows written in chunks): memory does not grow with the store.
     """
     linked = Bitmap()
+    runless = runless_run_id(source_name)
     with engine.connect() as conn:
-        for r in conn.execution_options(yield_per=2000).execute(select(t.runs.c.mlmd_artifact_ids)):
+        for r in conn.execution_options(yield_per=2000).execute(
+                select(t.runs.c.mlmd_artifact_ids).where(t.runs.c.source_name == source_name)):
             for i in json.loads(r.mlmd_artifact_ids or "[]"):
                 linked.add(i)
     with engine.begin() as conn:
-        conn.execute(delete(t.ledger).where(t.ledger.c.run_uuid == ""))
+        conn.execute(delete(t.ledger).where(t.ledger.c.run_uuid == runless))
         chunk: list[LedgerEntry] = []
-        for entry in _global_entries(reader, linked):
+        for entry in _global_entries(reader, linked, runless):
             report.ledger[entry.reason] += 1
             chunk.append(entry)
             if len(chunk) >= 2000:
@@ -417,36 +449,36 @@ def _global_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, report: 
         fault_point("global-ledger")
 
 
-def _global_entries(reader: MlmdReader, linked: Bitmap) -> Iterator[LedgerEntry]:
+def _global_entries(reader: MlmdReader, linked: Bitmap, runless: str) -> Iterator[LedgerEntry]:
     names = {i: n for i, (n, _) in reader.types.items()}
     m = reader.t
     c, art = m.context.c, m.artifact.c
     stream = reader.mlmd.execution_options(yield_per=5000)
     for execution_id, type_name in runless_executions(reader):
-        yield LedgerEntry("", "execution", execution_id, runless_reason(type_name), type_name)
+        yield LedgerEntry(runless, "execution", execution_id, runless_reason(type_name), type_name)
     for r in stream.execute(select(art.id, art.type_id)):
         name = names.get(r.type_id, "?")
         if is_v2_artifact_type(name):
             if r.id not in linked:
-                yield LedgerEntry("", "artifact", r.id, "orphan-artifact")
+                yield LedgerEntry(runless, "artifact", r.id, "orphan-artifact")
         else:
-            yield LedgerEntry("", "artifact", r.id, "unsupported-v1", name)
+            yield LedgerEntry(runless, "artifact", r.id, "unsupported-v1", name)
     for r in stream.execute(dangling_events(m)):
-        yield LedgerEntry("", "event", r.id, "dangling-event", "its execution row does not exist")
+        yield LedgerEntry(runless, "event", r.id, "dangling-event", "its execution row does not exist")
     v1_types = [i for i, (n, k) in reader.types.items() if k == 2 and n in ("KfpRun", "pipeline_run")]
     for r in stream.execute(select(c.id, c.type_id).where(c.type_id.in_(v1_types or [-1]))):
-        yield LedgerEntry("", "context", r.id, "unsupported-v1", names.get(r.type_id, "?"))
+        yield LedgerEntry(runless, "context", r.id, "unsupported-v1", names.get(r.type_id, "?"))
 
 
-def _cutover(engine: Engine, report: MigrateReport, say: Callable[[str], None]) -> None:
+def _cutover(engine: Engine, source_name: str, report: MigrateReport, say: Callable[[str], None]) -> None:
     with engine.connect() as conn:
-        state = load_state(conn)
+        state = load_state(conn, source_name)
     assert state is not None
     say("cutover: adding `fk_run_details_tasks` and swapping the tasks tables (the old API server must be stopped)")
     result = cutover(engine, state.staging_table)
     fault_point("after-cutover")
     moved = bool(result["moved_old_tasks"]) or bool(state.moved_old_tasks)
     with engine.begin() as conn:
-        update_state(conn, phase="done", status="done", staging_table="tasks", moved_old_tasks=int(moved),
+        update_state(conn, source_name, phase="done", status="done", staging_table="tasks", moved_old_tasks=int(moved),
                      finished_at=int(time.time()))
     report.cutover, report.moved_old_tasks, report.phase, report.staged_in = True, moved, "done", "tasks"

@@ -51,13 +51,15 @@ def render_status(report: StatusReport) -> Table:
     table = Table(show_header=False, title=f"status of {report.kfp_url}", title_justify="left")
     table.add_column("item")
     table.add_column("value")
-    s = report.state
-    if s is None:
+    if not report.states:
         table.add_row("migration", "none recorded")
-    else:
-        def when(v: object) -> str:
-            return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(v))) if v else "-"
 
+    def when(v: object) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(v))) if v else "-"
+
+    for s in report.states:
+        if len(report.states) > 1:
+            table.add_row("source", f"`{s['source_name']}`" if s["source_name"] else "(default: no --source-name)")
         for key in ("phase", "status", "pass_number", "last_context_id", "runs_migrated", "runs_skipped", "tasks",
                     "artifacts", "links", "staging_table", "source_name", "mapping_version", "holder"):
             table.add_row(key, str(s.get(key)))
@@ -66,10 +68,10 @@ def render_status(report: StatusReport) -> Table:
         table.add_row("last error", str(s.get("last_error") or "-"))
         verify = "-" if s.get("verify_passed") is None else ("passed" if s["verify_passed"] else "FAILED")
         table.add_row("last verify", f"{verify} ({when(s.get('verify_at'))})")
-        for k, n in sorted(report.runs.items()):
-            table.add_row(f"runs {k}", str(n))
-        for k, n in sorted(report.ledger.items()):
-            table.add_row(f"ledger {k}", str(n))
+    for k, n in sorted(report.runs.items()):
+        table.add_row(f"runs {k}", str(n))
+    for k, n in sorted(report.ledger.items()):
+        table.add_row(f"ledger {k}", str(n))
     table.add_row("tables", ", ".join(report.tables))
     passed, why = report.gate
     table.add_row("startup gate", ("OK: " if passed else "NOT READY: ") + why)

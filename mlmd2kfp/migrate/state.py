@@ -24,6 +24,7 @@ from ..target.schema import Column, Index, Table, render_create
 MAPPING_VERSION = "2"
 """Bumped whenever a mapping rule changes the rows produced; a rerun with another version is refused."""
 STATE_ID = "migration"
+"""The state row of the default source (no `--source-name`); a named source's row is `migration:<name>`."""
 
 STATE = Table(
     "mlmd2kfp_state",
@@ -50,10 +51,11 @@ RUNS = Table(
         Column("marks", "varchar(64)", False), Column("namespace", "varchar(63)", False),
         Column("skipped", "varchar(64)", False), Column("tasks", "int32", False), Column("links", "int32", False),
         Column("artifact_ids", "longtext", False), Column("mlmd_artifact_ids", "longtext", False),
-        Column("migrated_at", "int64", False),
+        Column("migrated_at", "int64", False), Column("source_name", "varchar(191)", False),
     ),
     ("run_uuid",), (Index("idx_mlmd2kfp_runs_context", (("context_id", False),)),), (),
 )
+"""One row per migrated run; `source_name` says which MLMD source wrote it (a run belongs to one source)."""
 LEDGER = Table(
     "mlmd2kfp_ledger",
     (
@@ -80,7 +82,8 @@ def core_table(spec: Table, name: str | None = None, md: MetaData | None = None)
 
 
 def ensure_tool_tables(conn: Connection) -> list[str]:
-    """Create the tool's tables that are missing; returns the names created."""
+    """Create the tool's tables that are missing; returns the names created. A runs table written before
+    runs carried their source gets the column (every row there is the default source's)."""
     d = dialect_for(conn)
     existing = set(inspect(conn).get_table_names())
     created = []
@@ -89,7 +92,25 @@ def ensure_tool_tables(conn: Connection) -> list[str]:
             for stmt in render_create(table, d):
                 conn.exec_driver_sql(stmt)
             created.append(table.name)
+    if RUNS.name in existing and "source_name" not in {c["name"] for c in inspect(conn).get_columns(RUNS.name)}:
+        conn.exec_driver_sql(f"ALTER TABLE {d.q(RUNS.name)} ADD COLUMN {d.q('source_name')} varchar(191) "
+                             "NOT NULL DEFAULT ''")
     return created
+
+
+def state_id(source_name: str) -> str:
+    """The state row's id for a source: each `--source-name` has a migration of its own."""
+    return f"{STATE_ID}:{source_name}" if source_name else STATE_ID
+
+
+def runless_run_id(source_name: str) -> str:
+    """The run id a source's run-less ledger rows are filed under (rows that belong to no run)."""
+    return f"@{source_name}" if source_name else ""
+
+
+def source_label(source_name: str) -> str:
+    """How messages name a source."""
+    return f"source `{source_name}`" if source_name else "the default source (no --source-name)"
 
 
 def holder() -> str:
@@ -121,40 +142,57 @@ class MigrationState:
             raise AttributeError(name) from None
 
 
-def load_state(conn: Connection) -> MigrationState | None:
-    """The state row, or None before the first migration (or before the tool's tables exist)."""
+def load_state(conn: Connection, source_name: str = "") -> MigrationState | None:
+    """A source's state row, or None before its first migration (or before the tool's tables exist)."""
     if STATE.name not in inspect(conn).get_table_names():
         return None
     t = core_table(STATE)
-    row = conn.execute(select(t).where(t.c.id == STATE_ID)).mappings().first()
+    row = conn.execute(select(t).where(t.c.id == state_id(source_name))).mappings().first()
     return MigrationState(dict(row)) if row else None
 
 
-def check_resume(state: MigrationState, source_name: str, multi_user: bool) -> None:
-    """Refuse a rerun whose options would produce other rows than the recorded migration.
+def load_states(conn: Connection) -> list[MigrationState]:
+    """Every source's state row, the default source first, then by name."""
+    if STATE.name not in inspect(conn).get_table_names():
+        return []
+    t = core_table(STATE)
+    rows = [MigrationState(dict(r)) for r in conn.execute(select(t)).mappings()]
+    return sorted(rows, key=lambda s: (s.id != STATE_ID, s.source_name))
+
+
+def claimed_elsewhere(run_id: str, context_id: int, owner: str, source_name: str) -> ResumeError:
+    """The refusal for a run another source migrated already (mapping.md §2: a run belongs to one source;
+    writing it again under other ids would give it two ROOT tasks)."""
+    return ResumeError(
+        f"run {run_id} (MLMD context {context_id}) was migrated from {source_label(owner)}, and this MLMD "
+        f"database, migrated as {source_label(source_name)}, holds it too; nothing of it was written. If this "
+        f"is the MLMD database migrated before, rerun {f'with `--source-name {owner}`' if owner else 'without --source-name'}; if two MLMD "
+        "databases both hold the run (one copied from the other), migrate it from one of them only")
+
+
+def check_resume(state: MigrationState, multi_user: bool) -> None:
+    """Refuse a rerun whose options would produce other rows than the source's recorded migration.
 
     Raises:
-        ResumeError: another `--source-name`, install mode or mapping version.
+        ResumeError: another install mode or mapping version.
     """
+    rollback = "mlmd2kfp rollback --yes" + (f" --source-name {state.source_name}" if state.source_name else "")
     if state.mapping_version != MAPPING_VERSION:
         raise ResumeError(
-            f"the migration in this KFP database was written with mapping version {state.mapping_version}; "
-            f"this mlmd2kfp uses {MAPPING_VERSION}. Run `mlmd2kfp rollback --yes` first, then migrate again")
-    if state.source_name != source_name:
-        raise ResumeError(
-            f"the migration in this KFP database used --source-name `{state.source_name}`; rerunning with "
-            f"`{source_name}` would write every row again under other ids. Pass --source-name "
-            f"`{state.source_name}` (or roll back first)")
+            f"the migration of {source_label(state.source_name)} in this KFP database was written with mapping "
+            f"version {state.mapping_version}; this mlmd2kfp uses {MAPPING_VERSION}. Run `{rollback}` first, "
+            "then migrate again")
     if bool(state.multi_user) != multi_user:
         mode = "--multi-user" if state.multi_user else "--single-user"
-        raise ResumeError(f"the migration in this KFP database ran with {mode}; pass it again (or roll back first)")
+        raise ResumeError(f"the migration of {source_label(state.source_name)} in this KFP database ran with "
+                          f"{mode}; pass it again (or run `{rollback}` first)")
 
 
 def new_state(source_name: str, multi_user: bool, staging_table: str, tool_version: str) -> dict[str, Any]:
     """Values of a fresh state row."""
     now = int(time.time())
     return {
-        "id": STATE_ID, "tool_version": tool_version, "mapping_version": MAPPING_VERSION,
+        "id": state_id(source_name), "tool_version": tool_version, "mapping_version": MAPPING_VERSION,
         "source_name": source_name, "options_fingerprint": options_fingerprint(source_name, multi_user),
         "multi_user": int(multi_user), "phase": "schema", "status": "running", "pass_number": 0,
         "last_context_id": 0, "runs_migrated": 0, "runs_skipped": 0, "tasks": 0, "artifacts": 0, "links": 0,
@@ -164,8 +202,8 @@ def new_state(source_name: str, multi_user: bool, staging_table: str, tool_versi
     }
 
 
-def update_state(conn: Connection, increments: dict[str, int] | None = None, **values: Any) -> None:
-    """Update the state row (`increments` add to counters); exactly one row must change.
+def update_state(conn: Connection, source_name: str, increments: dict[str, int] | None = None, **values: Any) -> None:
+    """Update a source's state row (`increments` add to counters); exactly one row must change.
 
     Raises:
         ResumeError: the state row is missing.
@@ -176,7 +214,7 @@ def update_state(conn: Connection, increments: dict[str, int] | None = None, **v
         values["last_error"] = values["last_error"].replace("\x00", "\\x00")
     for column, n in (increments or {}).items():
         values[column] = t.c[column] + n
-    result = conn.execute(t.update().where(t.c.id == STATE_ID).values(**values))
+    result = conn.execute(t.update().where(t.c.id == state_id(source_name)).values(**values))
     if result.rowcount != 1:
         raise ResumeError("the migration state row `mlmd2kfp_state` is missing or duplicated; "
                           "do not edit the tool's tables by hand; run `mlmd2kfp status` to see what is recorded")

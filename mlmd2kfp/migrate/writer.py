@@ -23,7 +23,7 @@ from ..mappers.keys import is_migrated_id
 from ..records import LedgerEntry, RunRows
 from ..target.schema import ARTIFACT_TASKS, ARTIFACTS, TASKS
 from .faults import fault_point
-from .state import LEDGER, RUNS, core_table, update_state
+from .state import LEDGER, RUNS, claimed_elsewhere, core_table, update_state
 
 CHUNK = 500
 
@@ -123,15 +123,25 @@ def ledger_rows(entries: list[LedgerEntry]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_after: int) -> BatchResult:
-    """Write `work` and advance the checkpoint to `resume_after`, all in the caller's transaction."""
+def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_after: int,
+                source_name: str = "") -> BatchResult:
+    """Write `work` of the MLMD source `source_name` and advance its checkpoint to `resume_after`, all in
+    the caller's transaction.
+
+    Raises:
+        ResumeError: a run of `work` was migrated from another source (nothing of the batch is written).
+    """
     d = dialect_for(conn)
     result = BatchResult()
     run_ids = [w.run_id for w in work]
     live = _runs_with_live_rows(conn, t, run_ids)
     previous: dict[str, list[str]] = {}
     for chunk in _chunks(run_ids):
-        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.artifact_ids).where(t.runs.c.run_uuid.in_(chunk))):
+        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.artifact_ids, t.runs.c.source_name)
+                              .where(t.runs.c.run_uuid.in_(chunk))):
+            if r.source_name != source_name:
+                w = next(w for w in work if w.run_id == r.run_uuid)
+                raise claimed_elsewhere(w.run_id, w.context_id, r.source_name, source_name)
             previous[r.run_uuid] = json.loads(r.artifact_ids or "[]")
     writable = [w for w in work if w.run_id not in live]
     writable_ids = [w.run_id for w in writable]
@@ -206,7 +216,7 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
         "artifact_ids": json.dumps(sorted({a.uuid for a in w.rows.artifacts}) if w.run_id not in live
                                    else previous.get(w.run_id, [])),
         "mlmd_artifact_ids": json.dumps(sorted({a.mlmd_artifact_id for a in w.rows.artifacts})),
-        "migrated_at": now,
+        "migrated_at": now, "source_name": source_name,
     } for w in work])
     result.runs = len(work)
     for w in work:
@@ -216,7 +226,7 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
     # 7. the checkpoint, in the same transaction
     skipped = sum(result.runs_skipped.values())
     fault_point("before-checkpoint", conn)
-    update_state(conn, {"runs_migrated": len(work) - skipped, "runs_skipped": skipped},
+    update_state(conn, source_name, {"runs_migrated": len(work) - skipped, "runs_skipped": skipped},
                  last_context_id=resume_after)
     return result
 
@@ -255,10 +265,23 @@ def cross_check_fingerprints(conn: Connection, t: TargetTables, work: list[RunWo
     return agree, differ
 
 
-def count_rows(conn: Connection, t: TargetTables) -> dict[str, int]:
-    """Rows of this tool (version-5 ids) per target table."""
+def count_rows(conn: Connection, t: TargetTables, source_name: str = "") -> dict[str, int]:
+    """Rows of this tool (version-5 ids) per target table, of `source_name`'s runs where other sources
+    migrated into the same database too (artifacts: those its runs' links use)."""
+    def v5(table: Table) -> Any:
+        return func.substr(table.c.UUID, 15, 1) == "5"
+
+    others = conn.execute(select(t.runs.c.run_uuid).where(t.runs.c.source_name != source_name).limit(1)).first()
     out = {}
-    for name, table in (("tasks", t.tasks), ("artifacts", t.artifacts), ("artifact_tasks", t.links)):
-        out[name] = int(conn.execute(select(func.count()).select_from(table)
-                                     .where(func.substr(table.c.UUID, 15, 1) == "5")).scalar() or 0)
+    if others is None:
+        for name, table in (("tasks", t.tasks), ("artifacts", t.artifacts), ("artifact_tasks", t.links)):
+            out[name] = int(conn.execute(select(func.count()).select_from(table).where(v5(table))).scalar() or 0)
+        return out
+    mine = select(t.runs.c.run_uuid).where(t.runs.c.source_name == source_name)
+    out["tasks"] = int(conn.execute(select(func.count()).select_from(t.tasks).where(
+        v5(t.tasks), t.tasks.c.RunUUID.in_(mine))).scalar() or 0)
+    out["artifact_tasks"] = int(conn.execute(select(func.count()).select_from(t.links).where(
+        v5(t.links), t.links.c.RunUUID.in_(mine))).scalar() or 0)
+    out["artifacts"] = int(conn.execute(select(func.count(func.distinct(t.links.c.ArtifactID))).where(
+        v5(t.links), t.links.c.RunUUID.in_(mine))).scalar() or 0)
     return out

@@ -23,8 +23,9 @@ from ..db import in_memory, make_engine, parse_url
 from ..dialects import max_value_bytes
 from ..errors import ConfigError, MissingDependencyError
 from ..migrate.gate import record_verify, verify_snapshot
+from ..migrate.state import load_states, runless_run_id, source_label
 from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
-from .expect import KFP_TYPES, expect_run
+from .expect import KFP_TYPES, expect_run, uid
 from .report import Finding, ParityReport
 from .source import ApiSource, SqlSource
 
@@ -44,6 +45,8 @@ class VerifyOptions:
     source_process: bool | None = None
     """Read the expected side in a second process (mapping.md W12); None: only for stores of
     `PROCESS_MIN_RUNS` run contexts or more."""
+    source_name: str | None = None
+    """Which MLMD source's migration this store is (`--source-name`); None: the only one recorded."""
 
 
 def _source(source_path: str, url: Any, conn: Any) -> Any:
@@ -113,7 +116,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
         snapshot = verify_snapshot(kfp_engine) if options.record else None
         with kfp_engine.connect() as kconn:
             names = set(inspect(kconn).get_table_names())
-            state = _state(kconn)
+            state, others = _state(kconn, options.source_name)
             staged = state.get("phase") != "done" and state.get("staging_table") in names \
                 and state.get("staging_table") != "tasks"
             tasks_table = str(state["staging_table"]) if staged else "tasks"
@@ -123,7 +126,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                                   "`mlmd2kfp migrate` (or `migrate --stage-only`) before `verify`")
             target = TargetReader(kconn, tasks_table)
             multi = options.multi_user if options.multi_user is not None else bool(state.get("multi_user", 1))
-            source_name = state.get("source_name") or ""
+            source_name = str(state.get("source_name") or "")
             limit = max_value_bytes(kconn)
             if in_memory(mlmd_url) or not _use_process(options.source_process, mlmd_url):
                 feed = source_chunks(mlmd_url, options.source_path)
@@ -175,9 +178,9 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                 if old and fingerprints:
                     _cache_rows(report, kconn, target, old, fingerprints, [src.run_id for src in chunk])
             if not partial:
-                _global(report, kconn, target, seen_runs, counts)
+                _global(report, kconn, target, seen_runs, counts, others)
                 with mlmd_engine.connect() as mconn:
-                    _global_ledger(report, mconn, target, linked)
+                    _global_ledger(report, mconn, target, linked, runless_run_id(source_name))
             if fallback:  # ml-metadata refused a value in these runs (mapping.md M17); read through SQL
                 report.checks["coverage"].info["runs read through SQL (ml-metadata refused a value)"] = len(fallback)
             report.checks["lineage"].info["columns compared"] = dict(sorted(
@@ -193,7 +196,8 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
     if options.record:
         record_engine = make_engine(kfp_url, "KFP", create_sqlite=False)
         try:
-            report.not_recorded = record_verify(record_engine, report.passed, report.summary(), snapshot)
+            report.not_recorded = record_verify(record_engine, report.passed, report.summary(), snapshot,
+                                                source_name)
         finally:
             record_engine.dispose()
     return report
@@ -210,10 +214,11 @@ def _use_process(wanted: bool | None, mlmd_url: str) -> bool:
         engine.dispose()
 
 
-def _global_ledger(report: ParityReport, mconn: Any, target: TargetReader, linked: Bitmap) -> None:
+def _global_ledger(report: ParityReport, mconn: Any, target: TargetReader, linked: Bitmap, runless: str) -> None:
     """The run-less ledger rows, re-derived from MLMD with plain SQL (linear scans and bitmaps, no
     per-row subqueries): executions in no run context, artifacts no migrated run links or of v1 types,
-    events whose execution row is missing, and v1 run contexts."""
+    events whose execution row is missing, and v1 run contexts; against the ledger rows filed under the
+    source's run-less id `runless`."""
     coverage = report.checks["coverage"]
     ctx_t, assoc_t, ex_t, art_t, ev_t, ty_t = (_mlmd_table(mconn, n) for n in (
         "Context", "Association", "Execution", "Artifact", "Event", "Type"))
@@ -247,7 +252,7 @@ def _global_ledger(report: ParityReport, mconn: Any, target: TargetReader, linke
         for (context_id,) in stream.execute(text(f"SELECT id FROM {ctx_t} WHERE type_id IN ({','.join(map(str, v1))})")):
             want.add(("context", int(context_id), "unsupported-v1"))
     found = {(str(r[0]), int(r[1]), str(r[2])) for r in target.conn.execute(text(
-        "SELECT entity, mlmd_id, reason FROM mlmd2kfp_ledger WHERE run_uuid = ''"))}
+        "SELECT entity, mlmd_id, reason FROM mlmd2kfp_ledger WHERE run_uuid = :r"), {"r": runless})}
     coverage.checked += len(want)
     for entity, mlmd_id, reason in sorted(want - found, key=str):
         report.fail(Finding("coverage", "", f"{entity} {mlmd_id} (in no migrated run)", "ledger", reason, "missing"))
@@ -256,11 +261,29 @@ def _global_ledger(report: ParityReport, mconn: Any, target: TargetReader, linke
                             reason))
 
 
-def _state(conn: Any) -> dict[str, Any]:
-    if "mlmd2kfp_state" not in inspect(conn).get_table_names():
-        return {}
-    row = conn.execute(text("SELECT * FROM mlmd2kfp_state")).mappings().first()
-    return dict(row) if row else {}
+def _state(conn: Any, source_name: str | None) -> tuple[dict[str, Any], list[str]]:
+    """The state row of the source verified, and the other sources' names (their runs are theirs to check).
+
+    Raises:
+        ConfigError: several sources are recorded and `source_name` does not say which; no such source.
+    """
+    states = load_states(conn)
+    names = [s.source_name for s in states]
+    if source_name is None:
+        if len(states) > 1:
+            raise ConfigError(f"this KFP database holds the migrations of {len(states)} MLMD sources ("
+                              + ", ".join(f"`{n}`" for n in names) + "); pass --source-name to say which one "
+                              "this MLMD database is (`--source-name ''` for the default)")
+        chosen = states[0] if states else None
+    else:
+        chosen = next((s for s in states if s.source_name == source_name), None)
+        if chosen is None and states:
+            raise ConfigError(f"no migration of {source_label(source_name)} is recorded in this KFP database "
+                              "(recorded: " + ", ".join(f"`{n}`" for n in names) + "); run `mlmd2kfp migrate "
+                              f"--source-name {source_name}` first, or pass the name it was migrated with")
+    if chosen is None:
+        return ({"source_name": source_name} if source_name else {}), []
+    return dict(chosen.values), [n for n in names if n != chosen.source_name]
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -381,7 +404,8 @@ def _run_state(report: ParityReport, conn: Any, t: TargetReader, run_id: str, ru
         report.fail(Finding("run-state", run_id, "ROOT task", "State", want, have))
 
 
-def _global(report: ParityReport, conn: Any, t: TargetReader, seen: set[str], counts: dict[str, Counter[Any]]) -> None:
+def _global(report: ParityReport, conn: Any, t: TargetReader, seen: set[str], counts: dict[str, Counter[Any]],
+            other_sources: list[str]) -> None:
     q = t.q
     tasks = q(t.tasks_table)
     v5 = "SUBSTR({}, 15, 1) = '5'"
@@ -399,12 +423,20 @@ def _global(report: ParityReport, conn: Any, t: TargetReader, seen: set[str], co
         inv.checked += 1
         for r in conn.execute(text(sql)).fetchmany(20):
             report.fail(Finding("invariants", "", f"row {r[0]}", what, "holds", "violated"))
-    # tool-written rows no MLMD run accounts for (rows KFP wrote itself have version-4 ids and are not checked)
+    # tool-written rows no MLMD run accounts for (rows KFP wrote itself have version-4 ids and are not
+    # checked); a run another source migrated is told by its ROOT task's id, derived under that source's name
+    unseen = []
     for r in conn.execute(text(f"SELECT DISTINCT {q('RunUUID')} FROM {tasks} WHERE {v5.format(q('UUID'))}")):
         coverage.checked += 1
         if r[0] not in seen:
-            report.fail(Finding("coverage", r[0], "tool-written tasks of this run", "extra rows", "no MLMD run context",
-                                "present"))
+            unseen.append(r[0])
+    elsewhere = _runs_of_other_sources(conn, t, unseen, other_sources)
+    for run_id in unseen:
+        if run_id not in elsewhere:
+            report.fail(Finding("coverage", run_id, "tool-written tasks of this run", "extra rows",
+                                "no MLMD run context", "present"))
+    if elsewhere:
+        coverage.info["runs of other sources, not checked"] = len(elsewhere)
     for r in conn.execute(text(f"SELECT a.{q('UUID')} FROM artifacts a WHERE {v5.format('a.' + q('UUID'))} AND NOT "
                                f"EXISTS (SELECT 1 FROM artifact_tasks l WHERE l.{q('ArtifactID')} = a.{q('UUID')})"
                                )).fetchmany(50):
@@ -428,6 +460,23 @@ def _global(report: ParityReport, conn: Any, t: TargetReader, seen: set[str], co
         f"GROUP BY {q('Namespace')}"))}
     cache.info = {"old cache rows agreeing": cache.info.get("old cache rows agreeing", 0),
                   "differing": cache.info.get("differing", 0), "cache sources per namespace": sources}
+
+
+def _runs_of_other_sources(conn: Any, t: TargetReader, run_ids: list[str], sources: list[str]) -> set[str]:
+    """Those of `run_ids` whose ROOT task carries the id another source's migration gives it."""
+    out: set[str] = set()
+    if not sources:
+        return out
+    q = t.q
+    for i in range(0, len(run_ids), 500):
+        chunk = run_ids[i:i + 500]
+        rows = conn.execute(text(f"SELECT {q('RunUUID')}, {q('UUID')} FROM {q(t.tasks_table)} WHERE "
+                                 f"{q('ParentTaskUUID')} IS NULL AND {q('RunUUID')} IN :ids")
+                            .bindparams(bindparam("ids", expanding=True)), {"ids": chunk})
+        for run_id, root in rows:
+            if any(root == uid(f"task:{run_id}:ROOT:-", name) for name in sources):
+                out.add(run_id)
+    return out
 
 
 def _cache_rows(report: ParityReport, conn: Any, t: TargetReader, old: str,

@@ -105,3 +105,35 @@ def check_invariants(url: str) -> dict[str, int]:
     arts = rows(url, "SELECT * FROM artifacts")
     assert all(js(a["Metadata"]) is None or isinstance(js(a["Metadata"]), dict) for a in arts)
     return {"tasks": len(tasks), "artifacts": len(arts), "artifact_tasks": len(links)}
+
+
+def add_second_source(databases, kfp_url: str, seed: int = 9) -> tuple[str, list[str]]:
+    """A second MLMD database whose runs are in `kfp_url` too, as after two KFP installations' API databases
+    were merged into one: its sample is written into a KFP database of its own, whose runs (and their old
+    cache rows) are then copied into `kfp_url`, pointed at the experiments, pipelines and versions of the
+    same names there (new ones copied). Returns its URL and run ids."""
+    from mlmd2kfp.sample import write_sample
+    from tests.helpers import Db
+
+    m2, k2 = databases.new("m2"), databases.new("k2")
+    write_sample(m2, k2, seed=seed)
+    source, target = Db(k2), Db(kfp_url)
+    same: dict[str, str] = {}  # the second database's UUID → the one of the same name in `kfp_url`
+    for table, key in (("experiments", ("Name", "Namespace")), ("pipelines", ("Name", "Namespace")),
+                       ("pipeline_versions", ("Name", "PipelineId"))):
+        present = {tuple(r[c] for c in key): r["UUID"] for r in target.sql(f"SELECT * FROM {table}")}
+        for row in source.sql(f"SELECT * FROM {table}"):
+            row = {c: same.get(v, v) if c == "PipelineId" else v for c, v in row.items()}
+            name = tuple(row[c] for c in key)
+            if name in present:
+                same[row["UUID"]] = present[name]
+            else:
+                target.insert(table, row)
+    for table in ("run_details", "tasks"):
+        for row in source.sql(f"SELECT * FROM {table}"):
+            target.insert(table, {c: same.get(v, v) if c in ("ExperimentUUID", "PipelineId", "PipelineVersionId")
+                                  else v for c, v in row.items()})
+    runs = sorted(r["UUID"] for r in source.sql('SELECT "UUID" FROM run_details'))
+    source.engine.dispose()
+    target.engine.dispose()
+    return m2, runs

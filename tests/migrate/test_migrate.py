@@ -239,11 +239,16 @@ def test_status_gate(databases):
     assert '"phase": "done"' in shown.stdout
 
 
-def test_changed_source_name_is_refused(databases):
+def test_the_same_store_under_another_source_name_is_refused_before_any_write(databases):
+    """mapping.md §2: a rerun with another --source-name would write every run again under other ids; its
+    runs were migrated from the default source, so it is refused before anything (its state row too)."""
     m, k = sample(databases)
     migrate(m, k, MigrateOptions(stage_only=True))
+    before = digest(k, tables=None)
     result = cli_migrate(m, k, "--source-name", "second")
-    assert result.code == 3 and "--source-name" in result.stderr
+    assert result.code == 3 and "was migrated from the default source (no --source-name)" in result.stderr
+    assert "rerun without --source-name" in result.stderr and result.stderr.count("\n") == 1
+    assert digest(k, tables=None) == before
 
 
 def test_user_without_ddl_rights_gets_a_clear_error(databases):

@@ -11,8 +11,9 @@ pytest.importorskip("ml_metadata")
 from mlmd2kfp.migrate.admin import read_status, rollback  # noqa: E402
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from mlmd2kfp.sample import write_sample  # noqa: E402
+from mlmd2kfp.verify import VerifyOptions, run_verify  # noqa: E402
 from tests.helpers import Db, run_cli  # noqa: E402
-from tests.migrate.helpers import digest  # noqa: E402
+from tests.migrate.helpers import add_second_source, digest  # noqa: E402
 
 
 def _kfp_task_under_migrated_root(db: Db) -> tuple[str, str, str]:
@@ -289,3 +290,78 @@ def test_one_huge_run_is_read_alone_and_migrated_whole(databases, monkeypatch):
     assert db.one('SELECT COUNT(*) AS n FROM tasks WHERE "RunUUID" = :r', r=run_id)["n"] == 10_002
     db.engine.dispose()
     assert run_verify(m, k, VerifyOptions(record=False)).passed
+
+
+def _tool_rows_of(db: Db, runs: set[str]) -> list[tuple]:
+    """The tool's tasks and links of `runs` (ids included), for before/after comparisons."""
+    out = []
+    for table in ("tasks", "artifact_tasks"):
+        out += sorted((table, r["UUID"], r["RunUUID"]) for r in db.sql(f'SELECT "UUID", "RunUUID" FROM {table}')
+                      if r["RunUUID"] in runs and r["UUID"][14] == "5")
+    return out
+
+
+def test_two_mlmd_sources_into_one_kfp_database(databases):
+    """`--source-name`: two MLMD databases into one KFP database, each with its own state, verify and
+    rollback; the gate opens once both are verified; the last rollback restores the database."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    m2, second_runs = add_second_source(databases, k)
+    first_runs = {r["UUID"] for r in Db(k).sql('SELECT "UUID" FROM run_details')} - set(second_runs)
+    before = digest(k, tables=None, exclude_prefix="mlmd2kfp_")
+    migrate(m, k, MigrateOptions(stage_only=True))
+    # the second source's full pass cuts over (the first one's staged rows move with the table)
+    report = migrate(m2, k, MigrateOptions(source_name="second"))
+    assert report.cutover and report.runs_written > 0
+    passed, why = read_status(k).gate
+    assert not passed and why.startswith("the default source (no --source-name): migration not finished")
+    migrate(m, k, MigrateOptions())
+    db = Db(k)
+    tasks_of = {r["RunUUID"] for r in db.sql('SELECT "RunUUID" FROM tasks')}
+    assert set(second_runs) & tasks_of and first_runs & tasks_of
+    # verify needs to be told which source an MLMD database is, and checks only that source's runs
+    ambiguous = run_cli("verify", "--mlmd-url", m, "--kfp-url", k)
+    assert ambiguous.code == 3 and "--source-name" in ambiguous.stderr
+    wrong = run_cli("verify", "--mlmd-url", m2, "--kfp-url", k, "--source-name", "")
+    assert wrong.code == 1  # the second store's runs under the default source's ids: not found
+    assert run_cli("verify", "--mlmd-url", m, "--kfp-url", k, "--source-name", "").code == 0
+    assert not read_status(k).gate[0]
+    second = run_cli("verify", "--mlmd-url", m2, "--kfp-url", k, "--source-name", "second", "--json",
+                     str(databases.tmp_path / "second.json"))
+    assert second.code == 0, second.stdout[-2000:]
+    assert read_status(k).gate == (True, "migration finished and verified for each of the 2 sources")
+    # damage verify must see: tool rows of a source no state row names are not another source's
+    db.sql("UPDATE mlmd2kfp_state SET id = 'migration:renamed', source_name = 'renamed' WHERE id = 'migration:second'")
+    blind = run_verify(m, k, VerifyOptions(source_name="", record=False))
+    assert not blind.passed
+    assert {f.run for f in blind.checks["coverage"].failures if f.field == "extra rows"} == set(second_runs) & tasks_of
+    db.sql("UPDATE mlmd2kfp_state SET id = 'migration:second', source_name = 'second' WHERE id = 'migration:renamed'")
+    seen = run_verify(m, k, VerifyOptions(source_name="", record=False))
+    assert seen.passed and seen.checks["coverage"].info["runs of other sources, not checked"] == len(
+        set(second_runs) & tasks_of)
+    status = run_cli("status", "--kfp-url", k)
+    assert "runs second: migrated" in status.stdout and "runs (default): migrated" in status.stdout
+    # the first store migrated again under another name is refused before anything is written
+    states = db.sql("SELECT * FROM mlmd2kfp_state ORDER BY id")
+    again = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--source-name", "third")
+    assert again.code == 3 and "was migrated from the default source" in again.stderr
+    assert "rerun without --source-name" in again.stderr
+    assert db.sql("SELECT * FROM mlmd2kfp_state ORDER BY id") == states
+    # rollback must be told which source; one source's rollback keeps the other's rows and the tables
+    kept = _tool_rows_of(db, first_runs)
+    refused = run_cli("rollback", "--kfp-url", k, "--yes")
+    assert refused.code == 3 and "--source-name" in refused.stderr
+    assert _tool_rows_of(db, first_runs) == kept
+    undone = run_cli("rollback", "--kfp-url", k, "--yes", "--source-name", "second")
+    assert undone.code == 0, undone.stderr
+    assert "still in them" in undone.stderr
+    assert _tool_rows_of(db, set(second_runs)) == [] and _tool_rows_of(db, first_runs) == kept
+    assert not db.sql('SELECT run_uuid FROM mlmd2kfp_runs WHERE source_name = :s', s="second")
+    assert not db.sql("SELECT id FROM mlmd2kfp_ledger WHERE run_uuid = '@second'")
+    assert read_status(k).gate == (True, "migration finished and verified")  # the rolled-back source is out
+    assert run_cli("verify", "--mlmd-url", m, "--kfp-url", k, "--source-name", "").code == 0
+    last = run_cli("rollback", "--kfp-url", k, "--yes")  # the only source left: no name needed
+    assert last.code == 0, last.stderr
+    assert "moved `tasks_pre_migration` back to `tasks`" in last.stdout
+    assert digest(k, tables=None, exclude_prefix="mlmd2kfp_") == before
+    db.engine.dispose()

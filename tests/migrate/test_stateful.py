@@ -1,5 +1,6 @@
 """A model-based test of whole operator sequences (issue #13): Hypothesis drives `migrate` (full,
-`--stage-only`, `--namespace`), kills at fault points, `verify`, the source changing before the cutover,
+`--stage-only`, `--namespace`, and a second MLMD database into the same KFP database with
+`--source-name`), kills at fault points, `verify`, the source changing before the cutover,
 the new API server writing its own runs, tasks (also under migrated parents) and artifacts after it,
 `rollback`, `cleanup` and `status --check`, every command through the real CLI. After every step:
 
@@ -36,7 +37,7 @@ from mlmd2kfp.migrate.admin import read_status, rollback  # noqa: E402
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from mlmd2kfp.sample import write_sample  # noqa: E402
 from tests.helpers import Db, run_cli  # noqa: E402
-from tests.migrate.helpers import _canon  # noqa: E402
+from tests.migrate.helpers import _canon, add_second_source  # noqa: E402
 
 EXAMPLES = {"sqlite": 6, "mariadb": 1, "postgresql": 1}
 STEPS = {"sqlite": 12, "mariadb": 8, "postgresql": 8}
@@ -44,21 +45,31 @@ KILL_POINTS = ("read-page:1", "mid-batch:1", "before-checkpoint:2", "after-batch
                "cutover:1", "after-cutover:1")
 EXIT_MEANING = {0: "ok", 1: "differences found", 2: "usage error", 3: "operational error", 130: "stopped"}
 TARGET = ("tasks", "artifacts", "artifact_tasks", "tasks_migration_tmp")
+SOURCES = ("", "second")
+"""The default source (no --source-name) and a second MLMD database migrated into the same KFP database."""
 
 
-def _tool_rows(url: str, frozen: set[str]) -> str:
-    """A digest of the rows the tool wrote (version-5 ids), outside the runs KFP wrote into."""
+def _tool_rows(url: str, frozen: set[str], runs: set[str] | None = None) -> str:
+    """A digest of the rows the tool wrote (version-5 ids), outside the runs KFP wrote into (and, given
+    `runs`, of those runs only; artifacts: those their links use)."""
     db = Db(url)
     with db.engine.connect() as conn:
         names = set(inspect(conn).get_table_names())
     body = []
     tasks = "tasks" if "tasks_pre_migration" in names or "tasks_migration_tmp" not in names else "tasks_migration_tmp"
+    used = None
+    if runs is not None and "artifact_tasks" in names:
+        used = {r["ArtifactID"] for r in db.sql('SELECT "ArtifactID", "RunUUID" FROM artifact_tasks')
+                if r["RunUUID"] in runs and r["RunUUID"] not in frozen}
     for table in (tasks, "artifacts", "artifact_tasks"):
         if table not in names:
             continue
         for r in db.sql(f"SELECT * FROM {table}"):
-            if str(r["UUID"])[14:15] == "5" and r.get("RunUUID") not in frozen:
-                body.append(repr(sorted((k, _canon(v)) for k, v in r.items())) + table.replace("_migration_tmp", ""))
+            if str(r["UUID"])[14:15] != "5" or r.get("RunUUID") in frozen:
+                continue
+            if runs is not None and (r["UUID"] not in (used or set()) if table == "artifacts" else r["RunUUID"] not in runs):
+                continue
+            body.append(repr(sorted((k, _canon(v)) for k, v in r.items())) + table.replace("_migration_tmp", ""))
     db.engine.dispose()
     return hashlib.sha256(repr(sorted(body)).encode()).hexdigest()
 
@@ -84,21 +95,31 @@ def _pre_migration_digest(url: str) -> str:
 
 
 class World:
-    """The databases of one example: MLMD + KFP under test, and a KFP copy migrated clean for comparison."""
+    """The databases of one example: two MLMD stores + the KFP database under test (holding the runs of
+    both), and a KFP copy migrated clean for comparison."""
 
     def __init__(self, databases, pristine: dict[str, Path] | None) -> None:
         self.backend = databases.backend
         if self.backend == "sqlite" and pristine:
             folder = Path(databases.tmp_path) / f"w-{uuid.uuid4().hex[:6]}"
             folder.mkdir()
-            for path in pristine.values():
-                shutil.copy(path, folder / path.name)
-            self.m, self.k, self.clean = (f"sqlite:///{folder / pristine[n].name}" for n in ("m", "k", "clean"))
+            for name, path in pristine.items():
+                if name != "second_runs":
+                    shutil.copy(path, folder / path.name)
+            self.m, self.m2, self.k, self.clean = (f"sqlite:///{folder / pristine[n].name}"
+                                                   for n in ("m", "m2", "k", "clean"))
+            self.second_runs = set(pristine["second_runs"])
         else:
             self.m, self.k, self.clean = databases.new("m"), databases.new("k"), databases.new("c")
             cm = databases.new("cm")
             write_sample(self.m, self.k, seed=8)
-            write_sample(cm, self.clean, seed=8)  # the same KFP rows (MLMD is read from `m`)
+            self.m2, second = add_second_source(databases, self.k)
+            write_sample(cm, self.clean, seed=8)  # the same KFP rows (MLMD is read from `m` and `m2`)
+            add_second_source(databases, self.clean)
+            self.second_runs = set(second)
+
+    def mlmd(self, source: str) -> str:
+        return self.m2 if source else self.m
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +128,9 @@ def pristine(module_databases):
         return None
     m, k = module_databases.new("m"), module_databases.new("k")
     write_sample(m, k, seed=8)
-    paths = {"m": Path(make_url(m).database), "k": Path(make_url(k).database)}
+    m2, second = add_second_source(module_databases, k)
+    paths = {"m": Path(make_url(m).database), "k": Path(make_url(k).database), "m2": Path(make_url(m2).database),
+             "second_runs": second}
     clean = paths["k"].with_name("clean-" + paths["k"].name)
     shutil.copy(paths["k"], clean)
     paths["clean"] = clean
@@ -126,24 +149,29 @@ def test_operator_sequences(module_databases, pristine):
             self.kfp_rows: dict[tuple[str, str], dict] = {}  # (table, UUID) → the row as KFP wrote it
             self.frozen: set[str] = set()  # runs KFP wrote into: the tool never rewrites them
             self.renamed: set[str] = set()
-            self.in_sync: bool | None = None  # None: the model does not know (after a kill or a filter)
-            self.done = False  # cut over
-            self.migrated = False  # any migrate ran since the last rollback
-            self.verified = False
+            # per source: the model of its migration
+            self.in_sync: dict[str, bool | None] = dict.fromkeys(SOURCES)  # None: unknown (a kill, a filter)
+            self.done = dict.fromkeys(SOURCES, False)  # its migration reached the cutover
+            self.migrated = dict.fromkeys(SOURCES, False)  # a state row that is not rolled back
+            self.verified = dict.fromkeys(SOURCES, False)
             self.cleaned = False
 
         @initialize(start=st.sampled_from(["one namespace pre-run, killed", "in use by the new KFP", "fresh",
-                                           "staged", "cut over", "cut over and verified"]))
+                                           "staged", "cut over", "cut over and verified",
+                                           "both sources cut over and verified"]))
         def start_from(self, start: str) -> None:
             """Begin where operators spend their time: before anything, after the pre-run, after the cutover,
             or with the new API server already writing (a retry under a migrated run, a run of its own)."""
             if start == "one namespace pre-run, killed":
-                self.run_migrate("stage one namespace", "after-batch:2")
+                self.run_migrate("stage one namespace", "after-batch:2", "")
                 return
             if start != "fresh":
-                self.run_migrate("stage" if start == "staged" else "full", None)
-            if start in ("cut over and verified", "in use by the new KFP"):
-                self.run_verify()
+                self.run_migrate("stage" if start == "staged" else "full", None, "")
+            if start == "both sources cut over and verified":
+                self.run_migrate("full", None, "second")
+                self.run_verify("second")
+            if start in ("cut over and verified", "in use by the new KFP", "both sources cut over and verified"):
+                self.run_verify("")
             if start == "in use by the new KFP":
                 self.kfp_writes_its_own_rows("task under a migrated root")
                 self.kfp_writes_its_own_rows("run")
@@ -165,6 +193,10 @@ def test_operator_sequences(module_databases, pristine):
                 return False
             return "MLMDExecutionID" not in {c["name"] for c in inspect(self.db.engine).get_columns("tasks")}
 
+        def runs_of(self, source: str) -> set[str]:
+            everything = {r["UUID"] for r in self.db.sql('SELECT "UUID" FROM run_details')}
+            return self.w.second_runs if source else everything - self.w.second_runs
+
         def tool_tasks_of(self, run: str) -> int:
             names = set(inspect(self.db.engine).get_table_names())
             total = 0
@@ -174,80 +206,101 @@ def test_operator_sequences(module_databases, pristine):
                                  if r["UUID"][14] == "5")
             return total
 
-        def phase(self) -> str | None:
+        def phase(self, source: str) -> str | None:
             try:
-                return self.db.one("SELECT phase FROM mlmd2kfp_state")["phase"]
+                found = self.db.sql("SELECT phase FROM mlmd2kfp_state WHERE source_name = :s", s=source)
             except Exception:
                 return None
+            return found[0]["phase"] if found else None
+
+        def gate_should_open(self) -> bool:
+            live = [s for s in SOURCES if self.migrated[s]]
+            return bool(live) and all(self.verified[s] for s in live)
 
         # --- the operator --------------------------------------------------------------------------------
         @precondition(lambda self: not self.cleaned)
-        @rule(kind=st.sampled_from(["full", "stage", "filtered"]), kill=st.sampled_from([None] * 5 + list(KILL_POINTS)))
-        def run_migrate(self, kind: str, kill: str | None) -> None:
-            args = ["migrate", "--mlmd-url", self.w.m, "--kfp-url", self.w.k, "--yes", "--batch-rows", "30"]
+        @rule(kind=st.sampled_from(["full", "stage", "filtered"]), kill=st.sampled_from([None] * 5 + list(KILL_POINTS)),
+              source=st.sampled_from(["", "", "second"]))
+        def run_migrate(self, kind: str, kill: str | None, source: str) -> None:
+            args = ["migrate", "--mlmd-url", self.w.mlmd(source), "--kfp-url", self.w.k, "--yes", "--batch-rows", "30"]
             args += {"full": [], "stage": ["--stage-only"], "filtered": ["--namespace", "team-b"],
                      "stage one namespace": ["--stage-only", "--namespace", "team-b", "--batch-rows", "1"]}[kind]
+            args += ["--source-name", source] if source else []
             new_form_before = self.new_form_tasks()
             result = self.cli(*args, env={"MLMD2KFP_FAULT_AT": kill} if kill else None, killed=bool(kill))
-            self.migrated, self.verified = True, False
+            self.migrated[source], self.verified[source] = True, False
             if result.code == -9:
-                self.in_sync = None
-                self.done = self.phase() == "done"
+                self.in_sync[source] = None
+                self.done[source] = self.phase(source) == "done"
                 return
             assert result.code == 0, result.stderr[-1500:]
             if kind in ("filtered", "stage one namespace"):
-                self.in_sync = None if not self.in_sync else True
+                self.in_sync[source] = None if not self.in_sync[source] else True
                 return
-            self.in_sync = True
+            self.in_sync[source] = True
             # --stage-only cuts over too where `tasks` is already the new table (nothing left to hold back)
-            self.done = self.done or kind == "full" or new_form_before
-            assert (self.phase() == "done") == self.done, (kind, self.phase())
-            self.compare_with_a_clean_migrate()
+            self.done[source] = self.done[source] or kind == "full" or new_form_before
+            assert (self.phase(source) == "done") == self.done[source], (kind, source, self.phase(source))
+            self.compare_with_a_clean_migrate(source)
 
-        def compare_with_a_clean_migrate(self) -> None:
-            """The tool's rows equal those of one clean migrate of the current source and run names."""
+        def compare_with_a_clean_migrate(self, source: str) -> None:
+            """The source's rows equal those of one clean migrate of it alone, with the current run names."""
             clean = Db(self.w.clean)
             if _has_state(clean):
-                rollback(self.w.clean)
+                for s in clean.sql("SELECT source_name FROM mlmd2kfp_state WHERE phase <> 'rolled_back'"):
+                    rollback(self.w.clean, s["source_name"])
             for r in self.db.sql('SELECT "UUID", "DisplayName" FROM run_details'):
                 clean.sql('UPDATE run_details SET "DisplayName" = :d WHERE "UUID" = :u', d=r["DisplayName"], u=r["UUID"])
             clean.engine.dispose()
-            migrate(self.w.m, self.w.clean, MigrateOptions(stage_only=not self.done))
-            assert _tool_rows(self.w.k, self.frozen) == _tool_rows(self.w.clean, self.frozen)
+            migrate(self.w.mlmd(source), self.w.clean, MigrateOptions(stage_only=not self.done[source],
+                                                                       source_name=source))
+            runs = self.runs_of(source)
+            assert _tool_rows(self.w.k, self.frozen, runs) == _tool_rows(self.w.clean, self.frozen, runs)
 
-        @precondition(lambda self: not self.cleaned and self.migrated)
-        @rule()
-        def run_verify(self) -> None:
-            result = self.cli("verify", "--mlmd-url", self.w.m, "--kfp-url", self.w.k)
+        @precondition(lambda self: not self.cleaned and any(self.migrated.values()))
+        @rule(source=st.sampled_from(SOURCES))
+        def run_verify(self, source: str) -> None:
+            if not self.migrated[source]:
+                return
+            result = self.cli("verify", "--mlmd-url", self.w.mlmd(source), "--kfp-url", self.w.k,
+                              "--source-name", source)
             assert result.code in (0, 1, 3)
-            if self.in_sync is not None:
-                assert (result.code == 0) == self.in_sync, result.stdout[-3000:]
-            self.verified = result.code == 0 and self.phase() == "done"
+            if self.in_sync[source] is not None:
+                assert (result.code == 0) == self.in_sync[source], result.stdout[-3000:]
+            self.verified[source] = result.code == 0 and self.phase(source) == "done"
             status = self.cli("status", "--kfp-url", self.w.k, "--check")  # the gate as a Job's init container sees it
-            assert status.code == (0 if self.verified else 1), (self.verified, status.stdout[-800:])
+            assert status.code == (0 if self.gate_should_open() else 1), (self.verified, status.stdout[-800:])
 
         @invariant()
         def the_gate_is_open_exactly_when_the_model_says(self) -> None:
             if not self.cleaned:
                 passed, why = read_status(self.w.k).gate
-                assert passed == self.verified, why
+                assert passed == self.gate_should_open(), why
 
-        @precondition(lambda self: not self.cleaned and self.migrated)
-        @rule()
-        def run_rollback(self) -> None:
-            result = self.cli("rollback", "--kfp-url", self.w.k, "--yes")
+        @precondition(lambda self: not self.cleaned and any(self.migrated.values()))
+        @rule(source=st.sampled_from(SOURCES))
+        def run_rollback(self, source: str) -> None:
+            if not self.migrated[source]:
+                return
+            others = [s for s in SOURCES if s != source and self.migrated[s]]
+            named = ["--source-name", source] if others or source else []  # the only one needs no name
+            theirs = {s: _tool_rows(self.w.k, set(), self.runs_of(s)) for s in others}
+            result = self.cli("rollback", "--kfp-url", self.w.k, "--yes", *named)
             assert result.code == 0, result.stderr[-1500:]
-            self.migrated = self.verified = self.done = False
-            self.in_sync = None
-            if not self.kfp_rows:
+            self.migrated[source] = self.verified[source] = self.done[source] = False
+            self.in_sync[source] = None
+            if others:  # the other source's rows and the tables stay as they were
+                assert "still in them" in result.stderr
+                assert {s: _tool_rows(self.w.k, set(), self.runs_of(s)) for s in others} == theirs
+            elif not self.kfp_rows:
                 assert _pre_migration_digest(self.w.k) == self.before
 
-        @precondition(lambda self: not self.cleaned and self.done)
+        @precondition(lambda self: not self.cleaned and any(self.done.values()))
         @rule()
         def run_cleanup(self) -> None:
             before = _tool_rows(self.w.k, set())
             result = self.cli("cleanup", "--kfp-url", self.w.k, "--yes")
-            if self.verified:
+            if self.gate_should_open():
                 assert result.code == 0, result.stderr
                 self.cleaned = True
             else:
@@ -263,8 +316,8 @@ def test_operator_sequences(module_databases, pristine):
             assert {"tasks", "artifacts", "artifact_tasks"} <= names
 
         # --- the world around it ----------------------------------------------------------------------------
-        @precondition(lambda self: not self.cleaned and not self.done)
-        @rule(pick=st.integers(0, 8), name=st.sampled_from(["nightly", "rerun", "ünïcode 🚀"]))
+        @precondition(lambda self: not self.cleaned and not self.new_form_tasks())
+        @rule(pick=st.integers(0, 19), name=st.sampled_from(["nightly", "rerun", "ünïcode 🚀"]))
         def rename_a_run_while_the_old_kfp_serves(self, pick: int, name: str) -> None:
             runs = [r["UUID"] for r in self.db.sql('SELECT "UUID" FROM run_details ORDER BY "UUID"')
                     if r["UUID"] not in self.frozen]
@@ -272,10 +325,11 @@ def test_operator_sequences(module_databases, pristine):
                 run = runs[pick % len(runs)]
                 self.db.sql('UPDATE run_details SET "DisplayName" = :d WHERE "UUID" = :u', d=f"{name} {pick}", u=run)
                 self.renamed.add(run)
-                if self.in_sync and self.tool_tasks_of(run):  # its ROOT's DisplayName is now stale
-                    self.in_sync = False
+                source = "second" if run in self.w.second_runs else ""
+                if self.in_sync[source] and self.tool_tasks_of(run):  # its ROOT's DisplayName is now stale
+                    self.in_sync[source] = False
 
-        @precondition(lambda self: not self.cleaned and self.done)
+        @precondition(lambda self: not self.cleaned and any(self.done.values()))
         @rule(kind=st.sampled_from(["run", "task under a migrated root", "artifact"]))
         def kfp_writes_its_own_rows(self, kind: str) -> None:
             names = set(inspect(self.db.engine).get_table_names())
@@ -317,17 +371,20 @@ def test_operator_sequences(module_databases, pristine):
                 assert {k: _canon(v) for k, v in found[0].items()} == {k: _canon(v) for k, v in row.items()}
 
         def teardown(self) -> None:
-            """Every example ends as an upgrade may: a rollback, a pre-run of one namespace killed mid-way, a
-            plain migrate (equal to a clean one: the checkpoint of the other selection is not resumed), the new
-            API server retrying a migrated run, and a last rollback (which keeps everything KFP wrote)."""
+            """Every example ends as an upgrade may: a rollback of each source, a pre-run of one namespace killed
+            mid-way, a plain migrate (equal to a clean one: the checkpoint of the other selection is not
+            resumed), the second source after the cutover, the new API server retrying a migrated run, and a
+            rollback of each source (which keeps everything KFP wrote)."""
             try:
                 if not self.cleaned:
-                    if self.migrated:
-                        self.run_rollback()
-                    self.run_migrate("stage one namespace", "after-batch:2")
-                    self.run_migrate("full", None)
+                    for source in SOURCES:
+                        self.run_rollback(source)
+                    self.run_migrate("stage one namespace", "after-batch:2", "")
+                    self.run_migrate("full", None, "")
+                    self.run_migrate("stage", None, "second")  # after the cutover: writes into `tasks`
                     self.kfp_writes_its_own_rows("task under a migrated root")
-                    self.run_rollback()
+                    self.run_rollback("second")
+                    self.run_rollback("")
                     self.nothing_kfp_wrote_was_lost_or_changed()
             finally:
                 self.db.engine.dispose()

@@ -19,8 +19,8 @@ from .lock import MigrationLock
 from .faults import fault_point
 from .staging import PRE_MIGRATION, STAGING, old_tasks_present
 from .gate import gate
-from .state import (LEDGER, RUNS, TOOL_TABLES, MigrationState, core_table, load_states, runless_run_id,
-                    source_label, update_state)
+from .state import (KEPT_RUNS, LEDGER, RUNS, TOOL_TABLES, MigrationState, core_table, load_states, runless_run_id,
+                    source_label, update_state, upgrade_tool_tables)
 from .writer import TargetTables
 
 
@@ -65,8 +65,12 @@ def read_status(kfp_url: str) -> StatusReport:
             if states:
                 runs, ledger = core_table(RUNS), core_table(LEDGER)
                 several = len(states) > 1
-                for source, skipped, n in conn.execute(select(runs.c.source_name, runs.c.skipped, func.count())
-                                                       .group_by(runs.c.source_name, runs.c.skipped)):
+                # a runs table an older release wrote has no source column (the next migrate adds it)
+                by = [runs.c.source_name] if "source_name" in {
+                    c["name"] for c in inspect(conn).get_columns(RUNS.name)} else []
+                for *named, skipped, n in conn.execute(select(*by, runs.c.skipped, func.count())
+                                                       .group_by(*by, runs.c.skipped)):
+                    source = named[0] if named else ""
                     outcome = "migrated" if not skipped else f"skipped: {skipped}"
                     report.runs[f"{source or '(default)'}: {outcome}" if several else outcome] += n
                 for reason, n in conn.execute(select(ledger.c.reason, func.count()).group_by(ledger.c.reason)):
@@ -109,6 +113,8 @@ def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
     report = RollbackReport()
     try:
         with MigrationLock(engine, "migration or rollback"):
+            with engine.begin() as conn:
+                upgrade_tool_tables(conn)
             with engine.connect() as conn:
                 states = load_states(conn)
             chosen = _choose(states, source_name)
@@ -149,6 +155,10 @@ def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
                 if kept:
                     mine.append(runs_t.c.run_uuid.not_in(sorted(kept)))
                 gone = select(runs_t.c.run_uuid).where(*mine)  # the runs whose rows go (with `last`: all)
+                theirs: set[str] = set()  # the artifacts those runs used (with `last`: not needed)
+                if not last and RUNS.name in names:
+                    for r in conn.execute(select(runs_t.c.artifact_ids).where(*mine)):
+                        theirs.update(json.loads(r.artifact_ids or "[]"))
 
                 def scope(table: Any) -> Any:
                     if last and not kept:
@@ -164,8 +174,11 @@ def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
                 if "artifacts" in names:
                     unused = ~exists().where(t.links.c.ArtifactID == t.artifacts.c.UUID) \
                         if "artifact_tasks" in names else True
-                    report.deleted["artifacts"] = conn.execute(
-                        delete(t.artifacts).where(and_(_v5(t.artifacts), unused))).rowcount or 0
+                    if last:
+                        report.deleted["artifacts"] = conn.execute(
+                            delete(t.artifacts).where(and_(_v5(t.artifacts), unused))).rowcount or 0
+                    else:  # only artifacts this source's runs used: another source's stay, used or not
+                        report.deleted["artifacts"] = _delete_unused(conn, t, unused, theirs)
                 for name, table in (("tasks", t.tasks), ("artifacts", t.artifacts), ("artifact_tasks", t.links)):
                     if table.name in names:
                         left = int(conn.execute(select(func.count()).select_from(table).where(~_v5(table))).scalar() or 0)
@@ -191,7 +204,9 @@ def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
                     "the last source restores the old `tasks`)")
             with engine.begin() as conn:
                 for s in chosen:
-                    update_state(conn, s.source_name, phase="rolled_back", status="done", finished_at=int(time.time()),
+                    mine_kept = _of_sources(conn, runs_t, kept, [s.source_name])
+                    update_state(conn, s.source_name, phase="rolled_back", status=KEPT_RUNS if mine_kept else "done",
+                                 finished_at=int(time.time()),
                                  verify_passed=None, verify_result=None, pass_number=0, last_context_id=0,
                                  runs_migrated=0, runs_skipped=0, tasks=0, artifacts=0, links=0)
                 if last:
@@ -219,6 +234,15 @@ def _choose(states: list[MigrationState], source_name: str | None) -> list[Migra
             + ", ".join(f"`{s.source_name}`" for s in live) + "); nothing was changed. Pass --source-name to say "
             "which to roll back (`--source-name ''` for the default); the last one also restores the old `tasks`")
     return live or states  # all rolled back already: finish what the earlier rollbacks kept in place
+
+
+def _delete_unused(conn: Connection, t: TargetTables, unused: Any, artifact_ids: set[str]) -> int:
+    deleted = 0
+    ordered = sorted(artifact_ids)
+    for i in range(0, len(ordered), 500):
+        deleted += conn.execute(delete(t.artifacts).where(
+            and_(_v5(t.artifacts), t.artifacts.c.UUID.in_(ordered[i:i + 500]), unused))).rowcount or 0
+    return deleted
 
 
 def _of_sources(conn: Connection, runs_t: Any, run_ids: set[str], sources: list[str]) -> set[str]:

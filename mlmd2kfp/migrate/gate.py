@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 
 from ..errors import LockHeldError
 from .lock import MigrationLock
-from .state import STATE, load_state, load_states, source_label, update_state
+from .state import KEPT_RUNS, STATE, load_state, load_states, source_label, update_state, upgrade_tool_tables
 
 
 def gate(states: list[dict[str, Any]]) -> tuple[bool, str]:
@@ -26,6 +26,12 @@ def gate(states: list[dict[str, Any]]) -> tuple[bool, str]:
     no `migrate` since."""
     if not states:
         return False, "no migration recorded in this KFP database (run `mlmd2kfp migrate`)"
+    for s in states:  # its kept rows are unverified and `cleanup` would leave them with no way back
+        if s["phase"] == "rolled_back" and s["status"] == KEPT_RUNS:
+            option = f" --source-name {s['source_name']}" if s.get("source_name") else ""
+            return False, ((f"{source_label(s['source_name'])}: " if len(states) > 1 else "")
+                           + "the migration was rolled back but keeps the runs KFP wrote into (rollback named "
+                           f"them): delete those runs in KFP, then run `mlmd2kfp rollback --yes{option}` again")
     live = [s for s in states if s["phase"] != "rolled_back"]
     if not live:
         return False, "the migration was rolled back (run `mlmd2kfp migrate` to migrate again)"
@@ -81,6 +87,8 @@ def verify_snapshot(engine: Any) -> tuple[Any, ...] | None:
         LockHeldError: a migrator or rollback is running now.
     """
     with MigrationLock(engine, "migration"):
+        with engine.begin() as conn:
+            upgrade_tool_tables(conn)
         with engine.connect() as conn:
             states = load_states(conn)
     return _writes(states) if states else None

@@ -37,8 +37,9 @@ from .producer import ThreadProducer, Total, process_producer
 from .signals import StopRequest
 from .staging import (PRE_MIGRATION, STAGING, check_existing_targets, created_tables_json, cutover,
                       old_tasks_present, prepare_schema)
-from .state import (RUNS, check_resume, claimed_elsewhere, core_table, ensure_tool_tables, holder, insert_state,
-                    load_state, new_state, options_fingerprint, runless_run_id, update_state)
+from .state import (RUNS, check_new_source, check_resume, claimed_elsewhere, core_table, ensure_tool_tables, holder,
+                    insert_state, load_state, load_states, new_state, options_fingerprint, runless_run_id,
+                    update_state, upgrade_tool_tables)
 from .writer import BatchResult, RunWork, TargetTables, count_rows, insert_rows, ledger_rows, write_batch
 
 RETRIES = 4
@@ -142,6 +143,11 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                 require_run_details(set(inspect(conn).get_table_names()))
                 inv = take_kfp_inventory(conn)
             check_existing_targets(kfp_engine)
+            with kfp_engine.begin() as conn:  # tool tables of an older release, before they are read
+                upgrade_tool_tables(conn)
+                recorded = [s.source_name for s in load_states(conn)]
+            if options.source_name not in recorded:
+                check_new_source(options.source_name, recorded)
             _refuse_runs_of_other_sources(mlmd_engine, kfp_engine, options)
             multi, _ = detect_mode(inv.runs, inv.runs_without_namespace, options.multi_user)
             report.mode = "multi-user" if multi else "single-user"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ from sqlalchemy import BigInteger, Column as SaColumn, Float, Integer, MetaData,
 from sqlalchemy.engine import Connection
 
 from ..dialects import dialect_for
-from ..errors import ResumeError
+from ..errors import ConfigError, ResumeError
 from ..target.schema import Column, Index, Table, render_create
 
+KEPT_RUNS = "kept-runs"
+"""The status of a rolled-back migration that kept the runs KFP wrote into (rollback must run again)."""
 MAPPING_VERSION = "2"
 """Bumped whenever a mapping rule changes the rows produced; a rerun with another version is refused."""
 STATE_ID = "migration"
@@ -82,8 +85,7 @@ def core_table(spec: Table, name: str | None = None, md: MetaData | None = None)
 
 
 def ensure_tool_tables(conn: Connection) -> list[str]:
-    """Create the tool's tables that are missing; returns the names created. A runs table written before
-    runs carried their source gets the column (every row there is the default source's)."""
+    """Create the tool's tables that are missing (and bring older ones up to date); returns the names created."""
     d = dialect_for(conn)
     existing = set(inspect(conn).get_table_names())
     created = []
@@ -92,10 +94,54 @@ def ensure_tool_tables(conn: Connection) -> list[str]:
             for stmt in render_create(table, d):
                 conn.exec_driver_sql(stmt)
             created.append(table.name)
-    if RUNS.name in existing and "source_name" not in {c["name"] for c in inspect(conn).get_columns(RUNS.name)}:
+    upgrade_tool_tables(conn)
+    return created
+
+
+def upgrade_tool_tables(conn: Connection) -> None:
+    """Tool tables written before per-source state (one migration per KFP database, its `--source-name` in
+    the row `migration`): the runs table gets its `source_name` column, and a migration recorded under a
+    source name moves to that source's row, with its runs and run-less ledger rows. Idempotent; every
+    command that takes the migration lock calls it first."""
+    names = set(inspect(conn).get_table_names())
+    d = dialect_for(conn)
+    if RUNS.name in names and "source_name" not in {c["name"] for c in inspect(conn).get_columns(RUNS.name)}:
         conn.exec_driver_sql(f"ALTER TABLE {d.q(RUNS.name)} ADD COLUMN {d.q('source_name')} varchar(191) "
                              "NOT NULL DEFAULT ''")
-    return created
+    if STATE.name not in names:
+        return
+    t = core_table(STATE)
+    legacy = conn.execute(select(t.c.source_name).where(t.c.id == STATE_ID, t.c.source_name != "")).scalar()
+    if legacy is None or conn.execute(select(t.c.id).where(t.c.id == state_id(legacy))).first() is not None:
+        return
+    conn.execute(t.update().where(t.c.id == STATE_ID).values(id=state_id(legacy)))
+    if RUNS.name in names:
+        runs = core_table(RUNS)
+        conn.execute(runs.update().where(runs.c.source_name == "").values(source_name=legacy))
+    if LEDGER.name in names:
+        ledger = core_table(LEDGER)
+        conn.execute(ledger.update().where(ledger.c.run_uuid == "").values(run_uuid=runless_run_id(legacy)))
+
+
+SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,53}")
+"""A new `--source-name`: lower case (MySQL compares text without case), short enough for the state id."""
+
+
+def check_new_source(source_name: str, recorded: list[str]) -> None:
+    """Refuse a name for a new source that the state table could not tell apart from another.
+
+    Raises:
+        ConfigError: not lower-case letters, digits, `.`, `_`, `-` (up to 54), or equal to a recorded name
+            but for case.
+    """
+    if source_name and not SOURCE_NAME.fullmatch(source_name):
+        raise ConfigError(f"--source-name `{source_name}`: use lower-case letters, digits, `.`, `_` and `-` "
+                          "(up to 54 characters, starting with a letter or digit); nothing was written")
+    for name in recorded:
+        if name != source_name and name.lower() == source_name.lower():
+            raise ConfigError(f"--source-name `{source_name}` differs from the recorded source `{name}` only in "
+                              f"case, which MySQL does not tell apart; pass `{name}` to continue that migration, "
+                              "or another name; nothing was written")
 
 
 def state_id(source_name: str) -> str:

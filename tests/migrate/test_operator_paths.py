@@ -16,9 +16,11 @@ from tests.helpers import Db, run_cli  # noqa: E402
 from tests.migrate.helpers import add_second_source, digest  # noqa: E402
 
 
-def _kfp_task_under_migrated_root(db: Db) -> tuple[str, str, str]:
-    """The new API server retries a migrated run: a task of its own (version-4 id) under the migrated ROOT."""
-    root = db.one('SELECT * FROM tasks WHERE "ParentTaskUUID" IS NULL ORDER BY "RunUUID"')
+def _kfp_task_under_migrated_root(db: Db, runs: set[str] | None = None) -> tuple[str, str, str]:
+    """The new API server retries a migrated run (of `runs`, if given): a task of its own (version-4 id)
+    under the migrated ROOT."""
+    root = next(r for r in db.sql('SELECT * FROM tasks WHERE "ParentTaskUUID" IS NULL ORDER BY "RunUUID"')
+                if runs is None or r["RunUUID"] in runs)
     kfp_task = str(uuid.uuid4())
     db.insert("tasks", {**root, "UUID": kfp_task, "ParentTaskUUID": root["UUID"], "Name": "retried-by-kfp",
                         "ScopePath": "root.retried-by-kfp", "Type": 2, "LogicalKey": uuid.uuid4().hex * 2})
@@ -298,7 +300,9 @@ def _tool_rows_of(db: Db, runs: set[str]) -> list[tuple]:
     for table in ("tasks", "artifact_tasks"):
         out += sorted((table, r["UUID"], r["RunUUID"]) for r in db.sql(f'SELECT "UUID", "RunUUID" FROM {table}')
                       if r["RunUUID"] in runs and r["UUID"][14] == "5")
-    return out
+    used = {r["ArtifactID"] for r in db.sql('SELECT "ArtifactID", "RunUUID" FROM artifact_tasks') if r["RunUUID"] in runs}
+    return out + sorted(("artifacts", r["UUID"], r["URI"]) for r in db.sql('SELECT "UUID", "URI" FROM artifacts')
+                        if r["UUID"] in used)
 
 
 def test_two_mlmd_sources_into_one_kfp_database(databases):
@@ -347,6 +351,20 @@ def test_two_mlmd_sources_into_one_kfp_database(databases):
     assert again.code == 3 and "was migrated from the default source" in again.stderr
     assert "rerun without --source-name" in again.stderr
     assert db.sql("SELECT * FROM mlmd2kfp_state ORDER BY id") == states
+    # a rolled-back source that keeps a run KFP wrote into holds the gate (and cleanup) closed until it is gone
+    run, _, kfp_task = _kfp_task_under_migrated_root(db, runs=set(second_runs))
+    held = run_cli("rollback", "--kfp-url", k, "--yes", "--source-name", "second")
+    assert held.code == 0 and run in held.stderr
+    passed, why = read_status(k).gate
+    assert not passed and why.startswith("source `second`: the migration was rolled back but keeps the runs")
+    refused = run_cli("cleanup", "--kfp-url", k, "--yes")
+    assert refused.code == 3 and "cleanup refused" in refused.stderr
+    db.sql('DELETE FROM tasks WHERE "UUID" = :u', u=kfp_task)
+    assert run_cli("rollback", "--kfp-url", k, "--yes", "--source-name", "second").code == 0
+    assert read_status(k).gate == (True, "migration finished and verified")  # the rolled-back source is out
+    report = migrate(m2, k, MigrateOptions(source_name="second"))
+    assert report.runs_written > 0
+    assert run_cli("verify", "--mlmd-url", m2, "--kfp-url", k, "--source-name", "second").code == 0
     # rollback must be told which source; one source's rollback keeps the other's rows and the tables
     kept = _tool_rows_of(db, first_runs)
     refused = run_cli("rollback", "--kfp-url", k, "--yes")
@@ -365,3 +383,65 @@ def test_two_mlmd_sources_into_one_kfp_database(databases):
     assert "moved `tasks_pre_migration` back to `tasks`" in last.stdout
     assert digest(k, tables=None, exclude_prefix="mlmd2kfp_") == before
     db.engine.dispose()
+
+
+def test_one_sources_rollback_leaves_the_other_sources_artifacts(databases):
+    """After the new KFP deleted a run of the first source (its tasks and links go, its artifacts stay
+    unused), rolling back the second source deletes only artifacts the second source's runs used."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    m2, second_runs = add_second_source(databases, k)
+    migrate(m, k, MigrateOptions())
+    migrate(m2, k, MigrateOptions(source_name="second"))
+    db = Db(k)
+    run = min(r["RunUUID"] for r in db.sql('SELECT "RunUUID" FROM artifact_tasks') if r["RunUUID"] not in second_runs)
+    # as the API server deletes a run: its links and tasks go with it, the artifacts stay
+    db.sql('DELETE FROM artifact_tasks WHERE "RunUUID" = :r', r=run)
+    db.sql('UPDATE tasks SET "ParentTaskUUID" = NULL WHERE "RunUUID" = :r', r=run)
+    db.sql('DELETE FROM tasks WHERE "RunUUID" = :r', r=run)
+    unused = {r["UUID"] for r in db.sql('SELECT "UUID" FROM artifacts a WHERE NOT EXISTS '
+                                        '(SELECT 1 FROM artifact_tasks l WHERE l."ArtifactID" = a."UUID")')}
+    assert unused  # the deleted run's artifacts that no other run links
+    report = rollback(k, "second")
+    assert report.deleted["artifacts"] > 0
+    assert unused <= {r["UUID"] for r in db.sql('SELECT "UUID" FROM artifacts')}
+    db.engine.dispose()
+
+
+def test_tool_tables_of_the_release_before_per_source_state_are_taken_over(databases):
+    """An older release kept one migration per KFP database, its --source-name in the row `migration`,
+    and no source on the runs: status reads it as it is, and the next command under the lock moves it to
+    the source's own row, so a rerun with the same name resumes it."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions(source_name="x"))
+    assert run_cli("verify", "--mlmd-url", m, "--kfp-url", k, "--source-name", "x").code == 0
+    db = Db(k)
+    runless = len(db.sql("SELECT id FROM mlmd2kfp_ledger WHERE run_uuid = '@x'"))
+    runs = len(db.sql("SELECT run_uuid FROM mlmd2kfp_runs"))
+    db.sql("UPDATE mlmd2kfp_state SET id = 'migration' WHERE id = 'migration:x'")
+    db.sql("UPDATE mlmd2kfp_ledger SET run_uuid = '' WHERE run_uuid = '@x'")
+    db.sql("ALTER TABLE mlmd2kfp_runs DROP COLUMN source_name")
+    gate = run_cli("status", "--kfp-url", k, "--check")
+    assert gate.code == 0, gate.stdout
+    shown = run_cli("status", "--kfp-url", k)
+    assert shown.code == 0 and "runs migrated" in shown.stdout
+    again = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--source-name", "x")
+    assert again.code == 0, again.stderr
+    assert [r["id"] for r in db.sql("SELECT id FROM mlmd2kfp_state")] == ["migration:x"]
+    assert {r["source_name"] for r in db.sql("SELECT source_name FROM mlmd2kfp_runs")} == {"x"}
+    assert len(db.sql("SELECT run_uuid FROM mlmd2kfp_runs")) == runs
+    assert len(db.sql("SELECT id FROM mlmd2kfp_ledger WHERE run_uuid = '@x'")) == runless > 0
+    assert run_cli("verify", "--mlmd-url", m, "--kfp-url", k, "--source-name", "x").code == 0
+    assert read_status(k).gate == (True, "migration finished and verified")
+    db.engine.dispose()
+
+
+def test_a_new_source_name_the_state_table_could_confuse_is_refused(databases):
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    before = digest(k, tables=None)
+    for name, why in (("Prod", "lower-case"), ("p" * 55, "up to 54")):
+        result = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--source-name", name)
+        assert result.code == 3 and why in result.stderr and "nothing was written" in result.stderr
+    assert digest(k, tables=None) == before

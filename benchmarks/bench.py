@@ -3,10 +3,11 @@
     bash benchmarks/run.sh                      # starts the servers, runs every backend, writes results
     python benchmarks/bench.py --backends sqlite --sizes 20000 --out benchmarks/results.json
 
-Sizes are MLMD executions (the sample's shapes average 7.1 executions per run). MLMD and KFP databases
-live on the same server, as in a default KFP install. Each scenario prints a table and the JSON holds
-every number, with the ratios of the targets: ours/floor, naive/ours, time(10x)/time(1x), RSS(10x)/RSS(1x),
-verify/migrate.
+Sizes are MLMD executions (the sample's shapes average 7.1 executions per run); by default SQLite runs at
+20,000 and 80,000, the servers at 20,000 and 200,000 (issue #15). MLMD and KFP databases live on the same
+server, as in a default KFP install; the server settings used are recorded. Each scenario prints a table
+and the JSON holds every number, with the ratios of the targets: ours/floor, naive/ours, time(large)/
+time(small) against the floor's own ratio, RSS(large)/RSS(small), verify/migrate.
 """
 
 from __future__ import annotations
@@ -30,6 +31,37 @@ from mlmd2kfp.db import mysql_driver, parse_url  # noqa: E402
 from mlmd2kfp.sample.fast import write_fast_sample  # noqa: E402
 
 EXECUTIONS_PER_RUN = 78 / 11
+SIZES = {"sqlite": (20000, 80000), "mariadb": (20000, 200000), "postgresql": (20000, 200000)}
+"""Default sizes per backend (MLMD executions, smallest first)."""
+SETTINGS = {
+    "mariadb": ("innodb_buffer_pool_size", "innodb_flush_log_at_trx_commit", "max_allowed_packet", "log_bin",
+                "sync_binlog", "version"),
+    "postgresql": ("shared_buffers", "fsync", "synchronous_commit", "full_page_writes", "work_mem",
+                   "maintenance_work_mem", "server_version"),
+}
+"""The server settings that move the figures, recorded with them."""
+
+
+def server_settings(backend: str) -> dict[str, str]:
+    """What the server under test runs with (SQLite: its library version and the tool's pragmas)."""
+    from sqlalchemy import create_engine, text
+
+    if backend == "sqlite":
+        import sqlite3
+
+        return {"sqlite_version": sqlite3.sqlite_version}
+    import os
+
+    from common import SERVER_ENV
+
+    engine = create_engine(os.environ[SERVER_ENV[backend]])
+    out = {}
+    with engine.connect() as conn:
+        for name in SETTINGS[backend]:
+            sql = f"SELECT @@{name}" if backend == "mariadb" else f"SHOW {name}"
+            out[name] = str(conn.execute(text(sql)).scalar())
+    engine.dispose()
+    return out
 
 
 def _auto_driver(url: str) -> str:
@@ -88,16 +120,18 @@ def scenario(backend: str, size: int, tmp: str, naive: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="sqlite,mariadb,postgresql")
-    parser.add_argument("--sizes", default="20000,200000", help="MLMD executions, smallest first")
+    parser.add_argument("--sizes", default=None, help="MLMD executions, smallest first, for every backend "
+                        "(default: SQLite 20000,80000; servers 20000,200000)")
     parser.add_argument("--out", default="benchmarks/results.json")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive peer")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
     results = {"machine": {"python": platform.python_version(), "platform": platform.platform(),
                            "cpus": __import__("os").cpu_count(), "mysql_driver": mysql_driver()},
-               "scenarios": []}
+               "settings": {}, "scenarios": []}
     with tempfile.TemporaryDirectory() as tmp:
         for backend in args.backends.split(","):
+            sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(SIZES[backend])
+            results["settings"][backend] = server_settings(backend)
             per_size = []
             for size in sizes:
                 print(f"[bench] {backend} {size} executions …", file=sys.stderr, flush=True)
@@ -108,9 +142,14 @@ def main() -> None:
             if len(per_size) > 1:
                 small, large = per_size[0], per_size[-1]
                 scale = large["executions"] / small["executions"]
+                floor_ratio = large["floor"]["seconds"] / small["floor"]["seconds"]
+                time_ratio = large["migrate"]["seconds"] / small["migrate"]["seconds"]
                 results.setdefault("scaling", []).append({
                     "backend": backend, "scale": round(scale, 2),
-                    "time_large_over_small": round(large["migrate"]["seconds"] / small["migrate"]["seconds"], 2),
+                    "time_large_over_small": round(time_ratio, 2),
+                    "floor_large_over_small": round(floor_ratio, 2),
+                    # issue #15: servers within the floor's own growth × 1.1; SQLite within linear × 1.1
+                    "time_target": round((scale if backend == "sqlite" else floor_ratio) * 1.1, 2),
                     "rss_large_over_small": round(large["migrate"]["peak_rss_mb"] / small["migrate"]["peak_rss_mb"], 2),
                     "verify_rss_large_over_small": round(large["verify"]["peak_rss_mb"] / small["verify"]["peak_rss_mb"], 2)})
     Path(args.out).write_text(json.dumps(results, indent=2))
@@ -128,8 +167,11 @@ def table(results: dict) -> str:
                      f"{r['ratios'].get('naive_over_ours', '-')} | {r['verify']['seconds']} | "
                      f"{r['ratios']['verify_over_migrate']} | {r['migrate']['peak_rss_mb']} | {r['verify']['peak_rss_mb']} |")
     for s in results.get("scaling", []):
-        lines.append(f"\n{s['backend']}: ×{s['scale']} executions → time ×{s['time_large_over_small']}, "
-                     f"migrate RSS ×{s['rss_large_over_small']}, verify RSS ×{s['verify_rss_large_over_small']}")
+        lines.append(f"\n{s['backend']}: ×{s['scale']} executions → time ×{s['time_large_over_small']} (floor "
+                     f"×{s['floor_large_over_small']}, target ≤ ×{s['time_target']}), migrate RSS "
+                     f"×{s['rss_large_over_small']}, verify RSS ×{s['verify_rss_large_over_small']}")
+    for backend, settings in results.get("settings", {}).items():
+        lines.append(f"\n{backend} settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ from .staging import PRE_MIGRATION, STAGING, old_tasks_present
 from .gate import gate
 from .state import (KEPT_RUNS, LEDGER, RUNS, TOOL_TABLES, MigrationState, core_table, load_states, runless_run_id,
                     source_label, update_state, upgrade_tool_tables)
-from .writer import TargetTables
+from .writer import TargetTables, chunks, tool_written
 
 
 @dataclass
@@ -93,11 +93,6 @@ class RollbackReport:
     notes: list[str] = field(default_factory=list)
 
 
-def _v5(table: Any) -> Any:
-    # Rows this tool wrote carry UUIDv5 ids (version nibble at position 15); KFP writes UUIDv4.
-    return func.substr(table.c.UUID, 15, 1) == "5"
-
-
 def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
     """Delete exactly the rows this tool wrote for one MLMD source; once no other source's migration is
     left, also drop the target tables it created (when empty) and restore the old `tasks` table.
@@ -162,8 +157,8 @@ def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
 
                 def scope(table: Any) -> Any:
                     if last and not kept:
-                        return _v5(table)
-                    return and_(_v5(table), table.c.RunUUID.in_(gone) if not last else
+                        return tool_written(table)
+                    return and_(tool_written(table), table.c.RunUUID.in_(gone) if not last else
                                 table.c.RunUUID.not_in(sorted(kept)))
 
                 if "artifact_tasks" in names:
@@ -176,12 +171,12 @@ def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
                         if "artifact_tasks" in names else True
                     if last:
                         report.deleted["artifacts"] = conn.execute(
-                            delete(t.artifacts).where(and_(_v5(t.artifacts), unused))).rowcount or 0
+                            delete(t.artifacts).where(and_(tool_written(t.artifacts), unused))).rowcount or 0
                     else:  # only artifacts this source's runs used: another source's stay, used or not
                         report.deleted["artifacts"] = _delete_unused(conn, t, unused, theirs)
                 for name, table in (("tasks", t.tasks), ("artifacts", t.artifacts), ("artifact_tasks", t.links)):
                     if table.name in names:
-                        left = int(conn.execute(select(func.count()).select_from(table).where(~_v5(table))).scalar() or 0)
+                        left = int(conn.execute(select(func.count()).select_from(table).where(~tool_written(table))).scalar() or 0)
                         if left:
                             report.kept_live_rows[name] = left
                 if RUNS.name in names:  # kept runs keep their marks and ledger: their rows are still here
@@ -238,19 +233,17 @@ def _choose(states: list[MigrationState], source_name: str | None) -> list[Migra
 
 def _delete_unused(conn: Connection, t: TargetTables, unused: Any, artifact_ids: set[str]) -> int:
     deleted = 0
-    ordered = sorted(artifact_ids)
-    for i in range(0, len(ordered), 500):
+    for chunk in chunks(sorted(artifact_ids)):
         deleted += conn.execute(delete(t.artifacts).where(
-            and_(_v5(t.artifacts), t.artifacts.c.UUID.in_(ordered[i:i + 500]), unused))).rowcount or 0
+            and_(tool_written(t.artifacts), t.artifacts.c.UUID.in_(chunk), unused))).rowcount or 0
     return deleted
 
 
 def _of_sources(conn: Connection, runs_t: Any, run_ids: set[str], sources: list[str]) -> set[str]:
     out: set[str] = set()
-    ordered = sorted(run_ids)
-    for i in range(0, len(ordered), 500):
+    for chunk in chunks(sorted(run_ids)):
         out |= {r[0] for r in conn.execute(select(runs_t.c.run_uuid).where(
-            runs_t.c.run_uuid.in_(ordered[i:i + 500]), runs_t.c.source_name.in_(sources)))}
+            runs_t.c.run_uuid.in_(chunk), runs_t.c.source_name.in_(sources)))}
     return out
 
 
@@ -277,15 +270,15 @@ def _runs_written_by_kfp(conn: Connection, t: TargetTables, names: set[str]) -> 
     tasks such rows hang under."""
     if t.tasks.name not in names:
         return set()
-    kept = {r[0] for r in conn.execute(select(t.tasks.c.RunUUID).where(~_v5(t.tasks)).distinct())}
+    kept = {r[0] for r in conn.execute(select(t.tasks.c.RunUUID).where(~tool_written(t.tasks)).distinct())}
     if "artifact_tasks" in names:
-        kept |= {r[0] for r in conn.execute(select(t.links.c.RunUUID).where(~_v5(t.links)).distinct())}
+        kept |= {r[0] for r in conn.execute(select(t.links.c.RunUUID).where(~tool_written(t.links)).distinct())}
     parent = t.tasks.alias("parent")
     child = t.tasks.alias("child")
     kept |= {r[0] for r in conn.execute(
         select(parent.c.RunUUID).join(child, child.c.ParentTaskUUID == parent.c.UUID)
-        .where(and_(~_v5(child), _v5(parent))).distinct())}
-    mine = {r[0] for r in conn.execute(select(t.tasks.c.RunUUID).where(_v5(t.tasks)).distinct())}
+        .where(and_(~tool_written(child), tool_written(parent))).distinct())}
+    mine = {r[0] for r in conn.execute(select(t.tasks.c.RunUUID).where(tool_written(t.tasks)).distinct())}
     return kept & mine
 
 

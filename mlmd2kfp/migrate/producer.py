@@ -89,9 +89,7 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
             marks = reader.marks(page)
             previous = previous_marks(kfp_read, targets, [name for _, name in page])
             kfp_read.commit()
-            for c, n in page:  # before anything is read: the same store under another name writes nothing
-                if n in previous and previous[n][1] != options.source_name:
-                    raise claimed_elsewhere(n, c, previous[n][1], options.source_name)
+            refuse_claimed(page, previous, options.source_name)  # before anything of the page is read
             changed = [(c, n) for c, n in page if previous.get(n, ("", ""))[0] != marks[c]]
             counts.runs_unchanged += len(page) - len(changed)
             fault_point("read-page")
@@ -127,6 +125,17 @@ def previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, 
                               .where(t.runs.c.run_uuid.in_(chunk))):
             out[r.run_uuid] = (r.marks, r.source_name)
     return out
+
+
+def refuse_claimed(page: list[tuple[int, str]], previous: dict[str, tuple[str, str]], source_name: str) -> None:
+    """A run another source migrated already is refused (mapping.md W13: a run belongs to one source).
+
+    Raises:
+        ResumeError: naming the first such run of `page` ((context id, run id) pairs) and its source.
+    """
+    for context_id, run_id in page:
+        if run_id in previous and previous[run_id][1] != source_name:
+            raise claimed_elsewhere(run_id, context_id, previous[run_id][1], source_name)
 
 
 class ThreadProducer:

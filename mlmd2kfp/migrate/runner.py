@@ -33,12 +33,11 @@ from ..target.schema import require_run_details
 from .faults import fault_point
 from .lock import MigrationLock
 from .plan import detect_mode, is_v2_artifact_type
-from .producer import ThreadProducer, Total, process_producer
+from .producer import ThreadProducer, Total, previous_marks, process_producer, refuse_claimed
 from .signals import StopRequest
 from .staging import (PRE_MIGRATION, STAGING, check_existing_targets, created_tables_json, cutover,
                       old_tasks_present, prepare_schema)
-from .state import (RUNS, check_new_source, check_resume, claimed_elsewhere, core_table, ensure_tool_tables, holder,
-                    insert_state, load_state, load_states, new_state, options_fingerprint, runless_run_id,
+from .state import (RUNS, check_new_source, check_resume, ensure_tool_tables, holder, insert_state, load_state, load_states, new_state, options_fingerprint, runless_run_id,
                     update_state, upgrade_tool_tables)
 from .writer import BatchResult, RunWork, TargetTables, count_rows, insert_rows, ledger_rows, write_batch
 
@@ -193,25 +192,20 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
 def _refuse_runs_of_other_sources(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions) -> None:
     """Before anything is written (the state row of a new source included): this MLMD database's first runs
     were not migrated from another source already, the sign of a store rerun under another `--source-name`.
-    (Each batch checks its own runs too.)
+    (The reader checks every page the same way.) Runs after `upgrade_tool_tables`.
 
     Raises:
         ResumeError: a run of this store belongs to another source.
     """
-    runs = core_table(RUNS)
+    targets = TargetTables("tasks", None)
     with kfp_engine.connect() as kfp:
-        insp = inspect(kfp)
-        if RUNS.name not in insp.get_table_names() or "source_name" not in {
-                c["name"] for c in insp.get_columns(RUNS.name)} or kfp.execute(
-                select(runs.c.run_uuid).where(runs.c.source_name != options.source_name).limit(1)).first() is None:
+        if RUNS.name not in inspect(kfp).get_table_names() or kfp.execute(
+                select(targets.runs.c.run_uuid).where(targets.runs.c.source_name != options.source_name)
+                .limit(1)).first() is None:
             return
         with mlmd_engine.connect() as mlmd:
             page = next(MlmdReader(mlmd, None, page_runs=200).pages(0, options.run_ids or None), [])
-        context_of = {name: context_id for context_id, name in page}
-        for chunk in (list(context_of)[i:i + 500] for i in range(0, len(context_of), 500)):
-            for r in kfp.execute(select(runs.c.run_uuid, runs.c.source_name).where(runs.c.run_uuid.in_(chunk))):
-                if r.source_name != options.source_name:
-                    raise claimed_elsewhere(r.run_uuid, context_of[r.run_uuid], r.source_name, options.source_name)
+        refuse_claimed(page, previous_marks(kfp, targets, [name for _, name in page]), options.source_name)
 
 
 def _start(engine: Engine, options: MigrateOptions, multi: bool, report: MigrateReport,

@@ -23,14 +23,20 @@ from ..mappers.keys import is_migrated_id
 from ..records import LedgerEntry, RunRows
 from ..target.schema import ARTIFACT_TASKS, ARTIFACTS, TASKS
 from .faults import fault_point
-from .state import LEDGER, RUNS, claimed_elsewhere, core_table, update_state
+from .state import LEDGER, RUNS, core_table, update_state
 
 CHUNK = 500
 
 
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    """`items` in slices of `size` (for `IN` lists)."""
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+def tool_written(table: Table) -> Any:
+    """Rows this tool wrote: UUIDv5 ids (version nibble at position 15); KFP writes UUIDv4."""
+    return func.substr(table.c.UUID, 15, 1) == "5"
 
 
 @dataclass
@@ -128,25 +134,20 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
     """Write `work` of the MLMD source `source_name` and advance its checkpoint to `resume_after`, all in
     the caller's transaction.
 
-    Raises:
-        ResumeError: a run of `work` was migrated from another source (nothing of the batch is written).
+    The reader refused runs of other sources before it read them (`producer.refuse_claimed`).
     """
     d = dialect_for(conn)
     result = BatchResult()
     run_ids = [w.run_id for w in work]
     live = _runs_with_live_rows(conn, t, run_ids)
     previous: dict[str, list[str]] = {}
-    for chunk in _chunks(run_ids):
-        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.artifact_ids, t.runs.c.source_name)
-                              .where(t.runs.c.run_uuid.in_(chunk))):
-            if r.source_name != source_name:
-                w = next(w for w in work if w.run_id == r.run_uuid)
-                raise claimed_elsewhere(w.run_id, w.context_id, r.source_name, source_name)
+    for chunk in chunks(run_ids):
+        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.artifact_ids).where(t.runs.c.run_uuid.in_(chunk))):
             previous[r.run_uuid] = json.loads(r.artifact_ids or "[]")
     writable = [w for w in work if w.run_id not in live]
     writable_ids = [w.run_id for w in writable]
     # 1. the runs' previous rows (children of the self-FK detached first: no deep cascades on MySQL)
-    for chunk in _chunks(writable_ids):
+    for chunk in chunks(writable_ids):
         result.deleted_links += conn.execute(delete(t.links).where(t.links.c.RunUUID.in_(chunk))).rowcount or 0
         conn.execute(update(t.tasks).where(t.tasks.c.RunUUID.in_(chunk)).values(ParentTaskUUID=None))
         result.deleted_tasks += conn.execute(delete(t.tasks).where(t.tasks.c.RunUUID.in_(chunk))).rowcount or 0
@@ -187,7 +188,7 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
     # 5. artifacts no link uses any more (this tool's rows only)
     new_refs = {a.uuid for w in writable for a in w.rows.artifacts}
     stale = sorted({a for rid in writable_ids for a in previous.get(rid, [])} - new_refs)
-    for chunk in _chunks(stale):
+    for chunk in chunks(stale):
         unused = ~exists().where(t.links.c.ArtifactID == t.artifacts.c.UUID)
         result.deleted_artifacts += conn.execute(
             delete(t.artifacts).where(and_(t.artifacts.c.UUID.in_(chunk), unused))).rowcount or 0
@@ -196,11 +197,11 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
     entries += [LedgerEntry(w.run_id, "run", w.context_id, "has-live-rows",
                             "tasks or links written by KFP itself exist for this run; it is never rewritten")
                 for w in work if w.run_id in live]
-    for chunk in _chunks(run_ids):
+    for chunk in chunks(run_ids):
         conn.execute(delete(t.runs).where(t.runs.c.run_uuid.in_(chunk)))
-    for chunk in _chunks(writable_ids):
+    for chunk in chunks(writable_ids):
         conn.execute(delete(t.ledger).where(t.ledger.c.run_uuid.in_(chunk)))
-    for chunk in _chunks(sorted(live)):  # kept runs keep the ledger of the rows they keep
+    for chunk in chunks(sorted(live)):  # kept runs keep the ledger of the rows they keep
         conn.execute(delete(t.ledger).where(and_(t.ledger.c.run_uuid.in_(chunk), t.ledger.c.reason == "has-live-rows")))
     rows = ledger_rows(entries)
     if rows:
@@ -234,7 +235,7 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
 def _runs_with_live_rows(conn: Connection, t: TargetTables, run_ids: list[str]) -> set[str]:
     """Runs that hold a task or link KFP wrote itself (UUIDv4): never rewritten (mapping.md §2)."""
     live: set[str] = set()
-    for chunk in _chunks(run_ids):
+    for chunk in chunks(run_ids):
         for table in (t.tasks, t.links):
             for r in conn.execute(select(table.c.RunUUID, table.c.UUID).where(table.c.RunUUID.in_(chunk))):
                 if not is_migrated_id(r.UUID):
@@ -255,7 +256,7 @@ def cross_check_fingerprints(conn: Connection, t: TargetTables, work: list[RunWo
     runs = sorted({w.run_id for w in work})
     ours = {str(x.mlmd_execution_ids[-1]): x.fingerprint for w in work for x in w.rows.tasks
             if x.type == 2 and x.fingerprint}
-    for chunk in _chunks(sorted(ours)):
+    for chunk in chunks(sorted(ours)):
         for r in conn.execute(select(t.old.c.MLMDExecutionID, t.old.c.Fingerprint)
                               .where(t.old.c.RunUUID.in_(runs), t.old.c.MLMDExecutionID.in_(chunk))):
             if ours.get(r.MLMDExecutionID) == r.Fingerprint:
@@ -268,9 +269,7 @@ def cross_check_fingerprints(conn: Connection, t: TargetTables, work: list[RunWo
 def count_rows(conn: Connection, t: TargetTables, source_name: str = "") -> dict[str, int]:
     """Rows of this tool (version-5 ids) per target table, of `source_name`'s runs where other sources
     migrated into the same database too (artifacts: those its runs' links use)."""
-    def v5(table: Table) -> Any:
-        return func.substr(table.c.UUID, 15, 1) == "5"
-
+    v5 = tool_written
     others = conn.execute(select(t.runs.c.run_uuid).where(t.runs.c.source_name != source_name).limit(1)).first()
     out = {}
     if others is None:

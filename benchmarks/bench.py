@@ -170,9 +170,38 @@ def table(results: dict) -> str:
         lines.append(f"\n{s['backend']}: ×{s['scale']} executions → time ×{s['time_large_over_small']} (floor "
                      f"×{s['floor_large_over_small']}, target ≤ ×{s['time_target']}), migrate RSS "
                      f"×{s['rss_large_over_small']}, verify RSS ×{s['verify_rss_large_over_small']}")
+    lines += ["", "| issue #15 target | backend | measured | target | |", "| --- | --- | ---: | ---: | --- |"]
+    lines += [f"| {what} | {backend} | {value} | {target} | {'met' if ok else 'missed'} |"
+              for what, backend, value, target, ok in targets(results)]
     for backend, settings in results.get("settings", {}).items():
         lines.append(f"\n{backend} settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     return "\n".join(lines)
+
+
+def targets(results: dict) -> list[tuple[str, str, str, str, bool]]:
+    """Every figure of issue #15's table: (what, backend, measured, target, met), from one run's results."""
+    out = []
+    for s in results.get("scaling", []):
+        out.append(("time(large) / time(small)", s["backend"], f"×{s['time_large_over_small']}",
+                    f"≤ ×{s['time_target']}", s["time_large_over_small"] <= s["time_target"]))
+        for key, what in (("rss_large_over_small", "migrate peak RSS large / small"),
+                          ("verify_rss_large_over_small", "verify peak RSS large / small")):
+            out.append((what, s["backend"], f"×{s[key]}", "≤ ×1.3", s[key] <= 1.3))
+    largest: dict[str, dict] = {}
+    for r in results["scenarios"]:
+        if r["executions"] >= largest.get(r["backend"], {}).get("executions", 0):
+            largest[r["backend"]] = r
+    for backend, r in largest.items():
+        limit = 5.0 if backend == "sqlite" else 2.5
+        ratio = r["ratios"]["ours_over_floor"]
+        out.append((f"migrate / floor at {r['executions']}", backend, str(ratio), f"≤ {limit}", ratio <= limit))
+        if "naive_over_ours" in r["ratios"]:
+            ratio = r["ratios"]["naive_over_ours"]
+            out.append((f"naive peer / migrate at {r['executions']}", backend, str(ratio), "≥ 4", ratio >= 4))
+    for r in results["scenarios"]:
+        ratio = r["ratios"]["verify_over_migrate"]
+        out.append((f"verify / migrate at {r['executions']}", r["backend"], str(ratio), "≤ 1.5", ratio <= 1.5))
+    return out
 
 
 if __name__ == "__main__":

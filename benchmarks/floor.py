@@ -115,7 +115,10 @@ def _load_pg(engine: Any, rows: dict[str, Any]) -> None:
 
 
 def _load_sqlite(engine: Any, rows: dict[str, Any]) -> None:
+    from mlmd2kfp.db import SQLITE_CACHE_PAGES
+
     with engine.begin() as conn:
+        conn.exec_driver_sql(f"PRAGMA cache_size={SQLITE_CACHE_PAGES}")  # the page cache migrate uses
         for spec in TABLES:
             cols, data = rows[spec.name]
             conn.exec_driver_sql(f'INSERT INTO "{spec.name}" ({", ".join(chr(34) + c + chr(34) for c in cols)}) '

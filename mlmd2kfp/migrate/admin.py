@@ -20,7 +20,7 @@ from .faults import fault_point
 from .staging import PRE_MIGRATION, STAGING, old_tasks_present
 from .gate import gate
 from .state import (KEPT_RUNS, LEDGER, RUNS, TOOL_TABLES, MigrationState, core_table, load_states, runless_run_id,
-                    source_label, update_state, upgrade_tool_tables)
+                    source_label, tool_created_tables, update_state, upgrade_tool_tables)
 from .writer import TargetTables, chunks, tool_written
 
 
@@ -115,7 +115,8 @@ def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
             chosen = _choose(states, source_name)
             sources = sorted({s.source_name for s in chosen})
             others = [s for s in states if s.source_name not in sources]
-            created = {n for s in states for n in json.loads(s.created_tables or "[]")}
+            with engine.connect() as conn:
+                created = tool_created_tables(conn)
             runs_t, ledger_t = core_table(RUNS), core_table(LEDGER)
             with engine.connect() as conn:
                 names = set(inspect(conn).get_table_names())

@@ -35,10 +35,10 @@ from .lock import MigrationLock
 from .plan import detect_mode, is_v2_artifact_type
 from .producer import ThreadProducer, Total, previous_marks, process_producer, refuse_claimed
 from .signals import StopRequest
-from .staging import (PRE_MIGRATION, STAGING, check_existing_targets, created_tables_json, cutover,
-                      old_tasks_present, prepare_schema)
+from .staging import (PRE_MIGRATION, STAGING, build_deferred_indexes, check_existing_targets, created_tables_json,
+                      cutover, old_tasks_present, prepare_schema)
 from .state import (RUNS, check_new_source, check_resume, ensure_tool_tables, holder, insert_state, load_state, load_states, new_state, options_fingerprint, runless_run_id,
-                    update_state, upgrade_tool_tables)
+                    tool_created_tables, update_state, upgrade_tool_tables)
 from .writer import BatchResult, RunWork, TargetTables, count_rows, insert_rows, ledger_rows, write_batch
 
 RETRIES = 4
@@ -141,7 +141,9 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
             with kfp_engine.connect() as conn:
                 require_run_details(set(inspect(conn).get_table_names()))
                 inv = take_kfp_inventory(conn)
-            check_existing_targets(kfp_engine)
+            with kfp_engine.connect() as conn:
+                tool_created = tool_created_tables(conn)
+            check_existing_targets(kfp_engine, tool_created)
             with kfp_engine.begin() as conn:  # tool tables of an older release, before they are read
                 upgrade_tool_tables(conn)
                 recorded = [s.source_name for s in load_states(conn)]
@@ -162,6 +164,7 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                 _record_failure(kfp_engine, options.source_name, line)
                 raise MigrationFailedError(line) from exc
             report.seconds["data"] = round(time.monotonic() - t0, 3)
+            _build_indexes(kfp_engine, options.source_name, report, say, lock)
             # After a cutover the tasks live in `tasks` already: --stage-only has nothing left to hold back.
             # A pass over some runs only (--namespace/--run) never cuts over: the others would be missing.
             partial = bool(options.namespaces or options.run_ids)
@@ -237,7 +240,9 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
             update_state(conn, source,
                          created_tables=created_tables_json(current.created_tables if current else None, [name]))
 
-    staging, created = prepare_schema(engine, record_created)
+    with engine.connect() as conn:
+        tool_created = tool_created_tables(conn)
+    staging, created = prepare_schema(engine, record_created, tool_created)
     if done_before and staging != "tasks":
         raise ToolkitError("the state says the cutover happened, but `tasks` is not in the new form; "
                            "run `mlmd2kfp status` and check the database")
@@ -319,6 +324,24 @@ def _data_pass(kfp_engine: Engine, mlmd_engine: Engine, options: MigrateOptions,
                      links=report.totals["artifact_tasks"], status="running")
         if old_name:
             report.old_tasks = take_old_tasks_counts(conn, old_name)
+
+
+def _build_indexes(engine: Engine, source_name: str, report: MigrateReport, say: Callable[[str], None],
+                   lock: MigrationLock) -> None:
+    """The secondary indexes the schema phase left out of the tables it created, now that their rows are
+    in (W14): before the cutover, the staged phase and any schema check."""
+    t0 = time.monotonic()
+    lock.check()
+    with engine.connect() as conn:
+        tool_created = tool_created_tables(conn)
+    try:
+        built = build_deferred_indexes(engine, tool_created)
+    except ToolkitError as exc:
+        _record_failure(engine, source_name, str(exc))
+        raise
+    if built:
+        say(f"built {len(built)} secondary index(es) after the rows: {', '.join(built)}")
+    report.seconds["indexes"] = round(time.monotonic() - t0, 3)
 
 
 def _record_failure(engine: Engine, source_name: str, line: str) -> None:

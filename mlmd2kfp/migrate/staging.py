@@ -7,7 +7,7 @@ cutover adds that key and swaps the tables in one atomic step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import dataclasses
@@ -17,11 +17,11 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from ..dialects import can_add_foreign_key, dialect_for, missing_privilege, rename_statements
+from ..dialects import can_add_foreign_key, dialect_for, missing_privilege, read_indexes, rename_statements
 from ..errors import PrivilegeError, TargetSchemaError
 from .faults import fault_point
 from ..target.schema import (ARTIFACT_TASKS, ARTIFACTS, OLD_TASKS_MARKERS, TASKS, ForeignKey, Table, _check_table,
-                             render_create)
+                             deferrable_indexes, render_create, render_indexes)
 
 STAGING = "tasks_migration_tmp"
 PRE_MIGRATION = "tasks_pre_migration"
@@ -57,8 +57,11 @@ def old_tasks_present(conn: Connection) -> bool:
     return any(c["name"] in OLD_TASKS_MARKERS for c in insp.get_columns("tasks"))
 
 
-def check_existing_targets(engine: Engine) -> tuple[str, tuple[Any, ...], set[str], Any]:
+def check_existing_targets(engine: Engine, tool_created: Collection[str] = ()) -> tuple[str, tuple[Any, ...], set[str], Any]:
     """The table tasks go to, the table specs to have, the tables present and the dialect.
+
+    On the tables in `tool_created` (made by an earlier pass of this tool) the indexes a load builds
+    after its rows may be missing: an interrupted first pass builds them when it completes (W14).
 
     Raises:
         TargetSchemaError: an existing new-form table differs from the spec (every difference listed).
@@ -75,8 +78,10 @@ def check_existing_targets(engine: Engine) -> tuple[str, tuple[Any, ...], set[st
         for spec in tables:
             if spec.name in names:
                 status = _check_table(conn, d, spec, spec.name)
-                if spec.name == STAGING:  # the key is added at cutover; its absence is expected here
-                    status.differences = [x for x in status.differences if f"`{RUN_FK}`" not in x]
+                expected = {f"`{RUN_FK}`"} if spec.name == STAGING else set()  # added at cutover
+                if spec.name in tool_created:
+                    expected |= {f"index `{ix.name}` is missing" for ix in deferrable_indexes(spec)}
+                status.differences = [x for x in status.differences if not any(e in x for e in expected)]
                 differences += status.differences
         if differences:
             raise TargetSchemaError(
@@ -85,18 +90,20 @@ def check_existing_targets(engine: Engine) -> tuple[str, tuple[Any, ...], set[st
     return staging, tables, names, d
 
 
-def prepare_schema(engine: Engine, before_create: Callable[[str], None] | None = None) -> tuple[str, list[str]]:
+def prepare_schema(engine: Engine, before_create: Callable[[str], None] | None = None,
+                   tool_created: Collection[str] = ()) -> tuple[str, list[str]]:
     """Create what is missing; return (table tasks are written to, tables created now).
 
     `before_create(name)` is called before each CREATE, so the state can list a table as this tool's
     before it exists (MySQL commits DDL at once: a kill between two CREATEs must not leave a table
-    that rollback does not know it made).
+    that rollback does not know it made). A table created here has only the indexes the load needs;
+    `build_deferred_indexes` adds the rest after the data pass (W14).
 
     Raises:
         TargetSchemaError: an existing new-form table differs from the spec (every difference listed).
         PrivilegeError: the user may not create tables.
     """
-    staging, tables, names, d = check_existing_targets(engine)
+    staging, tables, names, d = check_existing_targets(engine, tool_created)
     created: list[str] = []
     try:
         with engine.begin() as conn:  # one transaction on PostgreSQL and SQLite; MySQL DDL auto-commits
@@ -104,13 +111,39 @@ def prepare_schema(engine: Engine, before_create: Callable[[str], None] | None =
                 if spec.name not in names:
                     if before_create is not None:
                         before_create(spec.name)
-                    for stmt in render_create(spec, d):
+                    for stmt in render_create(spec, d, without=deferrable_indexes(spec)):
                         conn.exec_driver_sql(stmt)
                     created.append(spec.name)
                     fault_point("schema")
     except DBAPIError as exc:
         raise _privilege_error(exc, "create the target tables") from None
     return staging, created
+
+
+def build_deferred_indexes(engine: Engine, tool_created: Collection[str]) -> list[str]:
+    """Add the indexes `prepare_schema` left out to the tables in `tool_created` that lack them; return
+    their names. Idempotent (what exists is left alone), so a pass killed here builds the rest on rerun.
+
+    Raises:
+        TargetSchemaError / PrivilegeError: an index could not be built (the message says which).
+    """
+    staging, tables, names, d = check_existing_targets(engine, tool_created)
+    built: list[str] = []
+    for spec in tables:
+        if spec.name not in tool_created or spec.name not in names:
+            continue
+        with engine.begin() as conn:
+            present = {ix.name for ix in read_indexes(conn, d, spec.name)}
+            todo = tuple(ix for ix in deferrable_indexes(spec) if ix.name not in present)
+            try:
+                for stmt in render_indexes(spec, d, todo):
+                    conn.exec_driver_sql(stmt)
+            except DBAPIError as exc:
+                raise _privilege_error(exc, f"build the indexes of `{spec.name}` "
+                                            f"({', '.join(ix.name for ix in todo)})") from None
+        built += [ix.name for ix in todo]
+        fault_point("indexes")
+    return built
 
 
 def cutover(engine: Engine, staging: str) -> dict[str, object]:

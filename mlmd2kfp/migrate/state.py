@@ -206,6 +206,14 @@ def load_states(conn: Connection) -> list[MigrationState]:
     return sorted(rows, key=lambda s: (s.id != STATE_ID, s.source_name))
 
 
+def tool_created_tables(conn: Connection) -> set[str]:
+    """The target tables some source's migration created (recorded before each CREATE)."""
+    if STATE.name not in inspect(conn).get_table_names():
+        return set()
+    t = core_table(STATE)
+    return {name for (raw,) in conn.execute(select(t.c.created_tables)) for name in json.loads(raw or "[]")}
+
+
 def claimed_elsewhere(run_id: str, context_id: int, owner: str, source_name: str) -> ResumeError:
     """The refusal for a run another source migrated already (mapping.md §2: a run belongs to one source;
     writing it again under other ids would give it two ROOT tasks)."""

@@ -182,8 +182,43 @@ TARGET_TABLES: tuple[Table, ...] = (ARTIFACTS, TASKS, ARTIFACT_TASKS)
 OLD_TASKS_MARKERS = ("MLMDExecutionID", "PipelineName", "PodName")
 
 
-def render_create(table: Table, d: Dialect) -> list[str]:
-    """CREATE statements for `table` on dialect `d`, in execution order."""
+def deferrable_indexes(table: Table) -> tuple[Index, ...]:
+    """The secondary indexes a bulk load into a new `table` may build after its rows (mapping.md W14).
+
+    Kept during the load: unique indexes (MySQL's upsert and duplicate detection depend on them), every
+    index a foreign key's columns lead (MySQL needs it for the key, cascades look children up with it,
+    `idx_tasks_uuid_run` is the links' referenced key) and every index led by `RunUUID` (the writer's
+    per-run deletes and live-row checks). What is left is only read by the API server's own queries.
+    """
+    fk_columns = [fk.columns for fk in table.foreign_keys]
+
+    def needed(ix: Index) -> bool:
+        names = tuple(c for c, _ in ix.columns)
+        return (ix.unique or names[0] == "RunUUID"
+                or any(names[:len(cols)] == cols for cols in fk_columns))
+
+    return tuple(ix for ix in table.indexes if not needed(ix))
+
+
+def render_indexes(table: Table, d: Dialect, indexes: tuple[Index, ...]) -> list[str]:
+    """Statements that add `indexes` to the existing `table` (one ALTER on MySQL: one pass over the rows)."""
+    if not indexes:
+        return []
+    q = d.q
+    if d.inline_indexes:
+        return [f"ALTER TABLE {q(table.name)} " + ", ".join(
+            f"ADD {'UNIQUE ' if ix.unique else ''}INDEX {q(ix.name)} ({_index_columns(ix, d)})" for ix in indexes)]
+    return [f"CREATE {'UNIQUE ' if ix.unique else ''}INDEX {q(ix.name)} ON {q(table.name)} ({_index_columns(ix, d)})"
+            for ix in indexes]
+
+
+def _index_columns(ix: Index, d: Dialect) -> str:
+    return ",".join(d.q(c) + (" DESC" if desc else "") for c, desc in ix.columns)
+
+
+def render_create(table: Table, d: Dialect, without: tuple[Index, ...] = ()) -> list[str]:
+    """CREATE statements for `table` on dialect `d`, in execution order; the indexes in `without` are
+    left out (a bulk load builds them afterwards with `render_indexes`)."""
     q = d.q
     lines = []
     for col in table.columns:
@@ -196,14 +231,9 @@ def render_create(table: Table, d: Dialect) -> list[str]:
             line += " DEFAULT NULL"
         lines.append(line)
     lines.append(f"PRIMARY KEY ({', '.join(q(c) for c in table.primary_key)})")
-    after: list[str] = []
-    for ix in table.indexes:
-        cols = ",".join(q(c) + (" DESC" if desc else "") for c, desc in ix.columns)
-        unique = "UNIQUE " if ix.unique else ""
-        if d.inline_indexes:
-            lines.append(f"{unique}INDEX {q(ix.name)} ({cols})")
-        else:
-            after.append(f"CREATE {unique}INDEX {q(ix.name)} ON {q(table.name)} ({cols})")
+    indexes = tuple(ix for ix in table.indexes if ix not in without)
+    if d.inline_indexes:
+        lines += [f"{'UNIQUE ' if ix.unique else ''}INDEX {q(ix.name)} ({_index_columns(ix, d)})" for ix in indexes]
     for fk in table.foreign_keys:
         clause = (
             f"CONSTRAINT {q(fk.name)} FOREIGN KEY ({','.join(q(c) for c in fk.columns)}) "
@@ -215,7 +245,7 @@ def render_create(table: Table, d: Dialect) -> list[str]:
             clause += f" ON UPDATE {fk.on_update}"
         lines.append(clause)
     body = ",\n  ".join(lines)
-    return [f"CREATE TABLE {q(table.name)} (\n  {body}\n)", *after]
+    return [f"CREATE TABLE {q(table.name)} (\n  {body}\n)", *([] if d.inline_indexes else render_indexes(table, d, indexes))]
 
 
 # --- checking a live database -------------------------------------------------------------

@@ -3,7 +3,7 @@ the KFP database with a clean migration's (issue #7: ≥ 20 points per server ba
 
 The points are drawn from the fault points a clean run actually passes (`MLMD2KFP_FAULT_TRACE`), so
 a case always kills: schema creation, page reads, inside a batch, just before its checkpoint, just
-after its commit, the global ledger, the totals, the cutover statements and just after the swap.
+after its commit, the global ledger, the totals, the index builds, the cutover statements and just after the swap.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import signal
 import pytest
 
 from ..migrate.helpers import check_invariants, digest
+from ..helpers import run_cli
 from .conftest import cli_migrate
 
 SEED = 20261127
 CASES = 22
 PHASES = ["schema", "read-page", "mid-batch", "before-checkpoint", "after-batch", "global-ledger", "totals",
-          "cutover", "after-cutover"]
+          "indexes", "cutover", "after-cutover"]
 
 
 def draw_cases(hits, seed: int = SEED, n: int = CASES) -> list[str]:
@@ -47,6 +48,7 @@ def test_sigkill_at_a_seeded_point_then_rerun_equals_a_clean_migration(fault_sam
     assert resumed.code == 0, (point, resumed.stderr[-2000:])
     assert digest(kfp, tables=None, exclude_prefix="mlmd2kfp_") == fault_sample.clean_digest, point
     check_invariants(kfp)
+    assert run_cli("schema", "check", "--kfp-url", kfp).code == 0, point  # the deferred indexes were built
     if case % 4:
         return
     again = cli_migrate(fault_sample, kfp, "--report", str(tmp_path / "again.json"))

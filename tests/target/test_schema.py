@@ -195,3 +195,32 @@ def test_postgres_ddl_uses_gorm_types():
     stmts = render_create(ARTIFACTS, dialect_named("postgresql"))
     assert '"NumberValue" decimal' in stmts[0] and '"Type" integer' in stmts[0]
     assert 'CREATE UNIQUE INDEX "idx_artifact_identity" ON "artifacts" ("Namespace","IdentityKey")' in stmts
+
+
+def test_a_bulk_load_defers_only_the_indexes_kfps_own_queries_read():
+    """W14, written out: unique indexes, foreign-key-led and RunUUID-led ones stay during the load."""
+    from mlmd2kfp.target.schema import deferrable_indexes
+
+    assert [ix.name for ix in deferrable_indexes(ARTIFACTS)] == [
+        "idx_type_namespace", "idx_namespace_urihash", "idx_artifact_created_timestamp",
+        "idx_artifact_last_update_timestamp"]
+    assert [ix.name for ix in deferrable_indexes(TASKS)] == [
+        "idx_task_cache_lookup", "idx_task_created_timestamp", "idx_task_started_timestamp",
+        "idx_task_finished_timestamp", "idx_task_type"]
+    assert deferrable_indexes(ARTIFACT_TASKS) == ()
+
+
+def test_indexes_built_later_are_the_ones_create_table_would_have_made():
+    from mlmd2kfp.target.schema import deferrable_indexes, render_indexes
+
+    mysql, pg = dialect_named("mysql"), dialect_named("postgresql")
+    [alter] = render_indexes(TASKS, mysql, deferrable_indexes(TASKS)[:2])
+    assert alter == ("ALTER TABLE `tasks` ADD INDEX `idx_task_cache_lookup` "
+                     "(`Fingerprint`,`State`,`Namespace`,`CreatedAtInSec` DESC), "
+                     "ADD INDEX `idx_task_created_timestamp` (`CreatedAtInSec`)")
+    assert render_indexes(ARTIFACTS, pg, deferrable_indexes(ARTIFACTS)[:1]) == [
+        'CREATE INDEX "idx_type_namespace" ON "artifacts" ("Namespace","Type")']
+    assert render_indexes(TASKS, pg, ()) == []
+    whole = render_create(TASKS, pg)
+    split = render_create(TASKS, pg, without=deferrable_indexes(TASKS))
+    assert sorted(split + render_indexes(TASKS, pg, deferrable_indexes(TASKS))) == sorted(whole)

@@ -1,7 +1,7 @@
 """mlmd2kfp: move Kubeflow Pipelines runtime metadata out of ML Metadata.
 
-The library is organised as `cli → migrate, verify → mappers, source, target, dialects,
-db → errors, records` (see ARCHITECTURE.md).
+The library surface is `mlmd2kfp.api` (`plan`, `migrate`, `verify`, `status`, `rollback`, `cleanup`);
+ARCHITECTURE.md describes the layers under it.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ class ChildIterator:
 def child_main(write_fd: int) -> None:
     """The child: (function, args, caller's pid) from stdin, pickled items to `write_fd`, then `End()`
     or the exception that stopped the generator."""
-    from .migrate.faults import set_fault_parent
+    from .faults import set_fault_parent
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -24,20 +24,23 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # click's plain help: option types as click names them (no `<bool>` on flags), complete words
+    # wrapped at the terminal's width instead of boxes that cut option names and URLs at 80 columns
+    rich_markup_mode=None,
 )
-schema_app = typer.Typer(help="Create or check the KFP target tables.", no_args_is_help=True)
+schema_app = typer.Typer(help="Create or check the KFP target tables.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(schema_app, name="schema")
 
 _state = {"debug": False}
 
 MlmdUrl = Annotated[
     Optional[str],
-    typer.Option("--mlmd-url", envvar=MLMD_URL_ENV, show_envvar=True,
+    typer.Option("--mlmd-url", metavar="URL", envvar=MLMD_URL_ENV, show_envvar=True,
                  help="SQLAlchemy URL of the MLMD database, e.g. mysql+pymysql://user:pw@host/metadb."),
 ]
 KfpUrl = Annotated[
     Optional[str],
-    typer.Option("--kfp-url", envvar=KFP_URL_ENV, show_envvar=True,
+    typer.Option("--kfp-url", metavar="URL", envvar=KFP_URL_ENV, show_envvar=True,
                  help="SQLAlchemy URL of the KFP database, e.g. mysql+pymysql://user:pw@host/mlpipeline."),
 ]
 
@@ -69,7 +72,7 @@ def _root(
     _state["debug"] = debug
 
 
-@schema_app.command("create")
+@schema_app.command("create", short_help="Create the target tables as KFP's API server would.")
 def schema_create(kfp_url: KfpUrl = None) -> None:
     """Create `artifacts`, `tasks` and `artifact_tasks` exactly as KFP's API server would.
 
@@ -94,7 +97,7 @@ def schema_create(kfp_url: KfpUrl = None) -> None:
         raise typer.Exit(1)
 
 
-@schema_app.command("check")
+@schema_app.command("check", short_help="Compare the KFP database with the target schema.")
 def schema_check(kfp_url: KfpUrl = None) -> None:
     """Compare the KFP database with the target schema; exit 1 on any difference."""
     from .db import connect
@@ -112,27 +115,27 @@ def schema_check(kfp_url: KfpUrl = None) -> None:
     raise typer.Exit(1)
 
 
-@app.command("plan")
+@app.command("plan", short_help="Dry run: what `migrate` would write and skip.")
 def plan(
     mlmd_url: MlmdUrl = None,
     kfp_url: KfpUrl = None,
     multi_user: Annotated[Optional[bool], typer.Option(
         "--multi-user/--single-user", help="Install mode (KFP's MULTIUSER). Default: detected from the runs' "
         "namespaces; mixed runs make you choose.")] = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
-    markdown_path: Annotated[Optional[Path], typer.Option("--markdown", help="Write the report as Markdown here.")] = None,
+    json_path: Annotated[Optional[Path], typer.Option("--json", metavar="PATH", help="Write the full report as JSON here.")] = None,
+    markdown_path: Annotated[Optional[Path], typer.Option("--markdown", metavar="PATH", help="Write the report as Markdown here.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any MLMD row would be skipped or a run "
                                          "has no pipeline spec.")] = False,
 ) -> None:
     """Dry run: read and map every run, print what `migrate` would write and skip; write nothing."""
-    from .migrate.plan import build_plan
+    from . import api
     from .migrate.plan_render import plan_json, plan_markdown, render_plan
 
     settings = Settings(mlmd_url=_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
                         kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
     with console.RunProgress("reading and mapping") as progress:
-        report = build_plan(settings.mlmd_url, settings.kfp_url,  # type: ignore[arg-type]
-                            multi_user=multi_user, on_progress=progress)
+        report = api.plan(settings.mlmd_url, settings.kfp_url,  # type: ignore[arg-type]
+                          multi_user=multi_user, on_progress=progress)
     console.print_data(render_plan(report))
     if json_path:
         json_path.write_text(plan_json(report), encoding="utf-8")
@@ -147,7 +150,7 @@ def plan(
     raise typer.Exit(code)
 
 
-@app.command("migrate")
+@app.command("migrate", short_help="Copy MLMD runs into the KFP tables; resumable.")
 def migrate_cmd(
     mlmd_url: MlmdUrl = None,
     kfp_url: KfpUrl = None,
@@ -155,73 +158,68 @@ def migrate_cmd(
         "--multi-user/--single-user", help="Install mode (KFP's MULTIUSER); default: detected.")] = None,
     stage_only: Annotated[bool, typer.Option("--stage-only", help="Write into the staging table and stop before "
                           "the cutover (pre-run while the old KFP still serves traffic).")] = False,
-    batch_rows: Annotated[int, typer.Option("--batch-rows", min=1, help="Target rows per transaction "
+    batch_rows: Annotated[int, typer.Option("--batch-rows", metavar="ROWS", min=1, help="Target rows per transaction "
                           "(whole runs; a large run makes a larger batch).")] = 2000,
-    max_rows_per_second: Annotated[Optional[float], typer.Option("--max-rows-per-second", min=1,
+    max_rows_per_second: Annotated[Optional[float], typer.Option("--max-rows-per-second", metavar="ROWS", min=1,
                                    help="Throttle writes to spare a database that serves traffic.")] = None,
-    namespace: Annotated[Optional[list[str]], typer.Option("--namespace", help="Only runs of this namespace "
+    namespace: Annotated[Optional[list[str]], typer.Option("--namespace", metavar="NAMESPACE", help="Only runs of this namespace "
                          "(repeatable).")] = None,
-    run: Annotated[Optional[list[str]], typer.Option("--run", help="Only this run id (repeatable).")] = None,
-    source_name: Annotated[str, typer.Option("--source-name", help="Names this MLMD database when several are "
+    run: Annotated[Optional[list[str]], typer.Option("--run", metavar="RUN_ID", help="Only this run id (repeatable).")] = None,
+    source_name: Annotated[str, typer.Option("--source-name", metavar="NAME", help="Names this MLMD database when several are "
                            "migrated into one KFP database: mixed into every id, with a state of its own; every "
                            "rerun of this source passes the same value (docs/mapping.md W13).")] = "",
     strict: Annotated[bool, typer.Option("--strict", help="Plan first and refuse to write when any MLMD row "
                       "would be skipped.")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
-    report_path: Annotated[Optional[Path], typer.Option("--report", help="Write the summary as JSON here.")] = None,
+    report_path: Annotated[Optional[Path], typer.Option("--report", metavar="PATH", help="Write the summary as JSON here.")] = None,
 ) -> None:
     """Copy MLMD runs into `tasks`, `artifacts` and `artifact_tasks`: batched, resumable, idempotent.
 
     Whole runs per transaction, each with its checkpoint; safe to kill and rerun. A rerun re-reads
     only runs that changed ("true up"). Ends with the cutover unless --stage-only.
     """
-    from .migrate.plan import build_plan
-    from .migrate.runner import MigrateOptions, migrate
+    from . import api
     from .migrate.runner_render import render_migrate, migrate_json
 
     settings = Settings(mlmd_url=_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
                         kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
-    if strict:
-        with console.RunProgress("strict: planning") as progress:
-            plan = build_plan(settings.mlmd_url, settings.kfp_url, multi_user=multi_user,  # type: ignore[arg-type]
-                              source_name=source_name, on_progress=progress)
-        if plan.exit_code(strict=True):
-            console.error(f"--strict: {plan.skipped_rows} MLMD row(s) would be skipped and {plan.runs_without_spec} "
-                          "run(s) have no spec; nothing was written (run `mlmd2kfp plan` for the ledger)")
-            raise typer.Exit(1)
+    if strict:  # refused before the prompt: nothing to confirm when nothing will be written
+        with console.RunProgress("strict: planning") as planning:
+            api.refuse_unclean_plan(settings.mlmd_url, settings.kfp_url,  # type: ignore[arg-type]
+                                    multi_user=multi_user, source_name=source_name, on_progress=planning)
     if not yes:
         if not sys.stdin.isatty():
             raise ConfigError("migrate writes into the KFP database; pass --yes to confirm (no terminal to ask on)")
         what = "stage runs (no cutover)" if stage_only else "migrate runs and swap the tasks tables (cutover)"
         if not typer.confirm(f"{what} in {console.mask_url(settings.kfp_url)}?"):  # type: ignore[arg-type]
             raise ToolkitError("not confirmed at the prompt: nothing was changed (rerun and answer y, or pass --yes)")
-    options = MigrateOptions(multi_user=multi_user, stage_only=stage_only, batch_rows=batch_rows,
-                             max_rows_per_second=max_rows_per_second, namespaces=tuple(namespace or ()),
-                             run_ids=tuple(run or ()), source_name=source_name)
     with console.RunProgress("migrating") as progress:
-        report = migrate(settings.mlmd_url, settings.kfp_url, options,  # type: ignore[arg-type]
-                         on_progress=progress, on_event=console.info)
+        report = api.migrate(settings.mlmd_url, settings.kfp_url,  # type: ignore[arg-type]
+                             multi_user=multi_user, stage_only=stage_only, batch_rows=batch_rows,
+                             max_rows_per_second=max_rows_per_second, namespaces=tuple(namespace or ()),
+                             run_ids=tuple(run or ()), source_name=source_name,
+                             on_progress=progress, on_event=console.info)
     console.print_data(render_migrate(report))
     if report_path:
         report_path.write_text(migrate_json(report), encoding="utf-8")
         console.info(f"wrote {report_path}")
 
 
-@app.command("verify")
+@app.command("verify", short_help="Independent parity check of MLMD and the KFP tables.")
 def verify_cmd(
     mlmd_url: MlmdUrl = None,
     kfp_url: KfpUrl = None,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON here.")] = None,
-    markdown_path: Annotated[Optional[Path], typer.Option("--markdown", help="Write the report as Markdown here.")] = None,
-    junit_path: Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML here (one test case per "
+    json_path: Annotated[Optional[Path], typer.Option("--json", metavar="PATH", help="Write the report as JSON here.")] = None,
+    markdown_path: Annotated[Optional[Path], typer.Option("--markdown", metavar="PATH", help="Write the report as Markdown here.")] = None,
+    junit_path: Annotated[Optional[Path], typer.Option("--junit", metavar="PATH", help="Write JUnit XML here (one test case per "
                           "check and per failing run).")] = None,
-    run: Annotated[Optional[list[str]], typer.Option("--run", help="Only this run id (repeatable).")] = None,
-    namespace: Annotated[Optional[list[str]], typer.Option("--namespace", help="Only this namespace (repeatable).")] = None,
+    run: Annotated[Optional[list[str]], typer.Option("--run", metavar="RUN_ID", help="Only this run id (repeatable).")] = None,
+    namespace: Annotated[Optional[list[str]], typer.Option("--namespace", metavar="NAMESPACE", help="Only this namespace (repeatable).")] = None,
     multi_user: Annotated[Optional[bool], typer.Option("--multi-user/--single-user",
                           help="Install mode; default: the one the migration recorded.")] = None,
-    source: Annotated[str, typer.Option("--source", help="How to read MLMD for the expected side: auto "
+    source: Annotated[str, typer.Option("--source", metavar="auto|api|sql", help="How to read MLMD for the expected side: auto "
                       "(ml-metadata API when installed), api, sql.")] = "auto",
-    source_name: Annotated[Optional[str], typer.Option("--source-name", help="The --source-name this MLMD database "
+    source_name: Annotated[Optional[str], typer.Option("--source-name", metavar="NAME", help="The --source-name this MLMD database "
                            "was migrated with; needed when the KFP database holds several sources.")] = None,
 ) -> None:
     """Independent parity check of MLMD against the migrated tables; exit 0 when all holds, 1 on a difference.
@@ -229,17 +227,15 @@ def verify_cmd(
     Coverage, counts, lineage per run, invariants, cache fingerprints, run states. The result is
     recorded for `status --check`.
     """
-    from .verify import VerifyOptions, run_verify
+    from . import api
     from .verify.report import render_table, to_json, to_junit, to_markdown
 
     settings = Settings(mlmd_url=_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
                         kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
-    if source not in ("auto", "api", "sql"):
-        raise ConfigError("--source must be auto, api or sql")
-    options = VerifyOptions(run_ids=tuple(run or ()), namespaces=tuple(namespace or ()), multi_user=multi_user,
-                            source_path=source, source_name=source_name)  # a subset is recorded as `partial`: it never opens the gate
-    with console.RunProgress("verifying") as progress:
-        report = run_verify(settings.mlmd_url, settings.kfp_url, options, on_progress=progress)  # type: ignore[arg-type]
+    with console.RunProgress("verifying") as progress:  # a subset is recorded as `partial`: it never opens the gate
+        report = api.verify(settings.mlmd_url, settings.kfp_url,  # type: ignore[arg-type]
+                            run_ids=tuple(run or ()), namespaces=tuple(namespace or ()), multi_user=multi_user,
+                            source=source, source_name=source_name, on_progress=progress)
     console.print_data(render_table(report))
     for path, render in ((json_path, to_json), (markdown_path, to_markdown), (junit_path, to_junit)):
         if path:
@@ -250,7 +246,7 @@ def verify_cmd(
     raise typer.Exit(report.exit_code)
 
 
-@app.command("status")
+@app.command("status", short_help="The migration's state; --check is the startup gate.")
 def status_cmd(
     kfp_url: KfpUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON.")] = False,
@@ -258,11 +254,11 @@ def status_cmd(
                      "and its last verify passed; else 1 with one line saying why.")] = False,
 ) -> None:
     """Show the migration's phase, counts, checkpoint, last error and last verify result."""
-    from .migrate.admin import read_status
+    from . import api
     from .migrate.runner_render import render_status
 
     settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
-    report = read_status(settings.kfp_url)  # type: ignore[arg-type]
+    report = api.status(settings.kfp_url)  # type: ignore[arg-type]
     passed, why = report.gate
     if check:
         console.print_data(("OK: " if passed else "NOT READY: ") + why)
@@ -275,23 +271,27 @@ def status_cmd(
     console.print_data(render_status(report))
 
 
-@app.command("rollback")
+@app.command("rollback", short_help="Delete the rows this tool wrote; restore old `tasks`.")
 def rollback_cmd(
     kfp_url: KfpUrl = None,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: delete every row this tool wrote.")] = False,
-    source_name: Annotated[Optional[str], typer.Option("--source-name", help="Roll back this source's migration "
+    source_name: Annotated[Optional[str], typer.Option("--source-name", metavar="NAME", help="Roll back this source's migration "
                            "only; needed when the KFP database holds several.")] = None,
 ) -> None:
     """Delete exactly the rows this tool wrote and move the old `tasks` table back; KFP's own rows stay.
 
     With several MLMD sources migrated in, each is rolled back on its own; the last one also restores
     the old `tasks` table."""
-    from .migrate.admin import rollback
+    from . import api
 
     settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
     if not yes:
         raise ConfigError("rollback deletes every row this tool wrote; pass --yes to confirm")
-    report = rollback(settings.kfp_url, source_name)  # type: ignore[arg-type]
+    report = api.rollback(settings.kfp_url, source_name=source_name)  # type: ignore[arg-type]
+    if not report.changed and not report.notes and not report.kept_live_rows:  # an earlier rollback did it all
+        console.print_data("nothing to roll back: no row, table or moved `tasks` of the migration is left "
+                           "(it was rolled back already); nothing was changed")
+        return
     for table, n in report.deleted.items():
         console.print_data(f"deleted {n} row(s) from `{table}`")
     for table in report.dropped:
@@ -304,28 +304,28 @@ def rollback_cmd(
         console.warn(note)
 
 
-@app.command("cleanup")
+@app.command("cleanup", short_help="Drop `tasks_pre_migration` and the tool's tables.")
 def cleanup_cmd(
     kfp_url: KfpUrl = None,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: drop `tasks_pre_migration` and the tool's tables.")] = False,
 ) -> None:
     """Drop `tasks_pre_migration` and the tool's own tables; refused unless the last verify passed."""
-    from .migrate.admin import cleanup
+    from . import api
 
     settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
     if not yes:
         raise ConfigError("cleanup drops `tasks_pre_migration` and the tool's tables; pass --yes to confirm")
-    for table in cleanup(settings.kfp_url):  # type: ignore[arg-type]
+    for table in api.cleanup(settings.kfp_url):  # type: ignore[arg-type]
         console.print_data(f"dropped `{table}`")
 
 
-@app.command("sample")
+@app.command("sample", short_help="Write realistic MLMD and KFP databases.")
 def sample(
     mlmd_url: MlmdUrl = None,
     kfp_url: KfpUrl = None,
-    runs: Annotated[Optional[int], typer.Option("--runs", min=1, help="Number of runs to write; default: one "
+    runs: Annotated[Optional[int], typer.Option("--runs", metavar="N", min=1, help="Number of runs to write; default: one "
                     "run of every scenario. More repeats the scenario shapes with fresh ids.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for ids and values; equal seeds write equal databases.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed for ids and values; equal seeds write equal databases.")] = 0,
     single_user: Annotated[bool, typer.Option("--single-user", help="Write a single-user installation "
                            "(every KFP namespace empty) instead of a multi-user one.")] = False,
     fast: Annotated[bool, typer.Option("--fast", help="For large benchmark databases: write one repetition "
@@ -360,9 +360,9 @@ def sample(
     console.print_data(render_sample_report(report))
 
 
-@app.command("demo")
+@app.command("demo", short_help="The whole job on embedded SQLite files.")
 def demo(
-    directory: Annotated[Path, typer.Option("--dir", help="Folder for the SQLite files (created if missing).")]
+    directory: Annotated[Path, typer.Option("--dir", metavar="DIR", help="Folder for the SQLite files (created if missing).")]
     = Path("demo-out"),
 ) -> None:
     """Run the whole job on embedded SQLite files, with no server: sample, schema, plan, migrate, verify.

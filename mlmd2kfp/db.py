@@ -141,7 +141,7 @@ def make_engine(raw_url: str | URL, role: str, *, create_sqlite: bool = True) ->
         hint = f"install the `{extra}` extra (pip install 'mlmd2kfp[{extra}]')" if extra else "install the driver"
         raise ConfigError(f"the {role} database URL {mask_url(url)} needs a driver that is not installed: {exc}; {hint}") from None
     if backend == "sqlite":
-        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "connect", _sqlite_on_connect_kfp if role == "KFP" else _sqlite_on_connect)
     elif url.get_driver_name() == "mysqldb":
         # mysqlclient splits executemany INSERTs into 64 KB statements; PyMySQL's 1 MB (well below the
         # 16 MB default max_allowed_packet of MariaDB and MySQL 8's 64 MB) needs 16x fewer round trips.
@@ -173,7 +173,7 @@ def _sqlite_text(raw: bytes) -> str | bytes:
 
 
 SQLITE_CACHE_PAGES = -65536
-"""SQLite's `cache_size` for every connection of the tool: negative is KiB, so 64 MB."""
+"""SQLite's `cache_size` for the tool's connections to the KFP database: negative is KiB, so 64 MB."""
 
 
 def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -181,9 +181,16 @@ def _sqlite_on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-
     # Foreign keys are off by default in SQLite; the target schema relies on them.
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
-    # A 64 MB page cache (SQLite's default is 2 MB): a batch's inserts touch pages all over the target's
-    # random-UUID indexes, and with the default cache each batch re-reads most of them (BENCHMARKS.md:
-    # migrate at 80k executions -20%). Memory is capped by it, so it does not grow with the store.
+    cur.close()
+
+
+def _sqlite_on_connect_kfp(dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+    _sqlite_on_connect(dbapi_conn, record)
+    # A 64 MB page cache for the target (SQLite's default is 2 MB): a batch's inserts touch pages all over
+    # its random-UUID indexes, and with the default cache each batch re-reads most of them (BENCHMARKS.md:
+    # migrate at 80k executions -20%). Capped, so memory does not grow with the store; MLMD, read in
+    # order, keeps the default.
+    cur = dbapi_conn.cursor()
     cur.execute(f"PRAGMA cache_size={SQLITE_CACHE_PAGES}")
     cur.close()
 

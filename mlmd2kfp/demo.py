@@ -5,15 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import api
 from .db import connect
 from .errors import ConfigError
-from .migrate.plan import build_plan
 from .migrate.plan_render import plan_json, plan_markdown
-from .migrate.runner import MigrateOptions, migrate
 from .migrate.runner_render import migrate_json
-from .migrate.admin import read_status
 from .sample import write_sample
 from .target.schema import create_schema
+from .verify.report import to_junit, to_markdown
 
 
 @dataclass
@@ -40,18 +39,15 @@ def run_demo(directory: Path) -> DemoResult:
     report = write_sample(mlmd_url, kfp_url)
     with connect(kfp_url, "KFP") as conn:
         created = create_schema(conn)
-    plan = build_plan(mlmd_url, kfp_url)
+    plan = api.plan(mlmd_url, kfp_url)
     (directory / "plan.json").write_text(plan_json(plan), encoding="utf-8")
     (directory / "plan.md").write_text(plan_markdown(plan), encoding="utf-8")
-    migrated = migrate(mlmd_url, kfp_url, MigrateOptions())
+    migrated = api.migrate(mlmd_url, kfp_url)
     (directory / "migrate.json").write_text(migrate_json(migrated), encoding="utf-8")
-    from .verify import VerifyOptions, run_verify
-    from .verify.report import to_junit, to_markdown
-
-    verified = run_verify(mlmd_url, kfp_url, VerifyOptions())
+    verified = api.verify(mlmd_url, kfp_url)
     (directory / "verify.md").write_text(to_markdown(verified), encoding="utf-8")
     (directory / "verify.junit.xml").write_text(to_junit(verified), encoding="utf-8")
-    gate_ok, gate_why = read_status(kfp_url).gate
+    gate_ok, gate_why = api.status(kfp_url).gate
     states: dict[str, int] = {}
     for run in report.runs:
         states[run.state] = states.get(run.state, 0) + 1
@@ -67,7 +63,8 @@ def run_demo(directory: Path) -> DemoResult:
         + ", ".join(f"{t} {plan.target_rows.get(t, 0)}" for t in ("tasks", "artifacts", "artifact_tasks"))
         + "; ledger: " + ", ".join(f"{r} {s.count}" for r, s in sorted(plan.ledger.items())),
         f"plan report: {directory / 'plan.md'} (and plan.json)",
-        f"migrate: {migrated.runs_written} runs written, skipped {dict(migrated.runs_skipped) or 'none'}; rows now "
+        f"migrate: {migrated.runs_written} runs written, runs skipped: "
+        + (", ".join(f"{r} {n}" for r, n in sorted(migrated.runs_skipped.items())) or "none") + "; rows now "
         + ", ".join(f"{t} {n}" for t, n in migrated.totals.items())
         + ("; cutover done, old `tasks` kept as `tasks_pre_migration`" if migrated.moved_old_tasks else ""),
         f"migrate report: {directory / 'migrate.json'}",

@@ -29,10 +29,39 @@ class Dialect:
     """Upper bound of bind parameters in one statement."""
     mariadb: bool = False
     """MariaDB stores `json` as LONGTEXT with a `json_valid` CHECK."""
+    lower_case_mlmd: bool = False
+    """ml-metadata creates its tables unquoted on PostgreSQL, so their names are lower-case there."""
+    array_parameters: bool = False
+    """One array parameter (`= ANY(:ids)`) costs less than a long IN list (PostgreSQL)."""
+    native_booleans: bool = False
+    """Boolean columns take only booleans, not 0/1 (PostgreSQL)."""
+    typed_columns: bool = True
+    """A column holds only values of its declared type (SQLite stores any value in any column)."""
+    has_md5: bool = True
+    """The server has `MD5()` (SQLite has not)."""
+    ddl_default_null: bool = False
+    """GORM's MySQL DDL spells out `DEFAULT NULL` on nullable columns that have no default."""
 
     def q(self, identifier: str) -> str:
         """Quote one identifier."""
         return f"{self.quote}{identifier}{self.quote}"
+
+    @property
+    def label(self) -> str:
+        """How reports name the backend (`mysql/mariadb` for MariaDB)."""
+        return self.name + ("/mariadb" if self.mariadb else "")
+
+    def mlmd_name(self, name: str) -> str:
+        """The physical name of MLMD table `name` (as ml-metadata's C++ code spells it)."""
+        return name.lower() if self.lower_case_mlmd else name
+
+    def mlmd_table(self, name: str) -> str:
+        """MLMD table `name` as it is written in raw SQL."""
+        return self.mlmd_name(name) if self.lower_case_mlmd else self.q(name)
+
+    def catalog_type(self, reflected: str) -> str:
+        """A reflected column type's name (SQLAlchemy's, lower-case) in the spelling of `column_type`."""
+        return _CATALOG_TYPES[self.name].get(reflected, _CATALOG_TYPES["*"].get(reflected, reflected))
 
     def column_type(self, kind: str) -> str:
         """The DDL type for a logical column kind (see `target.schema.Column.kind`)."""
@@ -51,10 +80,21 @@ _TYPES: dict[str, dict[str, str]] = {
                "longtext": "text", "string": "text"},
 }
 
+# SQLAlchemy's reflected type names → the spelling of `_TYPES`.
+_CATALOG_TYPES: dict[str, dict[str, str]] = {
+    "*": {"biginteger": "bigint", "double_precision": "double", "numeric": "decimal"},
+    "mysql": {"integer": "int"},
+    "postgresql": {"int": "integer"},
+    "sqlite": {"int": "integer", "float": "real"},
+}
+
 _DIALECTS = {
-    "mysql": Dialect("mysql", "`", inline_indexes=True, transactional_ddl=False, max_bind_params=65535),
-    "postgresql": Dialect("postgresql", '"', inline_indexes=False, transactional_ddl=True, max_bind_params=65535),
-    "sqlite": Dialect("sqlite", '"', inline_indexes=False, transactional_ddl=True, max_bind_params=32766),
+    "mysql": Dialect("mysql", "`", inline_indexes=True, transactional_ddl=False, max_bind_params=65535,
+                     ddl_default_null=True),
+    "postgresql": Dialect("postgresql", '"', inline_indexes=False, transactional_ddl=True, max_bind_params=65535,
+                          lower_case_mlmd=True, array_parameters=True, native_booleans=True),
+    "sqlite": Dialect("sqlite", '"', inline_indexes=False, transactional_ddl=True, max_bind_params=32766,
+                      typed_columns=False, has_md5=False),
 }
 
 
@@ -299,3 +339,34 @@ def max_value_bytes(conn: Any) -> int | None:
         return None
     packet = conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar()
     return max(int(packet or 0) - PACKET_MARGIN, 1 << 16)
+
+
+def copies_from_stdin(conn: Connection) -> bool:
+    """Plain inserts can go through `COPY … FROM STDIN` (PostgreSQL with psycopg 3, mapping.md W10)."""
+    return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+
+
+def end_session_sql(conn: Connection) -> str | None:
+    """The statement with which a second session ends `conn`'s server session, as a failover or an
+    administrator's KILL would (the fault suite); None on SQLite, which has no server session."""
+    if conn.dialect.name in ("mysql", "mariadb"):
+        return f"KILL {int(conn.exec_driver_sql('SELECT CONNECTION_ID()').scalar())}"
+    if conn.dialect.name == "postgresql":
+        return f"SELECT pg_terminate_backend({int(conn.exec_driver_sql('SELECT pg_backend_pid()').scalar())})"
+    return None
+
+
+def untyped_integer_sql(d: Dialect, column: str) -> str | None:
+    """A condition true when `column` holds something other than an integer or NULL: possible on SQLite
+    only, whose columns take any value; None where the column's type rules it out."""
+    if d.typed_columns:
+        return None
+    return f"typeof({column}) NOT IN ('integer', 'null')"
+
+
+def sync_sequence_sql(d: Dialect, table: str) -> str | None:
+    """After rows were inserted with explicit ids: the statement that moves `table`'s id sequence past
+    them (PostgreSQL's serial columns); None where the next id follows the rows by itself."""
+    if d.name != "postgresql":
+        return None
+    return f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT COALESCE(MAX(id), 1) FROM {table}))"

@@ -65,6 +65,12 @@ class MigrationFailedError(ToolkitError):
     """A batch failed for good; committed batches are kept and the state says where to resume."""
 
 
+class PlanNotClean(ToolkitError):
+    """`--strict`: the plan would skip rows or map runs without a spec, so nothing was written."""
+
+    exit_code = 1
+
+
 class InterruptedByOperator(ToolkitError):
     """Ctrl-C or SIGTERM: the current batch finished, state recorded."""
 

@@ -16,8 +16,6 @@ class Settings:
     """SQLAlchemy URL of the MLMD database (env `MLMD2KFP_MLMD_URL`)."""
     kfp_url: str | None = None
     """SQLAlchemy URL of the KFP API-server database (env `MLMD2KFP_KFP_URL`)."""
-    debug: bool = False
-    """Re-raise errors with their traceback instead of one line."""
 
 
 PART_ENVS = ("MLMD2KFP_DB_TYPE", "MLMD2KFP_DB_HOST", "MLMD2KFP_DB_PORT", "MLMD2KFP_DB_USER", "MLMD2KFP_DB_PASSWORD",

@@ -16,7 +16,7 @@ from ..db import make_engine
 from ..dialects import dialect_for, rename_statements
 from ..errors import ToolkitError
 from .lock import MigrationLock
-from .faults import fault_point
+from ..faults import fault_point
 from .staging import PRE_MIGRATION, STAGING, old_tasks_present
 from .gate import gate
 from .state import (KEPT_RUNS, LEDGER, RUNS, TOOL_TABLES, MigrationState, core_table, load_states, runless_run_id,
@@ -71,7 +71,7 @@ def read_status(kfp_url: str) -> StatusReport:
                 for *named, skipped, n in conn.execute(select(*by, runs.c.skipped, func.count())
                                                        .group_by(*by, runs.c.skipped)):
                     source = named[0] if named else ""
-                    outcome = "migrated" if not skipped else f"skipped: {skipped}"
+                    outcome = "migrated" if not skipped else f"skipped ({skipped})"
                     report.runs[f"{source or '(default)'}: {outcome}" if several else outcome] += n
                 for reason, n in conn.execute(select(ledger.c.reason, func.count()).group_by(ledger.c.reason)):
                     report.ledger[reason] += n
@@ -91,6 +91,14 @@ class RollbackReport:
     kept_runs: list[str] = field(default_factory=list)
     """Runs KFP wrote into after the cutover: every row of them stays (nothing KFP wrote is lost)."""
     notes: list[str] = field(default_factory=list)
+    already_rolled_back: bool = False
+    """Every chosen source was rolled back before this call."""
+
+    @property
+    def changed(self) -> bool:
+        """Whether this rollback removed, restored or recorded anything."""
+        return bool(not self.already_rolled_back or any(self.deleted.values()) or self.dropped
+                    or self.restored_old_tasks or self.kept_runs)
 
 
 def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
@@ -113,6 +121,7 @@ def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
             with engine.connect() as conn:
                 states = load_states(conn)
             chosen = _choose(states, source_name)
+            report.already_rolled_back = all(s.phase == "rolled_back" for s in chosen)
             sources = sorted({s.source_name for s in chosen})
             others = [s for s in states if s.source_name not in sources]
             with engine.connect() as conn:

@@ -19,7 +19,8 @@ from ..errors import ConfigError
 from ..mappers import MapOptions, map_run
 from ..mappers.enums import STATE_NAMES, TASK_TYPE_NAMES
 from ..records import LedgerEntry, RunRows
-from ..source.inventory import (count_run_contexts, take_inventory, take_kfp_inventory, v1_run_contexts)
+from ..bitmap import Bitmap
+from ..source.inventory import count_run_contexts, runless_entries, take_inventory, take_kfp_inventory
 from ..source.reader import MlmdReader
 from ..target.schema import check_schema, require_run_details
 
@@ -92,30 +93,18 @@ class PlanReport:
 
 
 class _ArtifactSeen:
-    """Which (MLMD artifact, namespace) rows were already counted: one bitmap per namespace."""
+    """Which (MLMD artifact, namespace) rows were already counted, and which artifacts any run links."""
 
     def __init__(self) -> None:
-        self.bits: dict[str, bytearray] = defaultdict(bytearray)
-        self.any = bytearray()
-
-    @staticmethod
-    def _test_and_set(bits: bytearray, n: int) -> bool:
-        byte, bit = divmod(n, 8)
-        if byte >= len(bits):
-            bits.extend(bytes(byte - len(bits) + 1 + 1024))
-        seen = bool(bits[byte] & (1 << bit))
-        bits[byte] |= 1 << bit
-        return seen
+        self.by_namespace: dict[str, Bitmap] = defaultdict(Bitmap)
+        self.linked = Bitmap()
 
     def add(self, namespace: str, mlmd_id: int) -> bool:
         """Mark; True when this (artifact, namespace) was new."""
-        self._test_and_set(self.any, mlmd_id)
-        return not self._test_and_set(self.bits[namespace], mlmd_id)
-
-    def used(self, mlmd_id: int) -> bool:
-        """True when any migrated run links this artifact."""
-        byte, bit = divmod(mlmd_id, 8)
-        return byte < len(self.any) and bool(self.any[byte] & (1 << bit))
+        self.linked.add(mlmd_id)
+        new = mlmd_id not in self.by_namespace[namespace]
+        self.by_namespace[namespace].add(mlmd_id)
+        return new
 
 
 def detect_mode(runs: int, without_namespace: int, multi_user: bool | None) -> tuple[bool, bool]:
@@ -177,16 +166,6 @@ def build_plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, s
             report.target_schema = ("absent" if not present else "old form" if status.old_tasks_present
                                     else "new form" if status.ok else "differences")
             report.target_differences = status.differences if present else []
-            for reason, n in inv.no_run_executions.items():
-                _ledger(report, reason, n, "execution")
-            if inv.dangling_events:
-                _ledger(report, "dangling-event", inv.dangling_events, "event")
-            v1 = v1_run_contexts(inv)
-            if v1:
-                _ledger(report, "unsupported-v1", v1, "context")
-            v1_artifacts = sum(n for name, n in inv.artifacts_by_type.items() if not is_v2_artifact_type(name))
-            if v1_artifacts:
-                _ledger(report, "unsupported-v1", v1_artifacts, "artifact")
             options = MapOptions(multi_user=multi, source_name=source_name, max_value_bytes=max_value_bytes(kfp))
             total = count_run_contexts(reader)
             seen = _ArtifactSeen()
@@ -197,9 +176,8 @@ def build_plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, s
                     report.runs_without_spec += 1
                 if on_progress:
                     on_progress(report.runs_total, total)
-            orphans = _orphan_artifacts(reader, seen)
-            if orphans:
-                _ledger(report, "orphan-artifact", orphans, "artifact")
+            for entry in runless_entries(reader, seen.linked, ""):
+                _ledger(report, entry.reason, 1, entry.entity, entry)
     finally:
         mlmd_engine.dispose()
         kfp_engine.dispose()
@@ -249,24 +227,3 @@ def _account(report: PlanReport, rows: RunRows, seen: _ArtifactSeen) -> None:
             report.write_bytes += n * 400 + sum(len(a.metadata) + len(a.uri or "") for a in rows.artifacts
                                                 if a.mlmd_artifact_id == artifact.mlmd_artifact_id)
     report.write_bytes += _row_bytes(rows)
-
-
-def is_v2_artifact_type(name: str) -> bool:
-    """KFP v2 artifact types are schema titles (`system.Model`, `google.VertexModel`); v1 ones are bare."""
-    return "." in name and not name.startswith("mlmd.")
-
-
-def _orphan_artifacts(reader: MlmdReader, seen: _ArtifactSeen) -> int:
-    """KFP v2 artifacts no migrated run links (ledger `orphan-artifact`), counted in id pages."""
-    from sqlalchemy import select
-
-    a = reader.t.artifact.c
-    v2_types = [i for i, (n, k) in reader.types.items() if k == 1 and is_v2_artifact_type(n)]
-    count, last = 0, 0
-    while True:
-        ids = [r[0] for r in reader.mlmd.execute(select(a.id).where(a.id > last, a.type_id.in_(v2_types or [-1]))
-                                                  .order_by(a.id).limit(5000))]
-        if not ids:
-            return count
-        count += sum(1 for i in ids if not seen.used(i))
-        last = ids[-1]

@@ -26,11 +26,14 @@ def render_plan(report: PlanReport) -> Group:
     head.add_row("runs (MLMD run contexts)", str(report.runs_total))
     head.add_row("runs to migrate", str(report.runs_migrated))
     for reason, n in sorted(report.runs_skipped.items()):
-        head.add_row(f"runs skipped: {reason}", str(n))
+        head.add_row(f"runs skipped ({reason})", str(n))
     head.add_row("runs without a pipeline spec", str(report.runs_without_spec))
     head.add_row("target schema", report.target_schema)
-    head.add_row("old tasks: cache rows / node rows",
-                 f"{report.old_tasks.get('cache_rows')} / {report.old_tasks.get('node_rows')}")
+    if report.old_tasks.get("cache_rows") is None:
+        head.add_row("old tasks", "no old-form `tasks` table (already moved aside, or never there)")
+    else:
+        head.add_row("old tasks: cache rows / node rows",
+                     f"{report.old_tasks.get('cache_rows')} / {report.old_tasks.get('node_rows')}")
     head.add_row("estimated write volume", f"{report.write_bytes / 1e6:.1f} MB")
 
     target = _table("predicted target rows", "table", "rows")
@@ -53,12 +56,12 @@ def render_plan(report: PlanReport) -> Group:
     for name, n in report.source_tables.items():
         source.add_row(name, str(n))
     for name, n in report.executions_by_type_state.items():
-        source.add_row(f"  {name if len(name) <= 60 else name[:40] + '…' + name[-18:]}", str(n))
+        source.add_row(f"  {name}", str(n))
 
     ledger = _table("ledger (MLMD rows that do not become exactly one target row)", "reason", "rows", "first example")
     for reason, summary in sorted(report.ledger.items()):
         ex = summary.examples[0] if summary.examples else None
-        example = f"run {ex['run_id'][:8]} {ex['entity']} {ex['mlmd_id']}" if ex else ""
+        example = _example(ex) if ex else "-"
         mark = "" if reason in INFORMATIONAL_REASONS else " (skipped)"
         ledger.add_row(reason + mark, str(summary.count), example)
     return Group(head, target, by_ns, by_type, ledger, source)
@@ -76,8 +79,9 @@ def plan_markdown(report: PlanReport) -> str:
              f"- runs: {report.runs_total} (to migrate {report.runs_migrated}, "
              f"skipped {sum(report.runs_skipped.values())}, without spec {report.runs_without_spec})",
              f"- target schema: {report.target_schema}",
-             f"- old `tasks`: {report.old_tasks.get('cache_rows')} cache rows, "
-             f"{report.old_tasks.get('node_rows')} node rows",
+             (f"- old `tasks`: {report.old_tasks.get('cache_rows')} cache rows, "
+              f"{report.old_tasks.get('node_rows')} node rows" if report.old_tasks.get("cache_rows") is not None
+              else "- old `tasks`: no old-form table (already moved aside, or never there)"),
              f"- estimated write volume: {report.write_bytes / 1e6:.1f} MB", "",
              "## Predicted target rows", "", "| table | rows |", "| --- | ---: |"]
     lines += [f"| {n} | {report.target_rows.get(n, 0)} |" for n in ("tasks", "artifacts", "artifact_tasks")]
@@ -89,10 +93,21 @@ def plan_markdown(report: PlanReport) -> str:
     lines += [f"| {k} | {v} |" for k, v in sorted(report.tasks_by_type.items())]
     lines += ["", "## Ledger", "", "| reason | rows | examples |", "| --- | ---: | --- |"]
     for reason, s in sorted(report.ledger.items()):
-        examples = "; ".join(f"run `{e['run_id']}` {e['entity']} {e['mlmd_id']}" for e in s.examples[:3])
+        examples = "; ".join(_example(e) for e in s.examples[:3])
         lines.append(f"| {reason} | {s.count} | {examples} |")
     if report.orphan_runs:
         lines += ["", "## Orphan runs (MLMD only)", ""] + [f"- `{r}`" for r in report.orphan_runs]
     if report.target_differences:
         lines += ["", "## Target schema differences", ""] + [f"- {d}" for d in report.target_differences]
     return "\n".join(lines) + "\n"
+
+
+_MLMD_NAME = {"run": "context"}
+"""A ledger entry's entity as MLMD calls the row its id is from (a run's id is its context id)."""
+
+
+def _example(entry: dict[str, object]) -> str:
+    """`run `<id>`, MLMD execution 22` (a run's own id is its MLMD context id; run-less rows have no run)."""
+    run_id = str(entry["run_id"])
+    where = f"run `{run_id}`, " if run_id and not run_id.startswith("@") else ""
+    return f"{where}MLMD {_MLMD_NAME.get(str(entry['entity']), entry['entity'])} {entry['mlmd_id']}"

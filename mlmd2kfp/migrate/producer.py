@@ -13,7 +13,7 @@ import queue
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -25,12 +25,10 @@ from ..errors import MigrationFailedError
 from ..mappers import MapOptions, map_run
 from ..source.inventory import count_run_contexts
 from ..source.reader import MlmdReader
-from .faults import fault_point
+from ..faults import fault_point
+from .options import MigrateOptions, MigrateReport
 from .state import claimed_elsewhere
 from .writer import RunWork, TargetTables, cross_check_fingerprints
-
-if TYPE_CHECKING:
-    from .runner import MigrateOptions, MigrateReport
 
 QUEUE_DEPTH = 2
 """Chunks the reader may have ready ahead of the writer (bounds memory to about three batches)."""

@@ -9,16 +9,18 @@ from rich.console import Group
 from rich.table import Table
 
 from .admin import StatusReport
-from .runner import MigrateReport
+from .options import MigrateReport
+from .plan import INFORMATIONAL_REASONS
 
 
 def render_migrate(report: MigrateReport) -> Group:
     """The end-of-run summary: one row per target table, totals, what happened to the schema."""
     table = Table(title=f"migrate ({report.mode}) — {report.phase or 'data'}", title_justify="left")
-    for col in ("table", "source rows read", "written", "deleted (rewritten)", "skipped by reason", "rows now"):
-        table.add_column(col, justify="left" if col in ("table", "skipped by reason") else "right")
+    for col in ("table", "source rows read", "written", "deleted (rewritten)", "ledger by reason", "rows now"):
+        table.add_column(col, justify="left" if col in ("table", "ledger by reason") else "right")
     for name, stats in report.tables.items():
-        skipped = ", ".join(f"{r} {n}" for r, n in sorted(stats.skipped.items())) or "0 ✓"
+        skipped = ", ".join(f"{r} {n}" + ("" if r in INFORMATIONAL_REASONS else " (skipped)")
+                            for r, n in sorted(stats.skipped.items())) or "none"
         table.add_row(name, str(stats.read), str(stats.written), str(stats.deleted), skipped,
                       str(report.totals.get(name, "")))
     facts = Table(show_header=False, title="run summary", title_justify="left")
@@ -27,7 +29,7 @@ def render_migrate(report: MigrateReport) -> Group:
     facts.add_row("runs seen / read (changed) / unchanged", f"{report.runs_seen} / {report.runs_read} / {report.runs_unchanged}")
     facts.add_row("runs written", str(report.runs_written))
     for reason, n in sorted(report.runs_skipped.items()):
-        facts.add_row(f"runs skipped: {reason}", str(n))
+        facts.add_row(f"runs skipped ({reason})", str(n))
     facts.add_row("batches (retries)", f"{report.batches} ({report.retries})")
     facts.add_row("tasks written into", f"`{report.staged_in}`")
     facts.add_row("cutover", "done" + (" (old `tasks` → `tasks_pre_migration`)" if report.moved_old_tasks else "")
@@ -62,7 +64,10 @@ def render_status(report: StatusReport) -> Table:
             table.add_row("source", f"`{s['source_name']}`" if s["source_name"] else "(default: no --source-name)")
         for key in ("phase", "status", "pass_number", "last_context_id", "runs_migrated", "runs_skipped", "tasks",
                     "artifacts", "links", "staging_table", "source_name", "mapping_version", "holder"):
-            table.add_row(key, str(s.get(key)))
+            value = s.get(key)
+            if key == "source_name" and not value:
+                value = "(default: no --source-name)"
+            table.add_row(key, "-" if value is None else str(value))
         table.add_row("started / updated / finished", f"{when(s['started_at'])} / {when(s['updated_at'])} / "
                       f"{when(s['finished_at'])}")
         table.add_row("last error", str(s.get("last_error") or "-"))

@@ -19,8 +19,8 @@ from sqlalchemy.exc import DBAPIError
 
 from ..dialects import can_add_foreign_key, dialect_for, missing_privilege, read_indexes, rename_statements
 from ..errors import PrivilegeError, TargetSchemaError
-from .faults import fault_point
-from ..target.schema import (ARTIFACT_TASKS, ARTIFACTS, OLD_TASKS_MARKERS, TASKS, ForeignKey, Table, _check_table,
+from ..faults import fault_point
+from ..target.schema import (ARTIFACT_TASKS, ARTIFACTS, OLD_TASKS_MARKERS, TASKS, ForeignKey, Table, check_table,
                              deferrable_indexes, render_create, render_indexes)
 
 STAGING = "tasks_migration_tmp"
@@ -39,7 +39,7 @@ def staged_tables(staging: str, with_run_fk: bool) -> tuple[Table, Table, Table]
     return ARTIFACTS, tasks, links
 
 
-def _privilege_error(exc: DBAPIError, what: str) -> Exception:
+def privilege_error(exc: DBAPIError, what: str) -> Exception:
     privilege = missing_privilege(exc)
     if privilege:
         return PrivilegeError(
@@ -55,6 +55,16 @@ def old_tasks_present(conn: Connection) -> bool:
     if "tasks" not in insp.get_table_names():
         return False
     return any(c["name"] in OLD_TASKS_MARKERS for c in insp.get_columns("tasks"))
+
+
+def old_tasks_counts(conn: Connection, table: str) -> dict[str, int | None]:
+    """The old table's two populations (kfp-native-schema.md §5.2)."""
+    from sqlalchemy import Column, MetaData, String, Table as SaTable, case, func, select
+
+    t = SaTable(table, MetaData(), Column("MLMDExecutionID", String))
+    row = conn.execute(select(func.sum(case((t.c.MLMDExecutionID != "", 1), else_=0)),
+                              func.sum(case((t.c.MLMDExecutionID == "", 1), else_=0)))).one()
+    return {"cache_rows": int(row[0] or 0), "node_rows": int(row[1] or 0)}
 
 
 def check_existing_targets(engine: Engine, tool_created: Collection[str] = ()) -> tuple[str, tuple[Any, ...], set[str], Any]:
@@ -77,7 +87,7 @@ def check_existing_targets(engine: Engine, tool_created: Collection[str] = ()) -
         differences = []
         for spec in tables:
             if spec.name in names:
-                status = _check_table(conn, d, spec, spec.name)
+                status = check_table(conn, d, spec, spec.name)
                 expected = {f"`{RUN_FK}`"} if spec.name == STAGING else set()  # added at cutover
                 if spec.name in tool_created:
                     expected |= {f"index `{ix.name}` is missing" for ix in deferrable_indexes(spec)}
@@ -116,7 +126,7 @@ def prepare_schema(engine: Engine, before_create: Callable[[str], None] | None =
                     created.append(spec.name)
                     fault_point("schema")
     except DBAPIError as exc:
-        raise _privilege_error(exc, "create the target tables") from None
+        raise privilege_error(exc, "create the target tables") from None
     return staging, created
 
 
@@ -139,7 +149,7 @@ def build_deferred_indexes(engine: Engine, tool_created: Collection[str]) -> lis
                 for stmt in render_indexes(spec, d, todo):
                     conn.exec_driver_sql(stmt)
             except DBAPIError as exc:
-                raise _privilege_error(exc, f"build the indexes of `{spec.name}` "
+                raise privilege_error(exc, f"build the indexes of `{spec.name}` "
                                             f"({', '.join(ix.name for ix in todo)})") from None
         built += [ix.name for ix in todo]
         fault_point("indexes")
@@ -172,7 +182,7 @@ def cutover(engine: Engine, staging: str) -> dict[str, object]:
                 conn.exec_driver_sql(stmt)
                 fault_point("cutover")
         except DBAPIError as exc:
-            raise _privilege_error(exc, "add `fk_run_details_tasks` and swap the tasks tables") from None
+            raise privilege_error(exc, "add `fk_run_details_tasks` and swap the tasks tables") from None
         for table in inspect(conn).get_table_names():
             for fk in inspect(conn).get_foreign_keys(table):
                 if fk.get("referred_table") == PRE_MIGRATION and table != PRE_MIGRATION:

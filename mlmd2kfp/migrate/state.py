@@ -12,7 +12,7 @@ import os
 import re
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger, Column as SaColumn, Float, Integer, MetaData, String, Table as SaTable, Text, inspect, select
@@ -175,17 +175,46 @@ def options_fingerprint(source_name: str, multi_user: bool, namespaces: tuple[st
     return f"{base}:{hashlib.sha256(selection.encode()).hexdigest()[:16]}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class MigrationState:
-    """The state row, as data."""
+    """One source's state row (`mlmd2kfp_state`), a field per column."""
 
-    values: dict[str, Any] = field(default_factory=dict)
+    id: str
+    tool_version: str
+    """The release that last ran `migrate` on this source."""
+    mapping_version: str
+    source_name: str
+    options_fingerprint: str
+    """`options_fingerprint()` of the last pass: its checkpoint is resumed only by a pass with the same one."""
+    multi_user: int
+    phase: str
+    """`schema`, `data`, `staged`, `cutover`, `done`, `rolled-back`."""
+    status: str
+    pass_number: int
+    last_context_id: int
+    """The checkpoint: the pass resumes after this run context."""
+    runs_migrated: int
+    runs_skipped: int
+    tasks: int
+    artifacts: int
+    links: int
+    started_at: int
+    updated_at: int
+    finished_at: int | None
+    last_error: str | None
+    holder: str | None
+    staging_table: str
+    created_tables: str | None
+    """JSON list of the target tables this source's migration created (listed before each CREATE)."""
+    moved_old_tasks: int
+    verify_passed: int | None
+    verify_at: int | None
+    verify_result: str | None
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    @property
+    def values(self) -> dict[str, Any]:
+        """The row as a dict (for reports and the gate)."""
+        return asdict(self)
 
 
 def load_state(conn: Connection, source_name: str = "") -> MigrationState | None:
@@ -194,7 +223,7 @@ def load_state(conn: Connection, source_name: str = "") -> MigrationState | None
         return None
     t = core_table(STATE)
     row = conn.execute(select(t).where(t.c.id == state_id(source_name))).mappings().first()
-    return MigrationState(dict(row)) if row else None
+    return MigrationState(**row) if row else None
 
 
 def load_states(conn: Connection) -> list[MigrationState]:
@@ -202,7 +231,7 @@ def load_states(conn: Connection) -> list[MigrationState]:
     if STATE.name not in inspect(conn).get_table_names():
         return []
     t = core_table(STATE)
-    rows = [MigrationState(dict(r)) for r in conn.execute(select(t)).mappings()]
+    rows = [MigrationState(**r) for r in conn.execute(select(t)).mappings()]
     return sorted(rows, key=lambda s: (s.id != STATE_ID, s.source_name))
 
 

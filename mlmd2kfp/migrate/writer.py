@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy import Column, MetaData, String, Table, and_, delete, exists, func, select, update
 from sqlalchemy.engine import Connection
 
-from ..dialects import dialect_for, upsert
+from ..dialects import copies_from_stdin, dialect_for, upsert
 from ..mappers.keys import is_migrated_id
 from ..records import LedgerEntry, RunRows
 from ..target.schema import ARTIFACT_TASKS, ARTIFACTS, TASKS
-from .faults import fault_point
+from ..faults import fault_point
 from .state import LEDGER, RUNS, core_table, update_state
 
 CHUNK = 500
@@ -100,7 +100,7 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     columns = list(rows[0])
     prep = conn.dialect.identifier_preparer
     names = ", ".join(prep.quote(c) for c in columns)
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+    if copies_from_stdin(conn):
         with conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
             with cursor.copy(f"COPY {prep.format_table(table)} ({names}) FROM STDIN") as copy:
                 for row in rows:

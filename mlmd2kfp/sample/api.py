@@ -10,9 +10,9 @@ from sqlalchemy import inspect, text
 
 from ..db import make_engine, parse_url
 from ..errors import ConfigError
-from . import mlmd_client
 from .kfp_db import RunRecord, create_legacy_tables, normalise_spec, write_kfp_rows
-from .mlmd_client import Clock, KfpMetadataClient, open_store, restamp
+from ..source.mlmd_api import open_store, require_mlmd
+from .mlmd_client import Clock, KfpMetadataClient, restamp
 from .runtime import CacheEntry, RunPlan, RunSimulator
 from .scenarios import MULTI_USER_NAMESPACES, SCENARIOS_PER_REPETITION, SINGLE_USER_POD_NAMESPACE, scenarios_for
 from .spec import PIPELINE_NAMES, load_pipeline
@@ -53,7 +53,7 @@ def write_sample(mlmd_url: str, kfp_url: str, *, runs: int | None = None, seed: 
         ConfigError: a database already holds runs, or `runs` is not positive.
         MissingDependencyError: `ml-metadata` is not installed.
     """
-    mlmd_client.require_mlmd()
+    require_mlmd()
     total = SCENARIOS_PER_REPETITION if runs is None else runs
     if total < 1:
         raise ConfigError("--runs must be at least 1")

@@ -22,12 +22,12 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection
 
 from ..db import make_engine, parse_url
-from ..dialects import dialect_for
+from ..dialects import dialect_for, sync_sequence_sql
 from ..errors import ConfigError
 from ..target.legacy import LEGACY_TABLES
 from .api import SampleReport, write_sample
 from .kfp_db import RunRecord, create_legacy_tables
-from .mlmd_client import open_store
+from ..source.mlmd_api import open_store
 from .scenarios import SCENARIOS_PER_REPETITION
 
 RUN_SCOPED_CONTEXT_TYPES = ("system.PipelineRun", "KfpRun")
@@ -161,8 +161,9 @@ def write_fast_sample(mlmd_url: str, kfp_url: str, *, runs: int, seed: int = 0, 
     with kfp_engine.connect() as conn:
         if "run_details" in inspect(conn).get_table_names() and conn.execute(text("SELECT COUNT(*) FROM run_details")).scalar():
             raise ConfigError("the KFP database already holds runs; `sample --fast` writes only into an empty one")
-    lower = mlmd_engine.dialect.name == "postgresql"
-    booleans = lower
+    with mlmd_engine.connect() as conn:
+        d = dialect_for(conn)
+    lower, booleans = d.lower_case_mlmd, d.native_booleans
     records: list[RunRecord] = []
     with mlmd_engine.begin() as conn:
         existing = {r[0] for r in conn.execute(text(f"SELECT id FROM {'type' if lower else _q(conn, 'Type')}"))}
@@ -181,11 +182,11 @@ def write_fast_sample(mlmd_url: str, kfp_url: str, *, runs: int, seed: int = 0, 
                     _insert(conn, table, rows[table], lower, booleans)
         if on_progress:
             on_progress(min(reps, start + 20), reps)
-    if lower:
-        with mlmd_engine.begin() as conn:
-            for table in ("type", "context", "execution", "artifact", "event", "association", "attribution"):
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                  f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))
+    with mlmd_engine.begin() as conn:
+        for table in ("Type", "Context", "Execution", "Artifact", "Event", "Association", "Attribution"):
+            statement = sync_sequence_sql(d, d.mlmd_name(table))
+            if statement:
+                conn.execute(text(statement))
     with kfp_engine.begin() as conn:
         create_legacy_tables(conn)
         for name in ("experiments", "pipelines", "pipeline_versions"):

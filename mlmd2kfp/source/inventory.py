@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +12,11 @@ from sqlalchemy.engine import Connection
 
 from ..bitmap import Bitmap
 from ..mappers.enums import KFP_EXECUTION_TYPES
+from ..records import LedgerEntry
 from .reader import MlmdReader
 
+V1_RUN_CONTEXT_TYPES = ("KfpRun", "pipeline_run")
+"""Run context types of KFP v1 (never migrated: ledger `unsupported-v1`)."""
 EXECUTION_STATE_NAMES = {None: "NULL", 0: "UNKNOWN", 1: "NEW", 2: "RUNNING", 3: "COMPLETE", 4: "FAILED",
                          5: "CACHED", 6: "CANCELED"}
 
@@ -26,11 +29,7 @@ class SourceInventory:
     executions_by_type_state: Counter[tuple[str, str]] = field(default_factory=Counter)
     artifacts_by_type: Counter[str] = field(default_factory=Counter)
     contexts_by_type: Counter[str] = field(default_factory=Counter)
-    no_run_executions: Counter[str] = field(default_factory=Counter)
-    """Executions associated with no `system.PipelineRun` context, by ledger reason."""
     kfp_artifact_ids_max: int = 0
-    dangling_events: int = 0
-    """Events whose execution row does not exist (ledger `dangling-event`)."""
 
 
 def dangling_events(t: Any) -> Any:
@@ -67,8 +66,38 @@ def runless_executions(reader: MlmdReader) -> Iterator[tuple[int, str]]:
             yield int(execution_id), names.get(type_id, "?")
 
 
+def is_v2_artifact_type(name: str) -> bool:
+    """KFP v2 artifact types are schema titles (`system.Model`, `google.VertexModel`); v1 ones are bare."""
+    return "." in name and not name.startswith("mlmd.")
+
+
+def runless_entries(reader: MlmdReader, linked: Container[int], run_id: str) -> Iterator[LedgerEntry]:
+    """The ledger of MLMD rows no run accounts for, filed under `run_id` (mapping.md §7): executions in no
+    run (`no-run`, `unsupported-v1`, `unsupported-type`), artifacts of v1 types and v2 ones outside
+    `linked` (`orphan-artifact`: no migrated run links them), events of missing executions and v1 run
+    contexts. Streamed scans only (`plan` counts these entries, `migrate` writes them)."""
+    names = {i: n for i, (n, _) in reader.types.items()}
+    m = reader.t
+    c, art = m.context.c, m.artifact.c
+    stream = reader.mlmd.execution_options(yield_per=5000)
+    for execution_id, type_name in runless_executions(reader):
+        yield LedgerEntry(run_id, "execution", execution_id, runless_reason(type_name), type_name)
+    for r in stream.execute(select(art.id, art.type_id).order_by(art.id)):
+        name = names.get(r.type_id, "?")
+        if not is_v2_artifact_type(name):
+            yield LedgerEntry(run_id, "artifact", r.id, "unsupported-v1", name)
+        elif r.id not in linked:
+            yield LedgerEntry(run_id, "artifact", r.id, "orphan-artifact")
+    for r in stream.execute(dangling_events(m)):
+        yield LedgerEntry(run_id, "event", r.id, "dangling-event", "its execution row does not exist")
+    v1_types = [i for i, (n, k) in reader.types.items() if k == 2 and n in V1_RUN_CONTEXT_TYPES]
+    for r in stream.execute(select(c.id, c.type_id).where(c.type_id.in_(v1_types or [-1])).order_by(c.id)):
+        yield LedgerEntry(run_id, "context", r.id, "unsupported-v1", names.get(r.type_id, "?"))
+
+
 def take_inventory(reader: MlmdReader) -> SourceInventory:
-    """Count MLMD rows per table, executions per type/state, and executions that belong to no run."""
+    """Count MLMD rows per table, executions per type/state, artifacts and contexts per type (what belongs
+    to no run is `runless_entries`)."""
     t, conn = reader.t, reader.mlmd
     inv = SourceInventory()
     for name in ("type", "context", "execution", "artifact", "event", "association", "attribution",
@@ -86,10 +115,7 @@ def take_inventory(reader: MlmdReader) -> SourceInventory:
     c = t.context.c
     for type_id, n in conn.execute(select(c.type_id, func.count()).group_by(c.type_id)):
         inv.contexts_by_type[names.get(type_id, "?")] += n
-    for _, type_name in runless_executions(reader):
-        inv.no_run_executions[runless_reason(type_name)] += 1
     inv.kfp_artifact_ids_max = int(conn.execute(select(func.max(a.id))).scalar() or 0)
-    inv.dangling_events = int(conn.execute(select(func.count()).select_from(dangling_events(t).subquery())).scalar() or 0)
     return inv
 
 
@@ -97,11 +123,6 @@ def count_run_contexts(reader: MlmdReader) -> int:
     """The number of `system.PipelineRun` contexts (the progress bar's total)."""
     c = reader.t.context.c
     return int(reader.mlmd.execute(select(func.count()).where(c.type_id.in_(reader.run_type_ids or [-1]))).scalar() or 0)
-
-
-def v1_run_contexts(inv: SourceInventory) -> int:
-    """KFP v1 (`KfpRun`) and other non-v2 run contexts."""
-    return sum(n for name, n in inv.contexts_by_type.items() if name in ("KfpRun", "pipeline_run"))
 
 
 @dataclass

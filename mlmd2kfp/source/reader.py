@@ -18,6 +18,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, and_, any_, bin
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
+from ..dialects import dialect_for
 from ..records import EVENT_OUTPUT, MlmdArtifact, MlmdEvent, MlmdExecution, RunBundle, RunRecord
 from .schema import MlmdTables, open_mlmd
 from .values import decode_value, millis
@@ -338,7 +339,7 @@ class MlmdReader:
         if not ids:
             return []
         target = conn or self.mlmd
-        if target.dialect.name == "postgresql":
+        if dialect_for(target).array_parameters:
             kind = Integer if isinstance(ids[0], int) else String
             return self._all(query.where(column == any_(bindparam(None, ids, type_=ARRAY(kind)))), conn, raw=raw)
         rows: list[Any] = []

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import BigInteger, Boolean, Column, Integer, LargeBinary, MetaData, String, Table, Text, inspect, select
 from sqlalchemy.engine import Connection
 
+from ..dialects import dialect_for
 from ..errors import SourceError
 
 SUPPORTED_SCHEMA_VERSIONS = (10,)
@@ -83,8 +84,7 @@ def open_mlmd(conn: Connection) -> MlmdTables:
     Raises:
         SourceError: not an MLMD database, or a schema version other than 10.
     """
-    lower = conn.dialect.name == "postgresql"
-    tables = mlmd_tables(lower)
+    tables = mlmd_tables(dialect_for(conn).lower_case_mlmd)
     names = set(inspect(conn).get_table_names())
     if tables.env.name not in names:
         raise SourceError(

@@ -227,7 +227,7 @@ def render_create(table: Table, d: Dialect, without: tuple[Index, ...] = ()) -> 
             line += " NOT NULL"
         if col.default is not None:
             line += f" DEFAULT {col.default}"
-        elif col.explicit_null_default and d.name == "mysql":
+        elif col.explicit_null_default and d.ddl_default_null:
             line += " DEFAULT NULL"
         lines.append(line)
     lines.append(f"PRIMARY KEY ({', '.join(q(c) for c in table.primary_key)})")
@@ -298,15 +298,7 @@ def _normalise_type(type_obj: object, d: Dialect) -> str:
     length = getattr(type_obj, "length", None)
     if name in ("varchar", "string", "nvarchar"):
         return f"varchar({length})"
-    aliases = {
-        "integer": "int" if d.name == "mysql" else "integer",
-        "int": "int" if d.name == "mysql" else "integer",
-        "biginteger": "bigint",
-        "double_precision": "double",
-        "numeric": "decimal",
-        "float": "real" if d.name == "sqlite" else "float",
-    }
-    return aliases.get(name, name)
+    return d.catalog_type(name)
 
 
 def _normalise_default(raw: object) -> str | None:
@@ -329,7 +321,7 @@ def _normalise_default(raw: object) -> str | None:
     return value
 
 
-def _check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -> TableStatus:
+def check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -> TableStatus:
     insp = inspect(conn)
     status = TableStatus(spec.name, present=True)
     diffs = status.differences
@@ -436,8 +428,8 @@ def check_schema(conn: Connection, skip: tuple[str, ...] = ()) -> SchemaStatus:
         if spec.name not in existing:
             tables.append(TableStatus(spec.name, present=False))
         else:
-            tables.append(_check_table(conn, d, spec, spec.name))
-    return SchemaStatus(d.name + ("/mariadb" if d.mariadb else ""), tables)
+            tables.append(check_table(conn, d, spec, spec.name))
+    return SchemaStatus(d.label, tables)
 
 
 @dataclass

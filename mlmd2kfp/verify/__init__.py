@@ -20,7 +20,7 @@ from ..background import PROCESS_MIN_RUNS, ChildIterator
 from ..bitmap import Bitmap
 from ..console import mask_url
 from ..db import in_memory, make_engine, parse_url
-from ..dialects import max_value_bytes
+from ..dialects import dialect_for, max_value_bytes
 from ..errors import ConfigError, MissingDependencyError
 from ..migrate.gate import record_verify, verify_snapshot
 from ..migrate.state import load_states, runless_run_id, source_label
@@ -302,7 +302,7 @@ def _runs(conn: Any, t: TargetReader, run_ids: list[str]) -> dict[str, dict[str,
     out: dict[str, dict[str, Any]] = {}
     if not run_ids:
         return out
-    md5 = "NULL" if conn.dialect.name == "sqlite" else f"MD5(r.{q('PipelineSpecManifest')})"
+    md5 = f"MD5(r.{q('PipelineSpecManifest')})" if dialect_for(conn).has_md5 else "NULL"
     sql = text(f"SELECT r.{q('UUID')} AS uuid, r.{q('Namespace')} AS namespace, r.{q('State')} AS state, "
                f"r.{q('Conditions')} AS conditions, r.{q('PipelineVersionId')} AS version, e.{q('Namespace')} AS ens, "
                f"r.{q('DisplayName')} AS display_name, r.{q('FinishedAtInSec')} AS finished_at, "
@@ -344,8 +344,7 @@ def _spec(conn: Any, t: TargetReader, run: dict[str, Any] | None, cache: dict[st
 
 
 def _mlmd_table(conn: Any, name: str) -> str:
-    return name.lower() if conn.dialect.name == "postgresql" else (
-        f"`{name}`" if conn.dialect.name == "mysql" else f'"{name}"')
+    return dialect_for(conn).mlmd_table(name)
 
 
 def _enrich(conn: Any, runs: list[Any]) -> None:
@@ -452,8 +451,8 @@ def _global(report: ParityReport, conn: Any, t: TargetReader, seen: set[str], co
         if counts["expected"][key] != counts["found"][key]:
             report.fail(Finding("counts", "", " / ".join(map(str, key)), "rows", counts["expected"][key],
                                 counts["found"][key]))
-    counts_check.info = {" / ".join(map(str, k)): v for k, v in sorted(counts["found"].items(), key=str)
-                         if k[0] == "tasks"}
+    counts_check.info = {"tasks per namespace": {(k[1] or "(no namespace)"): v for k, v in
+                                                 sorted(counts["found"].items(), key=str) if k[0] == "tasks"}}
     cache = report.checks["cache"]
     sources = {str(r[0]): int(r[1]) for r in conn.execute(text(
         f"SELECT {q('Namespace')}, COUNT(*) FROM {tasks} WHERE {q('State')} = 2 AND {q('Fingerprint')} <> '' "

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from ..dialects import dialect_for
 from ..bitmap import Bitmap
 from .expect import ARTIFACT_COLUMNS, JSON_COLUMNS, LINK_COLUMNS, TASK_COLUMNS, ExpectedRun, whole_numbers
 from .report import Finding, ParityReport
@@ -47,12 +49,9 @@ class TargetReader:
     def __init__(self, conn: Connection, tasks_table: str = "tasks") -> None:
         self.conn = conn
         self.tasks_table = tasks_table
-        self.mysql = conn.dialect.name == "mysql"
+        self.q = dialect_for(conn).q
         self._rows: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]] = {}
         self._artifacts: dict[str, dict[str, Any]] = {}
-
-    def q(self, name: str) -> str:
-        return f"`{name}`" if self.mysql else f'"{name}"'
 
     def _where_in(self, sql: str, column: str, values: list[Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -132,6 +131,32 @@ def _compare_row(report: ParityReport, run: str, what: str, want: dict[str, Any]
                                         "unsorted"))
 
 
+def _compare_rows(report: ParityReport, run: str, table: str, rows: list[dict[str, Any]],
+                  expected: dict[str, dict[str, Any]], columns: Any, compared: Counter[str], kfp_rows: Counter[str],
+                  where: Callable[[str, dict[str, Any]], str], where_missing: Callable[[str, dict[str, Any]], str],
+                  extra: Callable[[str, dict[str, Any]], tuple[str, str, str]]) -> dict[str, dict[str, Any]]:
+    """One run's rows of `table` against the expected ones: each present and equal in every column; a
+    tool row nothing expects is an extra row (`extra` gives where, expected, found); rows KFP wrote
+    (not UUIDv5) are counted, not checked. Returns the tool's rows by id."""
+    coverage, lineage = report.checks["coverage"], report.checks["lineage"]
+    mine = {r["UUID"]: r for r in rows if _v5(r["UUID"])}
+    kfp_rows[table] += len(rows) - len(mine)
+    noun = "task row" if table == "tasks" else "link row"
+    for uid, want in expected.items():
+        coverage.checked += 1
+        have = mine.get(uid)
+        if have is None:
+            report.fail(Finding("coverage", run, where_missing(uid, want), noun, "present", "missing"))
+            continue
+        lineage.checked += 1
+        _compare_row(report, run, where(uid, want), want, have, columns, compared)
+    for uid, have in mine.items():
+        if uid not in expected:
+            at, wanted, found = extra(uid, have)
+            report.fail(Finding("coverage", run, at, "extra row", wanted, found))
+    return mine
+
+
 def compare_run(report: ParityReport, src: SourceRun, exp: ExpectedRun, target: TargetReader,
                 counts: dict[str, Counter[Any]], seen_artifacts: dict[str, Bitmap]) -> None:
     """Every column of every tool-written row of one run, and its ledger, against the expected side."""
@@ -154,39 +179,22 @@ def compare_run(report: ParityReport, src: SourceRun, exp: ExpectedRun, target: 
         report.fail(Finding("coverage", run, f"{entity} {mlmd_id}", "ledger", "no such entry", reason))
     for gap in exp.unaccounted:
         report.fail(Finding("coverage", run, gap, "accounted for", "a target row or a ledger entry", "neither"))
-    # --- tasks ------------------------------------------------------------------------------------------
-    mine = {t["UUID"]: t for t in tasks if _v5(t["UUID"])}
-    kfp_rows["tasks"] += len(tasks) - len(mine)
-    for tid, want in exp.tasks.items():
-        coverage.checked += 1
-        have = mine.get(tid)
-        if have is None:
-            report.fail(Finding("coverage", run, f"task {tid} ({want['ScopePath']}, MLMD execution "
-                                f"{want['_executions'][-1]})", "task row", "present", "missing"))
-            continue
-        lineage.checked += 1
-        _compare_row(report, run, f"task {tid} ({want['ScopePath']})", want, have, TASK_COLUMNS, compared)
-    for tid, have in mine.items():
-        if tid not in exp.tasks:
-            report.fail(Finding("coverage", run, f"task {tid} ({have.get('ScopePath')})", "extra row",
-                                "no MLMD origin" if not exp.skip else f"none (run skipped: {exp.skip})", "present"))
-    # --- links --------------------------------------------------------------------------------------------
-    mine_links = {lk["UUID"]: lk for lk in links if _v5(lk["UUID"])}
-    kfp_rows["artifact_tasks"] += len(links) - len(mine_links)
-    for lid, want in exp.links.items():
-        coverage.checked += 1
-        have = mine_links.get(lid)
-        origin = f"MLMD event {want['_event']}" if want["_event"] is not None else "propagated output"
-        if have is None:
-            report.fail(Finding("coverage", run, f"link {lid} ({want['ArtifactKey']}, {origin})", "link row",
-                                "present", "missing"))
-            continue
-        lineage.checked += 1
-        _compare_row(report, run, f"link {lid} ({want['ArtifactKey']}, {origin})", want, have, LINK_COLUMNS, compared)
-    for lid, have in mine_links.items():
-        if lid not in exp.links:
-            report.fail(Finding("coverage", run, f"link {lid} ({have['ArtifactKey']})", "extra row",
-                                "no MLMD event or propagated output", f"type {have['Type']}"))
+    # --- tasks and links: every expected row present with every column equal, and no other tool row -------
+    def link_origin(row: dict[str, Any]) -> str:
+        return f"MLMD event {row['_event']}" if row["_event"] is not None else "propagated output"
+
+    mine = _compare_rows(
+        report, run, "tasks", tasks, exp.tasks, TASK_COLUMNS, compared, kfp_rows,
+        lambda tid, want: f"task {tid} ({want['ScopePath']})",
+        lambda tid, want: f"task {tid} ({want['ScopePath']}, MLMD execution {want['_executions'][-1]})",
+        lambda tid, have: (f"task {tid} ({have.get('ScopePath')})", "no MLMD origin" if not exp.skip
+                           else f"none (run skipped: {exp.skip})", "present"))
+    mine_links = _compare_rows(
+        report, run, "artifact_tasks", links, exp.links, LINK_COLUMNS, compared, kfp_rows,
+        lambda lid, want: f"link {lid} ({want['ArtifactKey']}, {link_origin(want)})",
+        lambda lid, want: f"link {lid} ({want['ArtifactKey']}, {link_origin(want)})",
+        lambda lid, have: (f"link {lid} ({have['ArtifactKey']})", "no MLMD event or propagated output",
+                           f"type {have['Type']}"))
     # --- artifacts (shared between runs: each row compared once; an artifact's rows, split metrics
     # included, all come with the first run that uses it in its namespace: a bit per MLMD id) -------------
     seen = seen_artifacts.setdefault(exp.namespace or "", Bitmap())

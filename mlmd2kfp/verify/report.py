@@ -108,16 +108,28 @@ class ParityReport:
                 "scope": self.scope, "phase": self.phase, "failures": {n: c.failure_count for n, c in self.checks.items() if c.failure_count}}
 
 
+def info_text(info: dict[str, Any]) -> str:
+    """A check's counters as words: `name: key n, key n; name n` (nothing empty, no Python reprs)."""
+    parts = []
+    for name, value in info.items():
+        if isinstance(value, dict):
+            inner = ", ".join(f"{k} {v}" for k, v in value.items() if v)
+            parts.append(f"{name}: {inner or 'none'}")
+        else:
+            parts.append(f"{name} {value}")
+    return "; ".join(parts)
+
+
 def render_table(report: ParityReport) -> Table:
     table = Table(title=f"verify ({report.mode}, {report.phase}, {report.scope}; expected side read through "
                         f"{report.source_path}) — "
                         f"{'PASSED' if report.passed else 'FAILED'}", title_justify="left")
-    for col in ("check", "checked", "failures", "first difference"):
+    for col in ("check", "checked", "failures", "detail"):
         table.add_column(col, justify="right" if col in ("checked", "failures") else "left")
     for c in report.checks.values():
         mark = "✓" if c.failure_count == 0 else ("!" if not c.blocking else "✗")
-        first = c.failures[0].line() if c.failures else ", ".join(f"{k} {v}" for k, v in c.info.items())[:120]
-        table.add_row(f"{mark} {c.name}", str(c.checked), str(c.failure_count), first)
+        first = c.failures[0].line() if c.failures else info_text(c.info)
+        table.add_row(f"{mark} {c.name}", str(c.checked), str(c.failure_count), first or "-")
     table.caption = f"runs checked: {report.runs_checked}; failing runs: {len(report.failing_runs)}"
     return table
 

@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, URL
 
-from ..dialects import dialect_for, holds_nul_sql
+from ..dialects import dialect_for, holds_nul_sql, untyped_integer_sql
 
 RUN_TYPE = "system.PipelineRun"
 
@@ -96,7 +96,7 @@ class ApiSource:
     name = "ml-metadata API"
 
     def __init__(self, url: URL, fallback: SqlSource | None = None) -> None:
-        from ..sample.mlmd_client import open_read_only, require_mlmd
+        from ..source.mlmd_api import open_read_only, require_mlmd
 
         require_mlmd()
         self.store = open_read_only(url)
@@ -240,9 +240,7 @@ class SqlSource:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        lower = conn.dialect.name == "postgresql"
-        q = (lambda n: n.lower()) if lower else (lambda n: f"`{n}`" if conn.dialect.name == "mysql" else f'"{n}"')
-        self.q = q
+        self.q = dialect_for(conn).mlmd_table
         self._type_names: dict[int, str] | None = None
 
     def _props(self, table: str, owner: str, ids: list[int],
@@ -252,7 +250,7 @@ class SqlSource:
             chunk = ",".join(str(int(x)) for x in ids[i:i + 500])
             for r in self.conn.execute(text(
                     f"SELECT {owner}, name, int_value, double_value, string_value, bool_value FROM {self.q(table)} "
-                    f"WHERE {owner} IN ({chunk}) AND is_custom_property = {'true' if self.conn.dialect.name == 'postgresql' else '1'}")):
+                    f"WHERE {owner} IN ({chunk}) AND is_custom_property = {'true' if dialect_for(self.conn).native_booleans else '1'}")):
                 value: Any = None
                 if r[2] is not None:
                     value = int(r[2])
@@ -284,11 +282,12 @@ class SqlSource:
     def untyped_times(self, context_ids: list[int]) -> set[int]:
         """SQLite only (a server's BIGINT column holds numbers): run contexts with an execution or artifact
         whose time column holds something other than an integer."""
-        if self.conn.dialect.name != "sqlite" or not context_ids:
+        d = dialect_for(self.conn)
+        if untyped_integer_sql(d, "x") is None or not context_ids:
             return set()
         ids = ",".join(str(int(c)) for c in context_ids)
-        bad = ("(typeof({t}.create_time_since_epoch) NOT IN ('integer', 'null') OR "
-               "typeof({t}.last_update_time_since_epoch) NOT IN ('integer', 'null'))")
+        bad = (f"({untyped_integer_sql(d, '{t}.create_time_since_epoch')} OR "
+               f"{untyped_integer_sql(d, '{t}.last_update_time_since_epoch')})")
         q = self.q
         rows = self.conn.execute(text(
             f"SELECT a.context_id FROM {q('Association')} a JOIN {q('Execution')} e ON e.id = a.execution_id "

@@ -67,7 +67,7 @@ def test_true_up_rewrites_only_changed_runs(databases):
     m, k = sample(databases)
     migrate(m, k, MigrateOptions())
     # 1. one MLMD execution's state changes (through ml-metadata, as KFP would)
-    from mlmd2kfp.sample.mlmd_client import open_store
+    from mlmd2kfp.source.mlmd_api import open_store
 
     writer = open_store(make_url(m))
     run_id = [r["UUID"] for r in rows(k, 'SELECT "UUID" FROM run_details WHERE "DisplayName" LIKE \'in-flight%\'')][0]
@@ -362,3 +362,15 @@ def test_stage_only_after_the_cutover_keeps_the_migration_done(databases):
     again = migrate(m, k, MigrateOptions(stage_only=True))
     assert again.phase == "done" and again.runs_read == 0
     assert rows(k, "SELECT phase FROM mlmd2kfp_state")[0]["phase"] == "done"
+
+
+def test_a_rerun_by_another_release_says_so_and_records_it(databases):
+    from mlmd2kfp import __version__
+
+    m, k = sample(databases)
+    assert cli_migrate(m, k).code == 0
+    execute(k, "UPDATE mlmd2kfp_state SET tool_version = '0.0.1'")
+    again = cli_migrate(m, k)
+    assert again.code == 0, again.stderr
+    assert f"last run by mlmd2kfp 0.0.1; mlmd2kfp {__version__} continues it" in " ".join((again.stdout + again.stderr).split())
+    assert rows(k, "SELECT tool_version FROM mlmd2kfp_state")[0]["tool_version"] == __version__

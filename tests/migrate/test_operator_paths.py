@@ -230,7 +230,7 @@ def _huge_run(m: str, k: str, iterations: int) -> str:
     from ml_metadata.proto import metadata_store_pb2 as pb
     from sqlalchemy.engine import make_url
 
-    from mlmd2kfp.sample.mlmd_client import open_store
+    from mlmd2kfp.source.mlmd_api import open_store
 
     store = open_store(make_url(m))
     db = Db(k)

@@ -14,7 +14,7 @@ pytest.importorskip("ml_metadata")
 from google.protobuf.json_format import MessageToDict  # noqa: E402
 
 from mlmd2kfp.sample import SampleReport, write_sample  # noqa: E402
-from mlmd2kfp.sample.mlmd_client import open_read_only  # noqa: E402
+from mlmd2kfp.source.mlmd_api import open_read_only  # noqa: E402
 
 
 def open_reader(url: str) -> Any:

@@ -37,7 +37,7 @@ def test_execution_added_to_the_source_is_a_coverage_gap(module_databases):
     m, k = module_databases.new("m"), module_databases.new("k")
     write_sample(m, k, seed=8)
     migrate(m, k, MigrateOptions())
-    from mlmd2kfp.sample.mlmd_client import open_store
+    from mlmd2kfp.source.mlmd_api import open_store
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     store = open_store(make_url(m))

@@ -53,15 +53,11 @@ def fault_point(name: str, conn: Any = None) -> None:
 
 
 def _drop_connection(conn: Any) -> None:
-    """End `conn`'s server session from a second session (MySQL `KILL`, `pg_terminate_backend`)."""
-    name = conn.dialect.name
-    if name == "mysql":
-        session = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
-        statement = f"KILL {int(session)}"
-    elif name == "postgresql":
-        session = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        statement = f"SELECT pg_terminate_backend({int(session)})"
-    else:  # SQLite has no server session to end
+    """End `conn`'s server session from a second session (SQLite has none to end)."""
+    from .dialects import end_session_sql
+
+    statement = end_session_sql(conn)
+    if statement is None:
         return
     with conn.engine.connect() as other:
         other.exec_driver_sql(statement)

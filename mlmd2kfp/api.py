@@ -1,0 +1,148 @@
+"""The library: one function per command, the way alembic's `command` module is (the CLI calls only these).
+
+    from mlmd2kfp import api
+
+    report = api.plan(mlmd_url, kfp_url)                 # read-only dry run
+    result = api.migrate(mlmd_url, kfp_url, strict=True) # batched, resumable copy, then the cutover
+    parity = api.verify(mlmd_url, kfp_url)               # the independent check; recorded for the gate
+    ok, why = api.status(kfp_url).gate                   # what `status --check` answers
+
+URLs are SQLAlchemy URLs (`mysql://…`, `postgresql+psycopg://…`, `sqlite:///file`). Every function
+raises a `ToolkitError` subclass (with the exit code the CLI uses) for what an operator must act on;
+reports are data (render them with `migrate.plan_render`, `migrate.runner_render`, `verify.report`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError, PlanNotClean
+
+if TYPE_CHECKING:
+    from .migrate.admin import RollbackReport, StatusReport
+    from .migrate.options import MigrateReport
+    from .migrate.plan import PlanReport
+    from .verify.report import ParityReport
+
+Progress = Callable[[int, int], None]
+"""(runs done, runs total)."""
+
+
+def plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, source_name: str = "",
+         on_progress: Progress | None = None) -> PlanReport:
+    """Read and map every run and predict what `migrate` writes and skips; write nothing.
+
+    Args:
+        multi_user: KFP's install mode (`--multi-user`/`--single-user`); None detects it from the runs.
+        source_name: the `--source-name` the migration will use (it is mixed into every id).
+        on_progress: called with (runs done, runs total) as runs are mapped.
+
+    `report.exit_code(strict=True)` is 1 when a row would be skipped or a run has no spec (`plan --strict`).
+    """
+    from .migrate.plan import build_plan
+
+    return build_plan(mlmd_url, kfp_url, multi_user=multi_user, source_name=source_name, on_progress=on_progress)
+
+
+def migrate(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, stage_only: bool = False,
+            batch_rows: int = 2000, max_rows_per_second: float | None = None, namespaces: tuple[str, ...] = (),
+            run_ids: tuple[str, ...] = (), source_name: str = "", strict: bool = False,
+            on_progress: Callable[[int, int, int], None] | None = None, on_plan_progress: Progress | None = None,
+            on_event: Callable[[str], None] | None = None) -> MigrateReport:
+    """Copy MLMD's runs into `tasks`, `artifacts` and `artifact_tasks` (or resume, or true up), then cut over.
+
+    Args:
+        multi_user: as `plan`; a rerun must use the mode the migration recorded.
+        stage_only: write into the staging table and stop before the cutover (pre-run while the old KFP serves).
+        batch_rows: target rows per transaction (whole runs, each batch committed with its checkpoint).
+        max_rows_per_second: throttle the writes.
+        namespaces, run_ids: only these runs (such a pass never cuts over).
+        source_name: names this MLMD database when several go into one KFP database (mapping.md W13).
+        strict: plan first and refuse to write anything when a row would be skipped or a run has no spec.
+        on_progress: (runs done, runs total, rows written); on_plan_progress: the strict plan's progress;
+        on_event: one line per notable step (cutover, resume, tables created).
+
+    Raises:
+        PlanNotClean: `strict` and the plan would skip rows (nothing written; exit 1).
+        LockHeldError, ResumeError, TargetSchemaError, PrivilegeError: refused before any write.
+        MigrationFailedError: a batch failed for good (committed batches kept, recorded in the state).
+        InterruptedByOperator: Ctrl-C / SIGTERM after a committed batch (the rerun resumes).
+    """
+    from .migrate.options import MigrateOptions
+    from .migrate.runner import migrate as run
+
+    if strict:
+        refuse_unclean_plan(mlmd_url, kfp_url, multi_user=multi_user, source_name=source_name,
+                            on_progress=on_plan_progress)
+    options = MigrateOptions(multi_user=multi_user, stage_only=stage_only, batch_rows=batch_rows,
+                             max_rows_per_second=max_rows_per_second, namespaces=tuple(namespaces),
+                             run_ids=tuple(run_ids), source_name=source_name)
+    return run(mlmd_url, kfp_url, options, on_progress=on_progress, on_event=on_event)
+
+
+def refuse_unclean_plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, source_name: str = "",
+                        on_progress: Progress | None = None) -> None:
+    """`migrate --strict`'s check, before anything is asked or written: plan, and refuse when a row would be
+    skipped or a run has no spec.
+
+    Raises:
+        PlanNotClean: the plan is not clean (exit 1).
+    """
+    report = plan(mlmd_url, kfp_url, multi_user=multi_user, source_name=source_name, on_progress=on_progress)
+    if report.exit_code(strict=True):
+        raise PlanNotClean(f"--strict: {report.skipped_rows} MLMD row(s) would be skipped and "
+                           f"{report.runs_without_spec} run(s) have no spec; nothing was written "
+                           "(run `mlmd2kfp plan` for the ledger)")
+
+
+def verify(mlmd_url: str, kfp_url: str, *, run_ids: tuple[str, ...] = (), namespaces: tuple[str, ...] = (),
+           multi_user: bool | None = None, source: str = "auto", source_name: str | None = None,
+           on_progress: Progress | None = None) -> ParityReport:
+    """Check every row the tool wrote against MLMD, re-derived another way; record the result for the gate.
+
+    Args:
+        run_ids, namespaces: check only these (a partial result, which never opens the gate).
+        multi_user: default: the mode the migration recorded.
+        source: how to read MLMD for the expected side: `auto` (ml-metadata when installed), `api`, `sql`.
+        source_name: which recorded source this MLMD database is (needed when there are several).
+
+    `report.exit_code` is 0 when everything holds, 1 on a difference; `report.not_recorded` says why a
+    result could not be recorded (a migrator wrote while it read).
+    """
+    from .verify import VerifyOptions, run_verify
+
+    if source not in ("auto", "api", "sql"):
+        raise ConfigError("--source must be auto, api or sql")
+    options = VerifyOptions(run_ids=tuple(run_ids), namespaces=tuple(namespaces), multi_user=multi_user,
+                            source_path=source, source_name=source_name)
+    return run_verify(mlmd_url, kfp_url, options, on_progress=on_progress)
+
+
+def status(kfp_url: str) -> StatusReport:
+    """Every source's state (phase, counts, checkpoint, last error, last verify) and the startup gate
+    (`report.gate`: (open, the one line that says why))."""
+    from .migrate.admin import read_status
+
+    return read_status(kfp_url)
+
+
+def rollback(kfp_url: str, *, source_name: str | None = None) -> RollbackReport:
+    """Delete exactly the rows the tool wrote (runs KFP wrote into are kept whole) and, with the last
+    source, drop the tables it created and move the old `tasks` back.
+
+    Raises:
+        ToolkitError: no migration is recorded, or several are and `source_name` does not say which.
+        LockHeldError: a migrator is running.
+    """
+    from .migrate.admin import rollback as run
+
+    return run(kfp_url, source_name)
+
+
+def cleanup(kfp_url: str) -> list[str]:
+    """Drop `tasks_pre_migration` and the tool's own tables (returns their names); refused unless the
+    startup gate is open (every source finished and verified)."""
+    from .migrate.admin import cleanup as run
+
+    return run(kfp_url)

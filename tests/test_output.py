@@ -34,8 +34,13 @@ def _normalise(text: str, directory: Path) -> str:
 def _session(directory: Path) -> list[tuple[str, int, str]]:
     """(command, exit code, output without progress lines) for each step."""
     m, k = f"sqlite:///{directory / 'mlmd.sqlite'}", f"sqlite:///{directory / 'kfp.sqlite'}"
+    fresh_m, fresh_k = f"sqlite:///{directory / 'fresh-mlmd.sqlite'}", f"sqlite:///{directory / 'fresh-kfp.sqlite'}"
     steps = [
         ("demo", "--dir", str(directory)),
+        ("sample", "--mlmd-url", fresh_m, "--kfp-url", fresh_k),
+        ("schema", "check", "--kfp-url", fresh_k),
+        ("schema", "create", "--kfp-url", fresh_k),
+        ("schema", "check", "--kfp-url", k),
         ("plan", "--mlmd-url", m, "--kfp-url", k),
         ("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes"),
         ("status", "--check", "--kfp-url", k),
@@ -78,7 +83,7 @@ def test_the_operator_session_reads_as_pinned(session):
 REPR = re.compile(r"\{'|\('|\bNone\b|\[\]|\{\}|Counter\(|<[a-z_.]+ object")
 
 
-@pytest.mark.parametrize("step", range(12))
+@pytest.mark.parametrize("step", range(16))
 def test_no_python_reprs_and_no_cut_words(session, step):
     command, _, text = session[step]
     for line in text.splitlines():
@@ -90,7 +95,13 @@ def test_no_python_reprs_and_no_cut_words(session, step):
 def test_messages_fit_the_state(session):
     by_step = [text for _, _, text in session]
     codes = [code for _, code, _ in session]
-    assert "cutover: adding" not in by_step[2]  # a rerun after the cutover has nothing to swap
-    assert codes[3] == 1 and "no longer holds" in by_step[3]  # the rerun invalidated the demo's verify
-    assert codes[7] == 0 and "nothing to roll back" in by_step[7] and "nothing was changed" in by_step[7]
-    assert codes[10] == 3 and "without --stage-only" in by_step[10]  # cleanup while staged: the next step
+    steps = {command.split(" --")[0]: i for i, (command, _, _) in reversed(list(enumerate(session)))}
+    migrate_again, gate, rollback = steps["migrate"], steps["status"], steps["rollback"]
+    assert codes[steps["schema check"]] == 1 and codes[steps["schema create"]] == 0  # before / after creating
+    assert "cutover: adding" not in by_step[migrate_again]  # a rerun after the cutover has nothing to swap
+    assert codes[gate] == 1 and "no longer holds" in by_step[gate]  # the rerun invalidated the demo's verify
+    second_rollback = rollback + 1
+    assert codes[second_rollback] == 0 and "nothing to roll back" in by_step[second_rollback]
+    assert "nothing was changed" in by_step[second_rollback]
+    staged_cleanup = len(session) - 2
+    assert codes[staged_cleanup] == 3 and "without --stage-only" in by_step[staged_cleanup]  # the next real step

@@ -198,3 +198,13 @@ def test_the_cli_runs_the_commands_through_the_library_surface():
     imports = _imports(PACKAGE / "cli.py")
     assert "api" in imports
     assert not imports & {"migrate.runner", "migrate.plan", "migrate.admin", "verify"}, imports
+
+
+def test_no_private_name_is_imported_from_another_module():
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("mlmd2kfp")):
+                offenders += [f"{path.relative_to(PACKAGE)}:{node.lineno}: {a.name}" for a in node.names
+                              if a.name.startswith("_") and not a.name.startswith("__")]
+    assert offenders == []

@@ -28,9 +28,11 @@ class MigrateOptions:
 
 @dataclass
 class TableStats:
-    """Per target table: source rows read, rows written, skipped by reason, seconds."""
+    """Per target table: source rows read, rows written and deleted, ledger entries by reason."""
 
     read: int = 0
+    """MLMD rows of the table's source (`Execution`, `Artifact`, `Event`) this pass read: each distinct row of
+    the runs it read once, and the rows of no run; a first full pass reads them all."""
     written: int = 0
     deleted: int = 0
     skipped: Counter[str] = field(default_factory=Counter)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from ..background import ChildIterator, End, put_unless_halted
+from ..bitmap import Bitmap
 from ..db import make_engine
 from ..dialects import max_value_bytes
 from ..errors import MigrationFailedError
@@ -29,6 +30,16 @@ from ..faults import fault_point
 from .options import MigrateOptions, MigrateReport
 from .state import claimed_elsewhere
 from .writer import RunWork, TargetTables, cross_check_fingerprints
+
+def _first_reads(seen: Bitmap, ids: Iterable[int]) -> int:
+    """How many of `ids` this pass had not read before (an artifact of several runs counts once)."""
+    new = 0
+    for i in ids:
+        if i not in seen:
+            seen.add(i)
+            new += 1
+    return new
+
 
 QUEUE_DEPTH = 2
 """Chunks the reader may have ready ahead of the writer (bounds memory to about three batches)."""
@@ -82,6 +93,7 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
         yield Total(count_run_contexts(reader))
         batch: list[RunWork] = []
         counts, batch_size = Counts(), 0
+        read = {"executions": Bitmap(), "events": Bitmap(), "artifacts": Bitmap()}  # distinct rows read this pass
         for page in reader.pages(last_context_id, options.run_ids or None):
             counts.runs_seen += len(page)
             marks = reader.marks(page)
@@ -96,9 +108,9 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
                 if namespaces and (bundle.run is None or bundle.run.namespace not in namespaces):
                     continue
                 rows = map_run(bundle, map_options)
-                counts.executions += len(bundle.executions)
-                counts.events += len(bundle.events)
-                counts.artifacts += len(bundle.artifacts)
+                counts.executions += _first_reads(read["executions"], (e.id for e in bundle.executions))
+                counts.events += _first_reads(read["events"], (e.id for e in bundle.events))
+                counts.artifacts += _first_reads(read["artifacts"], bundle.artifacts)
                 work = RunWork(bundle.context_id, bundle.run_id, marks[bundle.context_id], rows)
                 batch.append(work)
                 batch_size += work.size

@@ -50,9 +50,20 @@ def runless_executions(reader: MlmdReader) -> Iterator[tuple[int, str]]:
 
     Three streamed scans and two bitmaps (run contexts, executions in one), no per-row subquery: MLMD's
     SQLite schema has no index that serves a `NOT EXISTS` over `Association`, which made it quadratic."""
-    t = reader.t
-    c, a, ex = t.context.c, t.association.c, t.execution.c
+    ex = reader.t.execution.c
     conn, streamed = reader.mlmd, {"yield_per": 5000}  # per statement: the connection's options stay as they are
+    in_run = _executions_in_runs(reader)
+    names = {i: n for i, (n, _) in reader.types.items()}
+    for execution_id, type_id in conn.execute(select(ex.id, ex.type_id).order_by(ex.id), execution_options=streamed):
+        if execution_id not in in_run:
+            yield int(execution_id), names.get(type_id, "?")
+
+
+def _executions_in_runs(reader: MlmdReader) -> Bitmap:
+    """The executions associated with a `system.PipelineRun` context (two streamed scans)."""
+    t = reader.t
+    c, a = t.context.c, t.association.c
+    conn, streamed = reader.mlmd, {"yield_per": 5000}
     run_contexts, in_run = Bitmap(), Bitmap()
     for (context_id,) in conn.execute(select(c.id).where(c.type_id.in_(reader.run_type_ids or [-1])),
                                       execution_options=streamed):
@@ -60,10 +71,28 @@ def runless_executions(reader: MlmdReader) -> Iterator[tuple[int, str]]:
     for context_id, execution_id in conn.execute(select(a.context_id, a.execution_id), execution_options=streamed):
         if context_id in run_contexts:
             in_run.add(execution_id)
-    names = {i: n for i, (n, _) in reader.types.items()}
-    for execution_id, type_id in conn.execute(select(ex.id, ex.type_id).order_by(ex.id), execution_options=streamed):
-        if execution_id not in in_run:
-            yield int(execution_id), names.get(type_id, "?")
+    return in_run
+
+
+def rows_in_no_run(reader: MlmdReader) -> dict[str, int]:
+    """MLMD rows no run's read touches, per table: executions in no run, events of those (and of missing
+    executions), artifacts no event of a run's execution names. With the distinct rows read run by run
+    they make up the whole store, which is how `migrate` reports what it read. Streamed scans."""
+    t, conn, streamed = reader.t, reader.mlmd, {"yield_per": 5000}
+    in_run = _executions_in_runs(reader)
+    out = {"executions": 0, "events": 0, "artifacts": 0}
+    for (execution_id,) in conn.execute(select(t.execution.c.id), execution_options=streamed):
+        out["executions"] += execution_id not in in_run
+    touched = Bitmap()
+    for execution_id, artifact_id in conn.execute(select(t.event.c.execution_id, t.event.c.artifact_id),
+                                                  execution_options=streamed):
+        if execution_id in in_run:
+            touched.add(artifact_id)
+        else:
+            out["events"] += 1
+    for (artifact_id,) in conn.execute(select(t.artifact.c.id), execution_options=streamed):
+        out["artifacts"] += artifact_id not in touched
+    return out
 
 
 def is_v2_artifact_type(name: str) -> bool:

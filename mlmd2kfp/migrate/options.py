@@ -31,8 +31,9 @@ class TableStats:
     """Per target table: source rows read, rows written and deleted, ledger entries by reason."""
 
     read: int = 0
-    """MLMD rows of the table's source (`Execution`, `Artifact`, `Event`) this pass read: each distinct row of
-    the runs it read once, and the rows of no run; a first full pass reads them all."""
+    """MLMD rows of the table's source (`Execution`, `Artifact`, `Event`) this invocation read: each distinct row
+    of the runs it mapped once (not of runs `--namespace` left out), and the rows of no run; an uninterrupted
+    first pass over a store nobody writes meanwhile reads them all."""
     written: int = 0
     deleted: int = 0
     skipped: Counter[str] = field(default_factory=Counter)

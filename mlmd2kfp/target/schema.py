@@ -483,7 +483,7 @@ def create_schema(conn: Connection) -> CreateResult:
         todo = [t for t in todo if t.name not in skipped]
         notes.append(
             "old tasks table present: `tasks` (pre-MLMD-removal form) was left in place; "
-            "`mlmd2kfp migrate` creates the new `tasks` and `artifact_tasks` in a staging table "
+            "`mlmd2kfp migrate` creates the new `tasks` in a staging table (and `artifact_tasks`) "
             "and moves the old one aside to `tasks_pre_migration`"
         )
     try:

@@ -20,7 +20,8 @@ from ..mappers import MapOptions, map_run
 from ..mappers.enums import STATE_NAMES, TASK_TYPE_NAMES
 from ..records import LedgerEntry, RunRows
 from ..bitmap import Bitmap
-from ..source.inventory import count_run_contexts, runless_entries, take_inventory, take_kfp_inventory
+from ..source.inventory import (count_run_contexts, executions_in_runs, runless_entries, take_inventory,
+                                take_kfp_inventory)
 from ..source.reader import MlmdReader
 from ..target.schema import check_schema, require_run_details
 
@@ -176,7 +177,7 @@ def build_plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, s
                     report.runs_without_spec += 1
                 if on_progress:
                     on_progress(report.runs_total, total)
-            for entry in runless_entries(reader, seen.linked, ""):
+            for entry in runless_entries(reader, executions_in_runs(reader), seen.linked, ""):
                 _ledger(report, entry.reason, 1, entry.entity, entry)
     finally:
         mlmd_engine.dispose()

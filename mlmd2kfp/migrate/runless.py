@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from ..bitmap import Bitmap
 from ..faults import fault_point
 from ..records import LedgerEntry
-from ..source.inventory import rows_in_no_run, runless_entries
+from ..source.inventory import events_and_artifacts_in_no_run, executions_in_runs, runless_entries
 from ..source.reader import MlmdReader
 from .options import MigrateReport
 from .state import runless_run_id
@@ -33,11 +33,14 @@ def write_runless_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, re
                 select(t.runs.c.mlmd_artifact_ids).where(t.runs.c.source_name == source_name)):
             for i in json.loads(r.mlmd_artifact_ids or "[]"):
                 linked.add(i)
+    in_run = executions_in_runs(reader)
     with engine.begin() as conn:
         conn.execute(delete(t.ledger).where(t.ledger.c.run_uuid == runless))
         chunk: list[LedgerEntry] = []
-        for entry in runless_entries(reader, linked, runless):
+        for entry in runless_entries(reader, in_run, linked, runless):
             report.ledger[entry.reason] += 1
+            if entry.entity == "execution":  # an execution in no run: read here, not with a run
+                report.tables["tasks"].read += 1
             chunk.append(entry)
             if len(chunk) >= 2000:
                 insert_rows(conn, t.ledger, ledger_rows(chunk))
@@ -45,8 +48,7 @@ def write_runless_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, re
         if chunk:
             insert_rows(conn, t.ledger, ledger_rows(chunk))
         fault_point("global-ledger")
-    # what no run's read touched is read here: with the runs' distinct rows, the whole store
-    unread = rows_in_no_run(reader)
-    report.tables["tasks"].read += unread["executions"]
+    # the rest of what no run's read touched: with the runs' distinct rows, the whole store
+    unread = events_and_artifacts_in_no_run(reader, in_run)
     report.tables["artifact_tasks"].read += unread["events"]
     report.tables["artifacts"].read += unread["artifacts"]

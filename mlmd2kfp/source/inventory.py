@@ -45,21 +45,20 @@ def runless_reason(type_name: str) -> str:
     return "unsupported-v1" if type_name.startswith("components.") else "unsupported-type"
 
 
-def runless_executions(reader: MlmdReader) -> Iterator[tuple[int, str]]:
-    """(id, type name) of the executions associated with no `system.PipelineRun` context, in id order.
+def runless_executions(reader: MlmdReader, in_run: Bitmap) -> Iterator[tuple[int, str]]:
+    """(id, type name) of the executions not in `in_run` (`executions_in_runs`), in id order.
 
-    Three streamed scans and two bitmaps (run contexts, executions in one), no per-row subquery: MLMD's
-    SQLite schema has no index that serves a `NOT EXISTS` over `Association`, which made it quadratic."""
+    A streamed scan against bitmaps, no per-row subquery: MLMD's SQLite schema has no index that serves a
+    `NOT EXISTS` over `Association`, which made it quadratic."""
     ex = reader.t.execution.c
     conn, streamed = reader.mlmd, {"yield_per": 5000}  # per statement: the connection's options stay as they are
-    in_run = _executions_in_runs(reader)
     names = {i: n for i, (n, _) in reader.types.items()}
     for execution_id, type_id in conn.execute(select(ex.id, ex.type_id).order_by(ex.id), execution_options=streamed):
         if execution_id not in in_run:
             yield int(execution_id), names.get(type_id, "?")
 
 
-def _executions_in_runs(reader: MlmdReader) -> Bitmap:
+def executions_in_runs(reader: MlmdReader) -> Bitmap:
     """The executions associated with a `system.PipelineRun` context (two streamed scans)."""
     t = reader.t
     c, a = t.context.c, t.association.c
@@ -74,15 +73,13 @@ def _executions_in_runs(reader: MlmdReader) -> Bitmap:
     return in_run
 
 
-def rows_in_no_run(reader: MlmdReader) -> dict[str, int]:
-    """MLMD rows no run's read touches, per table: executions in no run, events of those (and of missing
-    executions), artifacts no event of a run's execution names. With the distinct rows read run by run
-    they make up the whole store, which is how `migrate` reports what it read. Streamed scans."""
+def events_and_artifacts_in_no_run(reader: MlmdReader, in_run: Bitmap) -> dict[str, int]:
+    """MLMD rows no run's read touches besides the executions in no run (`runless_executions`): events of
+    executions outside `in_run` (or of missing ones), artifacts no event of a run's execution names. With
+    the distinct rows read run by run they make up the whole store, which is how `migrate` reports what it
+    read. Two streamed scans."""
     t, conn, streamed = reader.t, reader.mlmd, {"yield_per": 5000}
-    in_run = _executions_in_runs(reader)
-    out = {"executions": 0, "events": 0, "artifacts": 0}
-    for (execution_id,) in conn.execute(select(t.execution.c.id), execution_options=streamed):
-        out["executions"] += execution_id not in in_run
+    out = {"events": 0, "artifacts": 0}
     touched = Bitmap()
     for execution_id, artifact_id in conn.execute(select(t.event.c.execution_id, t.event.c.artifact_id),
                                                   execution_options=streamed):
@@ -100,27 +97,29 @@ def is_v2_artifact_type(name: str) -> bool:
     return "." in name and not name.startswith("mlmd.")
 
 
-def runless_entries(reader: MlmdReader, linked: Container[int], run_id: str) -> Iterator[LedgerEntry]:
+def runless_entries(reader: MlmdReader, in_run: Bitmap, linked: Container[int], run_id: str) -> Iterator[LedgerEntry]:
     """The ledger of MLMD rows no run accounts for, filed under `run_id` (mapping.md §7): executions in no
     run (`no-run`, `unsupported-v1`, `unsupported-type`), artifacts of v1 types and v2 ones outside
     `linked` (`orphan-artifact`: no migrated run links them), events of missing executions and v1 run
-    contexts. Streamed scans only (`plan` counts these entries, `migrate` writes them)."""
+    contexts; `in_run` is `executions_in_runs`. Streamed scans only (`plan` counts these entries, `migrate`
+    writes them)."""
     names = {i: n for i, (n, _) in reader.types.items()}
     m = reader.t
     c, art = m.context.c, m.artifact.c
-    stream = reader.mlmd.execution_options(yield_per=5000)
-    for execution_id, type_name in runless_executions(reader):
+    conn, streamed = reader.mlmd, {"yield_per": 5000}  # per statement, as in runless_executions
+    for execution_id, type_name in runless_executions(reader, in_run):
         yield LedgerEntry(run_id, "execution", execution_id, runless_reason(type_name), type_name)
-    for r in stream.execute(select(art.id, art.type_id).order_by(art.id)):
+    for r in conn.execute(select(art.id, art.type_id).order_by(art.id), execution_options=streamed):
         name = names.get(r.type_id, "?")
         if not is_v2_artifact_type(name):
             yield LedgerEntry(run_id, "artifact", r.id, "unsupported-v1", name)
         elif r.id not in linked:
             yield LedgerEntry(run_id, "artifact", r.id, "orphan-artifact")
-    for r in stream.execute(dangling_events(m)):
+    for r in conn.execute(dangling_events(m), execution_options=streamed):
         yield LedgerEntry(run_id, "event", r.id, "dangling-event", "its execution row does not exist")
     v1_types = [i for i, (n, k) in reader.types.items() if k == 2 and n in V1_RUN_CONTEXT_TYPES]
-    for r in stream.execute(select(c.id, c.type_id).where(c.type_id.in_(v1_types or [-1])).order_by(c.id)):
+    for r in conn.execute(select(c.id, c.type_id).where(c.type_id.in_(v1_types or [-1])).order_by(c.id),
+                          execution_options=streamed):
         yield LedgerEntry(run_id, "context", r.id, "unsupported-v1", names.get(r.type_id, "?"))
 
 

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..records import EVENT_INPUT, EVENT_OUTPUT, ArtifactRow, LedgerEntry, MlmdEvent
-from .enums import (CACHED, COLLECTED_INPUTS, COMPONENT_INPUT, CONDITION_BRANCH,
+from .enums import (CACHED, COLLECTED_INPUTS, COMPONENT_INPUT, CONDITION_BRANCH, DAG_LIKE,
                     IMPORTER, IO_TYPE_NAMES, ITERATOR_INPUT, ITERATOR_OUTPUT, LOOP, ONE_OF_OUTPUT, OUTPUT, ROOT,
                     RUNTIME, RUNTIME_VALUE_INPUT, SUCCEEDED, TASK_FINAL_STATUS_OUTPUT, TASK_OUTPUT_INPUT)
+from .protojson import dumps
 from .tree import TaskNode
 
 
@@ -48,8 +49,8 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def item_input(task: TaskNode) -> str | None:
-    """A LOOP's `parameterIterator.itemInput` (the loop-item key)."""
-    if task.type != LOOP or task.task_spec is None:
+    """A loop task's `parameterIterator.itemInput` (the loop-item key)."""
+    if not task.loop or task.task_spec is None:
         return None
     iterator = task.task_spec.get("parameterIterator") or task.task_spec.get("artifactIterator") or {}
     value = iterator.get("itemInput")
@@ -57,7 +58,7 @@ def item_input(task: TaskNode) -> str | None:
 
 
 def loop_item_without_spec(task: TaskNode) -> str | None:
-    """Without a spec, a LOOP's loop-item key: the one input its iteration DAGs record and it does not."""
+    """Without a spec, a loop task's loop-item key: the one input its iteration DAGs record and it does not."""
     own = _dict(task.effective.props.get("inputs")).keys()
     keys = {k for execs in task.iterations.values() for k in _dict(execs[-1].props.get("inputs")) if k not in own}
     return next(iter(keys)) if len(keys) == 1 else None
@@ -103,9 +104,10 @@ class RunIO:
         return rows
 
     def output_links(self, events_of: dict[int, list[MlmdEvent]]) -> None:
-        """OUTPUT events of every attempt → producer links."""
+        """OUTPUT events of every attempt → producer links: ITERATOR_OUTPUT inside a loop body, in any state
+        (the server types a link created with an iteration index so, v3), else OUTPUT."""
         for task in self.root.walk():
-            io_type = ITERATOR_OUTPUT if (task.state == CACHED and task.iteration is not None) else OUTPUT
+            io_type = ITERATOR_OUTPUT if task.iteration is not None else OUTPUT
             for attempt in task.attempts:
                 for ev in events_of.get(attempt.id, []):
                     if ev.type != EVENT_OUTPUT or not self._keyed(ev):
@@ -162,12 +164,14 @@ class RunIO:
             return TASK_OUTPUT_INPUT, producer(source.name)
         # Without a spec (or an unbound key): infer from MLMD alone (mapping.md §6).
         made_by = self._output_producer(row)
-        if key_counts.get((ev.execution_id, ev.key or ""), 0) > 1:
-            # the LOOP whose iterations produced the collection (or the producer itself), never ROOT
-            loop = made_by.parent if made_by is not None else None
-            while loop is not None and loop.type != LOOP:
-                loop = loop.parent
-            holder = loop or made_by
+        beside = made_by  # S: the child of the consumer's parent that is, or contains, the producing task
+        while beside is not None and beside.parent is not parent:
+            beside = beside.parent
+        if (key_counts.get((ev.execution_id, ev.key or ""), 0) > 1 or
+                (beside is not None and (beside.type == LOOP or (beside is made_by and beside.iteration is not None)))):
+            # a collection: a LOOP's outputs, a sibling's in the same iteration (v3), or several events;
+            # its producer is S (after nested loops the outer loop, v3), never ROOT
+            holder = beside or made_by
             return COLLECTED_INPUTS, producer(holder.name if holder is not None else parent_name)
         if parent is not None:
             for lk in self.links[parent]:  # the parent received it: a channel passed down unchanged
@@ -175,11 +179,8 @@ class RunIO:
                                                       RUNTIME_VALUE_INPUT):
                     return COMPONENT_INPUT, dict(lk.producer)
         if made_by is not None:
-            outer = made_by  # the producer's ancestor beside the consumer, whose propagated link names the child
-            while outer.parent is not None and outer.parent is not parent:
-                outer = outer.parent
-            if outer is not made_by and outer.parent is parent:
-                for lk in self.links[outer]:
+            if beside is not None and beside is not made_by:  # S's propagated link names its child
+                for lk in self.links[beside]:
                     if lk.artifact is row and lk.event_id is None:
                         return TASK_OUTPUT_INPUT, {"taskName": lk.producer["taskName"]}
             return TASK_OUTPUT_INPUT, producer(made_by.name)
@@ -226,20 +227,23 @@ class RunIO:
                 self._walk(task, "artifacts", link.key, None, link.artifact, has_spec)
 
     def _walk(self, task: TaskNode, kind: str, key: str, value: Any, row: ArtifactRow | None, has_spec: bool) -> None:
-        child, ancestor, level, previous = task, task.parent, 1, OUTPUT
+        # `previous`/`iteration`: type and producer iteration of the level below (level 0: T's own output)
+        child, ancestor, level, previous, iteration = task, task.parent, 1, OUTPUT, task.iteration
         while ancestor is not None:
             names = self._selectors(ancestor, kind, child.name, key, has_spec)
             if not names:
                 return
-            chosen = previous
+            chosen, chosen_iteration = previous, iteration
             for name in names:
-                if ancestor.type == LOOP:
+                if ancestor.type == LOOP:  # a nested loop is DAG: OUTPUT at level 1 (v3)
                     io_type = ITERATOR_OUTPUT
                 elif ancestor.type == CONDITION_BRANCH and not self._declared_list(ancestor, kind, name):
                     io_type = ONE_OF_OUTPUT
                 else:
                     io_type = OUTPUT if level == 1 else previous
-                prod = producer(child.name, child.iteration if io_type == ITERATOR_OUTPUT else None)
+                # (v3) only an ITERATOR_OUTPUT link keeps the iteration of the link below it
+                it = iteration if io_type == ITERATOR_OUTPUT else None
+                prod = producer(child.name, it)
                 if kind == "parameters":
                     entry = {"parameterKey": name, "producer": prod, "type": IO_TYPE_NAMES[io_type], "value": value}
                     if entry not in ancestor.output_params:
@@ -248,8 +252,8 @@ class RunIO:
                     assert row is not None
                     self._add_link(Link(ancestor, row, io_type, name, prod, None))
                 if name == names[0]:
-                    chosen = io_type
-            child, key, previous, level = ancestor, names[0], chosen, level + 1
+                    chosen, chosen_iteration = io_type, it
+            child, key, previous, iteration, level = ancestor, names[0], chosen, chosen_iteration, level + 1
             ancestor = ancestor.parent
 
     @staticmethod
@@ -323,9 +327,11 @@ class RunIO:
                     entries.append({"parameterKey": key, "producer": producer(parent.name, task.iteration),
                                     "type": "COMPONENT_DEFAULT_INPUT", "value": value})
                     continue
-                io_type, prod = self._param_kind(task, key, bindings.get(key) if has_spec else None)
+                io_type, prod, single = self._param_kind(task, key, bindings.get(key) if has_spec else None)
                 if task.iteration is not None:
                     prod = {**prod, "iteration": str(task.iteration)}
+                if single:
+                    value = collected_one(value, _dict(definitions.get(key)).get("parameterType"))
                 entries.append({"parameterKey": key, "producer": prod, "type": IO_TYPE_NAMES[io_type], "value": value})
             if has_spec:
                 for key, definition in sorted(definitions.items()):
@@ -334,41 +340,59 @@ class RunIO:
                         prod = producer(parent.name, task.iteration)
                         entries.append({"parameterKey": key, "producer": prod, "type": "COMPONENT_DEFAULT_INPUT",
                                         "value": definition["defaultValue"]})
-            if task.type == LOOP and not has_spec:
+            if task.loop and not has_spec:
                 loop_item = loop_item_without_spec(task)
-            if task.type == LOOP and loop_item:
+            if task.loop and loop_item:
                 for index, iteration_execs in sorted(task.iterations.items()):
                     item = _dict(iteration_execs[-1].props.get("inputs")).get(loop_item)
                     entries.append({"parameterKey": loop_item, "producer": producer(task.name, index),
                                     "type": IO_TYPE_NAMES[ITERATOR_INPUT], "value": item})
             task.input_params = entries
 
-    def _param_kind(self, task: TaskNode, key: str, binding: Any) -> tuple[int, dict[str, Any]]:
+    def _param_kind(self, task: TaskNode, key: str, binding: Any) -> tuple[int, dict[str, Any], bool]:
+        """Type and producer of an input parameter, and whether it is one sibling's ITERATOR_OUTPUT value that
+        the resolver collects into a one-element list (v3)."""
         parent = task.parent
         assert parent is not None
         binding = _dict(binding)
         if "componentInputParameter" in binding or not binding:
             name = binding.get("componentInputParameter", key)
-            if parent.type == LOOP and name == item_input(parent):
-                return COMPONENT_INPUT, producer(parent.name, task.iteration)
+            if parent.loop and name == item_input(parent):
+                return COMPONENT_INPUT, producer(parent.name, task.iteration), False
             for entry in parent.input_params:
                 if entry["parameterKey"] == name and entry["type"] != "ITERATOR_INPUT":
-                    return COMPONENT_INPUT, {k: v for k, v in entry["producer"].items()}
-            return COMPONENT_INPUT, producer(parent.name)
+                    return COMPONENT_INPUT, {k: v for k, v in entry["producer"].items()}, False
+            return COMPONENT_INPUT, producer(parent.name), False
         if "taskOutputParameter" in binding:
             ref = _dict(binding["taskOutputParameter"])
             source = self.sibling(task, ref.get("producerTask", ""))
             if source is None:
-                return TASK_OUTPUT_INPUT, producer(ref.get("producerTask", parent.name))
+                return TASK_OUTPUT_INPUT, producer(ref.get("producerTask", parent.name)), False
             produced = [e for e in source.output_params if e["parameterKey"] == ref.get("outputParameterKey")]
             if produced and all(e["type"] == "ITERATOR_OUTPUT" for e in produced):
-                return COLLECTED_INPUTS, producer(source.name)
+                # a loop's collection keeps MLMD's list; a task in the same iteration gives one value
+                return COLLECTED_INPUTS, producer(source.name), source.type not in DAG_LIKE
             if produced:
-                return TASK_OUTPUT_INPUT, {k: v for k, v in produced[0]["producer"].items() if k == "taskName"}
-            return TASK_OUTPUT_INPUT, producer(source.name)
+                return TASK_OUTPUT_INPUT, {k: v for k, v in produced[0]["producer"].items() if k == "taskName"}, False
+            return TASK_OUTPUT_INPUT, producer(source.name), False
         if "runtimeValue" in binding:
-            return RUNTIME_VALUE_INPUT, producer(parent.name)
+            return RUNTIME_VALUE_INPUT, producer(parent.name), False
         if "taskFinalStatus" in binding:
-            return TASK_FINAL_STATUS_OUTPUT, producer(parent.name)
-        return COMPONENT_INPUT, producer(parent.name)
+            return TASK_FINAL_STATUS_OUTPUT, producer(parent.name), False
+        return COMPONENT_INPUT, producer(parent.name), False
 
+
+_GO_HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def collected_one(value: Any, parameter_type: Any) -> Any:
+    """The value the resolver gives a COLLECTED_INPUTS parameter fed by one ITERATOR_OUTPUT entry: the list
+    `[value]`; for a STRING input that list's text as Go's `json.Marshal` writes it (`util.PBValueToText`:
+    compact, `<`, `>`, `&` escaped), docs/mapping.md M21."""
+    collected = [value]
+    if parameter_type != "STRING":
+        return collected
+    text = dumps(collected)
+    for char, escaped in _GO_HTML_ESCAPES.items():
+        text = text.replace(char, escaped)
+    return text

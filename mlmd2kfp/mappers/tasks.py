@@ -45,13 +45,14 @@ def _leaf_state(execution: MlmdExecution) -> int:
 
 
 def iteration_count(task: TaskNode) -> int | None:
-    """A LOOP's `iteration_count` (from its effective attempt)."""
+    """A loop task's `iteration_count` (from its effective attempt)."""
     count = task.effective.props.get("iteration_count")
     return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
 def expected_children(task: TaskNode) -> int:
-    """How many children the runtime waits for: `len(dag.tasks)`, × iterationCount for a LOOP."""
+    """How many children the runtime waits for: `len(dag.tasks)`, × iterationCount for a LOOP (a nested
+    loop, typed DAG, waits for `len(dag.tasks)` only (v3))."""
     if task.component is None:
         return len(task.children)
     n = len(((task.component.get("dag") or {}).get("tasks")) or {})
@@ -69,14 +70,14 @@ def _bottom_up(root: TaskNode, leaves: bool) -> None:
         children = task.children
         states = [c.state for c in children]
         if not children and (task.effective.state == EXEC_CANCELED
-                             or (task.type == LOOP and iteration_count(task) == 0)):
+                             or (task.loop and iteration_count(task) == 0)):
             task.state = SKIPPED
         elif not children and task.component is not None and not (task.component.get("dag") or {}).get("tasks"):
             task.state = SUCCEEDED
+        elif FAILED in states:  # (v3) a FAILED child fails the parent at once, whatever its siblings do
+            task.state = FAILED
         elif RUNNING in states:
             task.state = RUNNING
-        elif FAILED in states:
-            task.state = FAILED
         elif len(children) < expected_children(task) or not children:
             task.state = RUNNING
         elif all(s == CACHED for s in states):
@@ -95,7 +96,7 @@ def _never_finished(task: TaskNode, state: str) -> None:
 
 
 def compute_states(root: TaskNode, run: RunRecord | None) -> None:
-    """States bottom-up (`mlr:kfpapi/api.go:214-415`); in a finished run RUNNING tasks become FAILED.
+    """States bottom-up (`pr:v2/apiclient/kfpapi/api.go:214-433`); in a finished run RUNNING tasks become FAILED.
 
     The override hits containers and importers first, then the DAG-like states are derived again
     (as the runtime's propagation would on those updates); DAG-likes still RUNNING (fewer children
@@ -187,7 +188,7 @@ def type_attrs(task: TaskNode) -> dict[str, Any] | None:
     attrs: dict[str, Any] = {}
     if task.type == ROOT:
         return {}
-    if task.type == LOOP:
+    if task.loop:  # a LOOP, or a nested loop (DAG) that also has its iterationIndex (v3)
         attrs["iterationCount"] = str(iteration_count(task))
     if task.type == IMPORTER:
         attrs["downloadToWorkspace"] = task.effective.type_name == "system.ImporterWorkspaceExecution"

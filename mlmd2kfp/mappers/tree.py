@@ -1,6 +1,6 @@
 """The task tree of one run: MLMD executions → runtime tasks (mapping.md §4).
 
-Iteration DAGs are flattened away (their children hang under the LOOP, carrying the nearest
+Iteration DAGs are flattened away (their children hang under the loop task, carrying the nearest
 iteration index), executions of one (parent, Name, iteration) are merged as attempts, and names
 and types are assigned from the pipeline spec as the runtime does.
 """
@@ -38,8 +38,10 @@ class TaskNode:
     task_spec: dict[str, Any] | None
     component: dict[str, Any] | None
     children: list[TaskNode] = field(default_factory=list)
+    loop: bool = False
+    """A loop task (a ParallelFor): the LOOP, or a nested loop, which is typed DAG (mapping.md §4 `Type` (v3))."""
     iterations: dict[int, list[MlmdExecution]] = field(default_factory=dict)
-    """LOOP only: the flattened iteration DAG executions by iteration index."""
+    """Loop tasks only: the flattened iteration DAG executions by iteration index."""
     uuid: str = ""
     scope_path: str = ""
     state: int = 0
@@ -81,19 +83,30 @@ def _components(spec: dict[str, Any] | None) -> dict[str, Any]:
     return (spec or {}).get("components", {}) or {}
 
 
-def classify(execution: MlmdExecution, name: str, task_spec: dict[str, Any] | None, has_spec: bool) -> int:
-    """The TaskType the runtime would assign (kfp-native-schema.md §2.3, mapping.md §4 `Type`)."""
+def is_loop(execution: MlmdExecution, task_spec: dict[str, Any] | None, has_spec: bool) -> bool:
+    """A ParallelFor's task: the spec's iterator, else (without a spec) an `iteration_count` property."""
+    if execution.type_name != DAG_EXECUTION:
+        return False
+    if has_spec and task_spec is not None:
+        return "parameterIterator" in task_spec or "artifactIterator" in task_spec
+    return "iteration_count" in execution.props
+
+
+def classify(execution: MlmdExecution, name: str, task_spec: dict[str, Any] | None, has_spec: bool,
+             in_loop_body: bool = False) -> int:
+    """The TaskType the runtime would assign (kfp-native-schema.md §2.3, mapping.md §4 `Type`).
+
+    A loop inside a loop body (it carries an iteration index) is not LOOP: the PR-head driver types LOOP
+    only without an iteration index, so a nested loop takes the rules after it, in practice DAG (v3).
+    """
     if execution.type_name == CONTAINER_EXECUTION:
         return RUNTIME
     if execution.type_name in IMPORTER_EXECUTIONS:
         return IMPORTER
-    if has_spec and task_spec is not None:
-        if "parameterIterator" in task_spec or "artifactIterator" in task_spec:
-            return LOOP
-        if (task_spec.get("triggerPolicy") or {}).get("condition"):
-            return CONDITION_BRANCH
-    elif "iteration_count" in execution.props:
+    if is_loop(execution, task_spec, has_spec) and not in_loop_body:
         return LOOP
+    if has_spec and task_spec is not None and (task_spec.get("triggerPolicy") or {}).get("condition"):
+        return CONDITION_BRANCH
     if name.startswith("condition") and not name.startswith("condition-branch"):
         return CONDITION
     return DAG
@@ -103,7 +116,7 @@ def build_tree(bundle: RunBundle) -> Tree:
     """Build the task tree of `bundle`.
 
     Raises:
-        SkipRun: no root DAG, an unresolvable task key or scope, or a LOOP without a count.
+        SkipRun: no root DAG, an unresolvable task key or scope, or a loop without a count.
     """
     spec = bundle.spec
     components = _components(spec)
@@ -170,8 +183,8 @@ def build_tree(bundle: RunBundle) -> Tree:
         kids = sorted((c for a in task.attempts for c in by_parent.get(a.id, [])), key=lambda e: e.id)
         for c in kids:
             index = c.props.get("iteration_index")
-            if task.type == LOOP and c.type_name == DAG_EXECUTION and isinstance(index, int):
-                # An iteration DAG: no task of its own (flattened); its children hang under the LOOP.
+            if task.loop and c.type_name == DAG_EXECUTION and isinstance(index, int):
+                # An iteration DAG: no task of its own (flattened); its children hang under the loop task.
                 visited.add(c.id)
                 flattened.add(c.id)
                 task.iterations.setdefault(index, []).append(c)
@@ -187,11 +200,12 @@ def build_tree(bundle: RunBundle) -> Tree:
                 task_spec = task.component["dag"]["tasks"][name]
                 ref = ((task_spec or {}).get("componentRef") or {}).get("name")
                 component = components.get(ref) if ref else None
-            child_type = classify(attempts[-1], name, task_spec, spec is not None)
-            if child_type == LOOP and "iteration_count" not in attempts[-1].props:
-                raise SkipRun("loop-without-count", f"LOOP `{name}` (execution {attempts[-1].id}) has no "
+            child_type = classify(attempts[-1], name, task_spec, spec is not None, iteration is not None)
+            loop = is_loop(attempts[-1], task_spec, spec is not None)
+            if loop and "iteration_count" not in attempts[-1].props:
+                raise SkipRun("loop-without-count", f"loop `{name}` (execution {attempts[-1].id}) has no "
                                                     "`iteration_count`", attempts[-1].id)
-            child = TaskNode(name, child_type, attempts, task, iteration, task_spec, component)
+            child = TaskNode(name, child_type, attempts, task, iteration, task_spec, component, loop=loop)
             task.children.append(child)
             for superseded in attempts[:-1]:
                 note(superseded, "superseded-attempt", f"earlier attempt of `{name}`; execution "

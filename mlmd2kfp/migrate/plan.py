@@ -25,7 +25,8 @@ from ..source.inventory import (count_run_contexts, executions_in_runs, runless_
 from ..source.reader import MlmdReader
 from ..target.schema import check_schema, require_run_details
 
-INFORMATIONAL_REASONS = frozenset({"flattened-iteration", "superseded-attempt", "split", "merged-link"})
+INFORMATIONAL_REASONS = frozenset({"flattened-iteration", "superseded-attempt", "split", "merged-link",
+                                   "dag-driver-failure-not-in-mlmd"})
 """Ledger reasons that are structural merges, not data left behind (`--strict` ignores them)."""
 EXAMPLES_PER_REASON = 5
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from .. import __version__
 from ..console import mask_url
 from ..db import make_engine
-from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError, unexpected_error_line
+from ..errors import InterruptedByOperator, MigrationFailedError, ResumeError, ToolkitError, unexpected_error_line
 from ..faults import fault_point
 from ..source.inventory import take_kfp_inventory
 from ..source.reader import MlmdReader
@@ -34,9 +34,9 @@ from .runless import write_runless_ledger
 from .signals import StopRequest
 from .staging import (PRE_MIGRATION, STAGING, build_deferred_indexes, check_existing_targets, created_tables_json,
                       cutover, old_tasks_counts, old_tasks_present, prepare_schema, privilege_error)
-from .state import (RUNS, check_new_source, check_resume, ensure_tool_tables, holder, insert_state, load_state,
-                    load_states, new_state, options_fingerprint, tool_created_tables, update_state,
-                    upgrade_tool_tables)
+from .state import (MAPPING_VERSION, RUNS, check_new_source, check_resume, ensure_tool_tables, forget_marks, holder,
+                    insert_state, load_state, load_states, new_state, options_fingerprint, tool_created_tables,
+                    update_state, upgrade_tool_tables)
 from .writer import TargetTables, count_rows
 
 __all__ = ["MigrateOptions", "MigrateReport", "TableStats", "migrate"]
@@ -182,6 +182,16 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
         current = load_state(conn, source)
         fingerprint = options_fingerprint(source, multi, options.namespaces, options.run_ids)
         resume = state.phase == "data" and state.status in ("running", "interrupted", "failed")
+        rewritten = {}
+        if state.mapping_version != MAPPING_VERSION:  # every run is rewritten under the ids it has (issue #26)
+            if options.namespaces or options.run_ids:
+                raise ResumeError(f"this migration was written with mapping version {state.mapping_version}; "
+                                  f"mapping version {MAPPING_VERSION} must rewrite every run of it: rerun `mlmd2kfp "
+                                  "migrate` without --namespace/--run (nothing was written)")
+            runs = forget_marks(conn, source)
+            say(f"this migration was written with mapping version {state.mapping_version}; mapping version "
+                f"{MAPPING_VERSION} rewrites each of its {runs} runs in this pass (their ids stay the same)")
+            resume, rewritten = False, {"mapping_version": MAPPING_VERSION}
         if resume and state.options_fingerprint != fingerprint and state.last_context_id:
             # the checkpoint belongs to a pass over another selection of runs: resuming it would skip runs
             say("the interrupted pass covered another selection of runs (--namespace/--run); this pass starts "
@@ -192,12 +202,12 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
             invalidated = {"verify_passed": None, "verify_result": json.dumps({"invalidated": (
                 f"`mlmd2kfp migrate` ran again (pass {state.pass_number if resume else state.pass_number + 1}) "
                 "after the last verify")})}
-        if state.tool_version != __version__:  # check_resume refused another mapping version already
+        if state.tool_version != __version__ and not rewritten:
             say(f"this migration was last run by mlmd2kfp {state.tool_version}; mlmd2kfp {__version__} continues "
                 "it (same mapping version, so the rows are the same)")
         update_state(conn, source, phase="data", status="running", staging_table=staging, tool_version=__version__,
                      created_tables=created_tables_json(current.created_tables if current else None, created),
-                     holder=holder(), last_error=None, options_fingerprint=fingerprint, **invalidated,
+                     holder=holder(), last_error=None, options_fingerprint=fingerprint, **invalidated, **rewritten,
                      pass_number=state.pass_number if resume else state.pass_number + 1,
                      last_context_id=state.last_context_id if resume else 0)
         if resume and state.last_context_id:

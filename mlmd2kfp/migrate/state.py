@@ -24,7 +24,7 @@ from ..target.schema import Column, Index, Table, render_create
 
 KEPT_RUNS = "kept-runs"
 """The status of a rolled-back migration that kept the runs KFP wrote into (rollback must run again)."""
-MAPPING_VERSION = "2"
+MAPPING_VERSION = "3"
 """Bumped whenever a mapping rule changes the rows produced; a rerun with another version is refused."""
 STATE_ID = "migration"
 """The state row of the default source (no `--source-name`); a named source's row is `migration:<name>`."""
@@ -254,21 +254,24 @@ def claimed_elsewhere(run_id: str, context_id: int, owner: str, source_name: str
 
 
 def check_resume(state: MigrationState, multi_user: bool) -> None:
-    """Refuse a rerun whose options would produce other rows than the source's recorded migration.
+    """Refuse a rerun whose options would produce other rows than the source's recorded migration (another
+    mapping version is not refused: the pass rewrites every run, `migrate.runner`).
 
     Raises:
-        ResumeError: another install mode or mapping version.
+        ResumeError: another install mode.
     """
     rollback = "mlmd2kfp rollback --yes" + (f" --source-name {state.source_name}" if state.source_name else "")
-    if state.mapping_version != MAPPING_VERSION:
-        raise ResumeError(
-            f"the migration of {source_label(state.source_name)} in this KFP database was written with mapping "
-            f"version {state.mapping_version}; this mlmd2kfp uses {MAPPING_VERSION}. Run `{rollback}` first, "
-            "then migrate again")
     if bool(state.multi_user) != multi_user:
         mode = "--multi-user" if state.multi_user else "--single-user"
         raise ResumeError(f"the migration of {source_label(state.source_name)} in this KFP database ran with "
                           f"{mode}; pass it again (or run `{rollback}` first)")
+
+
+def forget_marks(conn: Connection, source_name: str) -> int:
+    """Make every run the source migrated look changed to the next pass, which then rewrites it (a migration
+    written by another mapping version); returns how many runs."""
+    runs = core_table(RUNS)
+    return conn.execute(runs.update().where(runs.c.source_name == source_name).values(marks="")).rowcount or 0
 
 
 def new_state(source_name: str, multi_user: bool, staging_table: str, tool_version: str) -> dict[str, Any]:

@@ -331,8 +331,12 @@ class RunSimulator:
             "inputs": params, "pod_name": "", "pod_uid": "", "namespace": "", "image": "",
         }
         caching = bool(task.get("cachingOptions", {}).get("enableCache"))
+        custom_key = task.get("cachingOptions", {}).get("cacheKey")
         fingerprint = ""
-        if caching:
+        if caching and custom_key:  # the driver hashes the component name, a NUL and the key, nothing else
+            fingerprint = hashlib.sha256(f"{task['componentRef']['name']}\0{custom_key}".encode()).hexdigest()
+            props["cache_fingerprint"] = fingerprint
+        elif caching:
             fingerprint = hashlib.sha256(go_json({
                 "component": task["componentRef"]["name"], "inputs": params,
                 "artifacts": {n: sorted(ids) for n, ids in artifacts.items()},

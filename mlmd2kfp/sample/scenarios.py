@@ -69,6 +69,12 @@ def scenarios_for(rep: int) -> list[Scenario]:
         Scenario("importer", "importer-pipeline", c, {"model_uri": importer_uri(rep)}),
         Scenario("importer-reuse", "importer-pipeline", c, {"model_uri": importer_uri(rep)}),
         Scenario("orphan", "training-pipeline", a, _p(400, rep), orphan=True),
+        # mapping version 3's shapes: outputs inside loop bodies read by siblings and by collected consumers,
+        # nested loops, a custom cache key (a cache hit from the second repetition on)
+        Scenario("loop-io", "loop-io-pipeline", a, {"message": "loop-io"}),
+        # stopped while `collect-cells` runs, after `aggregate-shards` failed: ROOT has a FAILED and a RUNNING child
+        Scenario("loop-io-in-flight", "loop-io-pipeline", b, {"message": f"in-flight-{rep}"},
+                 fail=frozenset({"aggregate-shards"}), stop_at="collect-cells"),
         Scenario("v1", "v1-pipeline", b, v1=True),
     ]
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-PIPELINE_NAMES = ("training-pipeline", "control-flow-pipeline", "exit-handler-pipeline", "importer-pipeline")
+PIPELINE_NAMES = ("training-pipeline", "control-flow-pipeline", "exit-handler-pipeline", "importer-pipeline",
+                  "loop-io-pipeline")
 
 
 @dataclass(frozen=True)

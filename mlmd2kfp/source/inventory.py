@@ -97,12 +97,19 @@ def is_v2_artifact_type(name: str) -> bool:
     return "." in name and not name.startswith("mlmd.")
 
 
+DAG_DRIVER_NOTE = "dag-driver-failure-not-in-mlmd"
+"""The ledger reason of the one note per migration that such failures cannot be seen (mapping.md §3)."""
+
+
 def runless_entries(reader: MlmdReader, in_run: Bitmap, linked: Container[int], run_id: str) -> Iterator[LedgerEntry]:
     """The ledger of MLMD rows no run accounts for, filed under `run_id` (mapping.md §7): executions in no
     run (`no-run`, `unsupported-v1`, `unsupported-type`), artifacts of v1 types and v2 ones outside
     `linked` (`orphan-artifact`: no migrated run links them), events of missing executions and v1 run
-    contexts; `in_run` is `executions_in_runs`. Streamed scans only (`plan` counts these entries, `migrate`
-    writes them)."""
+    contexts; `in_run` is `executions_in_runs`; and one note that MLMD holds no row for a DAG whose driver
+    failed before creating its execution (mapping.md §3 (v3): the PR head writes a FAILED row for it, the
+    migration cannot). Streamed scans only (`plan` counts these entries, `migrate` writes them)."""
+    yield LedgerEntry(run_id, "migration", 0, DAG_DRIVER_NOTE, "a DAG whose driver failed before its MLMD "
+                      "execution existed (input resolution, condition evaluation) left no row to migrate")
     names = {i: n for i, (n, _) in reader.types.items()}
     m = reader.t
     c, art = m.context.c, m.artifact.c

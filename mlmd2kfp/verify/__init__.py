@@ -23,7 +23,7 @@ from ..db import in_memory, make_engine, parse_url
 from ..dialects import dialect_for, max_value_bytes
 from ..errors import ConfigError, MissingDependencyError
 from ..migrate.gate import record_verify, verify_snapshot
-from ..migrate.state import load_states, runless_run_id, source_label
+from ..migrate.state import MAPPING_VERSION, load_states, runless_run_id, source_label
 from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
 from .expect import KFP_TYPES, expect_run, uid
 from .report import Finding, ParityReport
@@ -135,12 +135,17 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                                           what="source reader process", advice="nothing was written: rerun `mlmd2kfp verify`"))
             info = next(feed)
             report = ParityReport(mask_url(mlmd_url), mask_url(kfp_url), info.name,
-                                  "multi-user" if multi else "single-user")
+                                  "multi-user" if multi else "single-user", MAPPING_VERSION)
             report.scope = "partial" if partial else "whole"
             report.phase = f"staged in `{tasks_table}` (before cutover)" if staged else (
                 "after cutover" if state.get("phase") == "done" else f"phase `{state.get('phase', 'unknown')}`")
             for name, description in CHECKS.items():
                 report.check(name, description, blocking=name != "run-state")
+            written = str(state.get("mapping_version") or MAPPING_VERSION)
+            if written != MAPPING_VERSION:  # the rows below differ for that reason: say the one thing to do
+                report.fail(Finding("coverage", "", f"the migration (written with mapping version {written}; rerun "
+                                    "`mlmd2kfp migrate`, which rewrites every run)", "mapping version",
+                                    MAPPING_VERSION, written))
             specs: dict[str, Any] = {}
             counts: dict[str, Counter[Any]] = {"expected": Counter(), "found": Counter()}
             seen_runs: set[str] = set()
@@ -230,7 +235,7 @@ def _global_ledger(report: ParityReport, mconn: Any, target: TargetReader, linke
             f"SELECT a.execution_id FROM {assoc_t} a JOIN {ctx_t} c ON c.id = a.context_id "
             f"WHERE c.type_id IN ({','.join(map(str, run_types))})")):
         in_run.add(execution_id)
-    want: set[tuple[str, int, str]] = set()
+    want: set[tuple[str, int, str]] = {("migration", 0, "dag-driver-failure-not-in-mlmd")}  # mapping.md §3 (v3)
     for execution_id, type_id in stream.execute(text(f"SELECT id, type_id FROM {ex_t}")):
         exists_.add(execution_id)
         if execution_id not in in_run:

@@ -147,6 +147,12 @@ def infer_artifact_name(uri: str | None) -> str:
     return _go_path_base(uri.rstrip("/"))
 
 
+def _go_json_text(value: Any) -> str:
+    """Go's `json.Marshal` text of a protobuf value: compact, sorted keys, HTML characters escaped."""
+    text = json.dumps(whole_numbers(value, 2**53), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return "".join(f"\\u{ord(c):04x}" if c in "<>&\u2028\u2029" else c for c in text)
+
+
 def run_state(run: dict[str, Any]) -> str | None:
     for raw in (run.get("state"), run.get("conditions")):
         name = str(raw or "").strip().upper()
@@ -176,6 +182,8 @@ class Task:
     comp: dict[str, Any] | None = None
     children: list[Task] = field(default_factory=list)
     iterations: dict[int, list[SourceExecution]] = field(default_factory=dict)
+    loop: bool = False
+    """It iterates (a ParallelFor): type LOOP at the top, DAG inside another loop's body (v3)."""
     state: int = 0
     finished: int = 0
     never: str | None = None
@@ -351,7 +359,7 @@ class _Derivation:
                     parent = self.task_of[p]
                     iteration = parent.iteration
                     index = e.props.get("iteration_index")
-                    if parent.type == LOOP and e.type == DAG_EXEC and isinstance(index, int):
+                    if parent.loop and e.type == DAG_EXEC and isinstance(index, int):
                         marker[e.id] = (parent, index)
                         parent.iterations.setdefault(index, []).append(e)
                         self.flattened.add(e.id)
@@ -399,21 +407,22 @@ class _Derivation:
         if self.spec is not None and t.parent.comp is not None:
             t.spec = _d(_d(_d(t.parent.comp.get("dag")).get("tasks")).get(t.name))
             t.comp = _d(self.components.get(_d(t.spec.get("componentRef")).get("name"))) or None
+        if last.type == DAG_EXEC:
+            t.loop = ("parameterIterator" in t.spec or "artifactIterator" in t.spec) if t.spec is not None \
+                else self.spec is None and "iteration_count" in last.props
         if last.type == CONTAINER_EXEC:
             t.type = RUNTIME
         elif last.type in IMPORTERS:
             t.type = IMPORTER
-        elif t.spec is not None and ("parameterIterator" in t.spec or "artifactIterator" in t.spec):
+        elif t.loop and t.iteration is None:  # the driver types LOOP only without an iteration index (v3)
             t.type = LOOP
         elif t.spec is not None and _d(t.spec.get("triggerPolicy")).get("condition"):
             t.type = BRANCH
-        elif self.spec is None and "iteration_count" in last.props:
-            t.type = LOOP
         elif t.name.startswith("condition") and not t.name.startswith("condition-branch"):
             t.type = CONDITION
         else:
             t.type = DAG
-        if t.type == LOOP and _int(last.props.get("iteration_count")) is None:
+        if t.loop and _int(last.props.get("iteration_count")) is None:
             raise Skip("loop-without-count")
 
     # --- states and times ---------------------------------------------------------------------------
@@ -426,15 +435,15 @@ class _Derivation:
     def _dag_state(self, t: Task) -> int:
         states = {c.state for c in t.children}
         if not t.children:
-            if t.last.state == MLMD_CANCELED or (t.type == LOOP and _int(t.last.props.get("iteration_count")) == 0):
+            if t.last.state == MLMD_CANCELED or (t.loop and _int(t.last.props.get("iteration_count")) == 0):
                 return SKIPPED
             if t.comp is not None and not _d(t.comp.get("dag")).get("tasks"):
                 return SUCCEEDED
             return RUNNING
+        if FAILED in states:  # before RUNNING (v3): one failed child fails the DAG while others still run
+            return FAILED
         if RUNNING in states:
             return RUNNING
-        if FAILED in states:
-            return FAILED
         if len(t.children) < self._expected_children(t):
             return RUNNING
         if states == {CACHED}:
@@ -596,8 +605,8 @@ class _Derivation:
             return rows_of[ev.artifact_id]
 
         self.usable = usable
-        for t in self.tasks:  # own outputs
-            io = IO["ITERATOR_OUTPUT"] if (t.state == CACHED and t.iteration is not None) else IO["OUTPUT"]
+        for t in self.tasks:  # own outputs; inside a loop body typed by their iteration index, in any state (v3)
+            io = IO["OUTPUT"] if t.iteration is None else IO["ITERATOR_OUTPUT"]
             for e in t.execs:
                 for ev in events_of.get(e.id, []):
                     if ev.type == EVENT_OUTPUT:
@@ -658,30 +667,37 @@ class _Derivation:
         return decl.get("parameterType") == "LIST" if kind == "parameters" else bool(decl.get("isArtifactList"))
 
     def _pull(self, t: Task, kind: str) -> None:
+        """The outputs `t` declares, each pulled from the child it selects. What a child offers carries the
+        type and producer iteration of its own link; a leaf's level counts as OUTPUT with the leaf's index."""
         for name, selectors in sorted(self._selectors(t, kind).items()):
             for child_key, out_key in selectors:
                 for child in sorted((c for c in t.children if c.name == child_key), key=lambda c: c.last.id):
                     if child.type in DAG_LIKE:
-                        offered = ([(IO[p["type"]], p["value"], None) for p in child.out_params
-                                    if p["parameterKey"] == out_key] if kind == "parameters" else
-                                   [(lk["Type"], None, lk["_row"]) for lk in child.links if lk["_event"] is None
-                                    and lk["ArtifactKey"] == out_key and lk["Type"] in (8, 9, 10)])
+                        offered = ([(IO[p["type"]], p["value"], None, p["producer"].get("iteration"))
+                                    for p in child.out_params if p["parameterKey"] == out_key]
+                                   if kind == "parameters" else
+                                   [(lk["Type"], None, lk["_row"], lk["Producer"].get("iteration")) for lk in child.links
+                                    if lk["_event"] is None and lk["ArtifactKey"] == out_key and lk["Type"] in (8, 9, 10)])
                     elif not self._produces(child):
                         offered = []
-                    elif kind == "parameters":
-                        outputs = _d(child.last.props.get("outputs")) if child.type == RUNTIME else {}
-                        offered = [(IO["OUTPUT"], outputs[out_key], None)] if out_key in outputs else []
                     else:
-                        offered = [(IO["OUTPUT"], None, lk["_row"]) for lk in child.links if lk["_event"] is not None
-                                   and lk["ArtifactKey"] == out_key and lk["Type"] in (8, 9)]
-                    for inner, value, row_id in offered:
+                        index = None if child.iteration is None else str(child.iteration)
+                        if kind == "parameters":
+                            outputs = _d(child.last.props.get("outputs")) if child.type == RUNTIME else {}
+                            offered = [(IO["OUTPUT"], outputs[out_key], None, index)] if out_key in outputs else []
+                        else:
+                            offered = [(IO["OUTPUT"], None, lk["_row"], index) for lk in child.links
+                                       if lk["_event"] is not None and lk["ArtifactKey"] == out_key and lk["Type"] in (8, 9)]
+                    for inner, value, row_id, index in offered:
                         if t.type == LOOP:
                             io = IO["ITERATOR_OUTPUT"]
                         elif t.type == BRANCH and not self._declared_list(t, kind, name):
                             io = IO["ONE_OF_OUTPUT"]
                         else:
                             io = inner
-                        producer = self._producer(child.name, child.iteration if io == IO["ITERATOR_OUTPUT"] else None)
+                        producer = {"taskName": child.name}
+                        if io == IO["ITERATOR_OUTPUT"] and index is not None:
+                            producer["iteration"] = index
                         if kind == "parameters":
                             entry = {"parameterKey": name, "producer": producer, "type": IO_NAME[io], "value": value}
                             if entry not in t.out_params:
@@ -693,7 +709,7 @@ class _Derivation:
     def _item_key(self, t: Task) -> str | None:
         """A LOOP's loop-item input: the spec's `itemInput`; without a spec the key its iteration DAGs have
         in `inputs` and the LOOP has not."""
-        if t.type != LOOP:
+        if not t.loop:
             return None
         if id(t) in self.item_keys:
             return self.item_keys[id(t)]
@@ -759,6 +775,9 @@ class _Derivation:
                 if source is None:
                     add(key, "TASK_OUTPUT_INPUT", {"taskName": ref.get("producerTask", parent.name)}, value)
                 elif offered and all(p["type"] == "ITERATOR_OUTPUT" for p in offered):
+                    if source.type not in DAG_LIKE:  # one task's value, collected into a list (v3, M21)
+                        kind = _d(definitions.get(key)).get("parameterType")
+                        value = _go_json_text([value]) if kind == "STRING" else [value]
                     add(key, "COLLECTED_INPUTS", {"taskName": source.name}, value)
                 else:
                     add(key, "TASK_OUTPUT_INPUT", {"taskName": offered[0]["producer"]["taskName"] if offered
@@ -769,7 +788,7 @@ class _Derivation:
                 add(key, "TASK_FINAL_STATUS_OUTPUT", {"taskName": parent.name}, value)
             else:  # componentInputParameter, an unbound key, and every input without a spec
                 wired = binding.get("componentInputParameter", key) if (not binding or "componentInputParameter" in binding) else None
-                if wired is not None and parent.type == LOOP and wired == self._item_key(parent):
+                if wired is not None and parent.loop and wired == self._item_key(parent):
                     add(key, "COMPONENT_INPUT", {"taskName": parent.name}, value)
                     continue
                 upstream = next((p["producer"] for p in parent.in_params
@@ -834,24 +853,22 @@ class _Derivation:
                     if lk["_event"] is not None and lk["Type"] in (8, 9):
                         self.made_by.setdefault(lk["_row"], o)
         made_by = self.made_by.get(row["UUID"])
-        if per_key.get(ev.key or "", 0) > 1:
-            ancestors = []
-            node = made_by.parent if made_by else None
-            while node is not None:
-                ancestors.append(node)
-                node = node.parent
-            loop = next((a for a in ancestors if a.type == LOOP), made_by)
-            return IO["COLLECTED_INPUTS"], {"taskName": loop.name if loop else parent_name}
+        chain = [made_by] if made_by is not None else []
+        while chain and chain[-1].parent is not None:
+            chain.append(chain[-1].parent)
+        # S: the consumer's parent's child on the producer's chain (the producer itself, or a DAG holding it)
+        holder = next((c for c in chain if c.parent is parent), None) if parent is not None else None
+        sibling_in_iteration = holder is made_by and holder is not None and holder.iteration is not None
+        if per_key.get(ev.key or "", 0) > 1 or (holder is not None and holder.type == LOOP) or sibling_in_iteration:
+            named = holder or made_by
+            return IO["COLLECTED_INPUTS"], {"taskName": named.name if named else parent_name}
         if parent is not None:
             up = next((lk for lk in parent.links if lk["_row"] == row["UUID"] and lk["Type"] in (2, 3, 4, 5)), None)
             if up is not None:
                 return IO["COMPONENT_INPUT"], dict(up["Producer"])
         if made_by is None:
             return IO["TASK_OUTPUT_INPUT"], {"taskName": parent_name}
-        chain = [made_by]
-        while chain[-1].parent is not None:
-            chain.append(chain[-1].parent)
-        beside = next((c for c in chain[1:] if c.parent is parent), None)
+        beside = holder if holder is not made_by else None
         via = next((lk for lk in beside.links if lk["_event"] is None and lk["_row"] == row["UUID"]), None) \
             if beside is not None else None
         return IO["TASK_OUTPUT_INPUT"], {"taskName": via["Producer"]["taskName"] if via else made_by.name}
@@ -903,7 +920,7 @@ class _Derivation:
         run_id = self.src.run_id
         for t in self.tasks:
             attrs: dict[str, Any] = {}
-            if t.type == LOOP:
+            if t.loop:  # LOOP, and a nested loop (DAG) beside its iterationIndex (v3)
                 attrs["iterationCount"] = str(_int(t.last.props.get("iteration_count")))
             if t.type == IMPORTER:
                 attrs["downloadToWorkspace"] = t.last.type == "system.ImporterWorkspaceExecution"

@@ -62,6 +62,8 @@ class ParityReport:
     kfp_url: str
     source_path: str
     mode: str
+    mapping_version: str = ""
+    """The mapping version the expected rows were derived with (mapping.md)."""
     runs_checked: int = 0
     scope: str = "whole"
     """`whole`, or `partial` for a `--run`/`--namespace` subset (which never opens the startup gate)."""
@@ -94,7 +96,7 @@ class ParityReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "passed": self.passed, "source_path": self.source_path, "mode": self.mode,
-            "mlmd_url": self.mlmd_url, "kfp_url": self.kfp_url, "runs_checked": self.runs_checked,
+            "mapping_version": self.mapping_version, "mlmd_url": self.mlmd_url, "kfp_url": self.kfp_url, "runs_checked": self.runs_checked,
             "scope": self.scope, "phase": self.phase, "not_compared": NOT_COMPARED, "failing_runs": dict(self.failing_runs),
             "checks": {n: {"passed": c.passed, "blocking": c.blocking, "description": c.description,
                            "checked": c.checked, "failures": c.failure_count, "info": c.info,
@@ -104,7 +106,8 @@ class ParityReport:
 
     def summary(self) -> dict[str, Any]:
         """What the state table keeps for `status`."""
-        return {"passed": self.passed, "source_path": self.source_path, "runs_checked": self.runs_checked,
+        return {"passed": self.passed, "source_path": self.source_path, "mapping_version": self.mapping_version,
+                "runs_checked": self.runs_checked,
                 "scope": self.scope, "phase": self.phase, "failures": {n: c.failure_count for n, c in self.checks.items() if c.failure_count}}
 
 
@@ -121,7 +124,8 @@ def info_text(info: dict[str, Any]) -> str:
 
 
 def render_table(report: ParityReport) -> Table:
-    table = Table(title=f"verify ({report.mode}, {report.phase}, {report.scope}; expected side read through "
+    table = Table(title=f"verify (mapping version {report.mapping_version}, {report.mode}, {report.phase}, "
+                        f"{report.scope}; expected side read through "
                         f"{report.source_path}) — "
                         f"{'PASSED' if report.passed else 'FAILED'}", title_justify="left")
     for col in ("check", "checked", "failures", "detail"):
@@ -141,6 +145,7 @@ def to_json(report: ParityReport) -> str:
 def to_markdown(report: ParityReport) -> str:
     lines = [f"# mlmd2kfp verify: {'PASSED' if report.passed else 'FAILED'}", "",
              f"- expected side read through: {report.source_path}", f"- mode: {report.mode}",
+             f"- mapping version: {report.mapping_version}",
              f"- state verified: {report.phase}",
              f"- scope: {report.scope}" + (" (a `--run`/`--namespace` subset: the startup gate stays closed)"
                                           if report.scope == "partial" else ""),

@@ -21,6 +21,7 @@ MODULES = [
     'control_flow_pipeline',
     'exit_handler_pipeline',
     'importer_pipeline',
+    'loop_io_pipeline',
 ]
 
 

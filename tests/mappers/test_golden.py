@@ -138,7 +138,8 @@ def test_control_flow_tree(mapped):
         "root.for-loop-1": (LOOP, SUCCEEDED, 1), "root.for-loop-1.process-item": (RUNTIME, SUCCEEDED, 3),
         "root.for-loop-1.condition-2": (CONDITION_BRANCH, None, 3),
         "root.for-loop-1.condition-2.handle-large-item": (RUNTIME, SUCCEEDED, 2),
-        "root.for-loop-1.for-loop-4": (LOOP, SUCCEEDED, 3), "root.for-loop-1.for-loop-4.combine": (RUNTIME, SUCCEEDED, 6),
+        "root.for-loop-1.for-loop-4": (DAG, SUCCEEDED, 3),  # a nested loop is DAG (v3)
+        "root.for-loop-1.for-loop-4.combine": (RUNTIME, SUCCEEDED, 6),
         "root.aggregate": (RUNTIME, SUCCEEDED, 1), "root.for-loop-5": (LOOP, SKIPPED, 1),
         "root.report-pipeline": (DAG, SUCCEEDED, 1), "root.report-pipeline.make-report": (RUNTIME, SUCCEEDED, 1),
         "root.consume-report": (RUNTIME, SUCCEEDED, 1),
@@ -168,7 +169,11 @@ def test_loops(mapped):
     for i in range(3):
         inner = v.task("root.for-loop-1.for-loop-4", i)
         assert inner.parent_task_uuid == loop.uuid
+        # (v3) a nested loop: DAG with its taskInfo name, both its count and the outer index
+        assert (inner.type, inner.display_name) == (DAG, "for-loop-4")
         assert json.loads(inner.type_attrs) == {"iterationCount": "2", "iterationIndex": str(i)}
+        assert inner.logical_key == logical_key(v.bundle.run.uuid, loop.uuid, "root.for-loop-1.for-loop-4",
+                                                "for-loop-4", DAG, i)
         combines = [t for t in v.tasks("root.for-loop-1.for-loop-4.combine") if t.parent_task_uuid == inner.uuid]
         assert sorted(json.loads(c.type_attrs)["iterationIndex"] for c in combines) == ["0", "1"]
         for c in combines:
@@ -181,7 +186,8 @@ def test_loops(mapped):
         assert v.params(item, "input_parameters") == [
             {"parameterKey": "item", "producer": {"iteration": str(i), "taskName": "for-loop-1"},
              "type": "COMPONENT_INPUT", "value": i + 1}]
-        [produced] = v.links(item, OUTPUT)[:1]
+        assert v.links(item, OUTPUT) == []  # (v3) an output inside a loop body is ITERATOR_OUTPUT
+        [produced] = [lk for lk in v.links(item, ITERATOR_OUTPUT) if lk.artifact_key == "processed"]
         assert json.loads(produced.producer) == {"iteration": str(i), "taskName": "process-item"}
         assert produced.iteration == i
     # propagated outputs of the loop (dsl.Collected): ITERATOR_OUTPUT, one per iteration

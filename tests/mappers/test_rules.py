@@ -43,13 +43,24 @@ def test_task_type(type_name, name, task_spec, has_spec, props, expected):
     assert classify(e, name, task_spec, has_spec) == expected
 
 
+@pytest.mark.parametrize("task_spec,has_spec,props,expected", [
+    ({"parameterIterator": {"itemInput": "x"}}, True, {"iteration_count": 2}, DAG),
+    ({"parameterIterator": {"itemInput": "x"}, "triggerPolicy": {"condition": "a"}}, True, {}, CONDITION_BRANCH),
+    (None, False, {"iteration_count": 2}, DAG),
+])
+def test_a_loop_inside_a_loop_body_is_typed_by_the_rules_after_loop(task_spec, has_spec, props, expected):
+    """(v3) the PR-head driver types LOOP only without an iteration index (`pr:v2/driver/dag.go:402-423`)."""
+    e = MlmdExecution(1, "system.DAGExecution", 3, None, 0, 0, props)
+    assert classify(e, "for-loop-3", task_spec, has_spec, in_loop_body=True) == expected
+
+
 # --- State (the runtime's bottom-up rule) -------------------------------------------------------
 @pytest.mark.parametrize("child_states,expected", [
     ([3, 3], SUCCEEDED),            # COMPLETE, COMPLETE
     ([5, 5], CACHED),               # all CACHED
     ([5, 3], SUCCEEDED),
     ([3, 4], FAILED),               # any FAILED
-    ([2, 4], RUNNING),              # RUNNING wins over FAILED (still running)
+    ([2, 4], FAILED),               # (v3) a FAILED child wins over a RUNNING sibling
     ([6, 6], SKIPPED),              # all not triggered
     ([3], RUNNING),                 # fewer children than the DAG's tasks
 ])
@@ -171,6 +182,26 @@ def test_loop_iterations_are_flattened():
         ("collected", "ITERATOR_OUTPUT", {"iteration": "0", "taskName": "work"}, "out-0"),
         ("collected", "ITERATOR_OUTPUT", {"iteration": "1", "taskName": "work"}, "out-1")]
     assert sorted(e.reason for e in rows.ledger) == ["flattened-iteration"] * 2
+
+
+def test_propagated_outputs_above_a_loop_keep_the_leafs_iteration():
+    """(v3) `propagatedProducer`: ROOT above a top-level LOOP gets ITERATOR_OUTPUT (the level below's type)
+    with the body task's index, one entry per iteration (version 2 wrote no iteration above the LOOP)."""
+    spec = loop_spec()
+    spec["root"]["dag"]["outputs"] = {"parameters": {"all": {"valueFromParameter": {
+        "producerSubtask": "for-loop-1", "outputParameterKey": "collected"}}}}
+    b = BundleBuilder(spec)
+    root = b.root(inputs={"items": ["p", "q"]})
+    loop = b.dag("for-loop-1", root, iteration_count=2, inputs={"items": ["p", "q"]})
+    for i, v in enumerate("pq"):
+        it = b.dag("for-loop-1", loop, iteration_index=i, inputs={"item": v})
+        b.container("work", it, inputs={"x": v}, outputs={"Output": f"out-{i}"})
+    t = by_name(map_run(b.bundle(), MULTI))
+    assert json.loads(t["ROOT"].output_parameters) == [
+        {"parameterKey": "all", "producer": {"iteration": "0", "taskName": "for-loop-1"}, "type": "ITERATOR_OUTPUT",
+         "value": "out-0"},
+        {"parameterKey": "all", "producer": {"iteration": "1", "taskName": "for-loop-1"}, "type": "ITERATOR_OUTPUT",
+         "value": "out-1"}]
 
 
 def test_empty_loop_is_skipped_state():

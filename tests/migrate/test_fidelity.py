@@ -1,4 +1,4 @@
-"""Issue #14's shapes, migrated on every backend with and without a pipeline spec, read back from the
+"""Issue #14's and issue #26's (mapping version 3) shapes, migrated on every backend with and without a pipeline spec, read back from the
 target tables and compared with values written out by hand from `../shared/spec/mapping.md` and the
 runtime's rules (docs/mapping.md M1, M18, M19). The sample writes these shapes in its default (one
 repetition) set: importer URIs with percent-escapes, a trailing slash and no path; a nested pipeline
@@ -8,6 +8,7 @@ with the same input; `--no-spec` writes the same runs with no spec anywhere.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -121,3 +122,178 @@ def test_loop_iterator_inputs_and_collected_links(migrated):
 
 def _json(value):
     return json.loads(value) if isinstance(value, str) else value
+
+
+# --- mapping version 3 (issue #26): the `loop-io` runs of `loop-io-pipeline` (docs/mapping.md F7) ---------------
+ROOT, RUNTIME, LOOP, IMPORTER, DAG = 1, 2, 5, 7, 8
+RUNNING = 1
+ITERATOR_OUTPUT, OUTPUT = 8, 9
+
+
+def _tasks(db: Db, run: dict, scope: str) -> list[dict]:
+    """The tasks of `scope`, by iteration index."""
+    found = db.sql('SELECT "UUID" FROM tasks WHERE "RunUUID" = :r AND "ScopePath" = :s', r=run["UUID"], s=scope)
+    rows = [db.one('SELECT * FROM tasks WHERE "UUID" = :u', u=r["UUID"]) for r in found]
+    for row in rows:
+        for column in ("InputParameters", "OutputParameters", "StateHistory", "StatusMetadata", "TypeAttrs"):
+            row[column] = _json(row[column])
+    return sorted(rows, key=lambda r: (int((r["TypeAttrs"] or {}).get("iterationIndex", -1)), r["UUID"]))
+
+
+def _links(db: Db, task: dict) -> list[tuple]:
+    """(ArtifactKey, Type, Iteration, Producer) of a task's links, sorted."""
+    rows = db.sql('SELECT * FROM artifact_tasks WHERE "TaskID" = :t', t=task["UUID"])
+    return sorted((r["ArtifactKey"], r["Type"], r["Iteration"], _json(r["Producer"])) for r in rows)
+
+
+def _artifact_of(db: Db, task: dict, key: str) -> set[str]:
+    return {r["ArtifactID"] for r in db.sql('SELECT "ArtifactID" FROM artifact_tasks WHERE "TaskID" = :t AND '
+                                            '"ArtifactKey" = :k', t=task["UUID"], k=key)}
+
+
+def _at(i: int, name: str) -> dict:
+    return {"iteration": str(i), "taskName": name}
+
+
+def _logical_key(run: str, parent: str, scope: str, name: str, task_type: int, iteration: int | None) -> str:
+    """kfp-native-schema.md §3.3 written out here: length-prefixed parts, the type, the optional iteration."""
+    h = hashlib.sha256()
+    for part in (run, parent, scope, name):
+        h.update(len(part.encode()).to_bytes(4, "big") + part.encode())
+    h.update(task_type.to_bytes(4, "big", signed=True))
+    h.update(b"\x00" if iteration is None else b"\x01" + iteration.to_bytes(8, "big", signed=True))
+    return h.hexdigest()
+
+
+def test_v3_outputs_inside_a_loop_body_are_iterator_outputs(migrated):
+    """Every OUTPUT event of a task with an iteration index: ITERATOR_OUTPUT with its own index (container
+    outputs, executor logs, importer outputs)."""
+    _, db = migrated
+    run = _run(db, "loop-io")
+    for i, shard in enumerate(_tasks(db, run, "root.for-loop-1.make-shard")):
+        assert _links(db, shard) == [("executor-logs", ITERATOR_OUTPUT, i, _at(i, "make-shard")),
+                                     ("shard", ITERATOR_OUTPUT, i, _at(i, "make-shard"))]
+        [label] = shard["OutputParameters"]
+        assert (label["parameterKey"], label["type"], label["producer"]) == ("Output", "ITERATOR_OUTPUT",
+                                                                             _at(i, "make-shard"))
+    importers = _tasks(db, run, "root.for-loop-1.importer")
+    assert [(t["Type"], t["TypeAttrs"]) for t in importers] == [
+        (IMPORTER, {"downloadToWorkspace": False, "iterationIndex": str(i)}) for i in range(2)]
+    for i, importer in enumerate(importers):
+        assert _links(db, importer) == [("artifact", ITERATOR_OUTPUT, i, _at(i, "importer"))]
+    cells = _tasks(db, run, "root.for-loop-2.for-loop-4.make-cell")
+    assert [c["TypeAttrs"] for c in cells] == [{"iterationIndex": "0"}] * 2 + [{"iterationIndex": "1"}] * 2
+    for cell in cells:
+        i = int(cell["TypeAttrs"]["iterationIndex"])
+        assert _links(db, cell) == [("cell", ITERATOR_OUTPUT, i, _at(i, "make-cell")),
+                                    ("executor-logs", ITERATOR_OUTPUT, i, _at(i, "make-cell"))]
+
+
+def test_v3_a_sibling_in_the_same_iteration_is_read_as_a_collection(migrated):
+    """The resolver collects a single ITERATOR_OUTPUT too: COLLECTED_INPUTS, producer the sibling at the
+    consumer's index; a parameter so fed is the one-element list (STRING input: its JSON text). Without a
+    spec parameters are COMPONENT_INPUT (the no-spec rule), links the same as with one."""
+    mode, db = migrated
+    run = _run(db, "loop-io")
+    shards = _tasks(db, run, "root.for-loop-1.make-shard")
+    importers = _tasks(db, run, "root.for-loop-1.importer")
+    for i, check in enumerate(_tasks(db, run, "root.for-loop-1.check-shard")):
+        assert [link for link in _links(db, check) if link[0] != "executor-logs"] == [
+            ("reference", COLLECTED_INPUTS, i, _at(i, "importer")), ("shard", COLLECTED_INPUTS, i, _at(i, "make-shard"))]
+        assert _artifact_of(db, check, "shard") == _artifact_of(db, shards[i], "shard")
+        assert _artifact_of(db, check, "reference") == _artifact_of(db, importers[i], "artifact")
+        produced = shards[i]["OutputParameters"][0]["value"]
+        if mode == "spec":
+            assert check["InputParameters"] == [{"parameterKey": "label", "producer": _at(i, "make-shard"),
+                                                 "type": "COLLECTED_INPUTS", "value": f'["{produced}"]'}]
+        else:
+            assert check["InputParameters"] == [{"parameterKey": "label", "producer": _at(i, "for-loop-1"),
+                                                 "type": "COMPONENT_INPUT", "value": produced}]
+
+
+def test_v3_propagated_links_carry_the_leafs_iteration(migrated):
+    """`propagatedProducer`: a LOOP's link keeps the body task's index; above a nested loop (DAG, OUTPUT at
+    the first level, no index) the outer LOOP's ITERATOR_OUTPUT has none."""
+    _, db = migrated
+    run = _run(db, "loop-io")
+    [loop] = _tasks(db, run, "root.for-loop-1")
+    assert _links(db, loop) == sorted(
+        [("pipelinechannel--importer-artifact", ITERATOR_OUTPUT, i, _at(i, "importer")) for i in range(2)]
+        + [("pipelinechannel--make-shard-shard", ITERATOR_OUTPUT, i, _at(i, "make-shard")) for i in range(2)])
+    shards = _tasks(db, run, "root.for-loop-1.make-shard")
+    assert loop["OutputParameters"] == [
+        {"parameterKey": "pipelinechannel--make-shard-Output", "producer": _at(i, "make-shard"),
+         "type": "ITERATOR_OUTPUT", "value": shards[i]["OutputParameters"][0]["value"]} for i in range(2)]
+    for inner in _tasks(db, run, "root.for-loop-2.for-loop-4"):
+        assert _links(db, inner) == [("pipelinechannel--make-cell-cell", OUTPUT, -1, {"taskName": "make-cell"})] * 2
+        assert [e["producer"] for e in inner["OutputParameters"]] == [{"taskName": "make-cell"}] * 2
+        assert {e["type"] for e in inner["OutputParameters"]} == {"OUTPUT"}
+    [outer] = _tasks(db, run, "root.for-loop-2")
+    assert _links(db, outer) == [("pipelinechannel--make-cell-cell", ITERATOR_OUTPUT, -1, {"taskName": "for-loop-4"})] * 4
+
+
+def test_v3_a_loop_inside_a_loop_body_is_a_dag(migrated):
+    """The PR-head driver types LOOP only without an iteration index: the inner loop is DAG, its taskInfo
+    name shown, `iterationCount` beside the outer `iterationIndex`, its LogicalKey taken with type DAG."""
+    _, db = migrated
+    run = _run(db, "loop-io")
+    [outer] = _tasks(db, run, "root.for-loop-2")
+    assert (outer["Type"], outer["DisplayName"], outer["TypeAttrs"]) == (LOOP, "Loop", {"iterationCount": "2"})
+    inners = _tasks(db, run, "root.for-loop-2.for-loop-4")
+    assert [(t["Type"], t["DisplayName"], t["State"], t["TypeAttrs"]) for t in inners] == [
+        (DAG, "for-loop-4", SUCCEEDED, {"iterationCount": "2", "iterationIndex": str(i)}) for i in range(2)]
+    for i, inner in enumerate(inners):
+        assert inner["ParentTaskUUID"] == outer["UUID"]
+        assert inner["LogicalKey"] == _logical_key(run["UUID"], outer["UUID"], "root.for-loop-2.for-loop-4",
+                                                   "for-loop-4", DAG, i)
+        assert inner["InputParameters"] == [
+            {"parameterKey": "pipelinechannel--loop-item-param-3", "producer": _at(0, "for-loop-4"),
+             "type": "ITERATOR_INPUT", "value": "a"},
+            {"parameterKey": "pipelinechannel--loop-item-param-3", "producer": _at(1, "for-loop-4"),
+             "type": "ITERATOR_INPUT", "value": "b"},
+            {"parameterKey": "pipelinechannel--rows-loop-item", "producer": _at(i, "for-loop-2"),
+             "type": "COMPONENT_INPUT", "value": i + 1}]
+
+
+def test_v3_collected_consumers_name_the_loop_beside_them(migrated):
+    """With or without a spec, a collected input's producer is the consumer's sibling that holds the
+    producers: after nested loops the outer loop (docs/mapping.md M19, corrected)."""
+    _, db = migrated
+    run = _run(db, "loop-io")
+    [collect] = _tasks(db, run, "root.collect-cells")
+    assert [link for link in _links(db, collect) if link[0] != "executor-logs"] == [
+        ("cells", COLLECTED_INPUTS, -1, {"taskName": "for-loop-2"})] * 4
+    cells = _tasks(db, run, "root.for-loop-2.for-loop-4.make-cell")
+    assert _artifact_of(db, collect, "cells") == set().union(*(_artifact_of(db, c, "cell") for c in cells))
+    [aggregate] = _tasks(db, run, "root.aggregate-shards")
+    assert [link for link in _links(db, aggregate) if link[0] != "executor-logs"] == [
+        ("references", COLLECTED_INPUTS, -1, {"taskName": "for-loop-1"})] * 2 + [
+        ("shards", COLLECTED_INPUTS, -1, {"taskName": "for-loop-1"})] * 2
+
+
+def test_v3_a_failed_child_fails_its_parent_while_a_sibling_still_runs(migrated):
+    _, db = migrated
+    run = _run(db, "loop-io-in-flight")
+    assert run["State"] == "RUNNING"
+    [root], [aggregate], [collect] = (_tasks(db, run, s) for s in ("root", "root.aggregate-shards", "root.collect-cells"))
+    assert (aggregate["State"], aggregate["StatusMetadata"]) == (FAILED, {
+        "message": "failed (migrated from ML Metadata; no error text recorded)"})
+    assert (collect["State"], collect["FinishedInSec"]) == (RUNNING, 0)
+    # FAILED by propagation (no message), not RUNNING as version 2 had it; the run is not finished
+    assert (root["State"], root["StatusMetadata"]) == (FAILED, None)
+    assert [h["state"] for h in root["StateHistory"]] == ["RUNNING", "FAILED"]
+    assert _tasks(db, run, "root.keyed-step") == []  # never started
+
+
+def test_v3_a_custom_cache_key_gives_the_runtimes_fingerprint(migrated):
+    """sha256(componentRef name, NUL, key), as the PR-head driver computes it: a live cache source."""
+    _, db = migrated
+    [keyed] = _tasks(db, _run(db, "loop-io"), "root.keyed-step")
+    assert keyed["Fingerprint"] == hashlib.sha256(b"comp-keyed-step\x00keyed-step-v1").hexdigest()
+    assert (keyed["State"], keyed["Type"]) == (SUCCEEDED, RUNTIME)
+
+
+def test_v3_dag_driver_failures_are_one_ledger_note(migrated):
+    _, db = migrated
+    notes = db.sql("SELECT entity, mlmd_id, run_uuid FROM mlmd2kfp_ledger WHERE reason = 'dag-driver-failure-not-in-mlmd'")
+    assert [(n["entity"], n["mlmd_id"], n["run_uuid"]) for n in notes] == [("migration", 0, "")]  # run-less, once

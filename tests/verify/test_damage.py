@@ -1,4 +1,4 @@
-"""`verify` tested by damage (issue #12): on a migrated sample, each of 45 single-row damages, one or
+"""`verify` tested by damage (issues #12, #26): on a migrated sample, each of 51 single-row damages, one or
 more per column of `tasks`, `artifacts` and `artifact_tasks` and per rule (ledger, coverage both ways),
 gives exit 1 naming the run, the row and the column; after each one the row is put back and verify
 passes again. Every backend."""
@@ -147,6 +147,23 @@ def _move_link(db: Db) -> tuple[str, Callable[[], None]]:
     return lk["RunUUID"], db.set("artifact_tasks", "UUID", lk["UUID"], "TaskID", other["UUID"])
 
 
+def _without_iteration(db: Db) -> tuple[str, Callable[[], None]]:
+    """(v3) a propagated link of a loop as version 2 wrote it above the first level: no iteration."""
+    lk = _link(db, 't."Type" = 5 AND l."Type" = 8 AND l."Iteration" >= 0')
+    undo_producer = db.set("artifact_tasks", "UUID", lk["UUID"], "Producer",
+                           json.dumps({"taskName": _js(lk["Producer"])["taskName"]}))
+    undo_iteration = db.set("artifact_tasks", "UUID", lk["UUID"], "Iteration", -1)
+    return lk["RunUUID"], lambda: (undo_iteration(), undo_producer())
+
+
+def _nested_loop_as_v2(db: Db) -> tuple[str, Callable[[], None]]:
+    """(v3) a nested loop as version 2 typed it: LOOP, labelled `Loop`."""
+    t = _task(db, 't."Type" = 8 AND t."TypeAttrs" LIKE \'%iterationCount%\'')
+    undo_type = db.set("tasks", "UUID", t["UUID"], "Type", 5)
+    undo_label = db.set("tasks", "UUID", t["UUID"], "DisplayName", "Loop")
+    return t["RunUUID"], lambda: (undo_label(), undo_type())
+
+
 def _drop_propagated_param(t: dict[str, Any]) -> str:
     entries = _js(t["OutputParameters"])
     return json.dumps(entries[1:] or None)
@@ -231,6 +248,21 @@ DAMAGES = [
     Damage("link ArtifactKey", link_col('l."Type" = 9', "ArtifactKey", lambda lk: "renamed"), "lineage",
            "ArtifactKey"),
     Damage("link moved to another task", _move_link, "lineage", "TaskID"),
+    # mapping version 3, one per changed rule
+    Damage("(v3) loop-body output typed OUTPUT", link_col(
+        't."Type" = 2 AND t."TypeAttrs" LIKE \'%iterationIndex%\' AND l."Type" = 8', "Type", lambda lk: 9),
+        "lineage", "Type"),
+    Damage("(v3) propagated loop link without its iteration", _without_iteration, "lineage", "Iteration"),
+    Damage("(v3) nested loop typed LOOP", _nested_loop_as_v2, "lineage", "Type"),
+    Damage("(v3) a sibling's output in the same iteration read as TASK_OUTPUT_INPUT", link_col(
+        't."TypeAttrs" LIKE \'%iterationIndex%\' AND l."Type" = 5', "Type", lambda lk: 2), "lineage", "Type"),
+    Damage("(v3) a sibling's parameter in the same iteration not collected into a list", task_col(
+        't."TypeAttrs" LIKE \'%iterationIndex%\' AND t."InputParameters" LIKE \'%COLLECTED_INPUTS%\'',
+        "InputParameters", _edit_params("InputParameters", lambda e: _first(e, value=json.loads(e[0]["value"])[0]))),
+        "lineage", "InputParameters"),
+    Damage("(v3) in-flight parent of a FAILED child left RUNNING", task_col(
+        't."Type" = 1 AND t."State" = 4 AND t."RunUUID" IN (SELECT r."UUID" FROM run_details r '
+        'WHERE r."State" = \'RUNNING\')', "State", lambda t: 1), "lineage", "State"),
     Damage("propagated link removed", _delete_link('t."Type" IN (1, 3, 5, 8) AND l."Type" IN (8, 9, 10)'),
            "coverage", "link row"),
     Damage("event link removed", _delete_link('t."Type" = 2 AND l."Type" = 9'), "coverage", "link row"),

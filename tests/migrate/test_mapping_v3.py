@@ -1,0 +1,77 @@
+"""Mapping version 3 over a database that version 2 migrated (issue #26), on every backend: the gate stays
+closed and verify says to rerun `migrate`, which rewrites every run under the same ids."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+pytest.importorskip("ml_metadata")
+
+from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
+from mlmd2kfp.sample import write_sample  # noqa: E402
+from mlmd2kfp.verify import VerifyOptions, run_verify  # noqa: E402
+from tests.helpers import Db, run_cli  # noqa: E402
+from tests.migrate.helpers import digest  # noqa: E402
+
+IN_LOOP_BODY = '"TypeAttrs" LIKE \'%iterationIndex%\''
+
+
+def _as_version_2(db: Db) -> str:
+    """Rows as mapping version 2 wrote them: loop-body outputs OUTPUT, nested loops LOOP labelled `Loop`, a
+    link row under a version-2 id; the state says version 2. Returns the extra link's id."""
+    db.sql(f'UPDATE artifact_tasks SET "Type" = 9 WHERE "Type" = 8 AND "TaskID" IN '
+           f'(SELECT "UUID" FROM tasks WHERE "Type" = 2 AND {IN_LOOP_BODY})')
+    db.sql(f'UPDATE tasks SET "Type" = 5, "DisplayName" = \'Loop\' WHERE "Type" = 8 AND {IN_LOOP_BODY} '
+           'AND "TypeAttrs" LIKE \'%iterationCount%\'')
+    link = db.one('SELECT * FROM artifact_tasks WHERE "Type" = 9 ORDER BY "UUID"')
+    old_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "a version-2 link id"))
+    db.insert("artifact_tasks", {**link, "UUID": old_id, "ArtifactKey": link["ArtifactKey"] + "-v2"})
+    db.sql("UPDATE mlmd2kfp_state SET mapping_version = '2'")
+    return old_id
+
+
+def test_a_version_2_migration_is_rewritten_by_the_next_migrate_and_the_gate_waits(databases):
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    assert run_verify(m, k).passed
+    db = Db(k)
+    old_link = _as_version_2(db)
+    assert db.one(f'SELECT COUNT(*) AS n FROM tasks WHERE "Type" = 5 AND {IN_LOOP_BODY}')["n"] == 3
+
+    gate = run_cli("status", "--kfp-url", k, "--check")
+    assert gate.code == 1
+    assert ("the migration was written with mapping version 2; this mlmd2kfp writes mapping version 3: rerun "
+            "`mlmd2kfp migrate` (it rewrites every run, under the same ids), then `mlmd2kfp verify`") in gate.stdout
+
+    report = run_verify(m, k, VerifyOptions(record=False))
+    assert not report.passed
+    [version] = [f for f in report.checks["coverage"].failures if f.field == "mapping version"]
+    assert (version.expected, version.found) == ("3", "2")
+    assert "rerun `mlmd2kfp migrate`" in version.row
+
+    before = digest(k)
+    partial = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--namespace", "team-a", "--yes")
+    assert partial.code == 3 and "without --namespace/--run (nothing was written)" in partial.stderr
+    assert digest(k) == before
+
+    rerun = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes")
+    assert rerun.code == 0, rerun.stderr
+    assert "this migration was written with mapping version 2; mapping version 3 rewrites each of its" in (
+        rerun.stdout + rerun.stderr)
+    assert db.one("SELECT mapping_version FROM mlmd2kfp_state")["mapping_version"] == "3"
+    assert db.sql('SELECT * FROM artifact_tasks WHERE "UUID" = :u', u=old_link) == []
+    nested = db.sql(f'SELECT "Type", "DisplayName", "TypeAttrs" FROM tasks WHERE "Name" = \'for-loop-4\' '
+                    'ORDER BY "TypeAttrs"')
+    assert [(r["Type"], r["DisplayName"], json.loads(r["TypeAttrs"]) if isinstance(r["TypeAttrs"], str)
+             else r["TypeAttrs"]) for r in nested] == [
+        (8, "for-loop-4", {"iterationCount": "2", "iterationIndex": str(i)}) for i in range(3)]
+    assert db.one(f'SELECT COUNT(*) AS n FROM artifact_tasks l JOIN tasks t ON t."UUID" = l."TaskID" '
+                  f'WHERE t."Type" = 2 AND t.{IN_LOOP_BODY} AND l."Type" = 9')["n"] == 0
+    assert run_cli("status", "--kfp-url", k, "--check").code == 1  # not verified since the rewrite
+    assert run_verify(m, k).passed
+    assert run_cli("status", "--kfp-url", k, "--check").code == 0
+    db.engine.dispose()

@@ -53,7 +53,7 @@ def test_queries_are_bounded_per_page_not_per_run(tmp_path):
     from mlmd2kfp.sample import write_sample
 
     counts = {}
-    for runs in (11, 44):
+    for runs in (13, 52):
         m, k = f"sqlite:///{tmp_path}/m{runs}.sqlite", f"sqlite:///{tmp_path}/k{runs}.sqlite"
         write_sample(m, k, runs=runs, seed=9)
         me, ke = create_engine(m), create_engine(k)
@@ -61,6 +61,6 @@ def test_queries_are_bounded_per_page_not_per_run(tmp_path):
             reader = MlmdReader(mc, kc, page_runs=1000)
             bundles = list(reader.run_bundles())
             counts[runs] = reader.queries
-        assert len(bundles) == runs - runs // 11  # the v1 run is not a system.PipelineRun
+        assert len(bundles) == runs - runs // 13  # the v1 run is not a system.PipelineRun
     # one page either way: the same statements, whatever the number of runs (spec versions cached)
-    assert counts[44] <= counts[11] + 2, counts
+    assert counts[52] <= counts[13] + 2, counts

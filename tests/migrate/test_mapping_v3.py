@@ -40,7 +40,7 @@ def test_a_version_2_migration_is_rewritten_by_the_next_migrate_and_the_gate_wai
     assert run_verify(m, k).passed
     db = Db(k)
     old_link = _as_version_2(db)
-    assert db.one(f'SELECT COUNT(*) AS n FROM tasks WHERE "Type" = 5 AND {IN_LOOP_BODY}')["n"] == 3
+    assert db.one(f'SELECT COUNT(*) AS n FROM tasks WHERE "Type" = 5 AND {IN_LOOP_BODY}')["n"] == 7  # `for-loop-4`: 3 in control-flow, 2 in each loop-io run
 
     gate = run_cli("status", "--kfp-url", k, "--check")
     assert gate.code == 1
@@ -64,8 +64,8 @@ def test_a_version_2_migration_is_rewritten_by_the_next_migrate_and_the_gate_wai
         rerun.stdout + rerun.stderr)
     assert db.one("SELECT mapping_version FROM mlmd2kfp_state")["mapping_version"] == "3"
     assert db.sql('SELECT * FROM artifact_tasks WHERE "UUID" = :u', u=old_link) == []
-    nested = db.sql(f'SELECT "Type", "DisplayName", "TypeAttrs" FROM tasks WHERE "Name" = \'for-loop-4\' '
-                    'ORDER BY "TypeAttrs"')
+    nested = db.sql('SELECT "Type", "DisplayName", "TypeAttrs" FROM tasks WHERE "Name" = \'for-loop-4\' AND "RunUUID" = '
+                    '(SELECT "UUID" FROM run_details WHERE "DisplayName" LIKE \'control-flow run%\') ORDER BY "TypeAttrs"')
     assert [(r["Type"], r["DisplayName"], json.loads(r["TypeAttrs"]) if isinstance(r["TypeAttrs"], str)
              else r["TypeAttrs"]) for r in nested] == [
         (8, "for-loop-4", {"iterationCount": "2", "iterationIndex": str(i)}) for i in range(3)]

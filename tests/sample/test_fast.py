@@ -45,12 +45,12 @@ def test_fast_copies_look_like_library_runs(databases):
     lib_m, lib_k = databases.new("lm"), databases.new("lk")
     fast_m, fast_k = databases.new("fm"), databases.new("fk")
     library = write_sample(lib_m, lib_k, seed=4)
-    records = write_fast_sample(fast_m, fast_k, runs=22, seed=4)
-    assert len(records) == 22
+    records = write_fast_sample(fast_m, fast_k, runs=26, seed=4)
+    assert len(records) == 26
     lib_store, fast_store = open_reader(lib_m), open_reader(fast_m)
     lib_runs = {r.scenario: r for r in library.runs}
-    second_rep = records[11:]
-    assert {r.run_id for r in second_rep}.isdisjoint({r.run_id for r in records[:11]})
+    second_rep = records[13:]
+    assert {r.run_id for r in second_rep}.isdisjoint({r.run_id for r in records[:13]})
     for record in second_rep:
         reference = lib_runs[record.scenario]
         if record.scenario == "v1":
@@ -64,7 +64,7 @@ def test_fast_copies_look_like_library_runs(databases):
         assert fast_shape["attributions"] == lib_shape["attributions"], record.scenario
         assert fast_shape["cached_points_inside"] == lib_shape["cached_points_inside"], record.scenario
     assert sorted(t.name for t in fast_store.get_execution_types()) == sorted(t.name for t in lib_store.get_execution_types())
-    assert len(fast_store.get_contexts_by_type("system.PipelineRun")) == 20
+    assert len(fast_store.get_contexts_by_type("system.PipelineRun")) == 24
     # the copies have their own run ids everywhere a run id appears
     ctx = fast_store.get_context_by_type_and_name("system.PipelineRun", second_rep[0].run_id)
     assert props(ctx)["pipeline_root"].endswith(second_rep[0].run_id)
@@ -72,12 +72,13 @@ def test_fast_copies_look_like_library_runs(databases):
 
 def test_fast_sample_through_the_cli_then_plan(databases, tmp_path):
     m, k = databases.new("m"), databases.new("k")
-    result = run_cli("sample", "--mlmd-url", m, "--kfp-url", k, "--fast", "--runs", "33")
+    result = run_cli("sample", "--mlmd-url", m, "--kfp-url", k, "--fast", "--runs", "39")
     assert result.code == 0, result.stderr
-    assert "wrote 33 runs" in result.stdout
+    assert "wrote 39 runs" in result.stdout
     plan = run_cli("plan", "--mlmd-url", m, "--kfp-url", k, "--json", str(tmp_path / "p.json"))
     assert plan.code == 0, plan.stderr
     import json
 
     report = json.loads((tmp_path / "p.json").read_text())
-    assert report["target_rows"] == {"tasks": 63 * 3, "artifacts": 60 * 3, "artifact_tasks": 90 * 3}
+    # the default sample's rows (tests/migrate/test_migrate.py), three times
+    assert report["target_rows"] == {"tasks": 98 * 3, "artifacts": 96 * 3, "artifact_tasks": 174 * 3}

@@ -34,7 +34,7 @@ def test_schema_version_10_read_back_by_ml_metadata(sample):
     engine.dispose()
     # The library refuses a store of another schema version (no upgrade): reading proves it is 10.
     runs = sample.store.get_contexts_by_type("system.PipelineRun")
-    assert len(runs) == 10
+    assert len(runs) == 12
     assert {t.name for t in sample.store.get_execution_types()} >= {
         "system.DAGExecution", "system.ContainerExecution", "system.ImporterExecution",
         "system.ImporterWorkspaceExecution"}
@@ -341,14 +341,14 @@ def test_spec_only_in_pipeline_versions(sample):
     assert (a.artifact_id, a.path.steps[0].key) == (b.artifact_id, b.path.steps[0].key) == (a.artifact_id, "dataset")
     others = _kfp(sample, "SELECT \"PipelineSpecManifest\" AS m FROM run_details WHERE \"UUID\" <> :u "
                           "AND \"PipelineSpecManifest\" IS NOT NULL", u=record.run_id)
-    assert len(others) == 8  # every other v2 run embeds its spec
+    assert len(others) == 10  # every other v2 run embeds its spec
 
 
 def test_specs_are_real_kfp_ir(sample):
     rows = _kfp(sample, "SELECT \"Name\" AS n, \"PipelineSpec\" AS s FROM pipeline_versions")
     by_name = {r["n"]: list(yaml.safe_load_all(r["s"])) for r in rows}
     assert set(by_name) == {f"{p}-v1" for p in ("training-pipeline", "control-flow-pipeline",
-                                                 "exit-handler-pipeline", "importer-pipeline")}
+                                                 "exit-handler-pipeline", "importer-pipeline", "loop-io-pipeline")}
     for docs in by_name.values():
         assert docs[0]["schemaVersion"] == "2.1.0" and docs[0]["sdkVersion"].startswith("kfp-")
     # the workspace importer needs its platform spec, stored as a second document

@@ -378,7 +378,10 @@ def check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -
         if got_ix.unique != ix.unique:
             diffs.append(f"{where}: index `{ix.name}` is {'' if got_ix.unique else 'not '}unique, "
                          f"expected {'' if ix.unique else 'not '}unique")
-    actual_fk = {fk["name"]: fk for fk in insp.get_foreign_keys(physical_name) if fk.get("name")}
+    reflected_fks = insp.get_foreign_keys(physical_name)
+    actual_fk = {fk["name"]: fk for fk in reflected_fks if fk.get("name")}
+    # SQLite keeps a key declared without CONSTRAINT unnamed; it is an extra key all the same.
+    actual_fk.update({f"(unnamed {i + 1})": fk for i, fk in enumerate(f for f in reflected_fks if not f.get("name"))})
     # MySQL creates an index named after a FK when no index covers it; that is not an object of its own.
     fk_backing = {fk.name for fk in spec.foreign_keys} | set(actual_fk)
     for name in sorted(actual_ix.keys() - fk_backing):

@@ -390,8 +390,8 @@ def check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -
             diffs.append(f"{where}: extra unique index `{name}` on {_cols(extra.columns)} is not KFP's and could "
                          "refuse rows this tool writes; drop it or make it non-unique")
         else:
-            status.warnings.append(f"{where}: extra index `{name}` on {_cols(extra.columns)} "
-                                   "(not unique: it cannot refuse a row; left alone)")
+            status.warnings.append(f"{where}: extra index `{name}` on {_cols(extra.columns)} (not unique, so it "
+                                   "cannot refuse a row)")
 
     for fk in spec.foreign_keys:
         got_fk = actual_fk.pop(fk.name, None)

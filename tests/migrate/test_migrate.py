@@ -418,8 +418,8 @@ def test_extra_columns_indexes_and_tables_of_a_later_kfp_are_accepted_and_left_a
     warnings = [
         "`artifacts`: extra column `StorageClass` (default 'standard'; this tool's rows leave it to its default)",
         "`tasks`: extra column `RetryPolicy` (nullable; this tool's rows leave it NULL)",
-        "`artifact_tasks`: extra index `idx_link_type` on (Type, Iteration) (not unique: it cannot refuse a row; "
-        "left alone)",
+        "`artifact_tasks`: extra index `idx_link_type` on (Type, Iteration) (not unique, so it cannot refuse "
+        "a row)",
     ]
     refused = cli_migrate(m, k)
     assert refused.code == 3, refused.stderr
@@ -467,5 +467,5 @@ def test_extras_on_artifacts_survive_staging_and_the_cutover(databases):
     assert checked.code == 0, checked.stdout
     assert checked.stdout.splitlines()[:2] == [
         "warning: `artifacts`: extra column `Labels` (nullable; this tool's rows leave it NULL)",
-        "warning: `artifacts`: extra index `idx_artifact_name` on (Name) (not unique: it cannot refuse a row; left alone)",
+        "warning: `artifacts`: extra index `idx_artifact_name` on (Name) (not unique, so it cannot refuse a row)",
     ]

@@ -246,8 +246,8 @@ def test_check_accepts_extra_nullable_columns_and_plain_indexes_with_a_warning_e
         "warning: `artifacts`: extra column `StorageClass` (default 'standard'; this tool's rows leave it to its "
         "default)",
         "warning: `tasks`: extra column `RetryPolicy` (nullable; this tool's rows leave it NULL)",
-        "warning: `artifact_tasks`: extra index `idx_link_type` on (Type, Iteration) (not unique: it cannot refuse a "
-        "row; left alone)",
+        "warning: `artifact_tasks`: extra index `idx_link_type` on (Type, Iteration) (not unique, so it cannot refuse "
+        "a row)",
         f"schema OK ({label}): artifacts, tasks, artifact_tasks (3 extra object(s) accepted, listed above)",
     ]
 

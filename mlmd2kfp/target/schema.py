@@ -7,6 +7,7 @@ The definition below is kfp-native-schema.md §1.8 (MySQL) and §1.9 (PostgreSQL
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import inspect
@@ -318,6 +319,8 @@ def _normalise_default(raw: object) -> str | None:
     for cast in ("::character varying", "::text", "::bigint", "::integer"):
         value = value.replace(cast, "")
     value = value.strip("()")
+    if value.upper() == "NULL":  # PostgreSQL's `NULL::character varying`: no default either
+        return None
     if len(value) >= 2 and value[0] == value[-1] == "'":
         inner = value[1:-1]
         # MariaDB reports numeric defaults of numeric columns unquoted, PostgreSQL quotes '-1'.
@@ -330,6 +333,7 @@ def _normalise_default(raw: object) -> str | None:
 
 
 def check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -> TableStatus:
+    """Compare the live table `physical_name` with `spec`: differences, and the extras accepted (S4)."""
     insp = inspect(conn)
     status = TableStatus(spec.name, present=True)
     diffs = status.differences
@@ -379,7 +383,7 @@ def check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -
             diffs.append(f"{where}: index `{ix.name}` is {'' if got_ix.unique else 'not '}unique, "
                          f"expected {'' if ix.unique else 'not '}unique")
     reflected_fks = insp.get_foreign_keys(physical_name)
-    actual_fk = {fk["name"]: fk for fk in reflected_fks if fk.get("name")}
+    actual_fk = {str(fk["name"]): fk for fk in reflected_fks if fk.get("name")}
     # SQLite keeps a key declared without CONSTRAINT unnamed; it is an extra key all the same.
     actual_fk.update({f"(unnamed {i + 1})": fk for i, fk in enumerate(f for f in reflected_fks if not f.get("name"))})
     # MySQL creates an index named after a FK when no index covers it; that is not an object of its own.
@@ -421,7 +425,7 @@ def check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -
     return status
 
 
-def _extra_column(status: TableStatus, where: str, name: str, got: dict[str, Any]) -> None:
+def _extra_column(status: TableStatus, where: str, name: str, got: Mapping[str, Any]) -> None:
     """A column of `status`'s table the spec does not have: accepted when a row that does not name it can
     still be inserted (mapping.md S4, issue #26); this tool's INSERTs name only the spec's columns."""
     default = _normalise_default(got.get("default"))

@@ -434,6 +434,8 @@ def test_extra_columns_indexes_and_tables_of_a_later_kfp_are_accepted_and_left_a
     assert checked.stdout.splitlines()[:3] == [f"warning: {w}" for w in warnings]
     assert "(3 extra object(s) accepted, listed above)" in checked.stdout
     assert "task_annotations" not in checked.stdout  # KFP's other tables are not the check's business
+    planned = build_plan(m, k)
+    assert (planned.target_schema, planned.target_warnings) == ("new form", warnings)
 
     result = cli_migrate(m, k)
     assert result.code == 0, result.stderr

@@ -91,6 +91,8 @@ def schema_create(kfp_url: KfpUrl = None) -> None:
         console.warn(note)
     if not result.created and not result.notes:
         console.info("nothing to create: every target table exists")
+    for warning in result.status.warnings:
+        console.print_data(f"warning: {warning}")
     if result.status.differences:
         for diff in result.status.differences:
             console.print_data(f"DIFF {diff}")
@@ -99,15 +101,23 @@ def schema_create(kfp_url: KfpUrl = None) -> None:
 
 @schema_app.command("check", short_help="Compare the KFP database with the target schema.")
 def schema_check(kfp_url: KfpUrl = None) -> None:
-    """Compare the KFP database with the target schema; exit 1 on any difference."""
+    """Compare the KFP database with the target schema; exit 1 on any difference.
+
+    Extra nullable or defaulted columns and extra non-unique indexes on the three tables are
+    accepted with a warning line each (a later KFP release may add them); other tables are not
+    compared.
+    """
     from .db import connect
     from .target.schema import check_schema
 
     settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
     with connect(settings.kfp_url, "KFP", create_sqlite=False) as conn:  # type: ignore[arg-type]
         status = check_schema(conn)
+    for warning in status.warnings:
+        console.print_data(f"warning: {warning}")
     if status.ok:
-        console.print_data(f"schema OK ({status.dialect}): " + ", ".join(t.name for t in status.tables))
+        extras = f" ({len(status.warnings)} extra object(s) accepted, listed above)" if status.warnings else ""
+        console.print_data(f"schema OK ({status.dialect}): " + ", ".join(t.name for t in status.tables) + extras)
         return
     for diff in status.differences:
         console.print_data(f"DIFF {diff}")

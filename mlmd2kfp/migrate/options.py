@@ -64,6 +64,8 @@ class MigrateReport:
     old_tasks: dict[str, int | None] = field(default_factory=dict)
     fingerprints: dict[str, int] = field(default_factory=lambda: {"agree": 0, "differ": 0})
     created_tables: list[str] = field(default_factory=list)
+    schema_warnings: list[str] = field(default_factory=list)
+    """Extra columns and indexes on the existing target tables, accepted and left alone (mapping.md S4)."""
     seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -69,6 +69,8 @@ class PlanReport:
     old_tasks: dict[str, int | None] = field(default_factory=dict)
     target_schema: str = ""
     target_differences: list[str] = field(default_factory=list)
+    target_warnings: list[str] = field(default_factory=list)
+    """Extra columns and indexes on the target tables, accepted and left alone (mapping.md S4)."""
     write_bytes: int = 0
     warnings: list[str] = field(default_factory=list)
 
@@ -168,6 +170,7 @@ def build_plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, s
             report.target_schema = ("absent" if not present else "old form" if status.old_tasks_present
                                     else "new form" if status.ok else "differences")
             report.target_differences = status.differences if present else []
+            report.target_warnings = status.warnings
             options = MapOptions(multi_user=multi, source_name=source_name, max_value_bytes=max_value_bytes(kfp))
             total = count_run_contexts(reader)
             seen = _ArtifactSeen()

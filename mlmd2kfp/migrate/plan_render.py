@@ -29,6 +29,8 @@ def render_plan(report: PlanReport) -> Group:
         head.add_row(f"runs skipped ({reason})", str(n))
     head.add_row("runs without a pipeline spec", str(report.runs_without_spec))
     head.add_row("target schema", report.target_schema)
+    for warning in report.target_warnings:
+        head.add_row("  accepted extra", warning)
     if report.old_tasks.get("cache_rows") is None:
         head.add_row("old tasks", "no old-form `tasks` table (already moved aside, or never there)")
     else:
@@ -99,6 +101,8 @@ def plan_markdown(report: PlanReport) -> str:
         lines += ["", "## Orphan runs (MLMD only)", ""] + [f"- `{r}`" for r in report.orphan_runs]
     if report.target_differences:
         lines += ["", "## Target schema differences", ""] + [f"- {d}" for d in report.target_differences]
+    if report.target_warnings:
+        lines += ["", "## Target schema extras (accepted, left alone)", ""] + [f"- {w}" for w in report.target_warnings]
     return "\n".join(lines) + "\n"
 
 

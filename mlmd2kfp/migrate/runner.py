@@ -68,7 +68,9 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                 inv = take_kfp_inventory(conn)
             with kfp_engine.connect() as conn:
                 tool_created = tool_created_tables(conn)
-            check_existing_targets(kfp_engine, tool_created)
+            report.schema_warnings = check_existing_targets(kfp_engine, tool_created)[4]
+            for warning in report.schema_warnings:  # accepted extras (mapping.md S4): said once, before any write
+                say(f"warning: {warning}")
             with kfp_engine.begin() as conn:  # tool tables of an older release, before they are read
                 upgrade_tool_tables(conn)
                 recorded = [s.source_name for s in load_states(conn)]

@@ -32,6 +32,8 @@ def render_migrate(report: MigrateReport) -> Group:
         facts.add_row(f"runs skipped ({reason})", str(n))
     facts.add_row("batches (retries)", f"{report.batches} ({report.retries})")
     facts.add_row("tasks written into", f"`{report.staged_in}`")
+    for warning in report.schema_warnings:
+        facts.add_row("target schema extra (left alone)", warning)
     facts.add_row("cutover", "done" + (" (old `tasks` → `tasks_pre_migration`)" if report.moved_old_tasks else "")
                   if report.cutover else "not yet (--stage-only)")
     if report.old_tasks:

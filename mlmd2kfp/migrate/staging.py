@@ -67,8 +67,11 @@ def old_tasks_counts(conn: Connection, table: str) -> dict[str, int | None]:
     return {"cache_rows": int(row[0] or 0), "node_rows": int(row[1] or 0)}
 
 
-def check_existing_targets(engine: Engine, tool_created: Collection[str] = ()) -> tuple[str, tuple[Any, ...], set[str], Any]:
-    """The table tasks go to, the table specs to have, the tables present and the dialect.
+def check_existing_targets(engine: Engine, tool_created: Collection[str] = ()
+                           ) -> tuple[str, tuple[Any, ...], set[str], Any, list[str]]:
+    """The table tasks go to, the table specs to have, the tables present, the dialect and the extra
+    objects accepted on the existing tables (nullable or defaulted columns, non-unique indexes: mapping.md
+    S4; the writer names only KFP's columns and leaves them alone).
 
     On the tables in `tool_created` (made by an earlier pass of this tool) the indexes a load builds
     after its rows may be missing: an interrupted first pass builds them when it completes (W14).
@@ -84,7 +87,7 @@ def check_existing_targets(engine: Engine, tool_created: Collection[str] = ()) -
         # SQLite cannot add a constraint later; no KFP server runs on SQLite to delete runs meanwhile.
         tables = (ARTIFACTS, TASKS, ARTIFACT_TASKS) if new_form_tasks else staged_tables(
             STAGING, with_run_fk=not can_add_foreign_key(d))
-        differences = []
+        differences, warnings = [], []
         for spec in tables:
             if spec.name in names:
                 status = check_table(conn, d, spec, spec.name)
@@ -93,11 +96,12 @@ def check_existing_targets(engine: Engine, tool_created: Collection[str] = ()) -
                     expected |= {f"index `{ix.name}` is missing" for ix in deferrable_indexes(spec)}
                 status.differences = [x for x in status.differences if not any(e in x for e in expected)]
                 differences += status.differences
+                warnings += status.warnings
         if differences:
             raise TargetSchemaError(
                 "the KFP database already has target tables that differ from KFP's schema, so nothing was "
                 "written:\n  " + "\n  ".join(differences) + "\nFix or drop them (`mlmd2kfp schema check` lists them)")
-    return staging, tables, names, d
+    return staging, tables, names, d, warnings
 
 
 def prepare_schema(engine: Engine, before_create: Callable[[str], None] | None = None,
@@ -113,7 +117,7 @@ def prepare_schema(engine: Engine, before_create: Callable[[str], None] | None =
         TargetSchemaError: an existing new-form table differs from the spec (every difference listed).
         PrivilegeError: the user may not create tables.
     """
-    staging, tables, names, d = check_existing_targets(engine, tool_created)
+    staging, tables, names, d, _ = check_existing_targets(engine, tool_created)
     created: list[str] = []
     try:
         with engine.begin() as conn:  # one transaction on PostgreSQL and SQLite; MySQL DDL auto-commits
@@ -137,7 +141,7 @@ def build_deferred_indexes(engine: Engine, tool_created: Collection[str]) -> lis
     Raises:
         TargetSchemaError / PrivilegeError: an index could not be built (the message says which).
     """
-    staging, tables, names, d = check_existing_targets(engine, tool_created)
+    staging, tables, names, d, _ = check_existing_targets(engine, tool_created)
     built: list[str] = []
     for spec in tables:
         if spec.name not in tool_created or spec.name not in names:

@@ -7,6 +7,8 @@ The definition below is kfp-native-schema.md §1.8 (MySQL) and §1.9 (PostgreSQL
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy.types import UserDefinedType
@@ -258,6 +260,8 @@ class TableStatus:
     name: str
     present: bool
     differences: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Extra objects that cannot reject or change a row this tool writes: accepted (mapping.md S4)."""
     old_form: bool = False
     """Only for `tasks`: the pre-MLMD-removal table (§5.1) is in place."""
 
@@ -283,13 +287,18 @@ class SchemaStatus:
         return out
 
     @property
+    def warnings(self) -> list[str]:
+        """Every extra object accepted beside the target schema (mapping.md S4), each naming its table."""
+        return [w for t in self.tables for w in t.warnings]
+
+    @property
     def old_tasks_present(self) -> bool:
         """The old-form `tasks` table exists."""
         return any(t.old_form for t in self.tables)
 
     @property
     def ok(self) -> bool:
-        """True when every table exists exactly as specified."""
+        """True when every table exists as specified (extra objects listed in `warnings` allowed)."""
         return not self.differences
 
 
@@ -310,6 +319,8 @@ def _normalise_default(raw: object) -> str | None:
     for cast in ("::character varying", "::text", "::bigint", "::integer"):
         value = value.replace(cast, "")
     value = value.strip("()")
+    if value.upper() == "NULL":  # PostgreSQL's `NULL::character varying`: no default either
+        return None
     if len(value) >= 2 and value[0] == value[-1] == "'":
         inner = value[1:-1]
         # MariaDB reports numeric defaults of numeric columns unquoted, PostgreSQL quotes '-1'.
@@ -322,6 +333,7 @@ def _normalise_default(raw: object) -> str | None:
 
 
 def check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -> TableStatus:
+    """Compare the live table `physical_name` with `spec`: differences, and the extras accepted (S4)."""
     insp = inspect(conn)
     status = TableStatus(spec.name, present=True)
     diffs = status.differences
@@ -353,8 +365,8 @@ def check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -
                 f"{where}: column `{col.name}` has default {have_default or 'none'}, "
                 f"expected {col.default or 'none'}"
             )
-    for name in actual_cols.keys() - {c.name for c in spec.columns}:
-        diffs.append(f"{where}: unexpected column `{name}`")
+    for name in sorted(actual_cols.keys() - {c.name for c in spec.columns}):
+        _extra_column(status, where, name, actual_cols[name])
     pk = tuple(insp.get_pk_constraint(physical_name).get("constrained_columns") or ())
     if pk != spec.primary_key:
         diffs.append(f"{where}: primary key is ({', '.join(pk)}), expected ({', '.join(spec.primary_key)})")
@@ -370,13 +382,21 @@ def check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -
         if got_ix.unique != ix.unique:
             diffs.append(f"{where}: index `{ix.name}` is {'' if got_ix.unique else 'not '}unique, "
                          f"expected {'' if ix.unique else 'not '}unique")
-    fk_backing = {fk.name for fk in spec.foreign_keys}
-    for name in actual_ix:
-        # MySQL creates an index named after a FK when no index covers it; that is not a difference.
-        if name not in fk_backing:
-            diffs.append(f"{where}: unexpected index `{name}`")
+    reflected_fks = insp.get_foreign_keys(physical_name)
+    actual_fk = {str(fk["name"]): fk for fk in reflected_fks if fk.get("name")}
+    # SQLite keeps a key declared without CONSTRAINT unnamed; it is an extra key all the same.
+    actual_fk.update({f"(unnamed {i + 1})": fk for i, fk in enumerate(f for f in reflected_fks if not f.get("name"))})
+    # MySQL creates an index named after a FK when no index covers it; that is not an object of its own.
+    fk_backing = {fk.name for fk in spec.foreign_keys} | set(actual_fk)
+    for name in sorted(actual_ix.keys() - fk_backing):
+        extra = actual_ix[name]
+        if extra.unique:  # it could refuse a row KFP's schema accepts (mapping.md S4)
+            diffs.append(f"{where}: extra unique index `{name}` on {_cols(extra.columns)} is not KFP's and could "
+                         "refuse rows this tool writes; drop it or make it non-unique")
+        else:
+            status.warnings.append(f"{where}: extra index `{name}` on {_cols(extra.columns)} (not unique, so it "
+                                   "cannot refuse a row)")
 
-    actual_fk = {fk["name"]: fk for fk in insp.get_foreign_keys(physical_name) if fk.get("name")}
     for fk in spec.foreign_keys:
         got_fk = actual_fk.pop(fk.name, None)
         if got_fk is None:
@@ -396,9 +416,31 @@ def check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -
                     f"{where}: foreign key `{fk.name}` has {key.replace('on', 'ON ').upper()} "
                     f"{have or 'NO ACTION'}, expected {_normalise_action(want) or 'NO ACTION'}"
                 )
-    for name in actual_fk:
-        diffs.append(f"{where}: unexpected foreign key `{name}`")
+    for name in sorted(actual_fk):
+        got_fk = actual_fk[name]
+        # An extra key could refuse our rows or cascade our deletes into other tables (mapping.md S4).
+        diffs.append(f"{where}: extra foreign key `{name}` ({', '.join(got_fk['constrained_columns'])}) → "
+                     f"{got_fk['referred_table']}({', '.join(got_fk['referred_columns'])}) is not KFP's and could "
+                     "refuse rows this tool writes or cascade its deletes; drop it")
     return status
+
+
+def _extra_column(status: TableStatus, where: str, name: str, got: Mapping[str, Any]) -> None:
+    """A column of `status`'s table the spec does not have: accepted when a row that does not name it can
+    still be inserted (mapping.md S4, issue #26); this tool's INSERTs name only the spec's columns."""
+    default = _normalise_default(got.get("default"))
+    if got.get("computed") or got.get("identity") or got.get("autoincrement") is True:
+        status.warnings.append(f"{where}: extra column `{name}` (filled by the database; "
+                               "this tool's rows leave it to the database)")
+    elif default is not None:
+        status.warnings.append(f"{where}: extra column `{name}` ({'nullable, ' if got['nullable'] else ''}"
+                               f"default {default}; this tool's rows leave it to its default)")
+    elif got["nullable"]:
+        status.warnings.append(f"{where}: extra column `{name}` (nullable; this tool's rows leave it NULL)")
+    else:
+        status.differences.append(
+            f"{where}: extra column `{name}` is NOT NULL without a default, so this tool's INSERTs (which name "
+            "only KFP's columns) would fail; give it a default, make it nullable or drop it")
 
 
 def _normalise_action(action: str | None) -> str | None:

@@ -62,18 +62,22 @@ class TargetReader:
                 text(f"{sql} WHERE {column} IN ({','.join(':' + k for k in params)})"), params).mappings()]
         return out
 
+    def _select(self, table: str, columns: tuple[str, ...]) -> str:
+        # KFP's columns only, by name: a later KFP release may add its own columns (mapping.md S4)
+        return f"SELECT {', '.join(self.q(c) for c in ('UUID', *columns))} FROM {self.q(table)}"
+
     def prefetch(self, run_ids: list[str]) -> None:
         """Load the target rows of these runs (and the artifacts their links use) in a few statements."""
         q = self.q
         self._rows = {r: ([], [], []) for r in run_ids}
-        for t in self._where_in(f"SELECT * FROM {q(self.tasks_table)}", q("RunUUID"), run_ids):
+        for t in self._where_in(self._select(self.tasks_table, TASK_COLUMNS), q("RunUUID"), run_ids):
             self._rows[t["RunUUID"]][0].append(t)
-        for lk in self._where_in("SELECT * FROM artifact_tasks", q("RunUUID"), run_ids):
+        for lk in self._where_in(self._select("artifact_tasks", LINK_COLUMNS), q("RunUUID"), run_ids):
             self._rows[lk["RunUUID"]][1].append(lk)
         for e in self._where_in("SELECT * FROM mlmd2kfp_ledger", "run_uuid", run_ids):
             self._rows[e["run_uuid"]][2].append(e)
         ids = sorted({lk["ArtifactID"] for rows in self._rows.values() for lk in rows[1]})
-        self._artifacts = {a["UUID"]: a for a in self._where_in("SELECT * FROM artifacts", q("UUID"), ids)}
+        self._artifacts = {a["UUID"]: a for a in self._where_in(self._select("artifacts", ARTIFACT_COLUMNS), q("UUID"), ids)}
 
     def run_rows(self, run_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         if run_id not in self._rows:
@@ -88,7 +92,8 @@ class TargetReader:
         out = {i: self._artifacts[i] for i in ids if i in self._artifacts}
         missing = sorted(set(ids) - set(out))
         if missing:
-            out.update({a["UUID"]: a for a in self._where_in("SELECT * FROM artifacts", self.q("UUID"), missing)})
+            out.update({a["UUID"]: a for a in self._where_in(self._select("artifacts", ARTIFACT_COLUMNS), self.q("UUID"),
+                                                             missing)})
         return out
 
 

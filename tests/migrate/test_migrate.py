@@ -402,3 +402,76 @@ def _mlmd(url, name):
     if url.startswith("postgresql"):
         return name.lower()
     return f"`{name}`" if url.startswith("mysql") else f'"{name}"'
+
+
+def test_extra_columns_indexes_and_tables_of_a_later_kfp_are_accepted_and_left_alone(databases):
+    """Issue #26: the new API server made its tables before migrate (new-form `tasks` in place) and a later KFP
+    release added a nullable `tasks` column, a defaulted `artifacts` column, a plain index and a table. `schema
+    check` warns and exits 0; an extra unique index is refused before any write; migrate and verify pass and
+    the extras keep their defaults."""
+    m, k = sample(databases)
+    q = lambda name: _q(k, name)  # noqa: E731
+    execute(k, f"DROP TABLE {q('tasks')}")  # the old table, here moved out of the way for good
+    assert run_cli("schema", "create", "--kfp-url", k).code == 0
+    execute(k, f"ALTER TABLE {q('tasks')} ADD COLUMN {q('RetryPolicy')} varchar(64)",
+            f"ALTER TABLE {q('artifacts')} ADD COLUMN {q('StorageClass')} varchar(32) NOT NULL DEFAULT 'standard'",
+            f"CREATE INDEX {q('idx_link_type')} ON {q('artifact_tasks')} ({q('Type')}, {q('Iteration')})",
+            f"CREATE TABLE {q('task_annotations')} ({q('UUID')} varchar(64) NOT NULL PRIMARY KEY)",
+            f"INSERT INTO {q('task_annotations')} ({q('UUID')}) VALUES ('kept')",
+            f"CREATE UNIQUE INDEX {q('idx_artifact_name_unique')} ON {q('artifacts')} ({q('Namespace')}, {q('Name')})")
+    warnings = [
+        "`artifacts`: extra column `StorageClass` (default 'standard'; this tool's rows leave it to its default)",
+        "`tasks`: extra column `RetryPolicy` (nullable; this tool's rows leave it NULL)",
+        "`artifact_tasks`: extra index `idx_link_type` on (Type, Iteration) (not unique, so it cannot refuse "
+        "a row)",
+    ]
+    refused = cli_migrate(m, k)
+    assert refused.code == 3, refused.stderr
+    assert ("`artifacts`: extra unique index `idx_artifact_name_unique` on (Namespace, Name) is not KFP's and could "
+            "refuse rows this tool writes; drop it or make it non-unique") in refused.stderr
+    assert rows(k, "SELECT COUNT(*) AS n FROM tasks")[0]["n"] == 0
+    drop = (f"DROP INDEX {q('idx_artifact_name_unique')}" + (f" ON {q('artifacts')}" if k.startswith("mysql") else ""))
+    execute(k, drop)
+
+    checked = run_cli("schema", "check", "--kfp-url", k)
+    assert checked.code == 0, checked.stdout
+    assert checked.stdout.splitlines()[:3] == [f"warning: {w}" for w in warnings]
+    assert "(3 extra object(s) accepted, listed above)" in checked.stdout
+    assert "task_annotations" not in checked.stdout  # KFP's other tables are not the check's business
+    planned = build_plan(m, k)
+    assert (planned.target_schema, planned.target_warnings) == ("new form", warnings)
+
+    result = cli_migrate(m, k)
+    assert result.code == 0, result.stderr
+    for w in warnings:
+        assert f"warning: {w}" in result.stderr
+    assert "target schema extra (left alone)" in result.stdout
+    assert check_invariants(k) == {"tasks": 63, "artifacts": 60, "artifact_tasks": 90}
+    assert rows(k, 'SELECT COUNT(*) AS n FROM tasks WHERE "RetryPolicy" IS NOT NULL')[0]["n"] == 0
+    assert rows(k, 'SELECT DISTINCT "StorageClass" FROM artifacts') == [{"StorageClass": "standard"}]
+    assert rows(k, "SELECT * FROM task_annotations") == [{"UUID": "kept"}]
+    verified = run_cli("verify", "--mlmd-url", m, "--kfp-url", k)
+    assert verified.code == 0, verified.stdout + verified.stderr
+    assert run_cli("schema", "check", "--kfp-url", k).code == 0
+
+
+def test_extras_on_artifacts_survive_staging_and_the_cutover(databases):
+    """Issue #26 with the old `tasks` in place: `schema create` made `artifacts`, KFP added to it; migrate stages
+    `tasks`, writes around the extras and swaps the tables; verify passes."""
+    m, k = sample(databases)
+    q = lambda name: _q(k, name)  # noqa: E731
+    assert run_cli("schema", "create", "--kfp-url", k).code == 0
+    execute(k, f"ALTER TABLE {q('artifacts')} ADD COLUMN {q('Labels')} text",
+            f"CREATE INDEX {q('idx_artifact_name')} ON {q('artifacts')} ({q('Name')})")
+    result = cli_migrate(m, k)
+    assert result.code == 0, result.stderr
+    assert "warning: `artifacts`: extra column `Labels` (nullable; this tool's rows leave it NULL)" in result.stderr
+    assert "tasks_pre_migration" in result.stdout
+    assert rows(k, 'SELECT COUNT(*) AS n FROM artifacts WHERE "Labels" IS NOT NULL')[0]["n"] == 0
+    assert run_cli("verify", "--mlmd-url", m, "--kfp-url", k).code == 0
+    checked = run_cli("schema", "check", "--kfp-url", k)
+    assert checked.code == 0, checked.stdout
+    assert checked.stdout.splitlines()[:2] == [
+        "warning: `artifacts`: extra column `Labels` (nullable; this tool's rows leave it NULL)",
+        "warning: `artifacts`: extra index `idx_artifact_name` on (Name) (not unique, so it cannot refuse a row)",
+    ]

@@ -224,3 +224,73 @@ def test_indexes_built_later_are_the_ones_create_table_would_have_made():
     whole = render_create(TASKS, pg)
     split = render_create(TASKS, pg, without=deferrable_indexes(TASKS))
     assert sorted(split + render_indexes(TASKS, pg, deferrable_indexes(TASKS))) == sorted(whole)
+
+
+# --- extra objects (mapping.md S4, issue #26) -----------------------------------------------------------
+
+
+def test_check_accepts_extra_nullable_columns_and_plain_indexes_with_a_warning_each(databases):
+    """What a later KFP release adds (a nullable or defaulted column, a non-unique index, a table of its
+    own) cannot refuse a row this tool writes: exit 0, one warning line per extra; other tables not listed."""
+    url = _kfp_db(databases)
+    assert run_cli("schema", "create", "--kfp-url", url).code == 0
+    q = dialect_named(databases.backend).q
+    execute(url, f"ALTER TABLE {q('tasks')} ADD COLUMN {q('RetryPolicy')} varchar(64)",
+            f"ALTER TABLE {q('artifacts')} ADD COLUMN {q('StorageClass')} varchar(32) NOT NULL DEFAULT 'standard'",
+            f"CREATE INDEX {q('idx_link_type')} ON {q('artifact_tasks')} ({q('Type')}, {q('Iteration')})",
+            f"CREATE TABLE {q('task_annotations')} ({q('UUID')} varchar(64) NOT NULL PRIMARY KEY)")
+    checked = run_cli("schema", "check", "--kfp-url", url)
+    assert checked.code == 0, checked.stdout + checked.stderr
+    label = "sqlite" if databases.backend == "sqlite" else checked.stdout.split("schema OK (")[1].split(")")[0]
+    assert checked.stdout.splitlines() == [
+        "warning: `artifacts`: extra column `StorageClass` (default 'standard'; this tool's rows leave it to its "
+        "default)",
+        "warning: `tasks`: extra column `RetryPolicy` (nullable; this tool's rows leave it NULL)",
+        "warning: `artifact_tasks`: extra index `idx_link_type` on (Type, Iteration) (not unique, so it cannot refuse "
+        "a row)",
+        f"schema OK ({label}): artifacts, tasks, artifact_tasks (3 extra object(s) accepted, listed above)",
+    ]
+
+
+def test_check_refuses_extras_that_could_refuse_a_row(databases):
+    """A NOT NULL column without a default, a unique index and a foreign key that are not KFP's stay differences."""
+    url = _kfp_db(databases)
+    assert run_cli("schema", "create", "--kfp-url", url).code == 0
+    q = dialect_named(databases.backend).q
+    fk = (f"CONSTRAINT {q('fk_artifacts_owner')} FOREIGN KEY ({q('Owner')}) "
+          f"REFERENCES {q('run_details')}({q('UUID')})")
+    if databases.backend == "sqlite":
+        # SQLite adds neither a NOT NULL column without a default nor a constraint: rebuild `artifacts`.
+        ddl = render_create(ARTIFACTS, dialect_named("sqlite"))
+        ddl[0] = ddl[0].replace('PRIMARY KEY ("UUID")', f'"Owner" varchar(191) NOT NULL,\n  PRIMARY KEY ("UUID"),\n  {fk}')
+        execute(url, "PRAGMA foreign_keys=OFF", 'DROP TABLE "artifacts"', *ddl)
+    else:
+        execute(url, f"ALTER TABLE {q('artifacts')} ADD COLUMN {q('Owner')} varchar(191) NOT NULL",
+                f"ALTER TABLE {q('artifacts')} ADD {fk}")
+    execute(url, f"CREATE UNIQUE INDEX {q('idx_artifact_urihash_unique')} ON {q('artifacts')} ({q('URIHash')})")
+    checked = run_cli("schema", "check", "--kfp-url", url)
+    assert checked.code == 1
+    assert checked.stdout.splitlines() == [
+        "DIFF `artifacts`: extra column `Owner` is NOT NULL without a default, so this tool's INSERTs (which name "
+        "only KFP's columns) would fail; give it a default, make it nullable or drop it",
+        "DIFF `artifacts`: extra unique index `idx_artifact_urihash_unique` on (URIHash) is not KFP's and could "
+        "refuse rows this tool writes; drop it or make it non-unique",
+        "DIFF `artifacts`: extra foreign key `fk_artifacts_owner` (Owner) → run_details(UUID) is not KFP's and "
+        "could refuse rows this tool writes or cascade its deletes; drop it",
+    ]
+    assert "3 difference(s) from the KFP target schema" in checked.stderr
+
+
+def test_check_names_an_unnamed_extra_foreign_key(databases):
+    if databases.backend != "sqlite":
+        pytest.skip("MySQL and PostgreSQL name every constraint")
+    url = _kfp_db(databases)
+    assert run_cli("schema", "create", "--kfp-url", url).code == 0
+    execute(url, 'ALTER TABLE "tasks" ADD COLUMN "PipelineRef" varchar(191) REFERENCES "run_details"("UUID")')
+    checked = run_cli("schema", "check", "--kfp-url", url)
+    assert checked.code == 1
+    assert checked.stdout.splitlines() == [
+        "warning: `tasks`: extra column `PipelineRef` (nullable; this tool's rows leave it NULL)",
+        "DIFF `tasks`: extra foreign key `(unnamed 1)` (PipelineRef) → run_details(UUID) is not KFP's and could "
+        "refuse rows this tool writes or cascade its deletes; drop it",
+    ]

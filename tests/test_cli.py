@@ -115,8 +115,8 @@ def test_demo_runs_the_whole_job_on_sqlite(tmp_path):
     result = run_cli("demo", "--dir", str(tmp_path / "demo"))
     assert result.code == 0, result.stderr
     out = result.stdout
-    assert "plan (multi-user): 9 of 10 runs to migrate" in out
-    assert "rows now tasks 63, artifacts 60, artifact_tasks 90" in out
+    assert "plan (multi-user): 11 of 12 runs to migrate" in out
+    assert "rows now tasks 98, artifacts 96, artifact_tasks 174" in out
     assert "verify (ml-metadata API): PASSED" in out and "status --check: OK" in out
     for name in ("mlmd.sqlite", "kfp.sqlite", "plan.md", "plan.json", "migrate.json", "verify.md", "verify.junit.xml"):
         assert (tmp_path / "demo" / name).exists(), name
@@ -126,7 +126,7 @@ def test_demo_runs_the_whole_job_on_sqlite(tmp_path):
 
 def test_version():
     result = run_cli("--version")
-    assert result.code == 0 and result.stdout.startswith("mlmd2kfp ") and "mapping version" in result.stdout
+    assert result.code == 0 and result.stdout.startswith("mlmd2kfp ") and "(mapping version 3)" in result.stdout
 
 
 def test_plan_refuses_a_database_without_run_details_as_migrate_does(tmp_path):

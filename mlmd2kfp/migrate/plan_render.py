@@ -112,6 +112,8 @@ _MLMD_NAME = {"run": "context"}
 
 def _example(entry: dict[str, object]) -> str:
     """`run `<id>`, MLMD execution 22` (a run's own id is its MLMD context id; run-less rows have no run)."""
+    if entry["entity"] == "migration":  # a note on the whole migration, no MLMD row (docs/mapping.md M24)
+        return "no MLMD row: a note on the migration as a whole"
     run_id = str(entry["run_id"])
     where = f"run `{run_id}`, " if run_id and not run_id.startswith("@") else ""
     return f"{where}MLMD {_MLMD_NAME.get(str(entry['entity']), entry['entity'])} {entry['mlmd_id']}"

@@ -156,9 +156,20 @@ def state_history(task: TaskNode) -> list[dict[str, Any]]:
     return entries
 
 
+def plugin_properties(task: TaskNode) -> dict[str, str]:
+    """`customProperties` as the task plugins write them (docs/mapping.md M27): the MLMD `plugins.*` string
+    properties of containers and of DAG-likes outside loop bodies; a DAG-like inside one copies its parent's;
+    ROOT and importers have none."""
+    if task.type in (ROOT, IMPORTER):
+        return {}
+    if task.type in DAG_LIKE and task.iteration is not None and task.parent is not None:
+        return plugin_properties(task.parent)
+    return {k: v for k, v in task.effective.props.items() if k.startswith("plugins.") and isinstance(v, str)}
+
+
 def status_metadata(task: TaskNode) -> dict[str, Any] | None:
     """StatusMetadata: plugin properties, failure messages; `{}` for a cache hit; else null."""
-    custom = {k: v for k, v in task.effective.props.items() if k.startswith("plugins.") and isinstance(v, str)}
+    custom = plugin_properties(task)
     out: dict[str, Any] = {}
     if custom:
         out["customProperties"] = custom

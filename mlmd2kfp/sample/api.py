@@ -90,7 +90,7 @@ def write_sample(mlmd_url: str, kfp_url: str, *, runs: int | None = None, seed: 
             continue
         plan = RunPlan(run_id, scenario.pipeline, pod_ns, dict(scenario.params), dict(scenario.outputs),
                        scenario.fail, scenario.stop_at, scenario.stopped_as, scenario.retry_run,
-                       use_cache=scenario.cache_source is not None, start_ms=start_ms)
+                       use_cache=scenario.cache_source is not None, start_ms=start_ms, mlflow=scenario.mlflow)
         result = RunSimulator(client, load_pipeline(scenario.pipeline), plan, rng, cache).run()
         records.append(RunRecord(scenario.name, run_id, namespace, pod_ns, scenario.pipeline,
                                  result.workflow_name, result.state, start_ms // 1000,

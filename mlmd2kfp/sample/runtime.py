@@ -51,6 +51,8 @@ class RunPlan:
     """After the failures, an operator's "Retry run": failed tasks re-driven, now succeeding."""
     use_cache: bool = True
     start_ms: int = 0
+    mlflow: bool = False
+    """The MLflow task plugin wrote `plugins.mlflow.run_id` (see `RunSimulator._plugins`)."""
 
 
 @dataclass
@@ -142,9 +144,11 @@ class RunSimulator:
                   root_comp.get("inputDefinitions", {}).get("parameters", {}).items() if "defaultValue" in d}
         params.update(plan.params)
         self.clock.tick(2000)
-        root_id = self.client.create_execution(
-            DAG_TYPE, {"display_name": "", "task_name": "", "inputs": params} if params else
-            {"display_name": "", "task_name": ""}, RUNNING, [], self.contexts, name=f"run/{plan.run_id}")
+        root_props: dict[str, Any] = {"display_name": "", "task_name": ""}
+        if params:
+            root_props["inputs"] = params
+        root_id = self.client.create_execution(DAG_TYPE, {**root_props, **self._plugins("")}, RUNNING, [],
+                                               self.contexts, name=f"run/{plan.run_id}")
         root = self._node(root_id, "", "dag", root_comp, params, {}, RUNNING)
         self._argo(root, self.workflow_name, "entrypoint", "DAG")
         self._argo(root, "root-driver", "system-dag-driver", phase="SUCCEEDED")
@@ -246,6 +250,7 @@ class RunSimulator:
             "inputs": params, "total_dag_tasks": len(dag.get("tasks", {})),
         }
         props.update(self._producer_props(dag))
+        props.update(self._plugins(key))
         iterator = task.get("parameterIterator")
         items: list[Any] = []
         if iterator is not None:
@@ -288,6 +293,8 @@ class RunSimulator:
             self.clock.tick(self.rng.randint(500, 1500))
             it_props = {**props, "iteration_index": index, "inputs": it_params, "parent_dag_id": exec_id}
             it_props.pop("iteration_count")
+            for name in self._plugins(key):  # the plugin runs for the loop, not for each iteration
+                it_props.pop(name)
             it_id = self.client.create_execution(DAG_TYPE, it_props, RUNNING, events, self.contexts)
             it_node = self._node(it_id, key, "dag", component, it_params, node.in_artifacts, RUNNING)
             self._argo(it_node, f"iteration-iterations({index}:{index})", f"comp-{key}-iteration", "DAG")
@@ -295,6 +302,14 @@ class RunSimulator:
             self._argo(it_node, "iteration-item", f"comp-{key}", "DAG")
             node.iterations.append(it_node)
             self._run_dag(it_node, component)
+
+    def _plugins(self, key: str) -> dict[str, str]:
+        """The MLflow plugin's property for task `key` of this run (an MLflow run id: 32 hex digits, derived
+        from the KFP run and task so that no random draw shifts the rest of the sample)."""
+        if not self.plan.mlflow:
+            return {}
+        seed = f"{self.plan.run_id}/{key}/{len(self.executions)}"  # one MLflow run per execution
+        return {"plugins.mlflow.run_id": hashlib.md5(seed.encode()).hexdigest()}
 
     def _producer_props(self, dag: dict[str, Any]) -> dict[str, Any]:
         """`parameter_producer_task` / `artifact_producer_task` of a DAG with outputs (≥ 2.4)."""
@@ -329,6 +344,7 @@ class RunSimulator:
         props: dict[str, Any] = {
             "display_name": task["taskInfo"]["name"], "task_name": key, "parent_dag_id": parent.exec_id,
             "inputs": params, "pod_name": "", "pod_uid": "", "namespace": "", "image": "",
+            **self._plugins(key),
         }
         caching = bool(task.get("cachingOptions", {}).get("enableCache"))
         custom_key = task.get("cachingOptions", {}).get("cacheKey")

@@ -32,6 +32,9 @@ class Scenario:
     """A KFP v1 run written by the metadata-writer (`KfpRun` context)."""
     cache_source: str | None = None
     """Name of the scenario whose outputs this run reuses through cache hits."""
+    mlflow: bool = False
+    """The MLflow task plugin ran: `plugins.mlflow.run_id` on the root DAG, every DAG that is not an iteration
+    and every container (mlmd-source-model.md §3: `plugins.*`, KFP ≥ 2.17)."""
 
 
 def _p(rows: int, rep: int) -> dict[str, Any]:
@@ -71,7 +74,7 @@ def scenarios_for(rep: int) -> list[Scenario]:
         Scenario("orphan", "training-pipeline", a, _p(400, rep), orphan=True),
         # mapping version 3's shapes: outputs inside loop bodies read by siblings and by collected consumers,
         # nested loops, a custom cache key (a cache hit from the second repetition on)
-        Scenario("loop-io", "loop-io-pipeline", a, {"message": "loop-io"}),
+        Scenario("loop-io", "loop-io-pipeline", a, {"message": "loop-io"}, mlflow=True),
         # stopped while `collect-cells` runs, after `aggregate-shards` failed: ROOT has a FAILED and a RUNNING child
         Scenario("loop-io-in-flight", "loop-io-pipeline", b, {"message": f"in-flight-{rep}"},
                  fail=frozenset({"aggregate-shards"}), stop_at="collect-cells"),

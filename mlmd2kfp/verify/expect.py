@@ -905,7 +905,11 @@ class _Derivation:
 
     def _status(self, t: Task) -> dict[str, Any] | None:
         out: dict[str, Any] = {}
-        plugins = {k: v for k, v in t.last.props.items() if k.startswith("plugins.") and isinstance(v, str)}
+        source: Task | None = t  # whose plugin values: a DAG-like in a loop body shows the nearest holder's above
+        while source is not None and source.type in DAG_LIKE and source.iteration is not None:
+            source = source.parent
+        plugins = {} if source is None or source.type in (ROOT, IMPORTER) else {
+            k: v for k, v in source.last.props.items() if k.startswith("plugins.") and isinstance(v, str)}
         if plugins:
             out["customProperties"] = plugins
         if t.never:

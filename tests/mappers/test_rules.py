@@ -354,6 +354,25 @@ def test_status_metadata_keeps_plugin_properties():
     assert json.loads(t["a"].status_metadata) == {"customProperties": {"plugins.mlflow.run_id": "r-1"}}
 
 
+def test_plugin_properties_are_where_the_plugins_write_them():
+    """docs/mapping.md M27 (kfp-native-schema.md `tasks.StatusMetadata`, v3): containers and DAG-likes outside
+    loop bodies keep their own; a DAG inside a loop body copies its parent's; ROOT and importers have none."""
+    run_id = "plugins.mlflow.run_id"
+    b = BundleBuilder(None)
+    root = b.root(**{run_id: "root"})
+    b.execution("system.ImporterExecution", 3, None, task_name="importer", display_name="", parent_dag_id=root.id,
+                **{run_id: "importer"})
+    loop = b.dag("for-loop-1", root, iteration_count=1, **{run_id: "loop"})
+    iteration = b.dag("for-loop-1", loop, iteration_index=0)
+    condition = b.dag("condition-2", iteration, **{run_id: "own"})
+    b.container("work", condition, **{run_id: "work"})
+    t = by_name(map_run(b.bundle(), MULTI))
+    shown = {name: (json.loads(t[name].status_metadata) or {}).get("customProperties")
+             for name in ("ROOT", "importer", "for-loop-1", "condition-2", "work")}
+    assert shown == {"ROOT": None, "importer": None, "for-loop-1": {run_id: "loop"}, "condition-2": {run_id: "loop"},
+                     "work": {run_id: "work"}}
+
+
 # --- More rules: defaults, TASK_CONFIG, ONE_OF_OUTPUT, no-spec propagation, truncation, ledger reasons ----
 def test_component_defaults_and_task_config_inputs():
     spec = spec_with({"a": container("a", inputs={"x": {"componentInputParameter": "p"}})})

@@ -297,3 +297,20 @@ def test_v3_dag_driver_failures_are_one_ledger_note(migrated):
     _, db = migrated
     notes = db.sql("SELECT entity, mlmd_id, run_uuid FROM mlmd2kfp_ledger WHERE reason = 'dag-driver-failure-not-in-mlmd'")
     assert [(n["entity"], n["mlmd_id"], n["run_uuid"]) for n in notes] == [("migration", 0, "")]  # run-less, once
+
+
+def test_v3_plugin_properties_are_where_the_plugins_write_them(migrated):
+    """The `loop-io` run had the MLflow plugin (docs/mapping.md M27): ROOT and importers show none; containers
+    and DAGs outside loop bodies their own; the nested loop (a DAG in a loop body) its parent loop's."""
+    _, db = migrated
+    run = _run(db, "loop-io")
+    shown = {}
+    for scope in ("root", "root.for-loop-1.importer", "root.for-loop-2", "root.for-loop-2.for-loop-4",
+                  "root.for-loop-1.make-shard", "root.keyed-step"):
+        shown[scope] = [((t["StatusMetadata"] or {}).get("customProperties") or {}).get("plugins.mlflow.run_id")
+                        for t in _tasks(db, run, scope)]
+    assert shown["root"] == [None] and shown["root.for-loop-1.importer"] == [None, None]
+    [outer] = shown["root.for-loop-2"]
+    assert len(outer) == 32 and shown["root.for-loop-2.for-loop-4"] == [outer, outer]
+    shards, [keyed] = shown["root.for-loop-1.make-shard"], shown["root.keyed-step"]
+    assert len({*shards, keyed, outer}) == 4 and all(len(v) == 32 for v in shards)

@@ -1,4 +1,4 @@
-"""`verify` tested by damage (issues #12, #26): on a migrated sample, each of 51 single-row damages, one or
+"""`verify` tested by damage (issues #12, #26): on a migrated sample, each of 52 single-row damages, one or
 more per column of `tasks`, `artifacts` and `artifact_tasks` and per rule (ledger, coverage both ways),
 gives exit 1 naming the run, the row and the column; after each one the row is put back and verify
 passes again. Every backend."""
@@ -260,6 +260,10 @@ DAMAGES = [
         't."TypeAttrs" LIKE \'%iterationIndex%\' AND t."InputParameters" LIKE \'%COLLECTED_INPUTS%\'',
         "InputParameters", _edit_params("InputParameters", lambda e: _first(e, value=json.loads(e[0]["value"])[0]))),
         "lineage", "InputParameters"),
+    Damage("(v3) a DAG in a loop body with plugin properties of its own", task_col(
+        't."Type" = 8 AND t."TypeAttrs" LIKE \'%iterationCount%\' AND t."StatusMetadata" LIKE \'%mlflow%\'',
+        "StatusMetadata", lambda t: '{"customProperties":{"plugins.mlflow.run_id":"0123456789abcdef0123456789abcdef"}}'),
+        "lineage", "StatusMetadata"),
     Damage("(v3) in-flight parent of a FAILED child left RUNNING", task_col(
         't."Type" = 1 AND t."State" = 4 AND t."RunUUID" IN (SELECT r."UUID" FROM run_details r '
         'WHERE r."State" = \'RUNNING\')', "State", lambda t: 1), "lineage", "State"),

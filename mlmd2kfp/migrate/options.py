@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .state import MAPPING_VERSION
+
 
 @dataclass(frozen=True)
 class MigrateOptions:
@@ -67,6 +69,8 @@ class MigrateReport:
     schema_warnings: list[str] = field(default_factory=list)
     """Extra columns and indexes on the existing target tables, accepted and left alone (mapping.md S4)."""
     seconds: dict[str, float] = field(default_factory=dict)
+    mapping_version: str = MAPPING_VERSION
+    """The mapping version of the rows written (mapping.md)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

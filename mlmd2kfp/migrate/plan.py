@@ -24,6 +24,7 @@ from ..source.inventory import (count_run_contexts, executions_in_runs, runless_
                                 take_kfp_inventory)
 from ..source.reader import MlmdReader
 from ..target.schema import check_schema, require_run_details
+from .state import MAPPING_VERSION
 
 INFORMATIONAL_REASONS = frozenset({"flattened-iteration", "superseded-attempt", "split", "merged-link",
                                    "dag-driver-failure-not-in-mlmd"})
@@ -72,6 +73,8 @@ class PlanReport:
     target_warnings: list[str] = field(default_factory=list)
     """Extra columns and indexes on the target tables, accepted and left alone (mapping.md S4)."""
     write_bytes: int = 0
+    mapping_version: str = MAPPING_VERSION
+    """The mapping version the predicted rows follow (mapping.md)."""
     warnings: list[str] = field(default_factory=list)
 
     @property

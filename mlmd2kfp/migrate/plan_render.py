@@ -19,7 +19,8 @@ def _table(title: str, *columns: str) -> Table:
 
 def render_plan(report: PlanReport) -> Group:
     """The summary an operator reads on the terminal."""
-    head = _table(f"plan ({report.mode}{', detected' if report.mode_detected else ''}) — nothing was written",
+    head = _table(f"plan (mapping version {report.mapping_version}, {report.mode}"
+                  f"{', detected' if report.mode_detected else ''}) — nothing was written",
                   "item", "value")
     head.add_row("MLMD", report.mlmd_url)
     head.add_row("KFP", report.kfp_url)
@@ -76,7 +77,7 @@ def plan_json(report: PlanReport) -> str:
 
 def plan_markdown(report: PlanReport) -> str:
     """The report as Markdown, for a change ticket."""
-    lines = [f"# mlmd2kfp plan ({report.mode})", "", "Nothing was written.", "",
+    lines = [f"# mlmd2kfp plan (mapping version {report.mapping_version}, {report.mode})", "", "Nothing was written.", "",
              f"- MLMD: `{report.mlmd_url}`", f"- KFP: `{report.kfp_url}`",
              f"- runs: {report.runs_total} (to migrate {report.runs_migrated}, "
              f"skipped {sum(report.runs_skipped.values())}, without spec {report.runs_without_spec})",

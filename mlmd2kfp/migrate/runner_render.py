@@ -15,7 +15,8 @@ from .plan import INFORMATIONAL_REASONS
 
 def render_migrate(report: MigrateReport) -> Group:
     """The end-of-run summary: one row per target table, totals, what happened to the schema."""
-    table = Table(title=f"migrate ({report.mode}) — {report.phase or 'data'}", title_justify="left")
+    table = Table(title=f"migrate (mapping version {report.mapping_version}, {report.mode}) — {report.phase or 'data'}",
+                  title_justify="left")
     for col in ("table", "source rows read", "written", "deleted (rewritten)", "ledger by reason", "rows now"):
         table.add_column(col, justify="left" if col in ("table", "ledger by reason") else "right")
     for name, stats in report.tables.items():

@@ -227,34 +227,33 @@ class RunIO:
                 self._walk(task, "artifacts", link.key, None, link.artifact, has_spec)
 
     def _walk(self, task: TaskNode, kind: str, key: str, value: Any, row: ArtifactRow | None, has_spec: bool) -> None:
-        # `previous`/`iteration`: type and producer iteration of the level below (level 0: T's own output)
-        child, ancestor, level, previous, iteration = task, task.parent, 1, OUTPUT, task.iteration
-        while ancestor is not None:
-            names = self._selectors(ancestor, kind, child.name, key, has_spec)
-            if not names:
-                return
-            chosen, chosen_iteration = previous, iteration
-            for name in names:
-                if ancestor.type == LOOP:  # a nested loop is DAG: OUTPUT at level 1 (v3)
-                    io_type = ITERATOR_OUTPUT
-                elif ancestor.type == CONDITION_BRANCH and not self._declared_list(ancestor, kind, name):
-                    io_type = ONE_OF_OUTPUT
-                else:
-                    io_type = OUTPUT if level == 1 else previous
-                # (v3) only an ITERATOR_OUTPUT link keeps the iteration of the link below it
-                it = iteration if io_type == ITERATOR_OUTPUT else None
-                prod = producer(child.name, it)
-                if kind == "parameters":
-                    entry = {"parameterKey": name, "producer": prod, "type": IO_TYPE_NAMES[io_type], "value": value}
-                    if entry not in ancestor.output_params:
-                        ancestor.output_params.append(entry)
-                else:
-                    assert row is not None
-                    self._add_link(Link(ancestor, row, io_type, name, prod, None))
-                if name == names[0]:
-                    chosen, chosen_iteration = io_type, it
-            child, key, previous, iteration, level = ancestor, names[0], chosen, chosen_iteration, level + 1
-            ancestor = ancestor.parent
+        self._propagate(task, key, 1, OUTPUT, task.iteration, kind, value, row, has_spec)
+
+    def _propagate(self, child: TaskNode, key: str, level: int, previous: int, iteration: int | None, kind: str,
+                   value: Any, row: ArtifactRow | None, has_spec: bool) -> None:
+        """One level up from `child`'s output `key`: every output of the parent that selects it, then on from
+        each (`previous`/`iteration`: type and producer iteration of the link below; level 1: T's own)."""
+        ancestor = child.parent
+        if ancestor is None:
+            return
+        for name in self._selectors(ancestor, kind, child.name, key, has_spec):
+            if ancestor.type == LOOP:  # a nested loop is DAG: OUTPUT at level 1 (v3)
+                io_type = ITERATOR_OUTPUT
+            elif ancestor.type == CONDITION_BRANCH and not self._declared_list(ancestor, kind, name):
+                io_type = ONE_OF_OUTPUT
+            else:
+                io_type = OUTPUT if level == 1 else previous
+            # (v3) only an ITERATOR_OUTPUT link keeps the iteration of the link below it
+            it = iteration if io_type == ITERATOR_OUTPUT else None
+            prod = producer(child.name, it)
+            if kind == "parameters":
+                entry = {"parameterKey": name, "producer": prod, "type": IO_TYPE_NAMES[io_type], "value": value}
+                if entry not in ancestor.output_params:
+                    ancestor.output_params.append(entry)
+            else:
+                assert row is not None
+                self._add_link(Link(ancestor, row, io_type, name, prod, None))
+            self._propagate(ancestor, name, level + 1, io_type, it, kind, value, row, has_spec)
 
     @staticmethod
     def _declared_list(task: TaskNode, kind: str, name: str) -> bool:

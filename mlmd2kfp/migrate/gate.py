@@ -14,7 +14,8 @@ from sqlalchemy import inspect
 
 from ..errors import LockHeldError
 from .lock import MigrationLock
-from .state import KEPT_RUNS, MAPPING_VERSION, STATE, load_state, load_states, source_label, update_state, upgrade_tool_tables
+from .state import (KEPT_RUNS, MAPPING_VERSION, STATE, load_state, load_states, newer_mapping, source_label, update_state,
+                    upgrade_tool_tables)
 
 
 def gate(states: list[dict[str, Any]]) -> tuple[bool, str]:
@@ -45,6 +46,10 @@ def gate(states: list[dict[str, Any]]) -> tuple[bool, str]:
 
 
 def _gate_one(s: dict[str, Any], option: str) -> tuple[bool, str]:
+    if s.get("mapping_version") != MAPPING_VERSION and newer_mapping(str(s.get("mapping_version"))):
+        return False, (f"the migration was written with mapping version {s.get('mapping_version')}, which this "
+                       f"mlmd2kfp (mapping version {MAPPING_VERSION}) does not know: run the gate of the release that "
+                       "wrote it")
     if s.get("mapping_version") != MAPPING_VERSION:  # verified or not, its rows are another version's
         return False, (f"the migration was written with mapping version {s.get('mapping_version')}; this mlmd2kfp "
                        f"writes mapping version {MAPPING_VERSION}: rerun `mlmd2kfp migrate{option}` (it rewrites every "

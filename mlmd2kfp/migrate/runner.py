@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from .. import __version__
 from ..console import mask_url
 from ..db import make_engine
-from ..errors import InterruptedByOperator, MigrationFailedError, ResumeError, ToolkitError, unexpected_error_line
+from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError, unexpected_error_line
 from ..faults import fault_point
 from ..source.inventory import take_kfp_inventory
 from ..source.reader import MlmdReader
@@ -155,7 +155,7 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
     with engine.begin() as conn:
         state = load_state(conn, source)
         if state is not None:
-            check_resume(state, multi)
+            check_resume(state, multi, partial=bool(options.namespaces or options.run_ids))
     done_before = state is not None and state.phase in ("done", "cutover")
     if state is None:  # the state row first: tables created below are recorded as this tool's before they exist
         with engine.begin() as conn:
@@ -184,16 +184,13 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
         current = load_state(conn, source)
         fingerprint = options_fingerprint(source, multi, options.namespaces, options.run_ids)
         resume = state.phase == "data" and state.status in ("running", "interrupted", "failed")
-        rewritten = {}
-        if state.mapping_version != MAPPING_VERSION:  # every run is rewritten under the ids it has (issue #26)
-            if options.namespaces or options.run_ids:
-                raise ResumeError(f"this migration was written with mapping version {state.mapping_version}; "
-                                  f"mapping version {MAPPING_VERSION} must rewrite every run of it: rerun `mlmd2kfp "
-                                  "migrate` without --namespace/--run (nothing was written)")
+        rewriting = state.mapping_version != MAPPING_VERSION
+        if rewriting:  # every run is rewritten under the ids it has (docs/mapping.md M26); `_totals` records
+            # the new version once the whole pass is in, so a pass killed before starts the rewrite again
             runs = forget_marks(conn, source)
             say(f"this migration was written with mapping version {state.mapping_version}; mapping version "
                 f"{MAPPING_VERSION} rewrites each of its {runs} runs in this pass (their ids stay the same)")
-            resume, rewritten = False, {"mapping_version": MAPPING_VERSION}
+            resume = False
         if resume and state.options_fingerprint != fingerprint and state.last_context_id:
             # the checkpoint belongs to a pass over another selection of runs: resuming it would skip runs
             say("the interrupted pass covered another selection of runs (--namespace/--run); this pass starts "
@@ -204,12 +201,12 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
             invalidated = {"verify_passed": None, "verify_result": json.dumps({"invalidated": (
                 f"`mlmd2kfp migrate` ran again (pass {state.pass_number if resume else state.pass_number + 1}) "
                 "after the last verify")})}
-        if state.tool_version != __version__ and not rewritten:
+        if state.tool_version != __version__ and not rewriting:
             say(f"this migration was last run by mlmd2kfp {state.tool_version}; mlmd2kfp {__version__} continues "
                 "it (same mapping version, so the rows are the same)")
         update_state(conn, source, phase="data", status="running", staging_table=staging, tool_version=__version__,
                      created_tables=created_tables_json(current.created_tables if current else None, created),
-                     holder=holder(), last_error=None, options_fingerprint=fingerprint, **invalidated, **rewritten,
+                     holder=holder(), last_error=None, options_fingerprint=fingerprint, **invalidated,
                      pass_number=state.pass_number if resume else state.pass_number + 1,
                      last_context_id=state.last_context_id if resume else 0)
         if resume and state.last_context_id:
@@ -238,9 +235,11 @@ def _totals(engine: Engine, targets: TargetTables, source_name: str, report: Mig
             func.coalesce(func.sum(case((runs.skipped == "", 1), else_=0)), 0),
             func.coalesce(func.sum(case((runs.skipped != "", 1), else_=0)), 0)).where(
                 runs.source_name == source_name)).one()
+        # every run of this pass's source is now written by this mapping version (an older version's
+        # migration is rewritten by whole passes only: `check_resume`)
         update_state(conn, source_name, tasks=report.totals["tasks"], artifacts=report.totals["artifacts"],
                      links=report.totals["artifact_tasks"], runs_migrated=int(migrated), runs_skipped=int(skipped),
-                     status="running")
+                     status="running", mapping_version=MAPPING_VERSION)
         if targets.old_tasks_name:
             report.old_tasks = old_tasks_counts(conn, targets.old_tasks_name)
 

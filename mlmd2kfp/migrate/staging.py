@@ -20,11 +20,11 @@ from sqlalchemy.exc import DBAPIError
 from ..dialects import can_add_foreign_key, dialect_for, missing_privilege, read_indexes, rename_statements
 from ..errors import PrivilegeError, TargetSchemaError
 from ..faults import fault_point
-from ..target.schema import (ARTIFACT_TASKS, ARTIFACTS, OLD_TASKS_MARKERS, TASKS, ForeignKey, Table, check_table,
-                             deferrable_indexes, render_create, render_indexes)
+from ..target.schema import (ARTIFACT_TASKS, ARTIFACTS, OLD_TASKS_MARKERS, PRE_MIGRATION_TABLE, STAGING_TABLE, TASKS,
+                             ForeignKey, Table, check_table, deferrable_indexes, extra_table_warning, extra_tables,
+                             render_create, render_indexes)
 
-STAGING = "tasks_migration_tmp"
-PRE_MIGRATION = "tasks_pre_migration"
+STAGING, PRE_MIGRATION = STAGING_TABLE, PRE_MIGRATION_TABLE
 RUN_FK = "fk_run_details_tasks"
 
 
@@ -97,6 +97,7 @@ def check_existing_targets(engine: Engine, tool_created: Collection[str] = ()
                 status.differences = [x for x in status.differences if not any(e in x for e in expected)]
                 differences += status.differences
                 warnings += status.warnings
+        warnings += [extra_table_warning(n) for n in extra_tables(names)]
         if differences:
             raise TargetSchemaError(
                 "the KFP database already has target tables that differ from KFP's schema, so nothing was "

@@ -253,14 +253,31 @@ def claimed_elsewhere(run_id: str, context_id: int, owner: str, source_name: str
         "databases both hold the run (one copied from the other), migrate it from one of them only")
 
 
-def check_resume(state: MigrationState, multi_user: bool) -> None:
-    """Refuse a rerun whose options would produce other rows than the source's recorded migration (another
-    mapping version is not refused: the pass rewrites every run, `migrate.runner`).
+def newer_mapping(recorded: str) -> bool:
+    """`recorded` is a mapping version this release does not know (a later one, or not a number)."""
+    try:
+        return int(recorded) > int(MAPPING_VERSION)
+    except ValueError:
+        return True
+
+
+def check_resume(state: MigrationState, multi_user: bool, partial: bool = False) -> None:
+    """Refuse a rerun whose options would produce other rows than the source's recorded migration. An older
+    mapping version is not refused by a whole pass, which rewrites every run (docs/mapping.md M26).
 
     Raises:
-        ResumeError: another install mode.
+        ResumeError: another install mode; a newer mapping version; an older one with `partial`
+        (`--namespace`/`--run`), which would leave runs of two versions.
     """
     rollback = "mlmd2kfp rollback --yes" + (f" --source-name {state.source_name}" if state.source_name else "")
+    if state.mapping_version != MAPPING_VERSION and newer_mapping(state.mapping_version):
+        raise ResumeError(f"the migration of {source_label(state.source_name)} in this KFP database was written "
+                          f"with mapping version {state.mapping_version}, which this mlmd2kfp (mapping version "
+                          f"{MAPPING_VERSION}) does not know; run the mlmd2kfp release that wrote it (nothing was written)")
+    if state.mapping_version != MAPPING_VERSION and partial:
+        raise ResumeError(f"the migration of {source_label(state.source_name)} was written with mapping version "
+                          f"{state.mapping_version}; mapping version {MAPPING_VERSION} must rewrite every run of it: "
+                          "rerun `mlmd2kfp migrate` without --namespace/--run (nothing was written)")
     if bool(state.multi_user) != multi_user:
         mode = "--multi-user" if state.multi_user else "--single-user"
         raise ResumeError(f"the migration of {source_label(state.source_name)} in this KFP database ran with "

@@ -266,12 +266,37 @@ class TableStatus:
     """Only for `tasks`: the pre-MLMD-removal table (§5.1) is in place."""
 
 
+KFP_TABLES = frozenset({"db_statuses", "default_experiments", "experiments", "pipelines", "pipeline_versions",
+                        "pipeline_tags", "pipeline_version_tags", "jobs", "run_details", "run_metrics", "tasks",
+                        "artifacts", "artifact_tasks", "resource_references"})
+"""The tables the MLMD-free API server's AutoMigrate makes (`pr:apiserver/model/common.go:76-93`, GORM's names)."""
+STAGING_TABLE, PRE_MIGRATION_TABLE = "tasks_migration_tmp", "tasks_pre_migration"
+"""The table a migration stages `tasks` in, and the one it moves the old `tasks` to (mapping.md §7)."""
+MIGRATION_TABLES = frozenset({STAGING_TABLE, PRE_MIGRATION_TABLE})
+TOOL_TABLE_PREFIX = "mlmd2kfp_"
+"""The prefix of the tool's own tables (state, runs, ledger: mapping.md §8)."""
+
+
+def extra_tables(names: set[str]) -> list[str]:
+    """Tables of the KFP database that are neither KFP's, nor the migration's, nor the tool's: a later KFP
+    release's, or somebody's; accepted and left alone, with a warning each (docs/mapping.md S4)."""
+    return sorted(n for n in names if n not in KFP_TABLES and n not in MIGRATION_TABLES
+                  and not n.startswith(TOOL_TABLE_PREFIX))
+
+
+def extra_table_warning(name: str) -> str:
+    """The warning line for an extra table."""
+    return f"extra table `{name}` (not one of KFP's tables; this tool neither reads nor writes it)"
+
+
 @dataclass
 class SchemaStatus:
     """The target schema's state on one database (a report, data only)."""
 
     dialect: str
     tables: list[TableStatus]
+    extra_tables: list[str] = field(default_factory=list)
+    """Tables beside KFP's, the migration's and the tool's (`extra_tables`)."""
 
     @property
     def differences(self) -> list[str]:
@@ -289,7 +314,7 @@ class SchemaStatus:
     @property
     def warnings(self) -> list[str]:
         """Every extra object accepted beside the target schema (mapping.md S4), each naming its table."""
-        return [w for t in self.tables for w in t.warnings]
+        return [w for t in self.tables for w in t.warnings] + [extra_table_warning(n) for n in self.extra_tables]
 
     @property
     def old_tasks_present(self) -> bool:
@@ -471,7 +496,7 @@ def check_schema(conn: Connection, skip: tuple[str, ...] = ()) -> SchemaStatus:
             tables.append(TableStatus(spec.name, present=False))
         else:
             tables.append(check_table(conn, d, spec, spec.name))
-    return SchemaStatus(d.label, tables)
+    return SchemaStatus(d.label, tables, extra_tables(existing))
 
 
 @dataclass

@@ -23,7 +23,7 @@ from ..db import in_memory, make_engine, parse_url
 from ..dialects import dialect_for, max_value_bytes
 from ..errors import ConfigError, MissingDependencyError
 from ..migrate.gate import record_verify, verify_snapshot
-from ..migrate.state import MAPPING_VERSION, load_states, runless_run_id, source_label
+from ..migrate.state import MAPPING_VERSION, load_states, newer_mapping, runless_run_id, source_label
 from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
 from .expect import KFP_TYPES, expect_run, uid
 from .report import Finding, ParityReport
@@ -143,9 +143,10 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                 report.check(name, description, blocking=name != "run-state")
             written = str(state.get("mapping_version") or MAPPING_VERSION)
             if written != MAPPING_VERSION:  # the rows below differ for that reason: say the one thing to do
-                report.fail(Finding("coverage", "", f"the migration (written with mapping version {written}; rerun "
-                                    "`mlmd2kfp migrate`, which rewrites every run)", "mapping version",
-                                    MAPPING_VERSION, written))
+                advice = ("use the mlmd2kfp release that wrote it" if newer_mapping(written) else
+                          "rerun `mlmd2kfp migrate`, which rewrites every run")
+                report.fail(Finding("coverage", "", f"the migration (written with mapping version {written}; "
+                                    f"{advice})", "mapping version", MAPPING_VERSION, written))
             specs: dict[str, Any] = {}
             counts: dict[str, Counter[Any]] = {"expected": Counter(), "found": Counter()}
             seen_runs: set[str] = set()

@@ -204,6 +204,28 @@ def test_propagated_outputs_above_a_loop_keep_the_leafs_iteration():
          "value": "out-1"}]
 
 
+def test_an_output_selected_under_two_names_propagates_from_each():
+    """The launcher propagates every DAG output that selects a key, and goes on from each: ROOT selects the
+    DAG's second name for the same inner output."""
+    inner = container("make", outputs={"Output": "STRING"})
+    dag_component = {"dag": {"tasks": {"make": inner["task"]}, "outputs": {"parameters": {
+        "a": {"valueFromParameter": {"producerSubtask": "make", "outputParameterKey": "Output"}},
+        "b": {"valueFromParameter": {"producerSubtask": "make", "outputParameterKey": "Output"}}}}},
+        "outputDefinitions": {"parameters": {"a": {"parameterType": "STRING"}, "b": {"parameterType": "STRING"}}}}
+    spec = spec_with({"dag-1": {"taskInfo": {"name": "dag-1"}, "componentRef": {"name": "comp-dag-1"}}},
+                     {"comp-dag-1": dag_component, "comp-make": inner["component"]})
+    spec["root"]["dag"]["outputs"] = {"parameters": {"r": {"valueFromParameter": {
+        "producerSubtask": "dag-1", "outputParameterKey": "b"}}}}
+    b = BundleBuilder(spec)
+    dag = b.dag("dag-1", b.root())
+    b.container("make", dag, outputs={"Output": "x"})
+    t = by_name(map_run(b.bundle(), MULTI))
+    assert [(e["parameterKey"], e["type"]) for e in json.loads(t["dag-1"].output_parameters)] == [
+        ("a", "OUTPUT"), ("b", "OUTPUT")]
+    assert json.loads(t["ROOT"].output_parameters) == [
+        {"parameterKey": "r", "producer": {"taskName": "dag-1"}, "type": "OUTPUT", "value": "x"}]
+
+
 def test_empty_loop_is_skipped_state():
     b = BundleBuilder(loop_spec())
     root = b.root(inputs={"items": []})

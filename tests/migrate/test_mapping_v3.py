@@ -4,6 +4,7 @@ closed and verify says to rerun `migrate`, which rewrites every run under the sa
 from __future__ import annotations
 
 import json
+import signal
 import uuid
 
 import pytest
@@ -16,16 +17,17 @@ from mlmd2kfp.verify import VerifyOptions, run_verify  # noqa: E402
 from tests.helpers import Db, run_cli  # noqa: E402
 from tests.migrate.helpers import digest  # noqa: E402
 
-IN_LOOP_BODY = '"TypeAttrs" LIKE \'%iterationIndex%\''
+IN_LOOP_BODY = 't."TypeAttrs" LIKE \'%iterationIndex%\''  # aliased: tests.helpers.Db compares json as text
 
 
 def _as_version_2(db: Db) -> str:
     """Rows as mapping version 2 wrote them: loop-body outputs OUTPUT, nested loops LOOP labelled `Loop`, a
     link row under a version-2 id; the state says version 2. Returns the extra link's id."""
-    db.sql(f'UPDATE artifact_tasks SET "Type" = 9 WHERE "Type" = 8 AND "TaskID" IN '
-           f'(SELECT "UUID" FROM tasks WHERE "Type" = 2 AND {IN_LOOP_BODY})')
-    db.sql(f'UPDATE tasks SET "Type" = 5, "DisplayName" = \'Loop\' WHERE "Type" = 8 AND {IN_LOOP_BODY} '
-           'AND "TypeAttrs" LIKE \'%iterationCount%\'')
+    for r in db.sql(f'SELECT t."UUID" FROM tasks t WHERE t."Type" = 2 AND {IN_LOOP_BODY}'):
+        db.sql('UPDATE artifact_tasks SET "Type" = 9 WHERE "Type" = 8 AND "TaskID" = :t', t=r["UUID"])
+    for r in db.sql(f'SELECT t."UUID" FROM tasks t WHERE t."Type" = 8 AND {IN_LOOP_BODY} '
+                    'AND t."TypeAttrs" LIKE \'%iterationCount%\''):
+        db.sql('UPDATE tasks SET "Type" = 5, "DisplayName" = \'Loop\' WHERE "UUID" = :t', t=r["UUID"])
     link = db.one('SELECT * FROM artifact_tasks WHERE "Type" = 9 ORDER BY "UUID"')
     old_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "a version-2 link id"))
     db.insert("artifact_tasks", {**link, "UUID": old_id, "ArtifactKey": link["ArtifactKey"] + "-v2"})
@@ -40,7 +42,8 @@ def test_a_version_2_migration_is_rewritten_by_the_next_migrate_and_the_gate_wai
     assert run_verify(m, k).passed
     db = Db(k)
     old_link = _as_version_2(db)
-    assert db.one(f'SELECT COUNT(*) AS n FROM tasks WHERE "Type" = 5 AND {IN_LOOP_BODY}')["n"] == 7  # `for-loop-4`: 3 in control-flow, 2 in each loop-io run
+    link_run = db.one('SELECT "RunUUID" FROM artifact_tasks WHERE "UUID" = :u', u=old_link)["RunUUID"]
+    assert db.one(f'SELECT COUNT(*) AS n FROM tasks t WHERE t."Type" = 5 AND {IN_LOOP_BODY}')["n"] == 7  # `for-loop-4`: 3 in control-flow, 2 in each loop-io run
 
     gate = run_cli("status", "--kfp-url", k, "--check")
     assert gate.code == 1
@@ -58,6 +61,15 @@ def test_a_version_2_migration_is_rewritten_by_the_next_migrate_and_the_gate_wai
     assert partial.code == 3 and "without --namespace/--run (nothing was written)" in partial.stderr
     assert digest(k) == before
 
+    # killed midway through the rewrite: the state still names version 2 (recorded once a whole pass is in), so
+    # the gate stays closed and a partial pass is still refused
+    killed = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--batch-rows", "40",
+                     env={"MLMD2KFP_FAULT_AT": "mid-batch:2"})
+    assert killed.code == -signal.SIGKILL, killed.stderr[-500:]
+    assert db.one("SELECT mapping_version FROM mlmd2kfp_state")["mapping_version"] == "2"
+    assert "mapping version 2" in run_cli("status", "--kfp-url", k, "--check").stdout
+    assert run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--run", link_run).code == 3
+
     rerun = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes")
     assert rerun.code == 0, rerun.stderr
     assert "this migration was written with mapping version 2; mapping version 3 rewrites each of its" in (
@@ -70,8 +82,30 @@ def test_a_version_2_migration_is_rewritten_by_the_next_migrate_and_the_gate_wai
              else r["TypeAttrs"]) for r in nested] == [
         (8, "for-loop-4", {"iterationCount": "2", "iterationIndex": str(i)}) for i in range(3)]
     assert db.one(f'SELECT COUNT(*) AS n FROM artifact_tasks l JOIN tasks t ON t."UUID" = l."TaskID" '
-                  f'WHERE t."Type" = 2 AND t.{IN_LOOP_BODY} AND l."Type" = 9')["n"] == 0
+                  f'WHERE t."Type" = 2 AND {IN_LOOP_BODY} AND l."Type" = 9')["n"] == 0
     assert run_cli("status", "--kfp-url", k, "--check").code == 1  # not verified since the rewrite
     assert run_verify(m, k).passed
     assert run_cli("status", "--kfp-url", k, "--check").code == 0
+    db.engine.dispose()
+
+
+def test_a_migration_of_a_newer_mapping_version_is_left_alone(databases):
+    """An older mlmd2kfp never rewrites what a newer one wrote: migrate refuses before writing, the gate and
+    verify name the version and send the operator to the release that wrote it."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    assert run_verify(m, k).passed
+    db = Db(k)
+    db.sql("UPDATE mlmd2kfp_state SET mapping_version = '4'")
+    before = digest(k, tables=None)
+    refused = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes")
+    assert refused.code == 3 and "written with mapping version 4, which this mlmd2kfp (mapping version 3) does not " \
+        "know" in " ".join(refused.stderr.split())
+    assert digest(k, tables=None) == before
+    gate = run_cli("status", "--kfp-url", k, "--check")
+    assert gate.code == 1 and "run the gate of the release that wrote it" in gate.stdout
+    [version] = [f for f in run_verify(m, k, VerifyOptions(record=False)).checks["coverage"].failures
+                 if f.field == "mapping version"]
+    assert (version.expected, version.found) == ("3", "4") and "use the mlmd2kfp release that wrote it" in version.row
     db.engine.dispose()

@@ -174,7 +174,7 @@ def test_a_value_over_the_servers_packet_limit_skips_its_run_and_the_rest_migrat
         db = Db(k)
         skipped = db.one("SELECT reason, detail FROM mlmd2kfp_ledger WHERE run_uuid = :r AND entity = 'run'", r=run)
         assert skipped["reason"] == "value-too-long" and "artifacts.Metadata" in skipped["detail"]
-        assert db.one("SELECT COUNT(*) AS n FROM mlmd2kfp_runs WHERE skipped = ''")["n"] == 8
+        assert db.one("SELECT COUNT(*) AS n FROM mlmd2kfp_runs WHERE skipped = ''")["n"] == 10
         assert run_verify(m, k, VerifyOptions(record=False)).passed
     finally:
         with admin.begin() as conn:
@@ -215,7 +215,7 @@ def test_a_nul_character_bound_for_a_postgresql_target_skips_its_run(tmp_path):
         skipped_runs = {r["run_uuid"]: r["skipped"] for r in db.sql("SELECT run_uuid, skipped FROM mlmd2kfp_runs "
                                                                     "WHERE skipped = 'unstorable-value'")}
         assert skipped_runs == {r: "unstorable-value" for r in using}  # every run holding it, and no other
-        assert db.one("SELECT COUNT(*) AS n FROM mlmd2kfp_runs WHERE skipped = ''")["n"] == 9 - len(using)
+        assert db.one("SELECT COUNT(*) AS n FROM mlmd2kfp_runs WHERE skipped = ''")["n"] == 11 - len(using)
         assert run_verify(m, k, VerifyOptions(record=False)).passed
         db.engine.dispose()
         mlmd.engine.dispose()

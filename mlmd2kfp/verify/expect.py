@@ -841,8 +841,9 @@ class _Derivation:
 
     def _input_kind_without_spec(self, t: Task, parent: Task | None, ev: SourceEvent, row: dict[str, Any],
                                  per_key: dict[str, int]) -> tuple[int, dict[str, Any]]:
-        """mapping.md §6 without a spec: several INPUT events of the key in one execution are a collection
-        (producer: the LOOP around the producing task, else that task); an artifact the parent received is
+        """mapping.md §6 without a spec: a collection when the consumer's sibling on the producer's chain is a
+        LOOP, or is the producer itself inside a loop body (v3), or the execution has several INPUT events of
+        the key (producer: that sibling, docs/mapping.md M19; else the producer); an artifact the parent received is
         a component input (producer: the parent's link's); else a task output (producer: the producing
         task, or the inner child a propagated link names when the producer sits inside a sibling DAG)."""
         parent_name = parent.name if parent else t.name

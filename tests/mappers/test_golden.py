@@ -172,8 +172,6 @@ def test_loops(mapped):
         # (v3) a nested loop: DAG with its taskInfo name, both its count and the outer index
         assert (inner.type, inner.display_name) == (DAG, "for-loop-4")
         assert json.loads(inner.type_attrs) == {"iterationCount": "2", "iterationIndex": str(i)}
-        assert inner.logical_key == logical_key(v.bundle.run.uuid, loop.uuid, "root.for-loop-1.for-loop-4",
-                                                "for-loop-4", DAG, i)
         combines = [t for t in v.tasks("root.for-loop-1.for-loop-4.combine") if t.parent_task_uuid == inner.uuid]
         assert sorted(json.loads(c.type_attrs)["iterationIndex"] for c in combines) == ["0", "1"]
         for c in combines:

@@ -319,14 +319,18 @@ def cleanup_cmd(
     kfp_url: KfpUrl = None,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: drop `tasks_pre_migration` and the tool's tables.")] = False,
 ) -> None:
-    """Drop `tasks_pre_migration` and the tool's own tables; refused unless the last verify passed."""
+    """Drop `tasks_pre_migration` and the tool's own tables but `mlmd2kfp_state`, which keeps the startup gate
+    open; refused until the gate is open."""
     from . import api
 
     settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
     if not yes:
         raise ConfigError("cleanup drops `tasks_pre_migration` and the tool's tables; pass --yes to confirm")
-    for table in api.cleanup(settings.kfp_url):  # type: ignore[arg-type]
+    dropped = api.cleanup(settings.kfp_url)  # type: ignore[arg-type]
+    for table in dropped:
         console.print_data(f"dropped `{table}`")
+    console.print_data("kept `mlmd2kfp_state`: it records the cleanup, and `mlmd2kfp status --check` stays open on it"
+                       if dropped else "nothing to clean up: the migration was cleaned up before")
 
 
 @app.command("sample", short_help="Write realistic MLMD and KFP databases.")

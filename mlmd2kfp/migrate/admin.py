@@ -19,8 +19,9 @@ from .lock import MigrationLock
 from ..faults import fault_point
 from .staging import PRE_MIGRATION, STAGING, old_tasks_present
 from .gate import gate
-from .state import (KEPT_RUNS, LEDGER, RUNS, TOOL_TABLES, MigrationState, core_table, load_states, runless_run_id,
-                    source_label, tool_created_tables, update_state, upgrade_tool_tables)
+from .state import (CLEANED_UP, KEPT_RUNS, LEDGER, RUNS, STATE, TOOL_TABLES, MigrationState, core_table, load_states,
+                    refuse_cleaned_up, runless_run_id, source_label, tool_created_tables, update_state,
+                    upgrade_tool_tables)
 from .writer import TargetTables, chunks, tool_written
 
 
@@ -62,7 +63,7 @@ def read_status(kfp_url: str) -> StatusReport:
             names = set(inspect(conn).get_table_names())
             report.tables = sorted(n for n in names if n in ("tasks", "artifacts", "artifact_tasks", STAGING,
                                                              PRE_MIGRATION) or n.startswith("mlmd2kfp_"))
-            if states:
+            if states and RUNS.name in names and LEDGER.name in names:  # `cleanup` leaves the state rows only
                 runs, ledger = core_table(RUNS), core_table(LEDGER)
                 several = len(states) > 1
                 # a runs table an older release wrote has no source column (the next migrate adds it)
@@ -120,6 +121,8 @@ def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
                 upgrade_tool_tables(conn)
             with engine.connect() as conn:
                 states = load_states(conn)
+            refuse_cleaned_up(states, source_name, "rollback", f"the old `tasks` it would restore (`{PRE_MIGRATION}`) "
+                              "was dropped, and KFP owns the migrated runs")
             chosen = _choose(states, source_name)
             report.already_rolled_back = all(s.phase == "rolled_back" for s in chosen)
             sources = sorted({s.source_name for s in chosen})
@@ -326,10 +329,12 @@ def _restore_tables(engine: Any, names: set[str], created: set[str], tasks_name:
 
 
 def cleanup(kfp_url: str) -> list[str]:
-    """Drop `tasks_pre_migration` and the tool's own tables; refused unless the last verify passed.
+    """Drop `tasks_pre_migration` and the tool's tables but the state rows, which record the cleanup for the
+    startup gate (it stays open: issue #27); refused unless the gate is open. Returns the tables dropped (none
+    when the migration was cleaned up before).
 
     Raises:
-        ToolkitError: no passing verify is recorded.
+        ToolkitError: the gate is closed.
     """
     engine = make_engine(kfp_url, "KFP", create_sqlite=False)
     dropped = []
@@ -341,13 +346,17 @@ def cleanup(kfp_url: str) -> list[str]:
             if not passed:
                 raise ToolkitError(f"cleanup refused: {why}. Cleanup drops `{PRE_MIGRATION}` and the tool's "
                                    "tables, which rollback needs")
+            live = [s for s in states if s.phase != "rolled_back"]
             with engine.begin() as conn:
                 d = dialect_for(conn)
                 names = set(inspect(conn).get_table_names())
-                for name in [PRE_MIGRATION, *(t.name for t in reversed(TOOL_TABLES))]:
+                for name in [PRE_MIGRATION, *(t.name for t in reversed(TOOL_TABLES) if t is not STATE)]:
                     if name in names:
                         conn.exec_driver_sql(f"DROP TABLE {d.q(name)}")
                         dropped.append(name)
+                for s in live:
+                    if s.phase != CLEANED_UP:
+                        update_state(conn, s.source_name, phase=CLEANED_UP, status="done", holder=None)
     finally:
         engine.dispose()
     return dropped

@@ -14,8 +14,8 @@ from sqlalchemy import inspect
 
 from ..errors import LockHeldError
 from .lock import MigrationLock
-from .state import (KEPT_RUNS, MAPPING_VERSION, STATE, load_state, load_states, newer_mapping, source_label, update_state,
-                    upgrade_tool_tables)
+from .state import (CLEANED_UP, KEPT_RUNS, MAPPING_VERSION, STATE, cleaned_up_line, load_state, load_states,
+                    newer_mapping, source_label, update_state, upgrade_tool_tables)
 
 
 def gate(states: list[dict[str, Any]]) -> tuple[bool, str]:
@@ -36,16 +36,21 @@ def gate(states: list[dict[str, Any]]) -> tuple[bool, str]:
     live = [s for s in states if s["phase"] != "rolled_back"]
     if not live:
         return False, "the migration was rolled back (run `mlmd2kfp migrate` to migrate again)"
+    whys = []
     for s in live:
         passed, why = _gate_one(s, f" --source-name {s['source_name']}" if s.get("source_name") else "")
         if not passed:
             return False, (f"{source_label(s['source_name'])}: {why}" if len(states) > 1 else why)
+        whys.append(why)
     if len(live) > 1:
-        return True, f"migration finished and verified for each of the {len(live)} sources"
-    return True, "migration finished and verified"
+        done = "cleaned up" if all(s["phase"] == CLEANED_UP for s in live) else "verified"
+        return True, f"migration finished and {done} for each of the {len(live)} sources"
+    return True, whys[0]
 
 
 def _gate_one(s: dict[str, Any], option: str) -> tuple[bool, str]:
+    if s["phase"] == CLEANED_UP:  # verified before its cleanup; KFP owns the data since (issue #27)
+        return True, cleaned_up_line(s)
     if s.get("mapping_version") != MAPPING_VERSION and newer_mapping(str(s.get("mapping_version"))):
         return False, (f"the migration was written with mapping version {s.get('mapping_version')}, which this "
                        f"mlmd2kfp (mapping version {MAPPING_VERSION}) does not know: run the gate of the release that "

@@ -35,8 +35,8 @@ from .signals import StopRequest
 from .staging import (PRE_MIGRATION, STAGING, build_deferred_indexes, check_existing_targets, created_tables_json,
                       cutover, old_tasks_counts, old_tasks_present, prepare_schema, privilege_error)
 from .state import (MAPPING_VERSION, RUNS, check_new_source, check_resume, ensure_tool_tables, forget_marks, holder,
-                    insert_state, load_state, load_states, new_state, options_fingerprint, tool_created_tables,
-                    update_state, upgrade_tool_tables)
+                    insert_state, load_state, load_states, new_state, options_fingerprint, refuse_cleaned_up,
+                    tool_created_tables, update_state, upgrade_tool_tables)
 from .writer import TargetTables, count_rows
 
 __all__ = ["MigrateOptions", "MigrateReport", "TableStats", "migrate"]
@@ -73,7 +73,10 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                 say(f"warning: {warning}")
             with kfp_engine.begin() as conn:  # tool tables of an older release, before they are read
                 upgrade_tool_tables(conn)
-                recorded = [s.source_name for s in load_states(conn)]
+                states = load_states(conn)
+                recorded = [s.source_name for s in states]
+            refuse_cleaned_up(states, options.source_name, "migrate", "KFP owns its runs now, and the tool's ledger "
+                              "and the old `tasks` table are gone")
             if options.source_name not in recorded:
                 check_new_source(options.source_name, recorded)
             _refuse_runs_of_other_sources(mlmd_engine, kfp_engine, options)

@@ -23,6 +23,27 @@ from ..errors import ConfigError, ResumeError
 from ..target.schema import Column, Index, Table, render_create
 
 KEPT_RUNS = "kept-runs"
+CLEANED_UP = "cleaned_up"
+"""The phase after `cleanup`: the migration finished and was verified; only the state rows are left (the gate
+reads them), KFP owns the data."""
+
+
+def cleaned_up_line(state: Any) -> str:
+    """What a cleaned-up migration is, with when (the state row's last update is the cleanup)."""
+    at = state["updated_at"] if isinstance(state, dict) else state.updated_at
+    return ("migration finished, verified and cleaned up (" + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(int(at)))
+            + ")")
+
+
+def refuse_cleaned_up(states: list[Any], source_name: str | None, command: str, why: str) -> None:
+    """Refuse `command` on a source (any source when `source_name` is None) whose migration was cleaned up.
+
+    Raises:
+        ResumeError: naming the command, the time and `why` there is nothing for it to do.
+    """
+    for s in states:
+        if s.phase == CLEANED_UP and (source_name is None or s.source_name == source_name):
+            raise ResumeError(f"{command} refused: the {cleaned_up_line(s)}; {why} (nothing was changed)")
 """The status of a rolled-back migration that kept the runs KFP wrote into (rollback must run again)."""
 MAPPING_VERSION = "3"
 """Bumped whenever a mapping rule changes the rows produced; a rerun with another version is refused."""

@@ -21,9 +21,10 @@ from ..bitmap import Bitmap
 from ..console import mask_url
 from ..db import in_memory, make_engine, parse_url
 from ..dialects import dialect_for, max_value_bytes
-from ..errors import ConfigError, MissingDependencyError
+from ..errors import ConfigError, MissingDependencyError, ToolkitError
 from ..migrate.gate import record_verify, verify_snapshot
-from ..migrate.state import MAPPING_VERSION, load_states, newer_mapping, runless_run_id, source_label
+from ..migrate.state import (CLEANED_UP, MAPPING_VERSION, cleaned_up_line, load_states, newer_mapping, runless_run_id,
+                             source_label)
 from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
 from .expect import KFP_TYPES, expect_run, uid
 from .report import Finding, ParityReport
@@ -117,6 +118,10 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
         with kfp_engine.connect() as kconn:
             names = set(inspect(kconn).get_table_names())
             state, others = _state(kconn, options.source_name)
+            if state.get("phase") == CLEANED_UP:
+                raise ToolkitError(f"verify: the {cleaned_up_line(state)}; the tool's ledger and the old `tasks` "
+                                   "table are gone and KFP owns the data, so there is nothing left to compare (the "
+                                   "startup gate stays open)")
             staged = state.get("phase") != "done" and state.get("staging_table") in names \
                 and state.get("staging_table") != "tasks"
             tasks_table = str(state["staging_table"]) if staged else "tasks"
@@ -422,7 +427,9 @@ def _global(report: ParityReport, conn: Any, t: TargetReader, seen: set[str], co
                            f"WHERE a.{q('UUID')} = l.{q('ArtifactID')})",
         "task → run_details": f"SELECT k.{q('UUID')} FROM {tasks} k WHERE NOT EXISTS (SELECT 1 FROM run_details r "
                               f"WHERE r.{q('UUID')} = k.{q('RunUUID')})",
-        "LogicalKey unique": f"SELECT {q('LogicalKey')} FROM {tasks} GROUP BY {q('LogicalKey')} HAVING COUNT(*) > 1",
+        # the unique index admits any number of NULLs (KFP's own rows may have none)
+        "LogicalKey unique": f"SELECT {q('LogicalKey')} FROM {tasks} WHERE {q('LogicalKey')} IS NOT NULL "
+                             f"GROUP BY {q('LogicalKey')} HAVING COUNT(*) > 1",
     }
     for what, sql in queries.items():
         inv.checked += 1

@@ -125,15 +125,7 @@ def _compare_row(report: ParityReport, run: str, what: str, want: dict[str, Any]
         if not _same(column, want[column], have.get(column)):
             report.fail(Finding("lineage", run, what, column, want[column], js(have.get(column))
                                 if column in JSON_COLUMNS else have.get(column)))
-    if "InputParameters" in columns:  # the migrator writes entries in one documented order
-        for column in ("InputParameters", "OutputParameters"):
-            entries = js(have.get(column))
-            if isinstance(entries, list):
-                order = [(e.get("parameterKey"), e.get("type"), (e.get("producer") or {}).get("taskName", ""),
-                          int((e.get("producer") or {}).get("iteration", -1))) for e in entries if isinstance(e, dict)]
-                if order != sorted(order):
-                    report.fail(Finding("lineage", run, what, f"{column} order", "sorted by key, type, producer",
-                                        "unsorted"))
+    # parameter lists compare as multisets (`_same`): their order is not significant (kfp-native-schema.md)
 
 
 def _compare_rows(report: ParityReport, run: str, table: str, rows: list[dict[str, Any]],

@@ -1,0 +1,76 @@
+"""After the cutover the new KFP owns the data (issue #27): operator sequences through the real CLI on every
+backend, one test per numbered item of the issue, each failing with the bug put back."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from sqlalchemy import inspect
+
+pytest.importorskip("ml_metadata")
+
+from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
+from mlmd2kfp.sample import write_sample  # noqa: E402
+from mlmd2kfp.verify import run_verify  # noqa: E402
+from tests.helpers import Db, run_cli  # noqa: E402
+from tests.migrate.helpers import digest  # noqa: E402
+
+
+def test_item_1_cleanup_keeps_the_startup_gate_open(databases):
+    """cleanup, then the API server's init container runs the gate at every restart: it stays open and says
+    the migration was cleaned up; what would need the dropped tables is refused without a change."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    assert run_verify(m, k).passed
+    cleaned = run_cli("cleanup", "--kfp-url", k, "--yes")
+    assert cleaned.code == 0, cleaned.stderr
+    assert cleaned.stdout.splitlines() == [
+        "dropped `tasks_pre_migration`", "dropped `mlmd2kfp_ledger`", "dropped `mlmd2kfp_runs`",
+        "kept `mlmd2kfp_state`: it records the cleanup, and `mlmd2kfp status --check` stays open on it"]
+    for _ in range(2):  # a restart behind the gate, and another
+        gate = run_cli("status", "--kfp-url", k, "--check")
+        assert gate.code == 0, gate.stdout + gate.stderr
+        assert gate.stdout.startswith("OK: migration finished, verified and cleaned up (")
+    db = Db(k)
+    tables = {n for n in inspect(db.engine).get_table_names() if n.startswith("mlmd2kfp_") or n.startswith("tasks")}
+    assert tables == {"mlmd2kfp_state", "tasks"}
+    after = digest(k, tables=None)
+    again = run_cli("cleanup", "--kfp-url", k, "--yes")
+    assert (again.code, again.stdout) == (0, "nothing to clean up: the migration was cleaned up before\n")
+    for command, why in ((("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes"), "KFP owns its runs now"),
+                         (("rollback", "--kfp-url", k, "--yes"), "the old `tasks` it would restore"),
+                         (("verify", "--mlmd-url", m, "--kfp-url", k), "nothing left to compare")):
+        refused = run_cli(*command)
+        assert refused.code == 3, (command, refused.stdout, refused.stderr)
+        assert "cleaned up" in refused.stderr and why in refused.stderr, refused.stderr
+    assert digest(k, tables=None) == after
+    assert run_cli("status", "--kfp-url", k, "--check").code == 0
+    db.engine.dispose()
+
+
+def test_item_4_verify_counts_valid_kfp_rows_and_compares_parameters_as_multisets(databases):
+    """Two tasks KFP wrote with a NULL LogicalKey (the unique index admits NULLs) and a migrated task whose
+    InputParameters KFP stored in another order (order is not significant): verify passes, and counts KFP's."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    db = Db(k)
+    root = db.one('SELECT * FROM tasks WHERE "ParentTaskUUID" IS NULL ORDER BY "RunUUID"')
+    for name in ("retried-a", "retried-b"):
+        db.insert("tasks", {**root, "UUID": str(uuid.uuid4()), "ParentTaskUUID": root["UUID"], "Name": name,
+                            "ScopePath": f"root.{name}", "Type": 2, "LogicalKey": None})
+    task = next(t for t in db.sql('SELECT "UUID", "InputParameters" FROM tasks ORDER BY "UUID"')
+                if len(_entries(t["InputParameters"])) >= 2)
+    entries = _entries(task["InputParameters"])
+    db.set("tasks", "UUID", task["UUID"], "InputParameters", json.dumps(list(reversed(entries))))
+    report = run_verify(m, k)
+    assert report.passed, [f.line() for c in report.checks.values() for f in c.failures][:5]
+    assert report.checks["coverage"].info["rows written by KFP, not checked"] == {"tasks": 2}
+    db.engine.dispose()
+
+
+def _entries(value):
+    return (json.loads(value) if isinstance(value, str) else value) or []

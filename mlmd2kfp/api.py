@@ -127,17 +127,19 @@ def status(kfp_url: str) -> StatusReport:
     return read_status(kfp_url)
 
 
-def rollback(kfp_url: str, *, source_name: str | None = None) -> RollbackReport:
+def rollback(kfp_url: str, *, source_name: str | None = None, force_without_old_tasks: bool = False) -> RollbackReport:
     """Delete exactly the rows the tool wrote (runs KFP wrote into are kept whole) and, with the last
-    source, drop the tables it created and move the old `tasks` back.
+    source, drop the tables it created and move the old `tasks` back. `force_without_old_tasks` rolls back
+    even when `tasks_pre_migration` is gone or differs from what the cutover moved aside.
 
     Raises:
-        ToolkitError: no migration is recorded, or several are and `source_name` does not say which.
+        ToolkitError: no migration is recorded, or several are and `source_name` does not say which; the
+            old `tasks` copy is missing or changed (without `force_without_old_tasks`).
         LockHeldError: a migrator is running.
     """
     from .migrate.admin import rollback as run
 
-    return run(kfp_url, source_name)
+    return run(kfp_url, source_name, force_without_old_tasks)
 
 
 def cleanup(kfp_url: str) -> list[str]:

@@ -287,6 +287,8 @@ def rollback_cmd(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: delete every row this tool wrote.")] = False,
     source_name: Annotated[Optional[str], typer.Option("--source-name", metavar="NAME", help="Roll back this source's migration "
                            "only; needed when the KFP database holds several.")] = None,
+    force_without_old_tasks: Annotated[bool, typer.Option("--force-without-old-tasks", help="Roll back even though "
+                                       "`tasks_pre_migration` is gone or differs from what the cutover moved aside.")] = False,
 ) -> None:
     """Delete exactly the rows this tool wrote and move the old `tasks` table back; KFP's own rows stay.
 
@@ -297,7 +299,8 @@ def rollback_cmd(
     settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
     if not yes:
         raise ConfigError("rollback deletes every row this tool wrote; pass --yes to confirm")
-    report = api.rollback(settings.kfp_url, source_name=source_name)  # type: ignore[arg-type]
+    report = api.rollback(settings.kfp_url, source_name=source_name,  # type: ignore[arg-type]
+                          force_without_old_tasks=force_without_old_tasks)
     if not report.changed and not report.notes and not report.kept_live_rows:  # an earlier rollback did it all
         console.print_data("nothing to roll back: no row, table or moved `tasks` of the migration is left "
                            "(it was rolled back already); nothing was changed")

@@ -58,7 +58,7 @@ class Db:
         if self.mysql:
             statement = statement.replace('"', "`")
         elif self.engine.dialect.name == "postgresql":  # json has no comparison operators there: compare text
-            statement = re.sub(r'(\w\."(?:pods|InputParameters|OutputParameters|TypeAttrs|Metadata)")( <>| LIKE)',
+            statement = re.sub(r'(\w\."(?:pods|InputParameters|OutputParameters|TypeAttrs|Metadata|StatusMetadata|StateHistory|Producer)")( <>| LIKE)',
                                r"\1::text\2", statement)
         with self.engine.begin() as conn:
             result = conn.execute(text(statement), params)

@@ -17,6 +17,7 @@ from ..dialects import dialect_for, rename_statements
 from ..errors import ToolkitError
 from .lock import MigrationLock
 from ..faults import fault_point
+from ..target.legacy import old_tasks_digest
 from .staging import PRE_MIGRATION, STAGING, old_tasks_present
 from .gate import gate
 from .state import (CLEANED_UP, KEPT_RUNS, LEDGER, RUNS, STATE, TOOL_TABLES, MigrationState, core_table, load_states,
@@ -102,7 +103,23 @@ class RollbackReport:
                     or self.restored_old_tasks or self.kept_runs)
 
 
-def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
+def _old_tasks_copy_problem(conn: Connection, states: list[MigrationState]) -> str | None:
+    """What is wrong with `tasks_pre_migration` against the rows and digest the cutover recorded (issue #27
+    item 3), or None (nothing recorded, the copy whole, or already moved back by a rollback)."""
+    recorded = next((s for s in states if s.phase != "rolled_back" and s.old_tasks_digest), None)
+    if recorded is None:
+        return None
+    if PRE_MIGRATION not in inspect(conn).get_table_names():
+        return None if old_tasks_present(conn) else f"`{PRE_MIGRATION}`, the old `tasks` the cutover moved aside, is gone"
+    rows, digest = old_tasks_digest(conn, PRE_MIGRATION)
+    if rows != recorded.old_tasks_rows:
+        return f"`{PRE_MIGRATION}` holds {rows} row(s) where the cutover moved {recorded.old_tasks_rows} aside"
+    if digest != recorded.old_tasks_digest:
+        return f"`{PRE_MIGRATION}` holds the {rows} row(s) the cutover moved aside, but they changed since"
+    return None
+
+
+def rollback(kfp_url: str, source_name: str | None = None, force_without_old_tasks: bool = False) -> RollbackReport:
     """Delete exactly the rows this tool wrote for one MLMD source; once no other source's migration is
     left, also drop the target tables it created (when empty) and restore the old `tasks` table.
 
@@ -123,6 +140,14 @@ def rollback(kfp_url: str, source_name: str | None = None) -> RollbackReport:
                 states = load_states(conn)
             refuse_cleaned_up(states, source_name, "rollback", f"the old `tasks` it would restore (`{PRE_MIGRATION}`) "
                               "was dropped, and KFP owns the migrated runs")
+            with engine.connect() as conn:
+                damaged = _old_tasks_copy_problem(conn, states)
+            if damaged and not force_without_old_tasks:
+                raise ToolkitError(f"rollback refused: {damaged}, so the old KFP would start without its tasks; nothing "
+                                   "was changed. Restore that table from the backup, or pass --force-without-old-tasks "
+                                   "to roll back without it")
+            if damaged:
+                report.notes.append(f"{damaged}; rolled back without it (--force-without-old-tasks)")
             chosen = _choose(states, source_name)
             report.already_rolled_back = all(s.phase == "rolled_back" for s in chosen)
             sources = sorted({s.source_name for s in chosen})
@@ -324,6 +349,7 @@ def _restore_tables(engine: Any, names: set[str], created: set[str], tasks_name:
             else:
                 for stmt in rename_statements(d, [(PRE_MIGRATION, "tasks")]):
                     conn.exec_driver_sql(stmt)
+                conn.execute(core_table(STATE).update().values(old_tasks_rows=None, old_tasks_digest=None))
                 report.restored_old_tasks = True
                 fault_point("rollback-restore")
 

@@ -24,6 +24,7 @@ from ..faults import fault_point
 from ..source.inventory import take_kfp_inventory
 from ..source.reader import MlmdReader
 from ..source.schema import open_mlmd
+from ..target.legacy import old_tasks_digest
 from ..target.schema import require_run_details
 from .datapass import data_pass
 from .lock import MigrationLock
@@ -277,7 +278,13 @@ def _cutover(engine: Engine, source_name: str, report: MigrateReport, say: Calla
     result = cutover(engine, state.staging_table)
     fault_point("after-cutover")
     moved = bool(result["moved_old_tasks"]) or bool(state.moved_old_tasks)
+    copy: dict[str, Any] = {}
+    with engine.connect() as conn:  # what rollback will restore, recorded once per move (issue #27 item 3)
+        recorded = any(s.old_tasks_digest for s in load_states(conn) if s.phase != "rolled_back")
+        if PRE_MIGRATION in inspect(conn).get_table_names() and not recorded:
+            rows, digest = old_tasks_digest(conn, PRE_MIGRATION)
+            copy = {"old_tasks_rows": rows, "old_tasks_digest": digest}
     with engine.begin() as conn:
         update_state(conn, source_name, phase="done", status="done", staging_table="tasks", moved_old_tasks=int(moved),
-                     finished_at=int(time.time()))
+                     finished_at=int(time.time()), **copy)
     report.cutover, report.moved_old_tasks, report.phase, report.staged_in = True, moved, "done", "tasks"

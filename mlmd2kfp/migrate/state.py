@@ -65,9 +65,13 @@ STATE = Table(
         Column("holder", "varchar(255)", True), Column("staging_table", "varchar(64)", False),
         Column("created_tables", "text", True), Column("moved_old_tasks", "int32", False),
         Column("verify_passed", "int32", True), Column("verify_at", "int64", True), Column("verify_result", "text", True),
+        Column("old_tasks_rows", "int64", True), Column("old_tasks_digest", "varchar(64)", True),
     ),
     ("id",), (), (),
 )
+ADDED_STATE_COLUMNS = ("old_tasks_rows", "old_tasks_digest")
+"""State columns later releases added (nullable): `upgrade_tool_tables` adds them, and state rows are read
+with what a table has, the rest None."""
 RUNS = Table(
     "mlmd2kfp_runs",
     (
@@ -131,6 +135,9 @@ def upgrade_tool_tables(conn: Connection) -> None:
                              "NOT NULL DEFAULT ''")
     if STATE.name not in names:
         return
+    have = {c["name"] for c in inspect(conn).get_columns(STATE.name)}
+    for column in (c for c in STATE.columns if c.name in ADDED_STATE_COLUMNS and c.name not in have):
+        conn.exec_driver_sql(f"ALTER TABLE {d.q(STATE.name)} ADD COLUMN {d.q(column.name)} {d.column_type(column.kind)}")
     t = core_table(STATE)
     legacy = conn.execute(select(t.c.source_name).where(t.c.id == STATE_ID, t.c.source_name != "")).scalar()
     if legacy is None or conn.execute(select(t.c.id).where(t.c.id == state_id(legacy))).first() is not None:
@@ -231,6 +238,10 @@ class MigrationState:
     verify_passed: int | None
     verify_at: int | None
     verify_result: str | None
+    old_tasks_rows: int | None = None
+    """The rows of `tasks_pre_migration` when the cutover moved the old `tasks` aside (what rollback restores)."""
+    old_tasks_digest: str | None = None
+    """Their digest then (`target.legacy.old_tasks_digest`): verify and rollback check the copy is still whole."""
 
     @property
     def values(self) -> dict[str, Any]:
@@ -242,8 +253,8 @@ def load_state(conn: Connection, source_name: str = "") -> MigrationState | None
     """A source's state row, or None before its first migration (or before the tool's tables exist)."""
     if STATE.name not in inspect(conn).get_table_names():
         return None
-    t = core_table(STATE)
-    row = conn.execute(select(t).where(t.c.id == state_id(source_name))).mappings().first()
+    query, t = _state_select(conn)
+    row = conn.execute(query.where(t.c.id == state_id(source_name))).mappings().first()
     return MigrationState(**row) if row else None
 
 
@@ -251,9 +262,16 @@ def load_states(conn: Connection) -> list[MigrationState]:
     """Every source's state row, the default source first, then by name."""
     if STATE.name not in inspect(conn).get_table_names():
         return []
-    t = core_table(STATE)
-    rows = [MigrationState(**r) for r in conn.execute(select(t)).mappings()]
+    rows = [MigrationState(**r) for r in conn.execute(_state_select(conn)[0]).mappings()]
     return sorted(rows, key=lambda s: (s.id != STATE_ID, s.source_name))
+
+
+def _state_select(conn: Connection) -> tuple[Any, SaTable]:
+    """SELECT of the state table's columns, without those a table of an earlier release lacks (None then),
+    and the table it selects from."""
+    t = core_table(STATE)
+    have = {c["name"] for c in inspect(conn).get_columns(STATE.name)}
+    return select(*[c for c in t.c if c.name in have or c.name not in ADDED_STATE_COLUMNS]), t
 
 
 def tool_created_tables(conn: Connection) -> set[str]:
@@ -322,7 +340,7 @@ def new_state(source_name: str, multi_user: bool, staging_table: str, tool_versi
         "last_context_id": 0, "runs_migrated": 0, "runs_skipped": 0, "tasks": 0, "artifacts": 0, "links": 0,
         "started_at": now, "updated_at": now, "finished_at": None, "last_error": None, "holder": holder(),
         "staging_table": staging_table, "created_tables": "[]", "moved_old_tasks": 0,
-        "verify_passed": None, "verify_at": None, "verify_result": None,
+        "verify_passed": None, "verify_at": None, "verify_result": None, "old_tasks_rows": None, "old_tasks_digest": None,
     }
 
 

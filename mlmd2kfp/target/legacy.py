@@ -6,6 +6,13 @@ changes their shape; `sample` creates them for fixtures and demos.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from ..dialects import dialect_for
 from .schema import Column, ForeignKey, Index, Table
 
 _C = "CASCADE"
@@ -151,3 +158,18 @@ OLD_TASKS = Table(
 
 LEGACY_TABLES: tuple[Table, ...] = (EXPERIMENTS, PIPELINES, PIPELINE_VERSIONS, RUN_DETAILS, OLD_TASKS)
 """Creation order of the pre-upgrade KFP tables."""
+
+
+def old_tasks_digest(conn: Connection, table: str) -> tuple[int, str]:
+    """Rows of an old-form `tasks` table and a SHA-256 over them (every column by name, rows in primary-key
+    order), streamed: what the cutover moved aside, so that `verify` and `rollback` can tell the copy is
+    still whole (issue #27). Stable on one backend, which is all it is compared on."""
+    d = dialect_for(conn)
+    columns = sorted(c["name"] for c in inspect(conn).get_columns(table))
+    sql = (f"SELECT {', '.join(d.q(c) for c in columns)} FROM {d.q(table)} "
+           f"ORDER BY {', '.join(d.q(c) for c in OLD_TASKS.primary_key)}")
+    digest, rows = hashlib.sha256(json.dumps(columns).encode()), 0
+    for row in conn.execution_options(stream_results=True).exec_driver_sql(sql):
+        digest.update(json.dumps([None if v is None else str(v) for v in row]).encode() + b"\n")
+        rows += 1
+    return rows, digest.hexdigest()

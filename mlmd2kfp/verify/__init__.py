@@ -23,6 +23,7 @@ from ..db import in_memory, make_engine, parse_url
 from ..dialects import dialect_for, max_value_bytes
 from ..errors import ConfigError, MissingDependencyError, ToolkitError
 from ..migrate.gate import record_verify, verify_snapshot
+from ..target.legacy import old_tasks_digest
 from ..migrate.state import (CLEANED_UP, MAPPING_VERSION, cleaned_up_line, load_states, newer_mapping, runless_run_id,
                              source_label)
 from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
@@ -190,6 +191,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                     _cache_rows(report, kconn, target, old, fingerprints, [src.run_id for src in chunk])
             if not partial:
                 _global(report, kconn, target, seen_runs, counts, others)
+                _rollback_copy(report, kconn, names)
                 with mlmd_engine.connect() as mconn:
                     _global_ledger(report, mconn, target, linked, runless_run_id(source_name))
             if fallback:  # ml-metadata refused a value in these runs (mapping.md M17); read through SQL
@@ -412,6 +414,24 @@ def _run_state(report: ParityReport, conn: Any, t: TargetReader, run_id: str, ru
     have = names.get(root)
     if want and have and want != have and not (want == "SUCCEEDED" and have == "CACHED"):
         report.fail(Finding("run-state", run_id, "ROOT task", "State", want, have))
+
+
+def _rollback_copy(report: ParityReport, conn: Any, names: set[str]) -> None:
+    """The old `tasks` the cutover moved aside (what rollback restores) still has the rows and digest the
+    cutover recorded (issue #27 item 3)."""
+    recorded = [s for s in load_states(conn) if s.phase != "rolled_back" and s.old_tasks_digest]
+    if not recorded:
+        return
+    inv = report.checks["invariants"]
+    inv.checked += 1
+    want = f"{recorded[0].old_tasks_rows} row(s), digest {recorded[0].old_tasks_digest}"
+    what = "`tasks_pre_migration` (the old tasks rollback restores)"
+    if "tasks_pre_migration" not in names:
+        report.fail(Finding("invariants", "", what, "rollback copy", want, "missing"))
+        return
+    rows, digest = old_tasks_digest(conn, "tasks_pre_migration")
+    if (rows, digest) != (recorded[0].old_tasks_rows, recorded[0].old_tasks_digest):
+        report.fail(Finding("invariants", "", what, "rollback copy", want, f"{rows} row(s), digest {digest}"))
 
 
 def _global(report: ParityReport, conn: Any, t: TargetReader, seen: set[str], counts: dict[str, Counter[Any]],

@@ -74,3 +74,48 @@ def test_item_4_verify_counts_valid_kfp_rows_and_compares_parameters_as_multiset
 
 def _entries(value):
     return (json.loads(value) if isinstance(value, str) else value) or []
+
+
+@pytest.mark.parametrize("damage", ["one row deleted", "one row changed", "table dropped"])
+def test_item_3_the_rollback_copy_is_checked(databases, damage):
+    """`tasks_pre_migration` damaged after the cutover: verify fails (so the gate stays closed and cleanup is
+    refused), rollback refuses with one line and changes nothing, and rolls back only when forced."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    db = Db(k)
+    victim = db.one('SELECT "UUID" FROM tasks_pre_migration ORDER BY "UUID"')["UUID"]
+    if damage == "one row deleted":
+        db.sql('DELETE FROM tasks_pre_migration WHERE "UUID" = :u', u=victim)
+    elif damage == "one row changed":
+        db.sql('UPDATE tasks_pre_migration SET "PodName" = \'edited\' WHERE "UUID" = :u', u=victim)
+    else:
+        db.sql("DROP TABLE tasks_pre_migration")
+    report = run_verify(m, k)
+    [finding] = [f for f in report.checks["invariants"].failures if f.field == "rollback copy"]
+    assert finding.expected.startswith("399 row(s), digest ")
+    assert finding.found == ("missing" if damage == "table dropped" else
+                             f"{398 if damage == 'one row deleted' else 399} row(s), digest {finding.found.split()[-1]}")
+    assert run_cli("status", "--kfp-url", k, "--check").code == 1
+    assert run_cli("cleanup", "--kfp-url", k, "--yes").code == 3
+    before = digest(k, tables=None)
+    refused = run_cli("rollback", "--kfp-url", k, "--yes")
+    assert refused.code == 3 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "rollback refused: `tasks_pre_migration`" in refused.stderr and "--force-without-old-tasks" in refused.stderr
+    assert digest(k, tables=None) == before
+    forced = run_cli("rollback", "--kfp-url", k, "--yes", "--force-without-old-tasks")
+    assert forced.code == 0, forced.stderr
+    assert "rolled back without it (--force-without-old-tasks)" in forced.stderr
+    db.engine.dispose()
+
+
+def test_item_3_a_whole_copy_lets_rollback_restore_it(databases):
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    before = digest(k, tables=["tasks"])
+    migrate(m, k, MigrateOptions())
+    assert run_verify(m, k).passed
+    restored = run_cli("rollback", "--kfp-url", k, "--yes")
+    assert restored.code == 0 and "moved `tasks_pre_migration` back to `tasks`" in restored.stdout, restored.stderr
+    assert digest(k, tables=["tasks"]) == before
+    assert Db(k).one("SELECT old_tasks_digest FROM mlmd2kfp_state")["old_tasks_digest"] is None  # nothing aside now

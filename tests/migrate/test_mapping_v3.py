@@ -77,9 +77,9 @@ def test_a_version_2_migration_is_rewritten_by_the_next_migrate_and_the_gate_wai
     assert db.one("SELECT mapping_version FROM mlmd2kfp_state")["mapping_version"] == "3"
     assert db.sql('SELECT * FROM artifact_tasks WHERE "UUID" = :u', u=old_link) == []
     nested = db.sql('SELECT "Type", "DisplayName", "TypeAttrs" FROM tasks WHERE "Name" = \'for-loop-4\' AND "RunUUID" = '
-                    '(SELECT "UUID" FROM run_details WHERE "DisplayName" LIKE \'control-flow run%\') ORDER BY "TypeAttrs"')
-    assert [(r["Type"], r["DisplayName"], json.loads(r["TypeAttrs"]) if isinstance(r["TypeAttrs"], str)
-             else r["TypeAttrs"]) for r in nested] == [
+                    '(SELECT "UUID" FROM run_details WHERE "DisplayName" LIKE \'control-flow run%\')')
+    assert sorted(((r["Type"], r["DisplayName"], json.loads(r["TypeAttrs"]) if isinstance(r["TypeAttrs"], str)
+                    else r["TypeAttrs"]) for r in nested), key=lambda r: r[2]["iterationIndex"]) == [
         (8, "for-loop-4", {"iterationCount": "2", "iterationIndex": str(i)}) for i in range(3)]
     assert db.one(f'SELECT COUNT(*) AS n FROM artifact_tasks l JOIN tasks t ON t."UUID" = l."TaskID" '
                   f'WHERE t."Type" = 2 AND {IN_LOOP_BODY} AND l."Type" = 9')["n"] == 0

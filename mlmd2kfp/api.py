@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError, PlanNotClean
+from .errors import PlanNotClean, UsageError
 
 if TYPE_CHECKING:
     from .migrate.admin import RollbackReport, StatusReport
@@ -113,7 +113,7 @@ def verify(mlmd_url: str, kfp_url: str, *, run_ids: tuple[str, ...] = (), namesp
     from .verify import VerifyOptions, run_verify
 
     if source not in ("auto", "api", "sql"):
-        raise ConfigError("--source must be auto, api or sql")
+        raise UsageError("--source must be auto, api or sql")
     options = VerifyOptions(run_ids=tuple(run_ids), namespaces=tuple(namespaces), multi_user=multi_user,
                             source_path=source, source_name=source_name)
     return run_verify(mlmd_url, kfp_url, options, on_progress=on_progress)

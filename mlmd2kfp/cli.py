@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from . import console
-from .errors import ConfigError, MigrationFailedError, ToolkitError, unexpected_error_line
+from .errors import MigrationFailedError, ToolkitError, UsageError, unexpected_error_line
 from .settings import KFP_URL_ENV, MLMD_URL_ENV, Settings, url_from_parts
 
 app = typer.Typer(
@@ -49,7 +50,7 @@ def _require(value: str | None, option: str, env: str) -> str:
     if not value:
         value = url_from_parts("MLMD" if env == MLMD_URL_ENV else "KFP", dict(os.environ))
     if not value:
-        raise ConfigError(f"{option} is required (or set {env}, or MLMD2KFP_DB_HOST with "
+        raise UsageError(f"{option} is required (or set {env}, or MLMD2KFP_DB_HOST with "
                           f"{'MLMD2KFP_MLMD_DB' if env == MLMD_URL_ENV else 'MLMD2KFP_KFP_DB'}; see docs/runbook.md)")
     return value
 
@@ -199,7 +200,7 @@ def migrate_cmd(
                                     multi_user=multi_user, source_name=source_name, on_progress=planning)
     if not yes:
         if not sys.stdin.isatty():
-            raise ConfigError("migrate writes into the KFP database; pass --yes to confirm (no terminal to ask on)")
+            raise UsageError("migrate writes into the KFP database; pass --yes to confirm (no terminal to ask on)")
         what = "stage runs (no cutover)" if stage_only else "migrate runs and swap the tasks tables (cutover)"
         if not typer.confirm(f"{what} in {console.mask_url(settings.kfp_url)}?"):  # type: ignore[arg-type]
             raise ToolkitError("not confirmed at the prompt: nothing was changed (rerun and answer y, or pass --yes)")
@@ -298,7 +299,7 @@ def rollback_cmd(
 
     settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
     if not yes:
-        raise ConfigError("rollback deletes every row this tool wrote; pass --yes to confirm")
+        raise UsageError("rollback deletes every row this tool wrote; pass --yes to confirm")
     report = api.rollback(settings.kfp_url, source_name=source_name,  # type: ignore[arg-type]
                           force_without_old_tasks=force_without_old_tasks)
     if not report.changed and not report.notes and not report.kept_live_rows:  # an earlier rollback did it all
@@ -328,7 +329,7 @@ def cleanup_cmd(
 
     settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
     if not yes:
-        raise ConfigError("cleanup drops `tasks_pre_migration` and the tool's tables; pass --yes to confirm")
+        raise UsageError("cleanup drops `tasks_pre_migration` and the tool's tables; pass --yes to confirm")
     dropped = api.cleanup(settings.kfp_url)  # type: ignore[arg-type]
     for table in dropped:
         console.print_data(f"dropped `{table}`")
@@ -362,7 +363,7 @@ def sample(
     settings = Settings(mlmd_url=_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
                         kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
     if fast and no_spec:
-        raise ConfigError("--no-spec works with the ml-metadata sample only; drop --fast")
+        raise UsageError("--no-spec works with the ml-metadata sample only; drop --fast")
     if fast:
         from .sample.fast import write_fast_sample
 
@@ -401,12 +402,14 @@ def main() -> None:
     try:
         app()
     except ToolkitError as exc:
-        if _state["debug"]:
-            raise
-        console.error(str(exc))
+        if _state["debug"]:  # the traceback, and still the error's own exit code (1 means differences)
+            traceback.print_exc()
+        else:
+            console.error(str(exc))
         sys.exit(exc.exit_code)
     except Exception as exc:  # not one of ours: still one line and exit 3, never a traceback (STYLE.md point 2)
         if _state["debug"]:
-            raise
-        console.error(unexpected_error_line(exc))
+            traceback.print_exc()
+        else:
+            console.error(unexpected_error_line(exc))
         sys.exit(3)

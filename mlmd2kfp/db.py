@@ -12,7 +12,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from .console import escape_at_in_password, mask_url
-from .errors import ConfigError, DatabaseConnectError
+from .errors import ConfigError, DatabaseConnectError, UsageError
 
 # Each role names the option and variable an operator would fix.
 _ROLE_HINT = {
@@ -49,13 +49,13 @@ def parse_url(raw: str, role: str) -> URL:
     try:
         url = make_url(escape_at_in_password(raw))
     except ArgumentError:
-        raise ConfigError(
+        raise UsageError(
             f"the {role} database URL is not a valid SQLAlchemy URL "
             f"(set {_ROLE_HINT.get(role, 'the URL')}; e.g. sqlite:///kfp.sqlite or "
             "mysql+pymysql://user:password@host:3306/mlpipeline)"
         ) from None
     if url.get_backend_name() not in ("sqlite", "mysql", "mariadb", "postgresql"):
-        raise ConfigError(
+        raise UsageError(
             f"the {role} database URL {mask_url(url)} uses backend "
             f"`{url.get_backend_name()}`; supported: sqlite, mysql (MySQL 8, MariaDB), postgresql"
         )

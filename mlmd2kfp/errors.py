@@ -24,6 +24,13 @@ class ConfigError(ToolkitError):
     """A missing or invalid option or setting."""
 
 
+class UsageError(ConfigError):
+    """The command line itself is wrong (a required option missing, a value no command takes): exit 2, as
+    click's own usage errors (issue #27 item 7)."""
+
+    exit_code = 2
+
+
 class DatabaseConnectError(ToolkitError):
     """A database URL that cannot be connected to."""
 

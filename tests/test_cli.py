@@ -43,13 +43,13 @@ def test_every_command_has_help(path, command):
 
 def test_missing_url_is_a_clear_error():
     result = run_cli("schema", "check", env={"MLMD2KFP_KFP_URL": ""})
-    assert result.code == 3
+    assert result.code == 2  # a usage error (issue #27 item 7)
     assert "--kfp-url is required" in result.stderr
 
 
 def test_unparseable_url():
     result = run_cli("schema", "check", "--kfp-url", "not a url")
-    assert result.code == 3
+    assert result.code == 2
     assert "not a valid SQLAlchemy URL" in result.stderr
 
 

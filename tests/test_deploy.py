@@ -124,7 +124,7 @@ def test_url_from_parts_needs_host_and_name_and_rejects_nonsense():
 
 def test_missing_url_names_every_way_to_give_it():
     result = run_cli("status", env={"MLMD2KFP_KFP_URL": "", **{k: "" for k in PART_ENVS}})
-    assert result.code == 3
+    assert result.code == 2  # a usage error
     assert "--kfp-url is required" in result.stderr and "MLMD2KFP_DB_HOST" in result.stderr
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import BigInteger, Column as SaColumn, Float, Integer, MetaData,
 from sqlalchemy.engine import Connection
 
 from ..dialects import dialect_for
-from ..errors import ConfigError, ResumeError
+from ..errors import ConfigError, ResumeError, UsageError
 from ..target.schema import Column, Index, Table, render_create
 
 KEPT_RUNS = "kept-runs"
@@ -163,7 +163,7 @@ def check_new_source(source_name: str, recorded: list[str]) -> None:
             but for case.
     """
     if source_name and not SOURCE_NAME.fullmatch(source_name):
-        raise ConfigError(f"--source-name `{source_name}`: use lower-case letters, digits, `.`, `_` and `-` "
+        raise UsageError(f"--source-name `{source_name}`: use lower-case letters, digits, `.`, `_` and `-` "
                           "(up to 54 characters, starting with a letter or digit); nothing was written")
     for name in recorded:
         if name != source_name and name.lower() == source_name.lower():

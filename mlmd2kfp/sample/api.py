@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import inspect, text
 
 from ..db import make_engine, parse_url
-from ..errors import ConfigError
+from ..errors import ConfigError, UsageError
 from .kfp_db import RunRecord, create_legacy_tables, normalise_spec, write_kfp_rows
 from ..source.mlmd_api import open_store, require_mlmd
 from .mlmd_client import Clock, KfpMetadataClient, restamp
@@ -56,7 +56,7 @@ def write_sample(mlmd_url: str, kfp_url: str, *, runs: int | None = None, seed: 
     require_mlmd()
     total = SCENARIOS_PER_REPETITION if runs is None else runs
     if total < 1:
-        raise ConfigError("--runs must be at least 1")
+        raise UsageError("--runs must be at least 1")
     m_url, k_url = parse_url(mlmd_url, "MLMD"), parse_url(kfp_url, "KFP")
     kfp_engine = make_engine(k_url, "KFP")
     with kfp_engine.connect() as conn:

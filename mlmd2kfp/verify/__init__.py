@@ -21,7 +21,7 @@ from ..bitmap import Bitmap
 from ..console import mask_url
 from ..db import in_memory, make_engine, parse_url
 from ..dialects import dialect_for, max_value_bytes
-from ..errors import ConfigError, MissingDependencyError, ToolkitError
+from ..errors import ConfigError, MissingDependencyError, ToolkitError, UsageError
 from ..migrate.gate import record_verify, verify_snapshot
 from ..target.legacy import old_tasks_digest
 from ..migrate.state import (CLEANED_UP, MAPPING_VERSION, cleaned_up_line, load_states, newer_mapping, runless_run_id,
@@ -189,6 +189,11 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                         on_progress(report.runs_checked, total)
                 if old and fingerprints:
                     _cache_rows(report, kconn, target, old, fingerprints, [src.run_id for src in chunk])
+            unknown = sorted(set(options.run_ids) - seen_runs)
+            if unknown:  # a typo must not pass as "0 runs checked, PASSED" (issue #27 item 7)
+                raise UsageError(f"--run {unknown[0]}: no MLMD run context has this id"
+                                 + (f" (nor {len(unknown) - 1} other id(s) given)" if len(unknown) > 1 else "")
+                                 + "; nothing was checked or recorded")
             if not partial:
                 _global(report, kconn, target, seen_runs, counts, others)
                 _rollback_copy(report, kconn, names)

@@ -119,3 +119,30 @@ def test_item_3_a_whole_copy_lets_rollback_restore_it(databases):
     assert restored.code == 0 and "moved `tasks_pre_migration` back to `tasks`" in restored.stdout, restored.stderr
     assert digest(k, tables=["tasks"]) == before
     assert Db(k).one("SELECT old_tasks_digest FROM mlmd2kfp_state")["old_tasks_digest"] is None  # nothing aside now
+
+
+def test_item_7_usage_errors_exit_2_and_debug_keeps_exit_codes(databases):
+    """What the README promises: 2 for a usage error (a missing URL or --yes, a URL no backend takes, a
+    `--run` that names no run), 3 for an operational one, 1 for differences, also with --debug."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    before = digest(k, tables=None)
+    usage = {
+        ("verify", "--mlmd-url", m, "--kfp-url", k, "--run", "no-such-run"): "--run no-such-run: no MLMD run context",
+        ("migrate", "--mlmd-url", m): "--kfp-url is required",
+        ("status", "--kfp-url", "oracle://db/kfp"): "uses backend `oracle`",
+        ("migrate", "--mlmd-url", m, "--kfp-url", k): "pass --yes",
+        ("rollback", "--kfp-url", k): "pass --yes",
+        ("cleanup", "--kfp-url", k): "pass --yes",
+    }
+    for command, why in usage.items():
+        result = run_cli(*command, env={"MLMD2KFP_KFP_URL": ""})
+        assert (result.code, why in result.stderr) == (2, True), (command, result.code, result.stderr)
+    assert digest(k, tables=None) == before
+    db = Db(k)
+    db.sql('UPDATE tasks SET "DisplayName" = \'renamed\' WHERE "Name" = \'train\'')  # a difference
+    assert run_cli("--debug", "verify", "--mlmd-url", m, "--kfp-url", k).code == 1
+    refused = run_cli("--debug", "cleanup", "--kfp-url", k, "--yes")  # the gate is closed: operational
+    assert refused.code == 3 and "Traceback" in refused.stderr
+    db.engine.dispose()

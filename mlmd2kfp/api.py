@@ -47,7 +47,7 @@ def plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, source_
 
 def migrate(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, stage_only: bool = False,
             batch_rows: int = 2000, max_rows_per_second: float | None = None, namespaces: tuple[str, ...] = (),
-            run_ids: tuple[str, ...] = (), source_name: str = "", strict: bool = False,
+            run_ids: tuple[str, ...] = (), source_name: str = "", strict: bool = False, force_mode: bool = False,
             on_progress: Callable[[int, int, int], None] | None = None, on_plan_progress: Progress | None = None,
             on_event: Callable[[str], None] | None = None) -> MigrateReport:
     """Copy MLMD's runs into `tasks`, `artifacts` and `artifact_tasks` (or resume, or true up), then cut over.
@@ -60,6 +60,7 @@ def migrate(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, stag
         namespaces, run_ids: only these runs (such a pass never cuts over).
         source_name: names this MLMD database when several go into one KFP database (mapping.md W13).
         strict: plan first and refuse to write anything when a row would be skipped or a run has no spec.
+        force_mode: migrate in the given mode even where `run_details` contradicts it (else refused).
         on_progress: (runs done, runs total, rows written); on_plan_progress: the strict plan's progress;
         on_event: one line per notable step (cutover, resume, tables created).
 
@@ -77,7 +78,7 @@ def migrate(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, stag
                             on_progress=on_plan_progress)
     options = MigrateOptions(multi_user=multi_user, stage_only=stage_only, batch_rows=batch_rows,
                              max_rows_per_second=max_rows_per_second, namespaces=tuple(namespaces),
-                             run_ids=tuple(run_ids), source_name=source_name)
+                             run_ids=tuple(run_ids), source_name=source_name, force_mode=force_mode)
     return run(mlmd_url, kfp_url, options, on_progress=on_progress, on_event=on_event)
 
 

@@ -181,6 +181,8 @@ def migrate_cmd(
                            "rerun of this source passes the same value (docs/mapping.md W13).")] = "",
     strict: Annotated[bool, typer.Option("--strict", help="Plan first and refuse to write when any MLMD row "
                       "would be skipped.")] = False,
+    force_mode: Annotated[bool, typer.Option("--force-mode", help="Migrate in the mode given even where the runs' "
+                          "namespaces contradict it (refused otherwise).")] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     report_path: Annotated[Optional[Path], typer.Option("--report", metavar="PATH", help="Write the summary as JSON here.")] = None,
 ) -> None:
@@ -208,7 +210,7 @@ def migrate_cmd(
         report = api.migrate(settings.mlmd_url, settings.kfp_url,  # type: ignore[arg-type]
                              multi_user=multi_user, stage_only=stage_only, batch_rows=batch_rows,
                              max_rows_per_second=max_rows_per_second, namespaces=tuple(namespace or ()),
-                             run_ids=tuple(run or ()), source_name=source_name,
+                             run_ids=tuple(run or ()), source_name=source_name, force_mode=force_mode,
                              on_progress=progress, on_event=console.info)
     console.print_data(render_migrate(report))
     if report_path:

@@ -23,6 +23,8 @@ class MigrateOptions:
     run_ids: tuple[str, ...] = ()
     source_name: str = ""
     page_runs: int = 100
+    force_mode: bool = False
+    """Migrate in the mode given even where `run_details` contradicts it (issue #27 item 5)."""
     reader_process: bool | None = None
     """Read and map in a second process (mapping.md W12); False keeps the reader on a thread; None (the
     default) picks the process for stores of `PROCESS_MIN_RUNS` run contexts or more."""

@@ -132,6 +132,22 @@ def detect_mode(runs: int, without_namespace: int, multi_user: bool | None) -> t
     )
 
 
+def refuse_contradicting_mode(n: int, examples: list[str], multi_user: bool) -> None:
+    """Refuse an install mode `run_details` contradicts (`n` runs, `examples` of them), before any write.
+
+    Raises:
+        ConfigError: naming the runs, what the mode would do to them and the way past (`--force-mode`).
+    """
+    if not n:
+        return
+    given, other = ("--multi-user", "--single-user") if multi_user else ("--single-user", "--multi-user")
+    what = ("have no namespace, so each would be skipped (namespace-mismatch)" if multi_user else
+            "have a namespace, and every row would be written with Namespace '' where KFP's users could not see it")
+    raise ConfigError(f"{given} contradicts run_details: {n} run(s) {what} (e.g. run {', '.join(examples)}). Pass "
+                      f"the mode KFP runs in ({other}?), or --force-mode to migrate in this one anyway; nothing was "
+                      "written")
+
+
 def _row_bytes(rows: RunRows) -> int:
     total = 0
     for t in rows.tasks:

@@ -21,7 +21,7 @@ from ..console import mask_url
 from ..db import make_engine
 from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError, unexpected_error_line
 from ..faults import fault_point
-from ..source.inventory import take_kfp_inventory
+from ..source.inventory import contradicting_runs, take_kfp_inventory
 from ..source.reader import MlmdReader
 from ..source.schema import open_mlmd
 from ..target.legacy import old_tasks_digest
@@ -29,7 +29,7 @@ from ..target.schema import require_run_details
 from .datapass import data_pass
 from .lock import MigrationLock
 from .options import MigrateOptions, MigrateReport, Progress, TableStats
-from .plan import detect_mode
+from .plan import detect_mode, refuse_contradicting_mode
 from .producer import previous_marks, refuse_claimed
 from .runless import write_runless_ledger
 from .signals import StopRequest
@@ -82,6 +82,9 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                 check_new_source(options.source_name, recorded)
             _refuse_runs_of_other_sources(mlmd_engine, kfp_engine, options)
             multi, _ = detect_mode(inv.runs, inv.runs_without_namespace, options.multi_user)
+            if options.multi_user is not None and not options.force_mode:
+                with kfp_engine.connect() as conn:
+                    refuse_contradicting_mode(*contradicting_runs(conn, multi), multi)
             report.mode = "multi-user" if multi else "single-user"
             state = _start(kfp_engine, options, multi, report, say)
             t0 = time.monotonic()

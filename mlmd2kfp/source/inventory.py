@@ -170,6 +170,19 @@ class KfpInventory:
     old_tasks_node_rows: int | None = None
 
 
+def contradicting_runs(conn: Connection, multi_user: bool, examples: int = 3) -> tuple[int, list[str]]:
+    """Runs whose `run_details.Namespace` contradicts the install mode (issue #27 item 5): in multi-user mode
+    runs without a namespace, in single-user mode runs with one; their count and the first ids."""
+    from sqlalchemy import Column, MetaData, String, Table
+
+    rd = Table("run_details", MetaData(), Column("UUID", String), Column("Namespace", String))
+    empty = func.coalesce(rd.c.Namespace, "") == ""
+    wrong = empty if multi_user else ~empty
+    n = int(conn.execute(select(func.count()).select_from(rd).where(wrong)).scalar() or 0)
+    first = [r[0] for r in conn.execute(select(rd.c.UUID).where(wrong).order_by(rd.c.UUID).limit(examples))] if n else []
+    return n, first
+
+
 def take_kfp_inventory(conn: Connection) -> KfpInventory:
     """Run counts (for multi-user detection) and the old `tasks` table's two populations."""
     from sqlalchemy import Column, MetaData, String, Table

@@ -23,6 +23,7 @@ from ..db import in_memory, make_engine, parse_url
 from ..dialects import dialect_for, max_value_bytes
 from ..errors import ConfigError, MissingDependencyError, ToolkitError, UsageError
 from ..migrate.gate import record_verify, verify_snapshot
+from ..source.inventory import contradicting_runs
 from ..target.legacy import old_tasks_digest
 from ..migrate.state import (CLEANED_UP, MAPPING_VERSION, cleaned_up_line, load_states, newer_mapping, runless_run_id,
                              source_label)
@@ -147,6 +148,11 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                 "after cutover" if state.get("phase") == "done" else f"phase `{state.get('phase', 'unknown')}`")
             for name, description in CHECKS.items():
                 report.check(name, description, blocking=name != "run-state")
+            wrong_mode, examples = contradicting_runs(kconn, multi)
+            if wrong_mode:  # the mode re-derived from the data too (issue #27 item 5): reported, a forced mode is legal
+                report.fail(Finding("run-state", "", f"install mode ({wrong_mode} run(s) in run_details "
+                                    f"{'without' if multi else 'with'} a namespace, e.g. run {examples[0]})", "mode",
+                                    "single-user" if multi else "multi-user", report.mode))
             written = str(state.get("mapping_version") or MAPPING_VERSION)
             if written != MAPPING_VERSION:  # the rows below differ for that reason: say the one thing to do
                 advice = ("use the mlmd2kfp release that wrote it" if newer_mapping(written) else

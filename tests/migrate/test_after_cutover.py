@@ -146,3 +146,23 @@ def test_item_7_usage_errors_exit_2_and_debug_keeps_exit_codes(databases):
     refused = run_cli("--debug", "cleanup", "--kfp-url", k, "--yes")  # the gate is closed: operational
     assert refused.code == 3 and "Traceback" in refused.stderr
     db.engine.dispose()
+
+
+def test_item_5_a_mode_the_data_contradicts_is_refused_unless_forced(databases):
+    """--single-user on a store whose runs are namespaced: refused before any write, naming runs; forced, it
+    migrates and verify reports the contradiction (reported, not failing: the operator chose it)."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    before = digest(k, tables=None)
+    refused = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--single-user")
+    assert refused.code == 3, refused.stderr
+    line = " ".join(refused.stderr.split())
+    assert "--single-user contradicts run_details: 12 run(s) have a namespace" in line and "e.g. run " in line
+    assert "--force-mode" in line and "nothing was written" in line
+    assert digest(k, tables=None) == before
+    forced = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--single-user", "--force-mode")
+    assert forced.code == 0, forced.stderr
+    report = run_verify(m, k)
+    [mode] = [f for f in report.checks["run-state"].failures if f.field == "mode"]
+    assert (mode.expected, mode.found) == ("multi-user", "single-user") and "12 run(s) in run_details with" in mode.row
+    assert Db(k).one('SELECT COUNT(*) AS n FROM tasks WHERE "Namespace" <> \'\'')["n"] == 0  # as forced

@@ -79,25 +79,44 @@ def _sanitise(bundle: RunBundle) -> tuple[RunBundle, list[LedgerEntry]]:
         bad = sorted(k for k, v in e.props.items() if isinstance(v, BadValue))
         for key in bad:
             notes.append(LedgerEntry(bundle.run_id, "execution", e.id, "bad-property", f"`{key}`: {e.props[key].reason}"))
-        if e.create_ms < 0 or e.update_ms < 0:
+        fingerprint = e.props.get("cache_fingerprint")
+        if fingerprint is not None and not isinstance(fingerprint, str):  # docs/mapping.md M28
+            bad.append("cache_fingerprint")
+            notes.append(LedgerEntry(bundle.run_id, "execution", e.id, "bad-property",
+                                     f"`cache_fingerprint`: a {type(fingerprint).__name__}, not text; no fingerprint written"))
+        times_bad = _unusable(e.create_ms) or _unusable(e.update_ms)
+        if times_bad:
             notes.append(LedgerEntry(bundle.run_id, "execution", e.id, "bad-time", _bad_time(e.create_ms, e.update_ms)))
-        if bad or e.create_ms < 0 or e.update_ms < 0:
+        if bad or times_bad:
             e = replace(e, props={k: v for k, v in e.props.items() if k not in bad},
-                        create_ms=max(e.create_ms, 0), update_ms=max(e.update_ms, 0))
+                        create_ms=_usable(e.create_ms), update_ms=_usable(e.update_ms))
         clean.append(e)
     artifacts = dict(bundle.artifacts)
     for artifact_id, a in bundle.artifacts.items():
-        if a.create_ms < 0 or a.update_ms < 0:
+        if _unusable(a.create_ms) or _unusable(a.update_ms):
             notes.append(LedgerEntry(bundle.run_id, "artifact", a.id, "bad-time", _bad_time(a.create_ms, a.update_ms)))
-            artifacts[artifact_id] = replace(a, create_ms=max(a.create_ms, 0), update_ms=max(a.update_ms, 0))
+            artifacts[artifact_id] = replace(a, create_ms=_usable(a.create_ms), update_ms=_usable(a.update_ms))
     if not notes:
         return bundle, notes
     return replace(bundle, executions=clean, artifacts=artifacts), notes
 
 
+_TIME_END_MS = 253_402_300_800_000
+"""10000-01-01T00:00:00Z: the first time an RFC 3339 timestamp cannot write (StateHistory's `updateTime`)."""
+
+
+def _unusable(ms: int) -> bool:
+    """Before 1970 (or not a number), or past year 9999 (docs/mapping.md M17)."""
+    return ms < 0 or ms >= _TIME_END_MS
+
+
+def _usable(ms: int) -> int:
+    return 0 if _unusable(ms) else ms
+
+
 def _bad_time(create_ms: int, update_ms: int) -> str:
     shown = ["not a number" if ms == BAD_TIME else f"{ms} ms" for ms in (create_ms, update_ms)]
-    return f"create/update time {shown[0]} / {shown[1]} is not a time after 1970; written as 0"
+    return f"create/update time {shown[0]} / {shown[1]} is not a time between 1970 and 9999; written as 0"
 
 
 def _skipped(bundle: RunBundle, skip: SkipRun) -> RunRows:

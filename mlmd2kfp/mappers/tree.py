@@ -202,8 +202,9 @@ def build_tree(bundle: RunBundle) -> Tree:
                 component = components.get(ref) if ref else None
             child_type = classify(attempts[-1], name, task_spec, spec is not None, iteration is not None)
             loop = is_loop(attempts[-1], task_spec, spec is not None)
-            if loop and "iteration_count" not in attempts[-1].props:
-                raise SkipRun("loop-without-count", f"loop `{name}` (execution {attempts[-1].id}) has no "
+            count = attempts[-1].props.get("iteration_count")
+            if loop and (not isinstance(count, int) or isinstance(count, bool)):  # absent, or a double (M28)
+                raise SkipRun("loop-without-count", f"loop `{name}` (execution {attempts[-1].id}) has no integer "
                                                     "`iteration_count`", attempts[-1].id)
             child = TaskNode(name, child_type, attempts, task, iteration, task_spec, component, loop=loop)
             task.children.append(child)

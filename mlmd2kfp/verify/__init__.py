@@ -23,7 +23,6 @@ from ..db import in_memory, make_engine, parse_url
 from ..dialects import dialect_for, max_value_bytes
 from ..errors import ConfigError, MissingDependencyError, ToolkitError, UsageError
 from ..migrate.gate import record_verify, verify_snapshot
-from ..source.inventory import contradicting_runs
 from ..target.legacy import old_tasks_digest
 from ..migrate.state import (CLEANED_UP, MAPPING_VERSION, cleaned_up_line, load_states, newer_mapping, runless_run_id,
                              source_label)
@@ -148,7 +147,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                 "after cutover" if state.get("phase") == "done" else f"phase `{state.get('phase', 'unknown')}`")
             for name, description in CHECKS.items():
                 report.check(name, description, blocking=name != "run-state")
-            wrong_mode, examples = contradicting_runs(kconn, multi)
+            wrong_mode, examples = _runs_against_mode(kconn, target, multi)
             if wrong_mode:  # the mode re-derived from the data too (issue #27 item 5): reported, a forced mode is legal
                 report.fail(Finding("run-state", "", f"install mode ({wrong_mode} run(s) in run_details "
                                     f"{'without' if multi else 'with'} a namespace, e.g. run {examples[0]})", "mode",
@@ -425,6 +424,17 @@ def _run_state(report: ParityReport, conn: Any, t: TargetReader, run_id: str, ru
     have = names.get(root)
     if want and have and want != have and not (want == "SUCCEEDED" and have == "CACHED"):
         report.fail(Finding("run-state", run_id, "ROOT task", "State", want, have))
+
+
+def _runs_against_mode(conn: Any, t: TargetReader, multi: bool) -> tuple[int, list[str]]:
+    """`run_details` rows whose namespace contradicts the mode verified in (empty in multi-user mode, set in
+    single-user mode): how many, and the first ids (issue #27 item 5)."""
+    q = t.q
+    wrong = f"COALESCE({q('Namespace')}, '') {'=' if multi else '<>'} ''"
+    n = int(conn.execute(text(f"SELECT COUNT(*) FROM run_details WHERE {wrong}")).scalar() or 0)
+    first = [r[0] for r in conn.execute(text(f"SELECT {q('UUID')} FROM run_details WHERE {wrong} ORDER BY {q('UUID')}"))
+             .fetchmany(3)] if n else []
+    return n, first
 
 
 def _rollback_copy(report: ParityReport, conn: Any, names: set[str]) -> None:

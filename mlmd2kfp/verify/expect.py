@@ -50,6 +50,7 @@ FINISHED = {"SUCCEEDED", "SKIPPED", "FAILED", "CANCELED"}
 FIXED_LABEL = {LOOP: "Loop", BRANCH: "Condition Branch", CONDITION: "Condition"}
 FAILED_TEXT = "failed (migrated from ML Metadata; no error text recorded)"
 NAME_MAX, NAMESPACE_MAX, KEY_MAX, DISPLAY_MAX, URI_MAX, FINGERPRINT_MAX = 128, 63, 191, 128, 2048, 255
+TIME_END_MS = 253_402_300_800_000  # 10000-01-01T00:00:00Z: the first time RFC 3339 cannot write
 KFP_PROPS = ("display_name", "store_session_info")
 
 TASK_COLUMNS = ("Namespace", "RunUUID", "pods", "CreatedAtInSec", "StartedInSec", "FinishedInSec", "Fingerprint",
@@ -283,22 +284,31 @@ class _Derivation:
         self.flattened: set[int] = set()
         self.made_by: dict[str, Task] | None = None
         self.item_keys: dict[int, str | None] = {}
+        self.no_fingerprint: set[int] = set()
+        """Executions whose `cache_fingerprint` was not text (ledgered `bad-property`)."""
 
     # --- the task tree, level by level ------------------------------------------------------------
     def result(self) -> ExpectedRun:
         src = self.src
         if self.spec is None:
             self.ledger.add(("run", src.context_id, "no-spec"))
+        def unusable(ms: int) -> bool:  # before 1970, or past 9999 (no RFC 3339 year); docs/mapping.md M17
+            return not 0 <= ms < TIME_END_MS
+
         for e in src.executions:
             if e.bad:
                 self.ledger.add(("execution", e.id, "bad-property"))
-            if e.create_ms < 0 or e.update_ms < 0:
+            if "cache_fingerprint" in e.props and not isinstance(e.props["cache_fingerprint"], str):
+                self.ledger.add(("execution", e.id, "bad-property"))  # a bool or number: no fingerprint (M28)
+                del e.props["cache_fingerprint"]
+                self.no_fingerprint.add(e.id)  # its old cache row cannot agree: not cross-checked
+            if unusable(e.create_ms) or unusable(e.update_ms):
                 self.ledger.add(("execution", e.id, "bad-time"))
-                e.create_ms, e.update_ms = max(e.create_ms, 0), max(e.update_ms, 0)
+                e.create_ms, e.update_ms = (0 if unusable(ms) else ms for ms in (e.create_ms, e.update_ms))
         for a in src.artifacts.values():
-            if a.create_ms < 0 or a.update_ms < 0:
+            if unusable(a.create_ms) or unusable(a.update_ms):
                 self.ledger.add(("artifact", a.id, "bad-time"))
-                a.create_ms, a.update_ms = max(a.create_ms, 0), max(a.update_ms, 0)
+                a.create_ms, a.update_ms = (0 if unusable(ms) else ms for ms in (a.create_ms, a.update_ms))
         self._place()
         for t in self.tasks:
             if len(t.name) > NAME_MAX:
@@ -945,7 +955,8 @@ class _Derivation:
             }
             if t.type == RUNTIME:
                 for e in t.execs:
-                    self.out.fingerprints[e.id] = (t.id, fingerprint)
+                    if e.id not in self.no_fingerprint:
+                        self.out.fingerprints[e.id] = (t.id, fingerprint)
             for link in t.links:
                 if len(link["ArtifactKey"]) > KEY_MAX:
                     raise Skip("identifier-too-long")

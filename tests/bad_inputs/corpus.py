@@ -426,6 +426,12 @@ CASES = [
     Case("mlmd-not-a-database", _not_a_database, Refused("not a SQLite database"), backends=("sqlite",),
          why="a server database cannot be replaced by a file"),
     Case("negative-times", _times(-86_400_000), Ledger("bad-time")),
+    # issue #27 item 6: inputs that stopped the upgrade (a crash or a batch failing on every rerun)
+    Case("time-in-the-year-10000", _times(253_402_300_800_000 + 86_400_000), Ledger("bad-time")),
+    Case("iteration-count-a-double", _exec_prop("system.DAGExecution", "iteration_count", double_value=3.0),
+         Ledger("loop-without-count", whole_run=True)),
+    Case("cache-fingerprint-a-boolean", _exec_prop("system.ContainerExecution", "cache_fingerprint", bool_value=True),
+         Ledger("bad-property")),
     Case("event-missing-execution", _dangling_event("execution_id"), Ledger("dangling-event")),
     Case("event-missing-artifact", _dangling_event("artifact_id"), Ledger("missing-artifact")),
     Case("execution-in-two-runs", _execution_in_two_runs, Ledger("detached-execution")),

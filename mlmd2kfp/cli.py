@@ -335,8 +335,12 @@ def cleanup_cmd(
     dropped = api.cleanup(settings.kfp_url)  # type: ignore[arg-type]
     for table in dropped:
         console.print_data(f"dropped `{table}`")
-    console.print_data("kept `mlmd2kfp_state`: it records the cleanup, and `mlmd2kfp status --check` stays open on it"
-                       if dropped else "nothing to clean up: the migration was cleaned up before")
+    if "mlmd2kfp_state" in dropped:
+        console.print_data("the migration was rolled back, so nothing of the tool is left now (the startup gate, "
+                           "which the new KFP needs, stays closed)")
+    else:
+        console.print_data("kept `mlmd2kfp_state`: it records the cleanup, and `mlmd2kfp status --check` stays open "
+                           "on it" if dropped else "nothing to clean up: the migration was cleaned up before")
 
 
 @app.command("sample", short_help="Write realistic MLMD and KFP databases.")

@@ -354,6 +354,19 @@ def _restore_tables(engine: Any, names: set[str], created: set[str], tasks_name:
                 fault_point("rollback-restore")
 
 
+def _drop_tool_tables(engine: Any) -> list[str]:
+    """Drop every table of the tool (a migration rolled back whole has nothing else to clean up)."""
+    dropped = []
+    with engine.begin() as conn:
+        d = dialect_for(conn)
+        names = set(inspect(conn).get_table_names())
+        for name in (t.name for t in reversed(TOOL_TABLES)):
+            if name in names:
+                conn.exec_driver_sql(f"DROP TABLE {d.q(name)}")
+                dropped.append(name)
+    return dropped
+
+
 def cleanup(kfp_url: str) -> list[str]:
     """Drop `tasks_pre_migration` and the tool's tables but the state rows, which record the cleanup for the
     startup gate (it stays open: issue #27); refused unless the gate is open. Returns the tables dropped (none
@@ -368,6 +381,8 @@ def cleanup(kfp_url: str) -> list[str]:
         with MigrationLock(engine, "migration or cleanup"):
             with engine.connect() as conn:
                 states = load_states(conn)
+            if states and all(s.phase == "rolled_back" and s.status != KEPT_RUNS for s in states):
+                return _drop_tool_tables(engine)  # every source undone: the tool's tables are all that is left
             passed, why = gate([dict(s.values) for s in states])
             if not passed:
                 raise ToolkitError(f"cleanup refused: {why}. Cleanup drops `{PRE_MIGRATION}` and the tool's "

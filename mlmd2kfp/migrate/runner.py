@@ -214,6 +214,7 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
         update_state(conn, source, phase="data", status="running", staging_table=staging, tool_version=__version__,
                      created_tables=created_tables_json(current.created_tables if current else None, created),
                      holder=holder(), last_error=None, options_fingerprint=fingerprint, **invalidated,
+                     multi_user=int(multi),  # a rolled-back migration may start again in another mode
                      pass_number=state.pass_number if resume else state.pass_number + 1,
                      last_context_id=state.last_context_id if resume else 0)
         if resume and state.last_context_id:

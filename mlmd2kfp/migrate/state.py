@@ -317,7 +317,8 @@ def check_resume(state: MigrationState, multi_user: bool, partial: bool = False)
         raise ResumeError(f"the migration of {source_label(state.source_name)} was written with mapping version "
                           f"{state.mapping_version}; mapping version {MAPPING_VERSION} must rewrite every run of it: "
                           "rerun `mlmd2kfp migrate` without --namespace/--run (nothing was written)")
-    if bool(state.multi_user) != multi_user:
+    undone = state.phase == "rolled_back" and state.status != KEPT_RUNS  # nothing of it left: start afresh
+    if bool(state.multi_user) != multi_user and not undone:
         mode = "--multi-user" if state.multi_user else "--single-user"
         raise ResumeError(f"the migration of {source_label(state.source_name)} in this KFP database ran with "
                           f"{mode}; pass it again (or run `{rollback}` first)")

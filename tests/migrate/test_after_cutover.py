@@ -7,7 +7,7 @@ import json
 import uuid
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect
 
 pytest.importorskip("ml_metadata")
 
@@ -166,3 +166,26 @@ def test_item_5_a_mode_the_data_contradicts_is_refused_unless_forced(databases):
     [mode] = [f for f in report.checks["run-state"].failures if f.field == "mode"]
     assert (mode.expected, mode.found) == ("multi-user", "single-user") and "12 run(s) in run_details with" in mode.row
     assert Db(k).one('SELECT COUNT(*) AS n FROM tasks WHERE "Namespace" <> \'\'')["n"] == 0  # as forced
+
+
+def test_item_7_after_a_rollback_another_mode_migrates_and_cleanup_removes_the_tools_tables(databases):
+    """A migration rolled back whole keeps no mode: the next migrate may use the other one; and cleanup then
+    removes the tool's tables, the only thing of it left."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8, single_user=True)
+    migrate(m, k, MigrateOptions(multi_user=False))
+    assert run_cli("rollback", "--kfp-url", k, "--yes").code == 0
+    again = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--multi-user", "--force-mode")
+    assert again.code == 0, again.stderr
+    assert Db(k).one("SELECT multi_user FROM mlmd2kfp_state")["multi_user"] == 1
+    assert run_cli("rollback", "--kfp-url", k, "--yes").code == 0
+    before = digest(k, tables=["tasks", "run_details"])
+    cleaned = run_cli("cleanup", "--kfp-url", k, "--yes")
+    assert cleaned.code == 0, cleaned.stderr
+    assert cleaned.stdout.splitlines() == [
+        "dropped `mlmd2kfp_ledger`", "dropped `mlmd2kfp_runs`", "dropped `mlmd2kfp_state`",
+        "the migration was rolled back, so nothing of the tool is left now (the startup gate, which the new KFP "
+        "needs, stays closed)"]
+    assert not [n for n in inspect(create_engine(k)).get_table_names() if n.startswith("mlmd2kfp_")]
+    assert digest(k, tables=["tasks", "run_details"]) == before  # the old KFP's tables untouched
+    assert run_cli("status", "--kfp-url", k, "--check").code == 1

@@ -443,5 +443,5 @@ def test_a_new_source_name_the_state_table_could_confuse_is_refused(databases):
     before = digest(k, tables=None)
     for name, why in (("Prod", "lower-case"), ("p" * 55, "up to 54")):
         result = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--source-name", name)
-        assert result.code == 3 and why in result.stderr and "nothing was written" in result.stderr
+        assert result.code == 2 and why in result.stderr and "nothing was written" in result.stderr
     assert digest(k, tables=None) == before

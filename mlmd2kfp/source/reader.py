@@ -68,7 +68,7 @@ def load_spec(text: str | None) -> tuple[dict[str, Any] | None, dict[str, Any] |
             spec = doc
         elif "platforms" in doc:
             platform = doc
-    if not isinstance(spec, dict) or "root" not in spec:
+    if not isinstance(spec, dict) or not isinstance(spec.get("root"), dict):  # a list or text there: no spec (M28)
         return None, None, "the pipeline spec has no `root` component"
     return spec, platform, None
 

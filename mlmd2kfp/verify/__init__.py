@@ -356,9 +356,12 @@ def _spec(conn: Any, t: TargetReader, run: dict[str, Any] | None, cache: dict[st
     key = hashlib.sha256(str(manifest).encode()).hexdigest()
     if key not in cache:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        docs = [d for d in yaml.load_all(str(manifest), Loader=loader) if isinstance(d, dict)]
+        try:
+            docs = [d for d in yaml.load_all(str(manifest), Loader=loader) if isinstance(d, dict)]
+        except yaml.YAMLError:  # text that is not YAML is no spec (ledger `no-spec`), as for a missing one
+            docs = []
         spec = next((d.get("pipeline_spec") or d for d in docs if "root" in d or "pipeline_spec" in d), None)
-        cache[key] = spec if isinstance(spec, dict) and "root" in spec else None
+        cache[key] = spec if isinstance(spec, dict) and isinstance(spec.get("root"), dict) else None
         if len(cache) > 256:
             cache.pop(next(iter(cache)))
     if digest:  # the server's MD5 of the manifest just parsed (NULL when the spec came from the version)

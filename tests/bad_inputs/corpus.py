@@ -290,6 +290,15 @@ def _no_spec(db: Db) -> str:
     return run
 
 
+def _spec_text(manifest: str) -> Callable[[Db], str]:
+    def damage(db: Db) -> str:
+        _, run = db.run_with()
+        db.k('UPDATE run_details SET "PipelineSpecManifest" = :s, "PipelineVersionId" = NULL WHERE "UUID" = :r',
+             s=manifest, r=run)
+        return run
+    return damage
+
+
 def _no_path(db: Db) -> str:
     ctx, run = db.run_with()
     _, event = db.output_artifact(ctx)
@@ -451,6 +460,8 @@ CASES = [
     Case("parent-in-other-run", _parent_in_other_run, Ledger("detached-execution")),
     Case("loop-missing-iteration", _missing_iteration, Migrated()),
     Case("run-details-without-spec", _no_spec, Ledger("no-spec")),
+    Case("spec-root-a-list", _spec_text("pipelineInfo: {name: p}\nroot: [1, 2]\n"), Ledger("no-spec")),
+    Case("spec-not-yaml", _spec_text("root: {dag: [unclosed\n  : : :"), Ledger("no-spec")),
     Case("event-without-path-key", _no_path, Ledger("no-path-key")),
     Case("cached-from-missing-execution", _cached_from_missing, Migrated()),
     Case("mlmd-schema-9", _schema_version(9), Refused("MLMD schema version 9 is not supported")),

@@ -106,7 +106,7 @@ class RollbackReport:
 def _old_tasks_copy_problem(conn: Connection, states: list[MigrationState]) -> str | None:
     """What is wrong with `tasks_pre_migration` against the rows and digest the cutover recorded (issue #27
     item 3), or None (nothing recorded, the copy whole, or already moved back by a rollback)."""
-    recorded = next((s for s in states if s.phase != "rolled_back" and s.old_tasks_digest), None)
+    recorded = next((s for s in states if s.old_tasks_digest), None)  # the table's, whichever source's row holds it
     if recorded is None:
         return None
     if PRE_MIGRATION not in inspect(conn).get_table_names():
@@ -140,7 +140,11 @@ def rollback(kfp_url: str, source_name: str | None = None, force_without_old_tas
                 states = load_states(conn)
             refuse_cleaned_up(states, source_name, "rollback", f"the old `tasks` it would restore (`{PRE_MIGRATION}`) "
                               "was dropped, and KFP owns the migrated runs")
-            with engine.connect() as conn:
+            with engine.begin() as conn:
+                if PRE_MIGRATION not in inspect(conn).get_table_names() and old_tasks_present(conn):
+                    # an earlier rollback moved the old `tasks` back and was stopped before it said so
+                    conn.execute(core_table(STATE).update().values(old_tasks_rows=None, old_tasks_digest=None))
+                    states = load_states(conn)
                 damaged = _old_tasks_copy_problem(conn, states)
             if damaged and not force_without_old_tasks:
                 raise ToolkitError(f"rollback refused: {damaged}, so the old KFP would start without its tasks; nothing "
@@ -382,12 +386,24 @@ def cleanup(kfp_url: str) -> list[str]:
             with engine.connect() as conn:
                 states = load_states(conn)
             if states and all(s.phase == "rolled_back" and s.status != KEPT_RUNS for s in states):
+                with engine.connect() as conn:
+                    left = sorted(set(inspect(conn).get_table_names()) & ({PRE_MIGRATION, STAGING}
+                                                                         | tool_created_tables(conn)))
+                if left:  # a rollback that kept KFP's rows left these: the state is what finishes it
+                    raise ToolkitError(f"cleanup refused: the migration was rolled back, but {', '.join(f'`{n}`' for n in left)} "
+                                       "are still in place (KFP's own rows kept them); delete those rows, run `mlmd2kfp "
+                                       "rollback --yes` again, then cleanup")
                 return _drop_tool_tables(engine)  # every source undone: the tool's tables are all that is left
             passed, why = gate([dict(s.values) for s in states])
             if not passed:
                 raise ToolkitError(f"cleanup refused: {why}. Cleanup drops `{PRE_MIGRATION}` and the tool's "
                                    "tables, which rollback needs")
             live = [s for s in states if s.phase != "rolled_back"]
+            with engine.begin() as conn:  # the cleanup first: the gate stays open on it, a rerun finishes the drops
+                for s in live:
+                    if s.phase != CLEANED_UP:
+                        update_state(conn, s.source_name, phase=CLEANED_UP, status="done", holder=None)
+                conn.execute(core_table(STATE).update().values(old_tasks_rows=None, old_tasks_digest=None))
             with engine.begin() as conn:
                 d = dialect_for(conn)
                 names = set(inspect(conn).get_table_names())
@@ -395,9 +411,6 @@ def cleanup(kfp_url: str) -> list[str]:
                     if name in names:
                         conn.exec_driver_sql(f"DROP TABLE {d.q(name)}")
                         dropped.append(name)
-                for s in live:
-                    if s.phase != CLEANED_UP:
-                        update_state(conn, s.source_name, phase=CLEANED_UP, status="done", holder=None)
     finally:
         engine.dispose()
     return dropped

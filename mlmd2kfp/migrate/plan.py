@@ -128,7 +128,8 @@ def detect_mode(runs: int, without_namespace: int, multi_user: bool | None) -> t
         return True, True
     raise ConfigError(
         f"{without_namespace} of {runs} runs have no namespace and the others have one, so the install mode "
-        "cannot be detected; pass --multi-user (KFP's MULTIUSER=true) or --single-user"
+        "cannot be detected; pass --multi-user (KFP's MULTIUSER=true) or --single-user, and to `migrate` also "
+        "--force-mode (either mode contradicts some runs)"
     )
 
 

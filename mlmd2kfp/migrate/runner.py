@@ -76,8 +76,8 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                 upgrade_tool_tables(conn)
                 states = load_states(conn)
                 recorded = [s.source_name for s in states]
-            refuse_cleaned_up(states, options.source_name, "migrate", "KFP owns its runs now, and the tool's ledger "
-                              "and the old `tasks` table are gone")
+            refuse_cleaned_up(states, None, "migrate", "KFP owns its runs now, and the tool's ledger and the old "
+                              "`tasks` table are gone (any --source-name)")
             if options.source_name not in recorded:
                 check_new_source(options.source_name, recorded)
             _refuse_runs_of_other_sources(mlmd_engine, kfp_engine, options)
@@ -284,8 +284,8 @@ def _cutover(engine: Engine, source_name: str, report: MigrateReport, say: Calla
     moved = bool(result["moved_old_tasks"]) or bool(state.moved_old_tasks)
     copy: dict[str, Any] = {}
     with engine.connect() as conn:  # what rollback will restore, recorded once per move (issue #27 item 3)
-        recorded = any(s.old_tasks_digest for s in load_states(conn) if s.phase != "rolled_back")
-        if PRE_MIGRATION in inspect(conn).get_table_names() and not recorded:
+        recorded = any(s.old_tasks_digest for s in load_states(conn))  # whatever the phase of its row
+        if PRE_MIGRATION in inspect(conn).get_table_names() and (result["moved_old_tasks"] or not recorded):
             rows, digest = old_tasks_digest(conn, PRE_MIGRATION)
             copy = {"old_tasks_rows": rows, "old_tasks_digest": digest}
     with engine.begin() as conn:

@@ -23,6 +23,7 @@ from ..errors import ConfigError, ResumeError, UsageError
 from ..target.schema import Column, Index, Table, render_create
 
 KEPT_RUNS = "kept-runs"
+"""The status of a rolled-back migration that kept the runs KFP wrote into (rollback must run again)."""
 CLEANED_UP = "cleaned_up"
 """The phase after `cleanup`: the migration finished and was verified; only the state rows are left (the gate
 reads them), KFP owns the data."""
@@ -44,9 +45,11 @@ def refuse_cleaned_up(states: list[Any], source_name: str | None, command: str, 
     for s in states:
         if s.phase == CLEANED_UP and (source_name is None or s.source_name == source_name):
             raise ResumeError(f"{command} refused: the {cleaned_up_line(s)}; {why} (nothing was changed)")
-"""The status of a rolled-back migration that kept the runs KFP wrote into (rollback must run again)."""
+
+
 MAPPING_VERSION = "3"
-"""Bumped whenever a mapping rule changes the rows produced; a rerun with another version is refused."""
+"""Bumped whenever a mapping rule changes the rows produced; an older version's migration is rewritten by the
+next whole pass, a newer one refused (docs/mapping.md M26)."""
 STATE_ID = "migration"
 """The state row of the default source (no `--source-name`); a named source's row is `migration:<name>`."""
 

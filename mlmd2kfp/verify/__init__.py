@@ -201,7 +201,8 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                                  + "; nothing was checked or recorded")
             if not partial:
                 _global(report, kconn, target, seen_runs, counts, others)
-                _rollback_copy(report, kconn, names)
+                if state.get("phase") == "done":  # after the cutover: the old `tasks` is aside
+                    _rollback_copy(report, kconn, names)
                 with mlmd_engine.connect() as mconn:
                     _global_ledger(report, mconn, target, linked, runless_run_id(source_name))
             if fallback:  # ml-metadata refused a value in these runs (mapping.md M17); read through SQL
@@ -443,7 +444,7 @@ def _runs_against_mode(conn: Any, t: TargetReader, multi: bool) -> tuple[int, li
 def _rollback_copy(report: ParityReport, conn: Any, names: set[str]) -> None:
     """The old `tasks` the cutover moved aside (what rollback restores) still has the rows and digest the
     cutover recorded (issue #27 item 3)."""
-    recorded = [s for s in load_states(conn) if s.phase != "rolled_back" and s.old_tasks_digest]
+    recorded = [s for s in load_states(conn) if s.old_tasks_digest]  # the table's, whichever source's row holds it
     if not recorded:
         return
     inv = report.checks["invariants"]

@@ -189,3 +189,42 @@ def test_item_7_after_a_rollback_another_mode_migrates_and_cleanup_removes_the_t
     assert not [n for n in inspect(create_engine(k)).get_table_names() if n.startswith("mlmd2kfp_")]
     assert digest(k, tables=["tasks", "run_details"]) == before  # the old KFP's tables untouched
     assert run_cli("status", "--kfp-url", k, "--check").code == 1
+
+
+def test_item_1_no_source_migrates_after_cleanup(databases):
+    """A second source after cleanup would write into KFP's live tables and close the gate for good."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    assert run_verify(m, k).passed and run_cli("cleanup", "--kfp-url", k, "--yes").code == 0
+    before = digest(k, tables=None)
+    refused = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--source-name", "second")
+    assert refused.code == 3 and "cleaned up" in refused.stderr, refused.stderr
+    assert digest(k, tables=None) == before
+    assert run_cli("status", "--kfp-url", k, "--check").code == 0
+
+
+def test_item_3_a_rollback_that_kept_runs_still_checks_the_copy(databases):
+    """KFP wrote into a migrated run, so the first rollback keeps that run and the old tasks aside; the copy
+    is damaged meanwhile; once KFP's rows are gone the rollback that restores must still refuse it. And
+    cleanup, with the old tasks still aside, is refused rather than dropping the tool's record of them."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    db = Db(k)
+    root = db.one('SELECT * FROM tasks WHERE "ParentTaskUUID" IS NULL ORDER BY "RunUUID"')
+    kfp_task = str(uuid.uuid4())
+    db.insert("tasks", {**root, "UUID": kfp_task, "ParentTaskUUID": root["UUID"], "Name": "retried-by-kfp",
+                        "ScopePath": "root.retried-by-kfp", "Type": 2, "LogicalKey": None})
+    kept = run_cli("rollback", "--kfp-url", k, "--yes")
+    assert kept.code == 0, kept.stderr
+    victim = db.one('SELECT "UUID" FROM tasks_pre_migration ORDER BY "UUID"')["UUID"]
+    db.sql('DELETE FROM tasks_pre_migration WHERE "UUID" = :u', u=victim)
+    db.sql('DELETE FROM tasks WHERE "UUID" = :u', u=kfp_task)
+    before = digest(k, tables=None)
+    refused = run_cli("rollback", "--kfp-url", k, "--yes")
+    assert refused.code == 3 and "398 row(s) where the cutover moved 399 aside" in refused.stderr, refused.stderr
+    assert digest(k, tables=None) == before
+    assert run_cli("cleanup", "--kfp-url", k, "--yes").code == 3
+    assert digest(k, tables=None) == before
+    db.engine.dispose()

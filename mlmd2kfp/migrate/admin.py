@@ -20,9 +20,9 @@ from ..faults import fault_point
 from ..target.legacy import old_tasks_digest
 from .staging import PRE_MIGRATION, STAGING, old_tasks_present
 from .gate import gate
-from .state import (CLEANED_UP, KEPT_RUNS, LEDGER, RUNS, STATE, TOOL_TABLES, MigrationState, core_table, load_states,
-                    refuse_cleaned_up, runless_run_id, source_label, tool_created_tables, update_state,
-                    upgrade_tool_tables)
+from .state import (CLEANED_UP, KEPT_RUNS, LEDGER, RUNS, STATE, TOOL_TABLES, MigrationState, core_table,
+                    forget_old_tasks_copy, load_states, refuse_cleaned_up, runless_run_id, source_label,
+                    tool_created_tables, update_state, upgrade_tool_tables)
 from .writer import TargetTables, chunks, tool_written
 
 
@@ -143,7 +143,7 @@ def rollback(kfp_url: str, source_name: str | None = None, force_without_old_tas
             with engine.begin() as conn:
                 if PRE_MIGRATION not in inspect(conn).get_table_names() and old_tasks_present(conn):
                     # an earlier rollback moved the old `tasks` back and was stopped before it said so
-                    conn.execute(core_table(STATE).update().values(old_tasks_rows=None, old_tasks_digest=None))
+                    forget_old_tasks_copy(conn)
                     states = load_states(conn)
                 damaged = _old_tasks_copy_problem(conn, states)
             if damaged and not force_without_old_tasks:
@@ -353,18 +353,18 @@ def _restore_tables(engine: Any, names: set[str], created: set[str], tasks_name:
             else:
                 for stmt in rename_statements(d, [(PRE_MIGRATION, "tasks")]):
                     conn.exec_driver_sql(stmt)
-                conn.execute(core_table(STATE).update().values(old_tasks_rows=None, old_tasks_digest=None))
+                forget_old_tasks_copy(conn)
                 report.restored_old_tasks = True
                 fault_point("rollback-restore")
 
 
-def _drop_tool_tables(engine: Any) -> list[str]:
-    """Drop every table of the tool (a migration rolled back whole has nothing else to clean up)."""
+def _drop_tables(engine: Any, candidates: list[str]) -> list[str]:
+    """Drop those of `candidates` that exist, in their order; returns the names dropped."""
     dropped = []
     with engine.begin() as conn:
         d = dialect_for(conn)
         names = set(inspect(conn).get_table_names())
-        for name in (t.name for t in reversed(TOOL_TABLES)):
+        for name in candidates:
             if name in names:
                 conn.exec_driver_sql(f"DROP TABLE {d.q(name)}")
                 dropped.append(name)
@@ -380,7 +380,6 @@ def cleanup(kfp_url: str) -> list[str]:
         ToolkitError: the gate is closed.
     """
     engine = make_engine(kfp_url, "KFP", create_sqlite=False)
-    dropped = []
     try:
         with MigrationLock(engine, "migration or cleanup"):
             with engine.connect() as conn:
@@ -393,7 +392,8 @@ def cleanup(kfp_url: str) -> list[str]:
                     raise ToolkitError(f"cleanup refused: the migration was rolled back, but {', '.join(f'`{n}`' for n in left)} "
                                        "are still in place (KFP's own rows kept them); delete those rows, run `mlmd2kfp "
                                        "rollback --yes` again, then cleanup")
-                return _drop_tool_tables(engine)  # every source undone: the tool's tables are all that is left
+                # every source undone: the tool's tables are all that is left
+                return _drop_tables(engine, [t.name for t in reversed(TOOL_TABLES)])
             passed, why = gate([dict(s.values) for s in states])
             if not passed:
                 raise ToolkitError(f"cleanup refused: {why}. Cleanup drops `{PRE_MIGRATION}` and the tool's "
@@ -403,14 +403,7 @@ def cleanup(kfp_url: str) -> list[str]:
                 for s in live:
                     if s.phase != CLEANED_UP:
                         update_state(conn, s.source_name, phase=CLEANED_UP, status="done", holder=None)
-                conn.execute(core_table(STATE).update().values(old_tasks_rows=None, old_tasks_digest=None))
-            with engine.begin() as conn:
-                d = dialect_for(conn)
-                names = set(inspect(conn).get_table_names())
-                for name in [PRE_MIGRATION, *(t.name for t in reversed(TOOL_TABLES) if t is not STATE)]:
-                    if name in names:
-                        conn.exec_driver_sql(f"DROP TABLE {d.q(name)}")
-                        dropped.append(name)
+                forget_old_tasks_copy(conn)
+            return _drop_tables(engine, [PRE_MIGRATION, *(t.name for t in reversed(TOOL_TABLES) if t is not STATE)])
     finally:
         engine.dispose()
-    return dropped

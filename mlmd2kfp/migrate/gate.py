@@ -51,7 +51,7 @@ def gate(states: list[dict[str, Any]]) -> tuple[bool, str]:
 def _gate_one(s: dict[str, Any], option: str) -> tuple[bool, str]:
     if s["phase"] == CLEANED_UP:  # verified before its cleanup; KFP owns the data since (issue #27)
         return True, cleaned_up_line(s)
-    if s.get("mapping_version") != MAPPING_VERSION and newer_mapping(str(s.get("mapping_version"))):
+    if newer_mapping(str(s.get("mapping_version"))):
         return False, (f"the migration was written with mapping version {s.get('mapping_version')}, which this "
                        f"mlmd2kfp (mapping version {MAPPING_VERSION}) does not know: run the gate of the release that "
                        "wrote it")

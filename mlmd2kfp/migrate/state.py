@@ -312,7 +312,7 @@ def check_resume(state: MigrationState, multi_user: bool, partial: bool = False)
         (`--namespace`/`--run`), which would leave runs of two versions.
     """
     rollback = "mlmd2kfp rollback --yes" + (f" --source-name {state.source_name}" if state.source_name else "")
-    if state.mapping_version != MAPPING_VERSION and newer_mapping(state.mapping_version):
+    if newer_mapping(state.mapping_version):
         raise ResumeError(f"the migration of {source_label(state.source_name)} in this KFP database was written "
                           f"with mapping version {state.mapping_version}, which this mlmd2kfp (mapping version "
                           f"{MAPPING_VERSION}) does not know; run the mlmd2kfp release that wrote it (nothing was written)")
@@ -325,6 +325,12 @@ def check_resume(state: MigrationState, multi_user: bool, partial: bool = False)
         mode = "--multi-user" if state.multi_user else "--single-user"
         raise ResumeError(f"the migration of {source_label(state.source_name)} in this KFP database ran with "
                           f"{mode}; pass it again (or run `{rollback}` first)")
+
+
+def forget_old_tasks_copy(conn: Connection) -> None:
+    """Clear the rows and digest of `tasks_pre_migration` the cutover recorded (on whichever source's row): the
+    table was moved back, or dropped by `cleanup`."""
+    conn.execute(core_table(STATE).update().values(old_tasks_rows=None, old_tasks_digest=None))
 
 
 def forget_marks(conn: Connection, source_name: str) -> int:

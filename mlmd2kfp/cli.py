@@ -7,6 +7,7 @@ Errors from the library are `ToolkitError`s, caught once in `main` and printed a
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import console
-from .errors import MigrationFailedError, ToolkitError, UsageError, unexpected_error_line
+from .errors import MigrationFailedError, StoppedAtOnce, ToolkitError, UsageError, unexpected_error_line
 from .settings import KFP_URL_ENV, MLMD_URL_ENV, Settings, url_from_parts
 
 app = typer.Typer(
@@ -84,7 +85,7 @@ def schema_create(kfp_url: KfpUrl = None) -> None:
     from .target.schema import create_schema
 
     settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
-    with connect(settings.kfp_url, "KFP") as conn:  # type: ignore[arg-type]
+    with connect(settings.kfp_url, "KFP", create_sqlite=False) as conn:  # type: ignore[arg-type]  # no empty file left
         result = create_schema(conn)
     for name in result.created:
         console.info(f"created table `{name}`")
@@ -379,8 +380,11 @@ def sample(
         console.print_data(f"wrote {len(records)} runs ({len(records) // 11} repetitions of the scenario set) "
                            "with bulk SQL")
         return
-    report = write_sample(settings.mlmd_url, settings.kfp_url, runs=runs, seed=seed,  # type: ignore[arg-type]
-                          single_user=single_user, no_spec=no_spec)
+    # minutes for thousands of runs: a bar on a terminal, off it a line per tenth once there are enough to wait for
+    with console.RunProgress("writing runs through ml-metadata") as progress:
+        report = write_sample(settings.mlmd_url, settings.kfp_url, runs=runs, seed=seed,  # type: ignore[arg-type]
+                              single_user=single_user, no_spec=no_spec,
+                              on_progress=progress if console.err.is_terminal or (runs or 0) >= 100 else None)
     console.print_data(render_sample_report(report))
 
 
@@ -400,13 +404,23 @@ def demo(
         console.print_data(line)
 
 
+def _stop_at_once(signum: int, _frame: object) -> None:
+    raise StoppedAtOnce(signal.Signals(signum).name)
+
+
 def main() -> None:
     """Console-script entry point: run the app, turn `ToolkitError` into one line and its exit code.
 
     Usage errors are click's (exit 2); `typer.Exit` carries a command's own exit code.
     """
+    for sig in (signal.SIGINT, signal.SIGTERM):  # `migrate` installs its own while it writes (StopRequest)
+        signal.signal(sig, _stop_at_once)
     try:
         app()
+    except StoppedAtOnce as stopped:
+        console.error(f"stopped by {stopped.signal_name} before anything was left half-written (a write in progress "
+                      "was rolled back; `mlmd2kfp status` shows what is recorded); rerun the command")
+        sys.exit(130)
     except ToolkitError as exc:
         if _state["debug"]:  # the traceback, and still the error's own exit code (1 means differences)
             traceback.print_exc()

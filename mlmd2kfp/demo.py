@@ -51,25 +51,32 @@ def run_demo(directory: Path) -> DemoResult:
     states: dict[str, int] = {}
     for run in report.runs:
         states[run.state] = states.get(run.state, 0) + 1
+    v2 = sum(1 for run in report.runs if not run.pipeline.startswith("v1"))
+    reasons = ", ".join(f"{r} {n}" for r, n in sorted(migrated.runs_skipped.items()))
+    why_skipped = f" ({reasons})" if reasons else ""
     lines = [
         f"MLMD database (written through ml-metadata, schema 10): {mlmd_path}",
         f"KFP database (pre-upgrade tables + target schema):       {kfp_path}",
-        f"runs written: {len(report.runs)} ({', '.join(f'{k} {v}' for k, v in sorted(states.items()))}) "
+        f"runs written to MLMD: {len(report.runs)}, {v2} of them KFP v2 run contexts "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(states.items()))}) "
         f"in scenarios: {', '.join(dict.fromkeys(r.scenario for r in report.runs))}",
         f"KFP rows: {', '.join(f'{k} {v}' for k, v in report.kfp_rows.items())}",
         f"target tables created: {', '.join(created.created) or 'none'}",
         *created.notes,
-        f"plan ({plan.mode}): {plan.runs_migrated} of {plan.runs_total} runs to migrate; predicted rows: "
+        # one vocabulary (docs/runbook.md "Counts"): run contexts, runs migrated / skipped, rows, ledger entries
+        f"plan ({plan.mode}): {plan.runs_total} run contexts: {plan.runs_migrated} runs to migrate, "
+        f"{plan.runs_total - plan.runs_migrated} to skip; rows to write: "
         + ", ".join(f"{t} {plan.target_rows.get(t, 0)}" for t in ("tasks", "artifacts", "artifact_tasks"))
-        + "; ledger: " + ", ".join(f"{r} {s.count}" for r, s in sorted(plan.ledger.items())),
+        + "; ledger entries (MLMD rows not copied one to one): "
+        + ", ".join(f"{r} {s.count}" for r, s in sorted(plan.ledger.items())),
         f"plan report: {directory / 'plan.md'} (and plan.json)",
-        f"migrate: {migrated.runs_written} runs written, runs skipped: "
-        + (", ".join(f"{r} {n}" for r, n in sorted(migrated.runs_skipped.items())) or "none") + "; rows now "
+        f"migrate: {migrated.runs_seen} run contexts: {migrated.runs_written} runs migrated, "
+        f"{sum(migrated.runs_skipped.values())} skipped{why_skipped}; rows now "
         + ", ".join(f"{t} {n}" for t, n in migrated.totals.items())
         + ("; cutover done, old `tasks` kept as `tasks_pre_migration`" if migrated.moved_old_tasks else ""),
         f"migrate report: {directory / 'migrate.json'}",
         f"verify ({verified.source_path}): {'PASSED' if verified.passed else 'FAILED'} over "
-        f"{verified.runs_checked} runs; report {directory / 'verify.md'} (and verify.junit.xml)",
+        f"{verified.runs_checked} run contexts; report {directory / 'verify.md'} (and verify.junit.xml)",
         f"status --check: {'OK' if gate_ok else 'NOT READY'}: {gate_why}",
         f"look at the migrated tasks: sqlite3 {kfp_path} "
         "'SELECT ScopePath, Type, State, TypeAttrs FROM tasks ORDER BY RunUUID, ScopePath'",

@@ -84,6 +84,16 @@ class InterruptedByOperator(ToolkitError):
     exit_code = 130
 
 
+class StoppedAtOnce(BaseException):
+    """Ctrl-C/SIGTERM outside a batch's natural end: during start-up, or the second signal during a migrate.
+    A BaseException (no `except Exception` swallows it) and not `KeyboardInterrupt` (which click turns into
+    "Aborted!" and exit 1, the code for "differences found"); the CLI makes it one line and exit 130."""
+
+    def __init__(self, signal_name: str = "SIGINT") -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
 def unexpected_error_line(exc: BaseException) -> str:
     """One line for an exception the toolkit did not anticipate: what it was, and what to do next."""
     cause = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300] or "no message"

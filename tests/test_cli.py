@@ -115,9 +115,12 @@ def test_demo_runs_the_whole_job_on_sqlite(tmp_path):
     result = run_cli("demo", "--dir", str(tmp_path / "demo"))
     assert result.code == 0, result.stderr
     out = result.stdout
-    assert "plan (multi-user): 11 of 12 runs to migrate" in out
-    assert "rows now tasks 98, artifacts 96, artifact_tasks 174" in out
-    assert "verify (ml-metadata API): PASSED" in out and "status --check: OK" in out
+    # one vocabulary of counts (issue #27 item 7): 12 run contexts everywhere, 11 migrated and 1 skipped
+    assert "plan (multi-user): 12 run contexts: 11 runs to migrate, 1 to skip; rows to write: tasks 98" in out
+    assert "migrate: 12 run contexts: 11 runs migrated, 1 skipped (orphan-run 1); rows now tasks 98, artifacts 96, " \
+           "artifact_tasks 174" in out
+    assert "ledger entries (MLMD rows not copied one to one): " in out
+    assert "verify (ml-metadata API): PASSED over 12 run contexts" in out and "status --check: OK" in out
     for name in ("mlmd.sqlite", "kfp.sqlite", "plan.md", "plan.json", "migrate.json", "verify.md", "verify.junit.xml"):
         assert (tmp_path / "demo" / name).exists(), name
     again = run_cli("demo", "--dir", str(tmp_path / "demo"))
@@ -191,3 +194,28 @@ def test_answering_no_at_the_prompt_changes_nothing_and_says_so(tmp_path):
     os.close(primary)
     assert b"nothing was changed" in output
     assert (tmp_path / "d" / "kfp.sqlite").read_bytes() == before
+
+
+@pytest.mark.parametrize("delay", [0.2, 0.6, 1.5])
+def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, delay):
+    """Issue #27 item 7: Ctrl-C while the CLI starts (Python importing it, or the command opening its database)
+    printed a KeyboardInterrupt traceback, or click's "Aborted!" with exit 1 ("differences found")."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    url = f"sqlite:///{tmp_path / 'k.sqlite'}"
+    pytest.importorskip("ml_metadata")
+    # `sample` of 300 runs takes half a minute: a signal at any of these delays lands during start-up or work
+    proc = subprocess.Popen([sys.executable, "-m", "mlmd2kfp", "sample", "--runs", "300",
+                             "--mlmd-url", f"sqlite:///{tmp_path / 'm.sqlite'}", "--kfp-url", url],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    # 130, or killed by SIGINT itself (Python's exit for an interrupt during its imports): a shell shows 130 for both
+    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err[-1500:])
+    assert "Traceback" not in err and "Aborted" not in err, err[-1500:]
+    lines = [line for line in err.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1 and "stopped by SIGINT" in lines[0], err[-1500:]

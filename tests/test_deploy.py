@@ -96,7 +96,7 @@ def test_dockerfile_is_slim_non_root_and_installs_this_package():
     pyproject = (ROOT / "pyproject.toml").read_text()
     for extra in extras:
         assert re.search(rf"^{extra} = \[", pyproject, flags=re.M), extra
-    assert "mlmd2kfp = \"mlmd2kfp.cli:main\"" in pyproject
+    assert "mlmd2kfp = \"mlmd2kfp.__main__:run\"" in pyproject
 
 
 PARTS = {"MLMD2KFP_DB_TYPE": "mysql", "MLMD2KFP_DB_HOST": "mysql.kubeflow", "MLMD2KFP_DB_PORT": "3306",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..records import LedgerEntry, LinkRow, MlmdEvent, MlmdExecution, RunBundle, RunRows, TaskRow
+from ..records import EVENT_INPUT, EVENT_OUTPUT, LedgerEntry, LinkRow, MlmdEvent, MlmdExecution, RunBundle, RunRows, TaskRow
 from ..source.values import BAD_TIME, BadValue
 from . import keys
 from .artifacts import map_artifact
@@ -178,7 +178,10 @@ def _map(bundle: RunBundle, options: MapOptions) -> RunRows:
         if entry.entity == "execution" and entry.reason in ("unsupported-type", "detached-execution"):
             ledger_reason[entry.mlmd_id] = entry.reason
     for ev in bundle.events:
-        if ev.execution_id in in_tree:
+        if ev.execution_id in in_tree and ev.type not in (EVENT_INPUT, EVENT_OUTPUT):  # docs/mapping.md M29
+            out.ledger.append(LedgerEntry(bundle.run_id, "event", ev.id, "unsupported-event-type",
+                                          f"MLMD event type {ev.type}; only INPUT (3) and OUTPUT (4) become links"))
+        elif ev.execution_id in in_tree:
             events_of.setdefault(ev.execution_id, []).append(ev)
         else:
             out.ledger.append(LedgerEntry(bundle.run_id, "event", ev.id,
@@ -244,7 +247,7 @@ def _check_storable(out: RunRows, options: MapOptions) -> None:
     Raises:
         SkipRun: `value-too-long` (URI over 2048, Fingerprint over 255 characters, any value over the
             server's packet limit) or `unstorable-value` (a NUL character in a text column, which
-            PostgreSQL cannot store).
+            PostgreSQL cannot store, or MLMD bytes that were not UTF-8).
     """
     for a in out.artifacts:
         if a.uri is not None and len(a.uri) > URI_LIMIT:
@@ -271,11 +274,23 @@ def _check_storable(out: RunRows, options: MapOptions) -> None:
                 if nul is None and column in _TEXT_COLUMNS[table] and "\x00" in value:
                     nul = SkipRun("unstorable-value", f"{table}.{column} of row {row.uuid} holds a NUL character, "
                                                       "which PostgreSQL cannot store in text")
+                if nul is None and not value.isascii() and not _utf8(value):
+                    nul = SkipRun("unstorable-value", f"{table}.{column} of row {row.uuid} was not valid UTF-8 in "
+                                                      "MLMD, which no target text column can hold")
                 if limit is not None and len(value) * 4 > limit and len(value.encode()) > limit:
                     raise SkipRun("value-too-long", f"{table}.{column} of row {row.uuid} is {len(value.encode())} "
                                                     f"bytes; the server accepts {limit} (max_allowed_packet)")
     if nul is not None:
         raise nul
+
+
+def _utf8(value: str) -> bool:
+    """`value` can be written as UTF-8 (MLMD bytes that were not UTF-8 come back holding lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _sorted_params(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -69,4 +69,5 @@ def logical_key(run_uuid: str, parent_uuid: str | None, scope_path: str, name: s
 
 def uri_hash(uri: str | None) -> str:
     """Lower-case hex SHA-256 of the URI, `''` for NULL or empty."""
-    return hashlib.sha256(uri.encode("utf-8")).hexdigest() if uri else ""
+    # a URI read from MLMD bytes that are not UTF-8 keeps them as surrogates (the run is then skipped)
+    return hashlib.sha256(uri.encode("utf-8", "surrogateescape")).hexdigest() if uri else ""

@@ -23,7 +23,7 @@ from .gate import gate
 from .state import (CLEANED_UP, KEPT_RUNS, LEDGER, RUNS, STATE, TOOL_TABLES, MigrationState, core_table,
                     forget_old_tasks_copy, load_states, refuse_cleaned_up, runless_run_id, source_label,
                     tool_created_tables, update_state, upgrade_tool_tables)
-from .writer import TargetTables, chunks, tool_written
+from .writer import TargetTables, chunks, runs_changed_by_kfp, tool_written
 
 
 @dataclass
@@ -50,8 +50,23 @@ class StatusReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         passed, why = self.gate
-        return {"kfp_url": self.kfp_url, "state": self.state, "sources": self.states, "runs": dict(self.runs),
-                "ledger": dict(self.ledger), "tables": self.tables, "gate": {"passed": passed, "reason": why}}
+        sources = [_parsed(s) for s in self.states]
+        return {"kfp_url": self.kfp_url, "state": sources[0] if len(sources) == 1 else None, "sources": sources,
+                "runs": dict(self.runs), "ledger": dict(self.ledger), "tables": self.tables,
+                "gate": {"passed": passed, "reason": why}}
+
+
+def _parsed(state: dict[str, Any]) -> dict[str, Any]:
+    """A state row with its JSON text columns (`created_tables`, `verify_result`) as JSON values, not strings
+    holding JSON (issue #27 item 7)."""
+    out = dict(state)
+    for column in ("created_tables", "verify_result"):
+        if isinstance(out.get(column), str):
+            try:
+                out[column] = json.loads(out[column])
+            except ValueError:
+                pass
+    return out
 
 
 def read_status(kfp_url: str) -> StatusReport:
@@ -178,6 +193,8 @@ def rollback(kfp_url: str, source_name: str | None = None, force_without_old_tas
                 # Runs KFP wrote into (a task or link of its own, e.g. a retry of a migrated run) keep every
                 # row: deleting the migrated parents would cascade into KFP's rows through the foreign keys.
                 kept = _runs_written_by_kfp(conn, t, names)
+                if RUNS.name in names and t.tasks.name in names and "artifact_tasks" in names:
+                    kept |= runs_changed_by_kfp(conn, t)  # and runs whose migrated rows KFP changed (a retry)
                 if not last:
                     kept = _of_sources(conn, runs_t, kept, sources)
                 if kept:
@@ -245,6 +262,7 @@ def rollback(kfp_url: str, source_name: str | None = None, force_without_old_tas
                     update_state(conn, s.source_name, phase="rolled_back", status=KEPT_RUNS if mine_kept else "done",
                                  finished_at=int(time.time()),
                                  verify_passed=None, verify_result=None, pass_number=0, last_context_id=0,
+                                 gate_opened_at=None,
                                  runs_migrated=0, runs_skipped=0, tasks=0, artifacts=0, links=0)
                 if last:
                     _record_left_in_place(conn, states, created, tasks_name, report)

@@ -138,6 +138,7 @@ def _account(report: MigrateReport, result: BatchResult) -> None:
     report.batches += 1
     report.runs_written += result.runs - sum(result.runs_skipped.values())
     report.runs_skipped.update(result.runs_skipped)
+    report.runs_repaired += result.runs_repaired
     report.tables["tasks"].written += result.tasks
     report.tables["tasks"].deleted += result.deleted_tasks
     report.tables["artifact_tasks"].written += result.links

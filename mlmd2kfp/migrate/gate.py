@@ -145,4 +145,10 @@ def _record_locked(engine: Any, passed: bool, summary: dict[str, Any], snapshot:
             return NOT_RECORDED
         update_state(conn, source_name, verify_passed=int(passed), verify_at=int(time.time()),
                      verify_result=json.dumps(summary, sort_keys=True)[:60000], **keep)
+        states = load_states(conn)
+        if gate([s.values for s in states])[0]:  # from now on the new KFP may start and write (mapping.md W15)
+            now = int(time.time())
+            for s in states:
+                if s.gate_opened_at is None:
+                    update_state(conn, s.source_name, gate_opened_at=now, updated_at=s.updated_at)
         return None

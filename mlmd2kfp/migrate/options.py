@@ -55,6 +55,9 @@ class MigrateReport:
     runs_unchanged: int = 0
     runs_written: int = 0
     runs_skipped: Counter[str] = field(default_factory=Counter)
+    runs_repaired: int = 0
+    """Runs rewritten because their rows differed from what the tool wrote (damage: the new KFP had not taken
+    them over; docs/mapping.md W15)."""
     batches: int = 0
     retries: int = 0
     tables: dict[str, TableStats] = field(default_factory=lambda: {

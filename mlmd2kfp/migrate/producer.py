@@ -26,6 +26,7 @@ from ..errors import MigrationFailedError
 from ..mappers import MapOptions, map_run
 from ..source.inventory import count_run_contexts
 from ..source.reader import MlmdReader
+from ..target.digest import read_rows_digests
 from ..faults import fault_point
 from .options import MigrateOptions, MigrateReport
 from .state import claimed_elsewhere
@@ -90,7 +91,7 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
         map_options = MapOptions(multi_user=multi, source_name=options.source_name,
                                  max_value_bytes=max_value_bytes(kfp_read))
         reader = MlmdReader(mlmd, kfp_read, page_runs=options.page_runs)
-        yield Total(count_run_contexts(reader))
+        yield Total(count_run_contexts(reader, last_context_id))  # a resumed pass: the runs left (issue #27)
         batch: list[RunWork] = []
         counts, batch_size = Counts(), 0
         read = {"executions": Bitmap(), "events": Bitmap(), "artifacts": Bitmap()}  # distinct rows read this pass
@@ -100,7 +101,8 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
             previous = previous_marks(kfp_read, targets, [name for _, name in page])
             kfp_read.commit()
             refuse_claimed(page, previous, options.source_name)  # before anything of the page is read
-            changed = [(c, n) for c, n in page if previous.get(n, ("", ""))[0] != marks[c]]
+            moved = _rows_moved(kfp_read, targets, previous, [n for c, n in page if previous.get(n, ("", ""))[0] == marks[c]])
+            changed = [(c, n) for c, n in page if previous.get(n, ("", ""))[0] != marks[c] or n in moved]
             counts.runs_unchanged += len(page) - len(changed)
             fault_point("read-page")
             for bundle in reader.read_contexts(changed):
@@ -126,18 +128,31 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
         yield Chunk(batch, counts, cross_check_fingerprints(kfp_read, targets, batch) if batch else (0, 0))
 
 
-def previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, tuple[str, str]]:
-    """The change marks recorded for `run_ids` by earlier passes, with the source that migrated each."""
-    out: dict[str, tuple[str, str]] = {}
+def previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, tuple[str, str, str | None]]:
+    """The change marks recorded for `run_ids` by earlier passes, with the source that migrated each and the
+    digest of the rows written then (None: not recorded)."""
+    out: dict[str, tuple[str, str, str | None]] = {}
     for i in range(0, len(run_ids), 500):
         chunk = run_ids[i:i + 500]
-        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.marks, t.runs.c.source_name)
+        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.marks, t.runs.c.source_name, t.runs.c.digest)
                               .where(t.runs.c.run_uuid.in_(chunk))):
-            out[r.run_uuid] = (r.marks, r.source_name)
+            out[r.run_uuid] = (r.marks, r.source_name, r.digest)
     return out
 
 
-def refuse_claimed(page: list[tuple[int, str]], previous: dict[str, tuple[str, str]], source_name: str) -> None:
+def _rows_moved(conn: Any, t: TargetTables, previous: dict[str, tuple[str, str, str | None]],
+                run_ids: list[str]) -> set[str]:
+    """Of `run_ids` (runs whose MLMD marks did not move), those whose target rows differ from the digest recorded
+    when they were written: the writer repairs them or leaves them to KFP (docs/mapping.md W15)."""
+    recorded = [r for r in run_ids if r in previous and previous[r][2] is not None]
+    if not recorded:
+        return set()
+    now = read_rows_digests(conn, t.tasks_name, recorded)
+    return {r for r in recorded if now[r] != previous[r][2]}
+
+
+def refuse_claimed(page: list[tuple[int, str]], previous: dict[str, tuple[str, str, str | None]],
+                   source_name: str) -> None:
     """A run another source migrated already is refused (mapping.md W13: a run belongs to one source).
 
     Raises:

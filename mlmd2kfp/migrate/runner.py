@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from .. import __version__
 from ..console import mask_url
 from ..db import make_engine
-from ..errors import InterruptedByOperator, MigrationFailedError, ToolkitError, unexpected_error_line
+from ..errors import InterruptedByOperator, MigrationFailedError, StoppedAtOnce, ToolkitError, unexpected_error_line
 from ..faults import fault_point
 from ..source.inventory import contradicting_runs, take_kfp_inventory
 from ..source.reader import MlmdReader
@@ -100,6 +100,11 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                 _build_indexes(kfp_engine, report, say, lock)
             except (InterruptedByOperator, MigrationFailedError):
                 raise  # recorded where they happen
+            except StoppedAtOnce as stopped:  # the second Ctrl-C: the batch being written rolled back
+                line = (f"stopped at once by a second {stopped.signal_name}: the batch being written was rolled back, "
+                        "the batches before it are committed; rerun `mlmd2kfp migrate` with the same options to resume")
+                _record_failure(kfp_engine, options.source_name, line, status="interrupted")
+                raise InterruptedByOperator(line) from None
             except Exception as exc:  # anything else still ends as `failed` with its line in the state
                 line = unexpected_error_line(exc) if not isinstance(exc, ToolkitError) else str(exc)
                 _record_failure(kfp_engine, options.source_name, line)
@@ -265,10 +270,10 @@ def _build_indexes(engine: Engine, report: MigrateReport, say: Callable[[str], N
     report.seconds["indexes"] = round(time.monotonic() - t0, 3)
 
 
-def _record_failure(engine: Engine, source_name: str, line: str) -> None:
+def _record_failure(engine: Engine, source_name: str, line: str, status: str = "failed") -> None:
     try:
         with engine.begin() as conn:
-            update_state(conn, source_name, status="failed", last_error=line[:2000])
+            update_state(conn, source_name, status=status, last_error=line[:2000])
     except Exception:  # the database itself is gone: the error line still reaches the operator
         pass
 

@@ -29,6 +29,8 @@ def render_migrate(report: MigrateReport) -> Group:
     facts.add_column("value", justify="right")
     facts.add_row("runs seen / read (changed) / unchanged", f"{report.runs_seen} / {report.runs_read} / {report.runs_unchanged}")
     facts.add_row("runs written", str(report.runs_written))
+    if report.runs_repaired:
+        facts.add_row("runs repaired (rows differed from what was written)", str(report.runs_repaired))
     for reason, n in sorted(report.runs_skipped.items()):
         facts.add_row(f"runs skipped ({reason})", str(n))
     facts.add_row("batches (retries)", f"{report.batches} ({report.retries})")

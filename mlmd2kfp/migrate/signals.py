@@ -7,6 +7,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from ..errors import StoppedAtOnce
+
 
 class StopRequest:
     """Installed for the life of a `with` block; `requested` turns True on the first signal."""
@@ -18,8 +20,8 @@ class StopRequest:
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt  # second signal: abort now, the open transaction rolls back
+        if self.requested:  # second signal: abort now, the open transaction rolls back
+            raise StoppedAtOnce(signal.Signals(signum).name)
         self.requested = True
         self.signal_name = signal.Signals(signum).name
         if self._on_first:

@@ -69,10 +69,11 @@ STATE = Table(
         Column("created_tables", "text", True), Column("moved_old_tasks", "int32", False),
         Column("verify_passed", "int32", True), Column("verify_at", "int64", True), Column("verify_result", "text", True),
         Column("old_tasks_rows", "int64", True), Column("old_tasks_digest", "varchar(64)", True),
+        Column("gate_opened_at", "int64", True),
     ),
     ("id",), (), (),
 )
-ADDED_STATE_COLUMNS = ("old_tasks_rows", "old_tasks_digest")
+ADDED_STATE_COLUMNS = ("old_tasks_rows", "old_tasks_digest", "gate_opened_at")
 """State columns later releases added (nullable): `upgrade_tool_tables` adds them, and state rows are read
 with what a table has, the rest None."""
 RUNS = Table(
@@ -83,10 +84,14 @@ RUNS = Table(
         Column("skipped", "varchar(64)", False), Column("tasks", "int32", False), Column("links", "int32", False),
         Column("artifact_ids", "longtext", False), Column("mlmd_artifact_ids", "longtext", False),
         Column("migrated_at", "int64", False), Column("source_name", "varchar(191)", False),
+        Column("digest", "varchar(64)", True), Column("run_mark", "varchar(64)", True),
     ),
     ("run_uuid",), (Index("idx_mlmd2kfp_runs_context", (("context_id", False),)),), (),
 )
-"""One row per migrated run; `source_name` says which MLMD source wrote it (a run belongs to one source)."""
+"""One row per migrated run; `source_name` says which MLMD source wrote it (a run belongs to one source);
+`digest` is `target.digest.rows_digest` of the rows written for it and `run_mark` its `run_details` state then
+(NULL: written by a release before them, or not written: docs/mapping.md W15)."""
+ADDED_RUNS_COLUMNS = ("digest", "run_mark")
 LEDGER = Table(
     "mlmd2kfp_ledger",
     (
@@ -136,6 +141,10 @@ def upgrade_tool_tables(conn: Connection) -> None:
     if RUNS.name in names and "source_name" not in {c["name"] for c in inspect(conn).get_columns(RUNS.name)}:
         conn.exec_driver_sql(f"ALTER TABLE {d.q(RUNS.name)} ADD COLUMN {d.q('source_name')} varchar(191) "
                              "NOT NULL DEFAULT ''")
+    if RUNS.name in names:
+        have_runs = {c["name"] for c in inspect(conn).get_columns(RUNS.name)}
+        for column in (c for c in RUNS.columns if c.name in ADDED_RUNS_COLUMNS and c.name not in have_runs):
+            conn.exec_driver_sql(f"ALTER TABLE {d.q(RUNS.name)} ADD COLUMN {d.q(column.name)} {d.column_type(column.kind)}")
     if STATE.name not in names:
         return
     have = {c["name"] for c in inspect(conn).get_columns(STATE.name)}
@@ -245,6 +254,9 @@ class MigrationState:
     """The rows of `tasks_pre_migration` when the cutover moved the old `tasks` aside (what rollback restores)."""
     old_tasks_digest: str | None = None
     """Their digest then (`target.legacy.old_tasks_digest`): verify and rollback check the copy is still whole."""
+    gate_opened_at: int | None = None
+    """When a verify first opened the startup gate: from then on the new KFP may change migrated runs, and a run
+    whose rows differ from what the tool wrote is KFP's (docs/mapping.md W15)."""
 
     @property
     def values(self) -> dict[str, Any]:
@@ -327,6 +339,17 @@ def check_resume(state: MigrationState, multi_user: bool, partial: bool = False)
                           f"{mode}; pass it again (or run `{rollback}` first)")
 
 
+def gate_opened(conn: Connection) -> bool:
+    """A verify has opened the startup gate of this KFP database at least once (the new KFP may have written
+    into migrated runs since; docs/mapping.md W15)."""
+    if STATE.name not in inspect(conn).get_table_names():
+        return False
+    t = core_table(STATE)
+    if "gate_opened_at" not in {c["name"] for c in inspect(conn).get_columns(STATE.name)}:
+        return False
+    return conn.execute(select(t.c.id).where(t.c.gate_opened_at.is_not(None)).limit(1)).first() is not None
+
+
 def forget_old_tasks_copy(conn: Connection) -> None:
     """Clear the rows and digest of `tasks_pre_migration` the cutover recorded (on whichever source's row): the
     table was moved back, or dropped by `cleanup`."""
@@ -351,6 +374,7 @@ def new_state(source_name: str, multi_user: bool, staging_table: str, tool_versi
         "started_at": now, "updated_at": now, "finished_at": None, "last_error": None, "holder": holder(),
         "staging_table": staging_table, "created_tables": "[]", "moved_old_tasks": 0,
         "verify_passed": None, "verify_at": None, "verify_result": None, "old_tasks_rows": None, "old_tasks_digest": None,
+        "gate_opened_at": None,
     }
 
 

@@ -21,11 +21,18 @@ from sqlalchemy.engine import Connection
 from ..dialects import copies_from_stdin, dialect_for, upsert
 from ..mappers.keys import is_migrated_id
 from ..records import LedgerEntry, RunRows
+from ..target.digest import read_rows_digests, read_run_marks, rows_digest
 from ..target.schema import ARTIFACT_TASKS, ARTIFACTS, TASKS
 from ..faults import fault_point
-from .state import LEDGER, RUNS, core_table, update_state
+from .state import LEDGER, RUNS, core_table, gate_opened, update_state
 
 CHUNK = 500
+HAS_LIVE_ROWS = "has-live-rows"
+"""Ledger reason of a run holding rows KFP wrote itself (version-4 ids): never rewritten (mapping.md §2)."""
+KFP_OWNED = "kfp-owned"
+"""Ledger reason of a run whose migrated rows KFP changed after the tool wrote them: KFP's, never rewritten
+(docs/mapping.md W15)."""
+EMPTY_DIGEST = rows_digest([], [])
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
@@ -80,6 +87,8 @@ class BatchResult:
 
     runs: int = 0
     runs_skipped: Counter[str] = field(default_factory=Counter)
+    runs_repaired: int = 0
+    """Runs whose rows differed from what the tool wrote before the new KFP could have changed them: rewritten."""
     tasks: int = 0
     links: int = 0
     artifacts_upserted: int = 0
@@ -140,12 +149,16 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
     result = BatchResult()
     run_ids = [w.run_id for w in work]
     live = _runs_with_live_rows(conn, t, run_ids)
-    previous: dict[str, list[str]] = {}
+    previous: dict[str, Any] = {}
     for chunk in chunks(run_ids):
-        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.artifact_ids).where(t.runs.c.run_uuid.in_(chunk))):
-            previous[r.run_uuid] = json.loads(r.artifact_ids or "[]")
-    writable = [w for w in work if w.run_id not in live]
+        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.artifact_ids, t.runs.c.digest, t.runs.c.run_mark)
+                              .where(t.runs.c.run_uuid.in_(chunk))):
+            previous[r.run_uuid] = r
+    owned, repaired, marks_now = _changed_since_written(conn, t, run_ids, previous, live)
+    kept = live | owned
+    writable = [w for w in work if w.run_id not in kept]
     writable_ids = [w.run_id for w in writable]
+    result.runs_repaired = len(repaired & set(writable_ids))
     # 1. the runs' previous rows (children of the self-FK detached first: no deep cascades on MySQL)
     for chunk in chunks(writable_ids):
         result.deleted_links += conn.execute(delete(t.links).where(t.links.c.RunUUID.in_(chunk))).rowcount or 0
@@ -187,22 +200,27 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
     result.tasks, result.links = len(task_rows), len(link_rows)
     # 5. artifacts no link uses any more (this tool's rows only)
     new_refs = {a.uuid for w in writable for a in w.rows.artifacts}
-    stale = sorted({a for rid in writable_ids for a in previous.get(rid, [])} - new_refs)
+    stale = sorted({a for rid in writable_ids if rid in previous for a in json.loads(previous[rid].artifact_ids or "[]")}
+                   - new_refs)
     for chunk in chunks(stale):
         unused = ~exists().where(t.links.c.ArtifactID == t.artifacts.c.UUID)
         result.deleted_artifacts += conn.execute(
             delete(t.artifacts).where(and_(t.artifacts.c.UUID.in_(chunk), unused))).rowcount or 0
     # 6. ledger, run marks
     entries = [e for w in writable for e in w.rows.ledger]
-    entries += [LedgerEntry(w.run_id, "run", w.context_id, "has-live-rows",
+    entries += [LedgerEntry(w.run_id, "run", w.context_id, KFP_OWNED,
+                            "KFP changed the rows the tool wrote for this run (a retry, …); it is KFP's now and never "
+                            "rewritten") if w.run_id in owned else
+                LedgerEntry(w.run_id, "run", w.context_id, HAS_LIVE_ROWS,
                             "tasks or links written by KFP itself exist for this run; it is never rewritten")
-                for w in work if w.run_id in live]
+                for w in work if w.run_id in kept]
     for chunk in chunks(run_ids):
         conn.execute(delete(t.runs).where(t.runs.c.run_uuid.in_(chunk)))
     for chunk in chunks(writable_ids):
         conn.execute(delete(t.ledger).where(t.ledger.c.run_uuid.in_(chunk)))
-    for chunk in chunks(sorted(live)):  # kept runs keep the ledger of the rows they keep
-        conn.execute(delete(t.ledger).where(and_(t.ledger.c.run_uuid.in_(chunk), t.ledger.c.reason == "has-live-rows")))
+    for chunk in chunks(sorted(kept)):  # kept runs keep the ledger of the rows they keep
+        conn.execute(delete(t.ledger).where(and_(t.ledger.c.run_uuid.in_(chunk),
+                                                 t.ledger.c.reason.in_((HAS_LIVE_ROWS, KFP_OWNED)))))
     rows = ledger_rows(entries)
     if rows:
         insert_rows(conn, t.ledger, rows)
@@ -210,26 +228,86 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
         result.ledger[e.reason] += 1
         result.ledger_by_entity[(e.entity, e.reason)] += 1
     now = int(time.time())
+    digests = _written_digests(task_rows, link_rows)
+
+    def was(run_id: str, column: str) -> Any:
+        return getattr(previous[run_id], column) if run_id in previous else None
+
     insert_rows(conn, t.runs, [{
         "run_uuid": w.run_id, "context_id": w.context_id, "marks": w.marks, "namespace": w.rows.namespace or "",
-        "skipped": ("has-live-rows" if w.run_id in live else w.rows.skipped) or "",
+        "skipped": _kept_reason(w.run_id, owned, live) or w.rows.skipped or "",
         "tasks": len(w.rows.tasks), "links": len(w.rows.links),
-        "artifact_ids": json.dumps(sorted({a.uuid for a in w.rows.artifacts}) if w.run_id not in live
-                                   else previous.get(w.run_id, [])),
+        "artifact_ids": json.dumps(sorted({a.uuid for a in w.rows.artifacts})) if w.run_id not in kept
+        else (was(w.run_id, "artifact_ids") or "[]"),
         "mlmd_artifact_ids": json.dumps(sorted({a.mlmd_artifact_id for a in w.rows.artifacts})),
         "migrated_at": now, "source_name": source_name,
+        # a kept run keeps the record of what the tool wrote: the next pass compares against it again
+        "digest": digests.get(w.run_id, EMPTY_DIGEST) if w.run_id not in kept else was(w.run_id, "digest"),
+        "run_mark": marks_now.get(w.run_id, "") if w.run_id not in kept else was(w.run_id, "run_mark"),
     } for w in work])
     result.runs = len(work)
     for w in work:
-        reason = "has-live-rows" if w.run_id in live else w.rows.skipped
+        reason = _kept_reason(w.run_id, owned, live) or w.rows.skipped
         if reason:
             result.runs_skipped[reason] += 1
     # 7. the checkpoint, in the same transaction
     skipped = sum(result.runs_skipped.values())
     fault_point("before-checkpoint", conn)
-    update_state(conn, source_name, {"runs_migrated": len(work) - skipped, "runs_skipped": skipped},
-                 last_context_id=resume_after)
+    # rows now, net of the rows rewritten, so that `status` during a pass shows them (`_totals` recounts at the end)
+    update_state(conn, source_name, {"runs_migrated": len(work) - skipped, "runs_skipped": skipped,
+                                     "tasks": result.tasks - result.deleted_tasks,
+                                     "links": result.links - result.deleted_links}, last_context_id=resume_after)
     return result
+
+
+def _kept_reason(run_id: str, owned: set[str], live: set[str]) -> str:
+    return KFP_OWNED if run_id in owned else HAS_LIVE_ROWS if run_id in live else ""
+
+
+def _written_digests(task_rows: list[dict[str, Any]], link_rows: list[dict[str, Any]]) -> dict[str, str]:
+    """`rows_digest` of each run's rows about to be written."""
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    links: dict[str, list[dict[str, Any]]] = {}
+    for row in task_rows:
+        tasks.setdefault(row["RunUUID"], []).append(row)
+    for row in link_rows:
+        links.setdefault(row["RunUUID"], []).append(row)
+    return {run: rows_digest(tasks.get(run, []), links.get(run, [])) for run in set(tasks) | set(links)}
+
+
+def _changed_since_written(conn: Connection, t: TargetTables, run_ids: list[str], previous: dict[str, Any],
+                           live: set[str]) -> tuple[set[str], set[str], dict[str, str]]:
+    """Of the runs written before with a recorded digest, those whose rows differ from it now, split into
+    KFP's (the gate opened once, KFP wrote rows of its own into the run, or `run_details` moved since) and
+    damaged (repaired by rewriting them); and every run's `run_details` mark now (docs/mapping.md W15)."""
+    marks_now = read_run_marks(conn, run_ids)
+    recorded = sorted(r for r, row in previous.items() if row.digest is not None)
+    if not recorded:
+        return set(), set(), marks_now
+    now = read_rows_digests(conn, t.tasks.name, recorded)
+    changed = {r for r in recorded if now[r] != previous[r].digest}
+    if not changed:
+        return set(), set(), marks_now
+    opened = gate_opened(conn)
+    # a run whose `run_details` row is gone was deleted (by the old server, or by KFP): nobody's, its rows go
+    owned = {r for r in changed if marks_now.get(r, "") and (
+        opened or r in live or marks_now.get(r, "") != (previous[r].run_mark or ""))}
+    return owned, changed - owned, marks_now
+
+
+def runs_changed_by_kfp(conn: Connection, t: TargetTables) -> set[str]:
+    """Every migrated run whose rows KFP changed after the tool wrote them (the rule of `write_batch`, over all
+    runs with a recorded digest): `rollback` keeps them as it keeps runs KFP wrote rows into."""
+    previous = {}
+    for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.artifact_ids, t.runs.c.digest, t.runs.c.run_mark)
+                          .where(t.runs.c.digest.is_not(None))):
+        previous[r.run_uuid] = r
+    owned: set[str] = set()
+    ids = sorted(previous)
+    for chunk in chunks(ids, 2000):
+        part = {r: previous[r] for r in chunk}
+        owned |= _changed_since_written(conn, t, list(chunk), part, set())[0]
+    return owned
 
 
 def _runs_with_live_rows(conn: Connection, t: TargetTables, run_ids: list[str]) -> set[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -37,7 +39,8 @@ class SampleReport:
 
 
 def write_sample(mlmd_url: str, kfp_url: str, *, runs: int | None = None, seed: int = 0,
-                 single_user: bool = False, no_spec: bool = False) -> SampleReport:
+                 single_user: bool = False, no_spec: bool = False,
+                 on_progress: Callable[[int, int], None] | None = None) -> SampleReport:
     """Write the sample: MLMD through `ml-metadata`, and the matching pre-upgrade KFP database.
 
     Args:
@@ -48,6 +51,7 @@ def write_sample(mlmd_url: str, kfp_url: str, *, runs: int | None = None, seed: 
         single_user: write a single-user installation (every KFP namespace empty).
         no_spec: the same runs with no pipeline spec anywhere (`PipelineSpecManifest` NULL, no pipeline
             version), as after the spec was lost: every run is mapped with mapping.md's fallbacks.
+        on_progress: called with (runs written, runs in all) after each run.
 
     Raises:
         ConfigError: a database already holds runs, or `runs` is not positive.
@@ -96,6 +100,8 @@ def write_sample(mlmd_url: str, kfp_url: str, *, runs: int | None = None, seed: 
                                  result.workflow_name, result.state, start_ms // 1000,
                                  result.finished_ms // 1000, result, params=plan.params,
                                  spec_in_version_only=scenario.spec_in_version_only, orphan=scenario.orphan))
+        if on_progress:
+            on_progress(index + 1, total)
     restamp(mlmd_engine, client.clock)
     namespaces = [""] if single_user else list(MULTI_USER_NAMESPACES)
     specs = {name: normalise_spec(load_pipeline(name).text) for name in PIPELINE_NAMES}

@@ -64,9 +64,11 @@ def executions_in_runs(reader: MlmdReader) -> Bitmap:
     c, a = t.context.c, t.association.c
     conn, streamed = reader.mlmd, {"yield_per": 5000}
     run_contexts, in_run = Bitmap(), Bitmap()
+    twins = reader.twin_run_contexts  # not migrated: their executions are in no run unless another has them
     for (context_id,) in conn.execute(select(c.id).where(c.type_id.in_(reader.run_type_ids or [-1])),
                                       execution_options=streamed):
-        run_contexts.add(context_id)
+        if context_id not in twins:
+            run_contexts.add(context_id)
     for context_id, execution_id in conn.execute(select(a.context_id, a.execution_id), execution_options=streamed):
         if context_id in run_contexts:
             in_run.add(execution_id)
@@ -124,6 +126,9 @@ def runless_entries(reader: MlmdReader, in_run: Bitmap, linked: Container[int], 
             yield LedgerEntry(run_id, "artifact", r.id, "orphan-artifact")
     for r in conn.execute(dangling_events(m), execution_options=streamed):
         yield LedgerEntry(run_id, "event", r.id, "dangling-event", "its execution row does not exist")
+    for context_id, name in sorted(reader.twin_run_contexts.items()):
+        yield LedgerEntry(run_id, "context", context_id, "duplicate-run", f"run {name}: a second run context with "
+                          "this run id (another `system.PipelineRun` type row); the first one is migrated")
     v1_types = [i for i, (n, k) in reader.types.items() if k == 2 and n in V1_RUN_CONTEXT_TYPES]
     for r in conn.execute(select(c.id, c.type_id).where(c.type_id.in_(v1_types or [-1])).order_by(c.id),
                           execution_options=streamed):
@@ -154,10 +159,12 @@ def take_inventory(reader: MlmdReader) -> SourceInventory:
     return inv
 
 
-def count_run_contexts(reader: MlmdReader) -> int:
-    """The number of `system.PipelineRun` contexts (the progress bar's total)."""
+def count_run_contexts(reader: MlmdReader, after: int = 0) -> int:
+    """The number of `system.PipelineRun` contexts (the progress bar's total), of those after context id `after`
+    (a resumed pass counts only what is left)."""
     c = reader.t.context.c
-    return int(reader.mlmd.execute(select(func.count()).where(c.type_id.in_(reader.run_type_ids or [-1]))).scalar() or 0)
+    return int(reader.mlmd.execute(select(func.count()).where(c.type_id.in_(reader.run_type_ids or [-1]),
+                                                               c.id > after)).scalar() or 0)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from sqlalchemy import Column, Integer, MetaData, String, Table, and_, any_, bindparam, func, inspect, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, and_, any_, bindparam, exists, func, inspect, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
@@ -116,6 +116,21 @@ class MlmdReader:
         self.kfp_has_run_details = kfp is not None and "run_details" in inspect(kfp).get_table_names()
         self.queries = 0
         """SELECT statements issued so far (for the bounded-queries test)."""
+        self._twins: dict[int, str] | None = None
+
+    @property
+    def twin_run_contexts(self) -> dict[int, str]:
+        """Run contexts (id → run id) whose name a run context of lower id holds already: possible only with a
+        second `system.PipelineRun` type row (MLMD keeps names unique per type). A run id is one run: the first
+        context is migrated, the later ones are ledgered `duplicate-run` (docs/mapping.md M30)."""
+        if self._twins is None:
+            self._twins = {}
+            if len(self.run_type_ids) > 1:
+                c, d = self.t.context.alias("c"), self.t.context.alias("d")
+                first = exists().where(d.c.type_id.in_(self.run_type_ids), d.c.name == c.c.name, d.c.id < c.c.id)
+                self._twins = {int(r[0]): r[1] for r in self.mlmd.execute(
+                    select(c.c.id, c.c.name).where(c.c.type_id.in_(self.run_type_ids), first))}
+        return self._twins
 
     # --- public ------------------------------------------------------------------------
     def run_bundles(self, after_context_id: int = 0, run_ids: Iterable[str] | None = None) -> Iterator[RunBundle]:
@@ -139,8 +154,11 @@ class MlmdReader:
             page = [(r.id, r.name) for r in self._all(query)]
             if not page:
                 return
-            yield page
             last = page[-1][0]
+            twins = self.twin_run_contexts
+            page = [(c, n) for c, n in page if c not in twins] if twins else page
+            if page:
+                yield page
 
     def read_contexts(self, contexts: list[tuple[int, str]]) -> Iterator[RunBundle]:
         """Bundles of these run contexts (ascending context id), read in slices of at most `PAGE_EXECUTIONS`
@@ -272,7 +290,8 @@ class MlmdReader:
         for r in self._in(select(a.id, a.type_id, a.uri, a.state, a.create_time_since_epoch,
                                  a.last_update_time_since_epoch), a.id, ids, raw=True):
             key, producer_type = facts.get(first.get(r[0], -1), (None, None))
-            out[r[0]] = MlmdArtifact(r[0], types.get(r[1], ("?", 0))[0], r[2], r[3], millis(r[4]), millis(r[5]),
+            uri = r[2].decode("utf-8", "surrogateescape") if isinstance(r[2], bytes) else r[2]  # not UTF-8: kept, skipped
+            out[r[0]] = MlmdArtifact(r[0], types.get(r[1], ("?", 0))[0], uri, r[3], millis(r[4]), millis(r[5]),
                                      props.get(r[0], {}), key, producer_type)
         return out
 

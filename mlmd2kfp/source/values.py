@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from .structs import STRUCT_PREFIX, decode_struct
@@ -48,21 +47,11 @@ def decode_value(int_value: Any, double_value: Any, string_value: Any, proto_val
             except ValueError as exc:
                 return BadValue(str(exc))
         return string_value
-    if proto_value is not None:
-        raw = proto_value if isinstance(proto_value, (bytes, bytearray, memoryview)) else str(proto_value).encode()
-        # MLMD stores the base64 text of a serialised `google.protobuf.Any` (KFP never writes these).
-        return {"@proto": base64.b64encode(bytes(raw)).decode() if not _is_base64(bytes(raw)) else bytes(raw).decode()}
+    if proto_value is not None:  # KFP writes none: left out and ledgered `bad-property` (docs/mapping.md M11)
+        return BadValue("a protobuf value (proto_value), which KFP never writes")
     if bool_value is not None:
         return bool(bool_value)
     return None
-
-
-def _is_base64(raw: bytes) -> bool:
-    try:
-        base64.b64decode(raw, validate=True)
-        return True
-    except Exception:
-        return False
 
 
 BAD_TIME = -(2**62)

@@ -234,6 +234,11 @@ def whole_numbers(value: Any, below: float = math.inf) -> Any:
     return value
 
 
+def _not_utf8(text: str) -> bool:
+    """MLMD bytes that were not UTF-8 (read as lone surrogates): no target text column holds them."""
+    return not text.isascii() and any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
 def _stored_json(value: Any) -> str:
     """JSON text as KFP stores it (Go's encoder: sorted keys, no spaces, UTF-8, `3` for 3.0 below 2^53),
     for sizes."""
@@ -556,7 +561,7 @@ class _Derivation:
             self.ledger.add(("artifact", a.id, "truncated"))
         uri = None if kind in (6, 7, 8) else a.uri
         return [{**base, "UUID": uid(f"artifact:{a.id}:{self.ns}", self.sn), "Type": kind, "URI": uri,
-                 "URIHash": hashlib.sha256(uri.encode()).hexdigest() if uri else "", "Name": name[:NAME_MAX],
+                 "URIHash": hashlib.sha256(uri.encode("utf-8", "surrogateescape")).hexdigest() if uri else "", "Name": name[:NAME_MAX],
                  "Metadata": meta or None, "NumberValue": None}]
 
     @staticmethod
@@ -584,7 +589,9 @@ class _Derivation:
         events_of: dict[int, list[SourceEvent]] = {}
         for ev in sorted(src.events, key=lambda e: e.id):
             owner = self.task_of.get(ev.execution_id)
-            if owner is not None and ev.execution_id not in self.flattened:
+            if owner is not None and ev.execution_id not in self.flattened and ev.type not in (EVENT_INPUT, EVENT_OUTPUT):
+                self.ledger.add(("event", ev.id, "unsupported-event-type"))  # only these two are links (M29)
+            elif owner is not None and ev.execution_id not in self.flattened:
                 events_of.setdefault(ev.execution_id, []).append(ev)
             else:
                 reason = ("flattened-iteration" if ev.execution_id in self.flattened else
@@ -976,7 +983,7 @@ class _Derivation:
                     raise Skip("value-too-long")
                 if table == "tasks" and len(row["Fingerprint"]) > FINGERPRINT_MAX:
                     raise Skip("value-too-long")
-                nul = nul or any(isinstance(row[c], str) and "\0" in row[c] for c in text_columns)
+                nul = nul or any(isinstance(row[c], str) and ("\0" in row[c] or _not_utf8(row[c])) for c in text_columns)
                 if self.max_bytes is None:
                     continue
                 for column, value in row.items():

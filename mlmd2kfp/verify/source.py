@@ -120,7 +120,10 @@ class ApiSource:
 
     def runs(self) -> Iterator[SourceRun]:
         page: list[Any] = []
+        twins = self.fallback.twin_run_contexts() if self.fallback is not None else set()
         for ctx in self._run_contexts():
+            if ctx.id in twins:
+                continue
             page.append(ctx)
             if len(page) >= 100:
                 yield from self._read_page(page)
@@ -204,6 +207,9 @@ class ApiSource:
         mapping.md M17: the library hands such values back as bytes)."""
         props, bad = {}, []
         for k, v in message.custom_properties.items():
+            if v.WhichOneof("value") == "proto_value":  # KFP never writes one: left out (docs/mapping.md M11)
+                bad.append(k)
+                continue
             value = _api_value(v)
             if isinstance(value, bytes):
                 try:
@@ -225,7 +231,9 @@ class ApiSource:
         arts = {}
         for a in artifacts:
             props, bad = cls._props(a)
-            arts[a.id] = SourceArtifact(a.id, a.type, a.uri if a.HasField("uri") else None, props,
+            uri = a.uri if a.HasField("uri") else None  # bytes where MLMD holds bytes that are not UTF-8
+            uri = uri.decode("utf-8", "surrogateescape") if isinstance(uri, bytes) else uri
+            arts[a.id] = SourceArtifact(a.id, a.type, uri, props,
                                         a.create_time_since_epoch, a.last_update_time_since_epoch, bad)
         return SourceRun(
             ctx.id, ctx.name, execs,
@@ -242,6 +250,7 @@ class SqlSource:
         self.conn = conn
         self.q = dialect_for(conn).mlmd_table
         self._type_names: dict[int, str] | None = None
+        self._twins: set[int] | None = None
 
     def _props(self, table: str, owner: str, ids: list[int],
                bad: dict[int, list[str]] | None = None) -> dict[int, dict[str, Any]]:
@@ -249,7 +258,8 @@ class SqlSource:
         for i in range(0, len(ids), 500):
             chunk = ",".join(str(int(x)) for x in ids[i:i + 500])
             for r in self.conn.execute(text(
-                    f"SELECT {owner}, name, int_value, double_value, string_value, bool_value FROM {self.q(table)} "
+                    f"SELECT {owner}, name, int_value, double_value, string_value, bool_value, "
+                    f"proto_value IS NOT NULL FROM {self.q(table)} "
                     f"WHERE {owner} IN ({chunk}) AND is_custom_property = {'true' if dialect_for(self.conn).native_booleans else '1'}")):
                 value: Any = None
                 if r[2] is not None:
@@ -269,6 +279,10 @@ class SqlSource:
                         if bad is not None:
                             bad.setdefault(int(r[0]), []).append(r[1])
                         continue
+                elif r[6]:  # a protobuf value, which KFP never writes: left out (docs/mapping.md M11)
+                    if bad is not None:
+                        bad.setdefault(int(r[0]), []).append(r[1])
+                    continue
                 elif r[5] is not None:
                     value = bool(r[5])
                 out.setdefault(int(r[0]), {})[r[1]] = value
@@ -350,8 +364,22 @@ class SqlSource:
         run_types = [i for i, n in types.items() if n == RUN_TYPE]
         if not run_types:
             return
+        twins = self.twin_run_contexts()
         for ctx_id, name in self._run_contexts(run_types):
-            yield self.read_context(ctx_id, name)
+            if ctx_id not in twins:
+                yield self.read_context(ctx_id, name)
+
+    def twin_run_contexts(self) -> set[int]:
+        """Run contexts whose run id a run context of lower id holds already (two `system.PipelineRun` type
+        rows): not runs of their own (docs/mapping.md M30)."""
+        if self._twins is None:
+            run_types = ",".join(str(i) for i, n in self._types().items() if n == RUN_TYPE) or "-1"
+            q = self.q("Context")
+            self._twins = {int(r[0]) for r in self.conn.execute(text(
+                f"SELECT c.id FROM {q} c WHERE c.type_id IN ({run_types}) AND EXISTS (SELECT 1 FROM {q} d "
+                f"WHERE d.type_id IN ({run_types}) AND d.name = c.name AND d.id < c.id)"))} \
+                if "," in run_types else set()
+        return self._twins
 
     def read_context(self, ctx_id: int, name: str) -> SourceRun:
         """One run context's executions, events and artifacts."""
@@ -383,7 +411,8 @@ class SqlSource:
             for r in self.conn.execute(text(
                     f"SELECT id, type_id, uri, create_time_since_epoch, last_update_time_since_epoch FROM "
                     f"{q('Artifact')} WHERE id IN ({','.join(map(str, art_ids))})")):
-                arts[int(r[0])] = SourceArtifact(int(r[0]), types.get(int(r[1]), "?"), r[2], aprops.get(int(r[0]), {}),
+                uri = r[2].decode("utf-8", "surrogateescape") if isinstance(r[2], bytes) else r[2]
+                arts[int(r[0])] = SourceArtifact(int(r[0]), types.get(int(r[1]), "?"), uri, aprops.get(int(r[0]), {}),
                                                  _ms(r[3]), _ms(r[4]), tuple(abad.get(int(r[0]), ())))
         return SourceRun(int(ctx_id), name,
                          [SourceExecution(int(r[0]), types.get(int(r[1]), "?"), r[2], r[3], props.get(int(r[0]), {}),

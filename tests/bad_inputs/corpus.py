@@ -351,6 +351,14 @@ def _nul_in_uri(db: Db) -> str:
     return run
 
 
+def _invalid_utf8_uri(db: Db) -> str:
+    """Bytes that are not UTF-8 in `Artifact.uri` (issue #27 item 6: migrate and verify crashed on them)."""
+    ctx, run = db.run_with("system.ImporterExecution")
+    artifact, _ = db.output_artifact(ctx, "system.Model")
+    db.m("UPDATE {Artifact} SET uri = CAST(X'67733a2f2f622f66ff6f80' AS TEXT) WHERE id = :a", a=artifact)
+    return run
+
+
 def _long_uri_and_nul(db: Db) -> str:
     """Both limits in one run: `value-too-long` is the reason wherever the NUL is (no order decides)."""
     run = _long_uri(db)
@@ -373,6 +381,42 @@ def _invalid_utf8(db: Db) -> str:
     db.m("UPDATE {ExecutionProperty} SET string_value = CAST(X'66ff6f80' AS TEXT) WHERE execution_id = :e "
          "AND name = 'display_name'", e=e)
     return run
+
+
+def _inputs_as_proto(db: Db) -> str:
+    """`inputs` stored as a protobuf value (a `google.protobuf.Any`), not the struct KFP writes (issue #27 item 6:
+    it became a parameter named `@proto`)."""
+    from google.protobuf import any_pb2, wrappers_pb2
+
+    packed = any_pb2.Any()
+    packed.Pack(wrappers_pb2.StringValue(value="hello"))
+    ctx, run = db.run_with("system.ContainerExecution", "inputs")
+    e = db.executions(ctx, "system.ContainerExecution", "inputs")[0]
+    db.m("DELETE FROM {ExecutionProperty} WHERE execution_id = :e AND name = 'inputs'", e=e)
+    true = "true" if db.backend == "postgresql" else "1"
+    db.m(f"INSERT INTO {{ExecutionProperty}} (execution_id, name, is_custom_property, proto_value) "
+         f"VALUES (:e, 'inputs', {true}, :p)", e=e, p=packed.SerializeToString())
+    return run
+
+
+def _event_type(kind: int) -> Callable[[Db], str]:
+    """An event of a type the mapping does not use (issue #27 item 6: dropped with no ledger entry)."""
+    def damage(db: Db) -> str:
+        ctx, run = db.run_with()
+        _, event = db.output_artifact(ctx)
+        db.m("UPDATE {Event} SET type = :k WHERE id = :e", k=kind, e=event)
+        return run
+    return damage
+
+
+def _twin_run_context(db: Db) -> None:
+    """A second `system.PipelineRun` type row whose context repeats an existing run's name (issue #27 item 6: the
+    batch failed on the runs table's key, none of its runs written, on every rerun). The run stays one run."""
+    _, run = db.run_with()
+    twin = db.new_type("system.PipelineRun", 2)
+    db.m("INSERT INTO {Context} (type_id, name, create_time_since_epoch, last_update_time_since_epoch) "
+         "VALUES (:t, :n, 0, 0)", t=twin, n=run)
+    return None
 
 
 def _huge_property(db: Db) -> str:
@@ -439,6 +483,12 @@ CASES = [
     Case("time-in-the-year-10000", _times(253_402_300_800_000 + 86_400_000), Ledger("bad-time")),
     Case("iteration-count-a-double", _exec_prop("system.DAGExecution", "iteration_count", double_value=3.0),
          Ledger("loop-without-count", whole_run=True)),
+    Case("uri-invalid-utf8", _invalid_utf8_uri, Ledger("unstorable-value", whole_run=True), backends=("sqlite",),
+         why="MariaDB and PostgreSQL refuse invalid UTF-8 in text columns, so only SQLite-backed MLMD can hold it"),
+    Case("event-declared-output", _event_type(1), Ledger("unsupported-event-type", entity="event")),
+    Case("event-pending-output", _event_type(7), Ledger("unsupported-event-type", entity="event")),
+    Case("run-context-twice", _twin_run_context, Ledger("duplicate-run", entity="context")),
+    Case("inputs-a-proto-value", _inputs_as_proto, Ledger("bad-property")),
     Case("cache-fingerprint-a-boolean", _exec_prop("system.ContainerExecution", "cache_fingerprint", bool_value=True),
          Ledger("bad-property")),
     Case("event-missing-execution", _dangling_event("execution_id"), Ledger("dangling-event")),

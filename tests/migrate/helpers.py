@@ -137,3 +137,50 @@ def add_second_source(databases, kfp_url: str, seed: int = 9) -> tuple[str, list
     source.engine.dispose()
     target.engine.dispose()
     return m2, runs
+
+
+def kfp_retry(url: str, run_id: str, now: int = 1_900_000_000, new_driver: bool = True) -> list[str]:
+    """What the new KFP's "Retry run" does to a migrated run, written out from its code (issue #27 item 2:
+    `ResourceManager.resetRetriedTaskState`, `TaskStore.ResetTasksForRetry`, `RetryRun`): every task not
+    SUCCEEDED (2), SKIPPED (3) or CACHED (5) loses its input and output links and becomes RUNNING with the retry
+    time as its start, no pods, empty outputs, no status metadata and RUNNING appended to its history; the run
+    is running again; with `new_driver`, the retried driver of the first reset task writes a task of its own
+    (a version-4 id). Returns the ids of the reset tasks."""
+    import uuid
+
+    engine = create_engine(url)
+    stamp = "2030-03-17T17:46:40Z"
+    with engine.begin() as conn:
+        Q = (lambda n: f"`{n}`") if engine.dialect.name == "mysql" else (lambda n: f'"{n}"')
+        tasks = [dict(r) for r in conn.execute(text(
+            f"SELECT * FROM tasks WHERE {Q('RunUUID')} = :r ORDER BY {Q('UUID')}"), {"r": run_id}).mappings()]
+        reset = [t for t in tasks if int(t["State"]) not in (2, 3, 5)]
+        for t in reset:
+            conn.execute(text(f"DELETE FROM artifact_tasks WHERE {Q('TaskID')} = :t"), {"t": t["UUID"]})
+            history = t["StateHistory"]
+            history = (json.loads(history) if isinstance(history, str) else history) or []
+            history.append({"state": "RUNNING", "updateTime": stamp})
+            conn.execute(text(
+                f"UPDATE tasks SET {Q('State')} = 1, {Q('StartedInSec')} = :now, {Q('pods')} = '[]', "
+                f"{Q('OutputParameters')} = '[]', {Q('StatusMetadata')} = NULL, {Q('StateHistory')} = :h "
+                f"WHERE {Q('UUID')} = :t"), {"now": now, "h": json.dumps(history), "t": t["UUID"]})
+        conn.execute(text(f"UPDATE run_details SET {Q('State')} = 'RUNNING', {Q('Conditions')} = 'Running', "
+                          f"{Q('FinishedAtInSec')} = 0 WHERE {Q('UUID')} = :r"), {"r": run_id})
+        if new_driver and reset:
+            parent = reset[0]
+            row = {**parent, "UUID": str(uuid.uuid4()), "ParentTaskUUID": parent["UUID"], "Name": "retried-driver",
+                   "ScopePath": f"{parent['ScopePath']}.retried-driver", "Type": 2, "LogicalKey": None,
+                   "CreatedAtInSec": now, "StartedInSec": now, "FinishedInSec": 0, "pods": "[]",
+                   "StateHistory": json.dumps([{"state": "RUNNING", "updateTime": stamp}]), "State": 1,
+                   "StatusMetadata": None, "InputParameters": None, "OutputParameters": None, "TypeAttrs": "{}"}
+            row = {k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in row.items()}
+            conn.execute(text(f"INSERT INTO tasks ({', '.join(Q(c) for c in row)}) VALUES "
+                              f"({', '.join(':' + c for c in row)})"), row)
+    engine.dispose()
+    return [t["UUID"] for t in reset]
+
+
+def run_rows(url: str, run_id: str) -> dict[str, list[dict]]:
+    """A run's `tasks` and `artifact_tasks` rows exactly as stored (JSON text as the database returns it)."""
+    return {table: sorted(rows(url, f'SELECT * FROM {table} WHERE "RunUUID" = :r', r=run_id),
+                          key=lambda r: r["UUID"]) for table in ("tasks", "artifact_tasks")}

@@ -4,6 +4,7 @@ backend, one test per numbered item of the issue, each failing with the bug put 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import pytest
@@ -15,7 +16,7 @@ from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from mlmd2kfp.sample import write_sample  # noqa: E402
 from mlmd2kfp.verify import run_verify  # noqa: E402
 from tests.helpers import Db, run_cli  # noqa: E402
-from tests.migrate.helpers import digest  # noqa: E402
+from tests.migrate.helpers import digest, kfp_retry, rows, run_rows  # noqa: E402
 
 
 def test_item_1_cleanup_keeps_the_startup_gate_open(databases):
@@ -228,3 +229,107 @@ def test_item_3_a_rollback_that_kept_runs_still_checks_the_copy(databases):
     assert run_cli("cleanup", "--kfp-url", k, "--yes").code == 3
     assert digest(k, tables=None) == before
     db.engine.dispose()
+
+
+def _failed_run(k: str) -> str:
+    """A migrated run KFP lets a user retry (it failed) with a task the retry resets."""
+    return rows(k, 'SELECT MIN(t."RunUUID") AS r FROM tasks t JOIN run_details d ON d."UUID" = t."RunUUID" '
+                   'WHERE t."State" = 4 AND d."State" = \'FAILED\'')[0]["r"]
+
+
+def test_item_2_a_kfp_retry_after_the_gate_opened_is_never_rewritten(databases):
+    """The gate opens, a user retries a migrated run (KFP resets its tasks in place, drops their links, sets
+    the run running, writes a task of its own), then the operator reruns migrate because a guide said so: the
+    retried rows stay byte-identical to what KFP wrote, the ledger says the run is KFP's, verify passes and
+    counts it, the gate stays open. Put the bug back (rewrite from MLMD when the marks move) and the rerun
+    overwrites KFP's states and brings the dropped links back."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    assert run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes").code == 0
+    assert run_cli("verify", "--mlmd-url", m, "--kfp-url", k).code == 0
+    assert run_cli("status", "--kfp-url", k, "--check").code == 0
+    run = _failed_run(k)
+    reset = kfp_retry(k, run)
+    assert reset, "the sample has a failed task to retry"
+    retried = run_rows(k, run)
+    again = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--report", str(databases.tmp_path / "r.json"))
+    assert again.code == 0, again.stderr
+    summary = json.loads((databases.tmp_path / "r.json").read_text())
+    assert summary["runs_skipped"] == {"kfp-owned": 1} and summary["runs_written"] == 0, summary
+    assert run_rows(k, run) == retried  # byte-identical: KFP's states, history, dropped links
+    ledger = rows(k, "SELECT entity, reason FROM mlmd2kfp_ledger WHERE run_uuid = :r AND reason = 'kfp-owned'", r=run)
+    assert ledger == [{"entity": "run", "reason": "kfp-owned"}]
+    report = run_verify(m, k)
+    assert report.passed, [f.line() for c in report.checks.values() for f in c.failures][:5]
+    info = report.checks["coverage"].info
+    assert info["runs KFP changed since the migration (KFP's now, counted, not compared)"] == 1
+    assert info["rows written by KFP, not checked"] == {"tasks": 1}
+    assert run_cli("status", "--kfp-url", k, "--check").code == 0
+    third = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes")  # and again: still KFP's
+    assert third.code == 0 and run_rows(k, run) == retried
+
+
+def test_item_2_before_the_gate_opened_a_damaged_run_is_repaired_by_a_plain_migrate(databases):
+    """The gate's advice "fix them, rerun migrate" works: a migrated row changed by hand (the run untouched by
+    KFP, the gate never opened) fails verify, and a plain migrate rewrites that run only."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    assert run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes").code == 0
+    pristine = {r["RunUUID"]: run_rows(k, r["RunUUID"]) for r in rows(k, 'SELECT DISTINCT "RunUUID" FROM tasks')}
+    db = Db(k)
+    victim = db.one('SELECT "UUID", "RunUUID" FROM tasks WHERE "Name" = \'train\' ORDER BY "UUID"')
+    db.sql('UPDATE tasks SET "DisplayName" = \'edited\' WHERE "UUID" = :u', u=victim["UUID"])
+    db.sql('DELETE FROM artifact_tasks WHERE "RunUUID" = :r AND "TaskID" = :u', r=victim["RunUUID"], u=victim["UUID"])
+    assert run_cli("verify", "--mlmd-url", m, "--kfp-url", k).code == 1
+    repair = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--report", str(databases.tmp_path / "r.json"))
+    assert repair.code == 0, repair.stderr
+    summary = json.loads((databases.tmp_path / "r.json").read_text())
+    assert (summary["runs_read"], summary["runs_written"], summary["runs_repaired"]) == (1, 1, 1), summary
+    assert {r: run_rows(k, r) for r in pristine} == pristine
+    assert run_cli("verify", "--mlmd-url", m, "--kfp-url", k).code == 0
+    assert run_cli("status", "--kfp-url", k, "--check").code == 0
+    db.engine.dispose()
+
+
+def test_item_2_before_the_gate_opened_a_run_kfp_retried_is_kfps(databases):
+    """The new API server was started without the gate: a retry changes a migrated run and its run_details.
+    The gate never opened, but run_details shows KFP took the run up: migrate keeps it, verify counts it, and
+    rollback keeps it too (deleting it would lose what KFP wrote)."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    assert run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes").code == 0
+    run = _failed_run(k)
+    kfp_retry(k, run, new_driver=False)  # only in place: no row of KFP's own gives it away
+    retried = run_rows(k, run)
+    assert run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes").code == 0
+    assert run_rows(k, run) == retried
+    report = run_verify(m, k)
+    assert report.passed, [f.line() for c in report.checks.values() for f in c.failures][:5]
+    assert report.checks["coverage"].info["runs KFP changed since the migration (KFP's now, counted, not compared)"] == 1
+    back = run_cli("rollback", "--kfp-url", k, "--yes")
+    assert back.code == 0 and f"for example run {run}" in " ".join(back.stderr.split()), back.stderr
+    assert sorted(rows(k, 'SELECT * FROM tasks WHERE "RunUUID" = :r', r=run), key=lambda t: t["UUID"]) == retried["tasks"]
+    assert rows(k, "SELECT status FROM mlmd2kfp_state") == [{"status": "kept-runs"}]
+
+
+def test_item_7_status_during_a_pass_and_progress_after_a_resume(databases):
+    """`status` while a pass runs showed 0 rows (the counters were written only at its end); a resumed pass
+    counted its progress against every run of the store. Killed after its second batch: status shows the rows
+    committed so far; the resume's progress runs to the runs left after the checkpoint."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, runs=33, seed=8)
+    killed = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--batch-rows", "30",
+                     env={"MLMD2KFP_FAULT_AT": "after-batch:2"})
+    assert killed.code == -9, killed.stderr
+    shown = json.loads(run_cli("status", "--kfp-url", k, "--json").stdout)["state"]
+    staged = rows(k, 'SELECT COUNT(*) AS n FROM tasks_migration_tmp')[0]["n"]
+    links = rows(k, 'SELECT COUNT(*) AS n FROM artifact_tasks')[0]["n"]
+    assert staged > 0 and (shown["tasks"], shown["links"]) == (staged, links), (shown, staged, links)
+    after = shown["last_context_id"]
+    ctx, typ = ("context", "type") if databases.backend == "postgresql" else ("Context", "Type")  # MLMD's names
+    left = rows(m, f'SELECT COUNT(*) AS n FROM "{ctx}" c JOIN "{typ}" t ON t.id = c.type_id '
+                   "WHERE t.name = 'system.PipelineRun' AND c.id > :a", a=after)[0]["n"]
+    resumed = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--batch-rows", "30")
+    assert resumed.code == 0, resumed.stderr
+    totals = {int(t) for t in re.findall(r"migrating[^:]*: \d+/(\d+) runs", resumed.stderr)}
+    assert totals == {left} and left < 33, (totals, left, resumed.stderr[-800:])

@@ -289,6 +289,10 @@ def test_status_gate(databases):
     assert ok.code == 0 and ok.stdout.startswith("OK")
     shown = run_cli("status", "--kfp-url", k, "--json")
     assert '"phase": "done"' in shown.stdout
+    state = json.loads(shown.stdout)["state"]  # issue #27 item 7: JSON values, not strings holding JSON
+    assert state["created_tables"] == ["artifact_tasks", "tasks_migration_tmp"]
+    assert state["verify_result"]["passed"] is True and state["verify_result"]["phase"] == "after cutover"
+    assert isinstance(state["gate_opened_at"], int)
 
 
 def test_the_same_store_under_another_source_name_is_refused_before_any_write(databases):
@@ -344,6 +348,35 @@ def test_sigterm_finishes_the_batch_and_exits_130(databases, tmp_path):
     assert "finishing the current batch" in err and "resume" in err
     state = rows(k, "SELECT status, last_context_id FROM mlmd2kfp_state")[0]
     assert state["status"] == "interrupted" and state["last_context_id"] > 0
+    assert cli_migrate(m, k).code == 0
+    check_invariants(k)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_records_it(databases):
+    """Issue #27 item 7: the second Ctrl-C aborted with a traceback and left the state `running`. Now: one line,
+    exit 130, the state `interrupted` with the reason, and the rerun resumes to the same rows."""
+    m, k = sample(databases, runs=44)
+    proc = subprocess.Popen([sys.executable, "-m", "mlmd2kfp", "migrate", "--mlmd-url", m, "--kfp-url", k, "--yes",
+                             "--batch-rows", "20", "--max-rows-per-second", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    import time
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if rows(k, "SELECT COUNT(*) AS n FROM mlmd2kfp_runs")[0]["n"] if _has_runs_table(k) else 0:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.02)  # an impatient operator: the second press while the first batch is still being finished
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-800:]
+    assert "Traceback" not in err and "Aborted" not in err, err[-1500:]
+    assert [line for line in err.splitlines() if line.startswith("Error: ")] == [
+        "Error: stopped at once by a second SIGINT: the batch being written was rolled back, the batches before it "
+        "are committed; rerun `mlmd2kfp migrate` with the same options to resume"], err[-1500:]
+    state = rows(k, "SELECT status, last_error FROM mlmd2kfp_state")[0]
+    assert state["status"] == "interrupted" and "second SIGINT" in state["last_error"], state
     assert cli_migrate(m, k).code == 0
     check_invariants(k)
 

@@ -1,10 +1,12 @@
 """A model-based test of whole operator sequences (issue #13): Hypothesis drives `migrate` (full,
 `--stage-only`, `--namespace`, and a second MLMD database into the same KFP database with
 `--source-name`), kills at fault points, `verify`, the source changing before the cutover,
-the new API server writing its own runs, tasks (also under migrated parents) and artifacts after it,
-`rollback`, `cleanup` and `status --check`, every command through the real CLI. After every step:
+the new API server writing its own runs, tasks (also under migrated parents) and artifacts after it, and
+retrying migrated runs in place (issue #27), `tasks_pre_migration` damaged and restored from a backup, a mode
+forced against the data, `rollback`, `cleanup` and restarts behind the gate after it (`status --check`), every
+command through the real CLI. After every step:
 
-- no row KFP wrote is lost or changed;
+- no row KFP wrote or changed (a retry) is lost or changed;
 - exit codes are only 0/1/2/3/130 with their meaning, and never a traceback;
 - after a finished migrate, the tool's rows equal what one clean migrate of the current source writes;
 - `verify` passes exactly when the model says the target is in step with the source;
@@ -37,7 +39,7 @@ from mlmd2kfp.migrate.admin import read_status, rollback  # noqa: E402
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from mlmd2kfp.sample import write_sample  # noqa: E402
 from tests.helpers import Db, run_cli  # noqa: E402
-from tests.migrate.helpers import _canon, add_second_source  # noqa: E402
+from tests.migrate.helpers import _canon, add_second_source, kfp_retry  # noqa: E402
 
 EXAMPLES = {"sqlite": 6, "mariadb": 1, "postgresql": 1}
 STEPS = {"sqlite": 12, "mariadb": 8, "postgresql": 8}
@@ -156,6 +158,8 @@ def test_operator_sequences(module_databases, pristine):
             self.verified = dict.fromkeys(SOURCES, False)
             self.held = dict.fromkeys(SOURCES, False)  # rolled back, but keeping runs KFP wrote into
             self.cleaned = False
+            self.copy_aside: dict | None = None  # a row of `tasks_pre_migration` deleted by the world, to restore
+            self.forced = dict.fromkeys(SOURCES, False)  # migrated with --single-user --force-mode (the data is multi-user)
 
         @initialize(start=st.sampled_from(["one namespace pre-run, killed", "in use by the new KFP", "fresh",
                                            "staged", "cut over", "cut over and verified",
@@ -222,10 +226,27 @@ def test_operator_sequences(module_databases, pristine):
 
         # --- the operator --------------------------------------------------------------------------------
         @precondition(lambda self: not self.cleaned)
+        @rule(source=st.sampled_from(["", "second"]))
+        def migrate_in_a_forced_wrong_mode(self, source: str) -> None:
+            """--single-user on namespaced runs: refused naming the runs unless --force-mode (issue #27 item 5); forced,
+            it migrates as told, verify passes on what was asked, and every later pass must say it again."""
+            if self.migrated[source] or self.held[source]:
+                return  # a mode is recorded: another one is refused (tested in test_after_cutover)
+            named = ["--source-name", source] if source else []
+            before = _tool_rows(self.w.k, set())
+            refused = self.cli("migrate", "--mlmd-url", self.w.mlmd(source), "--kfp-url", self.w.k, "--yes",
+                               "--single-user", *named)
+            assert refused.code == 3 and "--force-mode" in refused.stderr, refused.stderr
+            assert _tool_rows(self.w.k, set()) == before
+            self.forced[source] = True
+            self.run_migrate("full", None, source)
+
+        @precondition(lambda self: not self.cleaned)
         @rule(kind=st.sampled_from(["full", "stage", "filtered"]), kill=st.sampled_from([None] * 5 + list(KILL_POINTS)),
               source=st.sampled_from(["", "", "second"]))
         def run_migrate(self, kind: str, kill: str | None, source: str) -> None:
             args = ["migrate", "--mlmd-url", self.w.mlmd(source), "--kfp-url", self.w.k, "--yes", "--batch-rows", "30"]
+            args += ["--single-user", "--force-mode"] if self.forced[source] else []  # the recorded mode, said again
             args += {"full": [], "stage": ["--stage-only"], "filtered": ["--namespace", "team-b"],
                      "stage one namespace": ["--stage-only", "--namespace", "team-b", "--batch-rows", "1"]}[kind]
             args += ["--source-name", source] if source else []
@@ -255,8 +276,9 @@ def test_operator_sequences(module_databases, pristine):
             for r in self.db.sql('SELECT "UUID", "DisplayName" FROM run_details'):
                 clean.sql('UPDATE run_details SET "DisplayName" = :d WHERE "UUID" = :u', d=r["DisplayName"], u=r["UUID"])
             clean.engine.dispose()
-            migrate(self.w.mlmd(source), self.w.clean, MigrateOptions(stage_only=not self.done[source],
-                                                                       source_name=source))
+            migrate(self.w.mlmd(source), self.w.clean, MigrateOptions(
+                stage_only=not self.done[source], source_name=source,
+                **({"multi_user": False, "force_mode": True} if self.forced[source] else {})))
             runs = self.runs_of(source)
             assert _tool_rows(self.w.k, self.frozen, runs) == _tool_rows(self.w.clean, self.frozen, runs)
 
@@ -268,7 +290,10 @@ def test_operator_sequences(module_databases, pristine):
             result = self.cli("verify", "--mlmd-url", self.w.mlmd(source), "--kfp-url", self.w.k,
                               "--source-name", source)
             assert result.code in (0, 1, 3)
-            if self.in_sync[source] is not None:
+            copy_checked = self.copy_aside is not None and self.phase(source) == "done"
+            if copy_checked:  # the rollback copy is damaged: verify says so whatever else holds
+                assert result.code == 1 and "rollback copy" in result.stdout, result.stdout[-3000:]
+            elif self.in_sync[source] is not None:
                 assert (result.code == 0) == self.in_sync[source], result.stdout[-3000:]
             self.verified[source] = result.code == 0 and self.phase(source) == "done"
             status = self.cli("status", "--kfp-url", self.w.k, "--check")  # the gate as a Job's init container sees it
@@ -288,11 +313,18 @@ def test_operator_sequences(module_databases, pristine):
             others = [s for s in SOURCES if s != source and self.migrated[s]]
             named = ["--source-name", source] if others or source else []  # the only one needs no name
             theirs = {s: _tool_rows(self.w.k, set(), self.runs_of(s)) for s in others}
+            if self.copy_aside is not None:  # refused with one line, nothing changed; then the backup is restored
+                before = (_tool_rows(self.w.k, set()), _pre_migration_digest(self.w.k))
+                refused = self.cli("rollback", "--kfp-url", self.w.k, "--yes", *named)
+                assert refused.code == 3 and "rollback refused: `tasks_pre_migration`" in refused.stderr, refused.stderr
+                assert (_tool_rows(self.w.k, set()), _pre_migration_digest(self.w.k)) == before
+                self.restore_the_rollback_copy()
             result = self.cli("rollback", "--kfp-url", self.w.k, "--yes", *named)
             assert result.code == 0, result.stderr[-1500:]
             self.migrated[source] = self.verified[source] = self.done[source] = False
             self.in_sync[source] = None
             self.held[source] = bool(self.frozen & self.runs_of(source))
+            self.forced[source] = self.forced[source] and self.held[source]  # a whole rollback keeps no mode
             if others:  # the other source's rows and the tables stay as they were
                 assert "still in them" in result.stderr
                 assert {s: _tool_rows(self.w.k, set(), self.runs_of(s)) for s in others} == theirs
@@ -307,6 +339,7 @@ def test_operator_sequences(module_databases, pristine):
             if self.gate_should_open():
                 assert result.code == 0, result.stderr
                 self.cleaned = True
+                self.copy_aside = None  # dropped with the table: nothing to restore any more
             else:
                 assert result.code == 3 and "cleanup refused" in result.stderr
                 assert _tool_rows(self.w.k, set()) == before
@@ -370,6 +403,47 @@ def test_operator_sequences(module_databases, pristine):
             if parent is not None:
                 self.frozen.add(run)
 
+        @precondition(lambda self: not self.cleaned and self.copy_aside is None)
+        @rule(pick=st.integers(0, 50))
+        def damage_the_rollback_copy(self, pick: int) -> None:
+            """A row of the old `tasks` the cutover moved aside goes missing (issue #27 item 3)."""
+            if "tasks_pre_migration" not in set(inspect(self.db.engine).get_table_names()):
+                return
+            old = self.db.sql('SELECT * FROM tasks_pre_migration ORDER BY "UUID"')
+            if not old or not self.db.sql("SELECT old_tasks_digest FROM mlmd2kfp_state WHERE old_tasks_digest IS NOT NULL"):
+                return
+            self.copy_aside = old[pick % len(old)]
+            self.db.sql('DELETE FROM tasks_pre_migration WHERE "UUID" = :u', u=self.copy_aside["UUID"])
+
+        @precondition(lambda self: self.copy_aside is not None)
+        @rule()
+        def restore_the_rollback_copy(self) -> None:
+            """The operator restores the row from the backup, as rollback's refusal says."""
+            if "tasks_pre_migration" in set(inspect(self.db.engine).get_table_names()):
+                self.db.insert("tasks_pre_migration", self.copy_aside)
+            self.copy_aside = None
+
+        @precondition(lambda self: not self.cleaned and any(self.done.values()))
+        @rule(pick=st.integers(0, 9), new_driver=st.booleans())
+        def kfp_retries_a_migrated_run(self, pick: int, new_driver: bool) -> None:
+            """A user retries a failed migrated run in the new KFP: its tasks are reset in place, their links
+            dropped, the run set running (issue #27 item 2). From then on the run is KFP's: no command of the
+            tool may change or delete what KFP made of it."""
+            if "tasks_pre_migration" not in set(inspect(self.db.engine).get_table_names()):
+                return  # the new API server only runs once `tasks` is the new table
+            failed = sorted({r["RunUUID"] for r in self.db.sql(
+                'SELECT t."RunUUID" FROM tasks t JOIN run_details d ON d."UUID" = t."RunUUID" '
+                'WHERE t."State" = 4 AND d."State" = \'FAILED\'') if r["RunUUID"] not in self.frozen})
+            failed = [r for r in failed if self.tool_tasks_of(r)]
+            if not failed:
+                return
+            run = failed[pick % len(failed)]
+            kfp_retry(self.w.k, run, new_driver=new_driver)
+            for table in ("tasks", "artifact_tasks"):
+                for row in self.db.sql(f'SELECT * FROM {table} WHERE "RunUUID" = :r', r=run):
+                    self.kfp_rows[(table, row["UUID"])] = row
+            self.frozen.add(run)
+
         @invariant()
         def nothing_kfp_wrote_was_lost_or_changed(self) -> None:
             for (table, row_id), row in self.kfp_rows.items():
@@ -383,6 +457,8 @@ def test_operator_sequences(module_databases, pristine):
             resumed), the second source after the cutover, the new API server retrying a migrated run, and a
             rollback of each source (which keeps everything KFP wrote)."""
             try:
+                if self.copy_aside is not None:
+                    self.restore_the_rollback_copy()
                 if not self.cleaned:
                     for source in SOURCES:
                         self.run_rollback(source)

@@ -164,6 +164,8 @@ def test_old_tasks_table_is_recognised_and_left_alone(databases):
 
 def test_create_refuses_a_database_without_run_details(databases):
     url = databases.new("empty")
+    if databases.backend == "sqlite":  # an empty file: a missing one is refused before (test below)
+        execute(url, "CREATE TABLE unrelated (id integer)")
     created = run_cli("schema", "create", "--kfp-url", url)
     assert created.code == 3
     assert "no `run_details` table" in created.stderr
@@ -296,3 +298,12 @@ def test_check_names_an_unnamed_extra_foreign_key(databases):
         "DIFF `tasks`: extra foreign key `(unnamed 1)` (PipelineRef) → run_details(UUID) is not KFP's and could "
         "refuse rows this tool writes or cascade its deletes; drop it",
     ]
+
+
+def test_create_on_a_path_it_cannot_use_leaves_no_file(tmp_path):
+    """Issue #27 item 7: `schema create` on a SQLite path with no KFP database behind it failed and left a
+    0-byte file there (which a later `sample` or `migrate` then took for an empty database)."""
+    target = tmp_path / "kfp.sqlite"
+    result = run_cli("schema", "create", "--kfp-url", f"sqlite:///{target}")
+    assert result.code == 3 and "does not exist" in result.stderr, result.stderr
+    assert not target.exists()

@@ -197,7 +197,7 @@ def test_answering_no_at_the_prompt_changes_nothing_and_says_so(tmp_path):
 
 
 @pytest.mark.parametrize("delay", [0.2, 0.6, 1.5])
-def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, delay):
+def test_item_7_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, delay):
     """Issue #27 item 7: Ctrl-C while the CLI starts (Python importing it, or the command opening its database)
     printed a KeyboardInterrupt traceback, or click's "Aborted!" with exit 1 ("differences found")."""
     import signal

@@ -7,7 +7,7 @@ import pytest
 from tests.helpers import run_cli
 
 
-def test_sample_shows_progress_off_a_terminal(tmp_path):
+def test_item_7_sample_shows_progress_off_a_terminal(tmp_path):
     """Off a terminal (a Job's log, CI): a line per tenth of the runs once there are enough to wait for."""
     pytest.importorskip("ml_metadata")
     result = run_cli("sample", "--runs", "100", "--mlmd-url", f"sqlite:///{tmp_path / 'm.sqlite'}",

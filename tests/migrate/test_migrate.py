@@ -352,7 +352,7 @@ def test_sigterm_finishes_the_batch_and_exits_130(databases, tmp_path):
     check_invariants(k)
 
 
-def test_a_second_ctrl_c_stops_at_once_and_records_it(databases):
+def test_item_7_a_second_ctrl_c_stops_at_once_and_records_it(databases):
     """Issue #27 item 7: the second Ctrl-C aborted with a traceback and left the state `running`. Now: one line,
     exit 130, the state `interrupted` with the reason, and the rerun resumes to the same rows."""
     m, k = sample(databases, runs=44)

@@ -300,7 +300,7 @@ def test_check_names_an_unnamed_extra_foreign_key(databases):
     ]
 
 
-def test_create_on_a_path_it_cannot_use_leaves_no_file(tmp_path):
+def test_item_7_create_on_a_path_it_cannot_use_leaves_no_file(tmp_path):
     """Issue #27 item 7: `schema create` on a SQLite path with no KFP database behind it failed and left a
     0-byte file there (which a later `sample` or `migrate` then took for an empty database)."""
     target = tmp_path / "kfp.sqlite"

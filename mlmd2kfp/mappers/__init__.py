@@ -274,7 +274,7 @@ def _check_storable(out: RunRows, options: MapOptions) -> None:
                 if nul is None and column in _TEXT_COLUMNS[table] and "\x00" in value:
                     nul = SkipRun("unstorable-value", f"{table}.{column} of row {row.uuid} holds a NUL character, "
                                                       "which PostgreSQL cannot store in text")
-                if nul is None and not value.isascii() and not _utf8(value):
+                if nul is None and column in _TEXT_COLUMNS[table] and not value.isascii() and not _utf8(value):
                     nul = SkipRun("unstorable-value", f"{table}.{column} of row {row.uuid} was not valid UTF-8 in "
                                                       "MLMD, which no target text column can hold")
                 if limit is not None and len(value) * 4 > limit and len(value.encode()) > limit:

@@ -262,7 +262,8 @@ def rollback(kfp_url: str, source_name: str | None = None, force_without_old_tas
                     update_state(conn, s.source_name, phase="rolled_back", status=KEPT_RUNS if mine_kept else "done",
                                  finished_at=int(time.time()),
                                  verify_passed=None, verify_result=None, pass_number=0, last_context_id=0,
-                                 gate_opened_at=None,
+                                 # runs kept stay KFP's: the gate had opened on them (docs/mapping.md W15)
+                                 **({} if mine_kept else {"gate_opened_at": None}),
                                  runs_migrated=0, runs_skipped=0, tasks=0, artifacts=0, links=0)
                 if last:
                     _record_left_in_place(conn, states, created, tasks_name, report)

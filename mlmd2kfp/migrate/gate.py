@@ -148,7 +148,7 @@ def _record_locked(engine: Any, passed: bool, summary: dict[str, Any], snapshot:
         states = load_states(conn)
         if gate([s.values for s in states])[0]:  # from now on the new KFP may start and write (mapping.md W15)
             now = int(time.time())
-            for s in states:
-                if s.gate_opened_at is None:
+            for s in states:  # the sources whose rows are in the tables now (not one rolled back before)
+                if s.gate_opened_at is None and s.phase != "rolled_back":
                     update_state(conn, s.source_name, gate_opened_at=now, updated_at=s.updated_at)
         return None

@@ -100,11 +100,6 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                 _build_indexes(kfp_engine, report, say, lock)
             except (InterruptedByOperator, MigrationFailedError):
                 raise  # recorded where they happen
-            except StoppedAtOnce as stopped:  # the second Ctrl-C: the batch being written rolled back
-                line = (f"stopped at once by a second {stopped.signal_name}: the batch being written was rolled back, "
-                        "the batches before it are committed; rerun `mlmd2kfp migrate` with the same options to resume")
-                _record_failure(kfp_engine, options.source_name, line, status="interrupted")
-                raise InterruptedByOperator(line) from None
             except Exception as exc:  # anything else still ends as `failed` with its line in the state
                 line = unexpected_error_line(exc) if not isinstance(exc, ToolkitError) else str(exc)
                 _record_failure(kfp_engine, options.source_name, line)
@@ -129,6 +124,11 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                     update_state(conn, options.source_name, phase="staged", status="done",
                                  finished_at=int(time.time()))
                 report.phase = "staged"
+    except StoppedAtOnce as stopped:  # the second Ctrl-C, at any point: what was being written rolled back
+        line = (f"stopped at once by a second {stopped.signal_name}: what was being written was rolled back, what "
+                "was committed before is kept; rerun `mlmd2kfp migrate` with the same options to resume")
+        _record_interrupt(kfp_engine, options.source_name, line)
+        raise InterruptedByOperator(line) from None
     finally:
         report.seconds["total"] = round(time.monotonic() - started, 3)
         mlmd_engine.dispose()
@@ -270,10 +270,21 @@ def _build_indexes(engine: Engine, report: MigrateReport, say: Callable[[str], N
     report.seconds["indexes"] = round(time.monotonic() - t0, 3)
 
 
-def _record_failure(engine: Engine, source_name: str, line: str, status: str = "failed") -> None:
+def _record_interrupt(engine: Engine, source_name: str, line: str) -> None:
+    """`interrupted` with the line, when this process's pass is the one the state says is running."""
     try:
         with engine.begin() as conn:
-            update_state(conn, source_name, status=status, last_error=line[:2000])
+            state = load_state(conn, source_name)
+            if state is not None and state.status == "running" and state.holder == holder():
+                update_state(conn, source_name, status="interrupted", last_error=line)
+    except Exception:  # the database itself is gone: the line still reaches the operator
+        pass
+
+
+def _record_failure(engine: Engine, source_name: str, line: str) -> None:
+    try:
+        with engine.begin() as conn:
+            update_state(conn, source_name, status="failed", last_error=line[:2000])
     except Exception:  # the database itself is gone: the error line still reaches the operator
         pass
 

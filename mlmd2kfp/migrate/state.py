@@ -339,15 +339,16 @@ def check_resume(state: MigrationState, multi_user: bool, partial: bool = False)
                           f"{mode}; pass it again (or run `{rollback}` first)")
 
 
-def gate_opened(conn: Connection) -> bool:
-    """A verify has opened the startup gate of this KFP database at least once (the new KFP may have written
-    into migrated runs since; docs/mapping.md W15)."""
+def gate_opened(conn: Connection) -> set[str]:
+    """The sources whose migrated rows were in the KFP database when a verify opened the startup gate (the new
+    KFP may have written into their runs since; docs/mapping.md W15). Cleared by a rollback that leaves nothing
+    of the source; kept by one that keeps runs KFP wrote into."""
     if STATE.name not in inspect(conn).get_table_names():
-        return False
+        return set()
     t = core_table(STATE)
     if "gate_opened_at" not in {c["name"] for c in inspect(conn).get_columns(STATE.name)}:
-        return False
-    return conn.execute(select(t.c.id).where(t.c.gate_opened_at.is_not(None)).limit(1)).first() is not None
+        return set()
+    return {r[0] for r in conn.execute(select(t.c.source_name).where(t.c.gate_opened_at.is_not(None)))}
 
 
 def forget_old_tasks_copy(conn: Connection) -> None:

@@ -154,7 +154,8 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
         for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.artifact_ids, t.runs.c.digest, t.runs.c.run_mark)
                               .where(t.runs.c.run_uuid.in_(chunk))):
             previous[r.run_uuid] = r
-    owned, repaired, marks_now = _changed_since_written(conn, t, run_ids, previous, live)
+    owned, repaired, marks_now = _changed_since_written(conn, t, run_ids, previous, live,
+                                                        source_name in gate_opened(conn))
     kept = live | owned
     writable = [w for w in work if w.run_id not in kept]
     writable_ids = [w.run_id for w in writable]
@@ -276,10 +277,11 @@ def _written_digests(task_rows: list[dict[str, Any]], link_rows: list[dict[str, 
 
 
 def _changed_since_written(conn: Connection, t: TargetTables, run_ids: list[str], previous: dict[str, Any],
-                           live: set[str]) -> tuple[set[str], set[str], dict[str, str]]:
+                           live: set[str], opened: bool) -> tuple[set[str], set[str], dict[str, str]]:
     """Of the runs written before with a recorded digest, those whose rows differ from it now, split into
-    KFP's (the gate opened once, KFP wrote rows of its own into the run, or `run_details` moved since) and
-    damaged (repaired by rewriting them); and every run's `run_details` mark now (docs/mapping.md W15)."""
+    KFP's (the gate opened on them once, KFP wrote rows of its own into the run, or `run_details` moved since)
+    and damaged (repaired by rewriting them); and every run's `run_details` mark now (docs/mapping.md W15).
+    Before the cutover (tasks staged beside the old `tasks`) no KFP can write into them: a change is damage."""
     marks_now = read_run_marks(conn, run_ids)
     recorded = sorted(r for r, row in previous.items() if row.digest is not None)
     if not recorded:
@@ -288,25 +290,26 @@ def _changed_since_written(conn: Connection, t: TargetTables, run_ids: list[str]
     changed = {r for r in recorded if now[r] != previous[r].digest}
     if not changed:
         return set(), set(), marks_now
-    opened = gate_opened(conn)
     # a run whose `run_details` row is gone was deleted (by the old server, or by KFP): nobody's, its rows go
-    owned = {r for r in changed if marks_now.get(r, "") and (
+    owned = {r for r in changed if marks_now.get(r, "") and t.tasks.name == "tasks" and (
         opened or r in live or marks_now.get(r, "") != (previous[r].run_mark or ""))}
-    return owned, changed - owned, marks_now
+    return owned, {r for r in changed - owned if marks_now.get(r, "")}, marks_now
 
 
 def runs_changed_by_kfp(conn: Connection, t: TargetTables) -> set[str]:
     """Every migrated run whose rows KFP changed after the tool wrote them (the rule of `write_batch`, over all
     runs with a recorded digest): `rollback` keeps them as it keeps runs KFP wrote rows into."""
-    previous = {}
-    for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.artifact_ids, t.runs.c.digest, t.runs.c.run_mark)
+    opened = gate_opened(conn)
+    previous: dict[str, Any] = {}
+    for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.digest, t.runs.c.run_mark, t.runs.c.source_name)
                           .where(t.runs.c.digest.is_not(None))):
         previous[r.run_uuid] = r
     owned: set[str] = set()
     ids = sorted(previous)
     for chunk in chunks(ids, 2000):
-        part = {r: previous[r] for r in chunk}
-        owned |= _changed_since_written(conn, t, list(chunk), part, set())[0]
+        for source in {previous[r].source_name for r in chunk}:
+            part = {r: previous[r] for r in chunk if previous[r].source_name == source}
+            owned |= _changed_since_written(conn, t, list(part), part, set(), source in opened)[0]
     return owned
 
 

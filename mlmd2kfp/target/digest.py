@@ -47,19 +47,29 @@ def _whole(value: Any) -> Any:
     return value
 
 
+def _number(text: str) -> float | int:
+    value = float(text)
+    return int(value) if value.is_integer() and abs(value) < 2 ** 53 else value
+
+
+_DECODE = json.JSONDecoder(parse_float=_number).decode
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _canonical(column: str, value: Any) -> Any:
     if value is None:
         return None
     kind = _KINDS.get(column, "")
     if kind == "json":
-        if isinstance(value, (str, bytes)):
+        if isinstance(value, (str, bytes)):  # text: rows about to be written, rows read back but on PostgreSQL
             try:
-                value = json.loads(value)
+                value = _DECODE(value if isinstance(value, str) else value.decode("utf-8"))
             except ValueError:
                 return ["text", value if isinstance(value, str) else value.decode("utf-8", "replace")]
-        value = _whole(value)
+        else:  # parsed by the driver (PostgreSQL)
+            value = _whole(value)
         if column in UNORDERED and isinstance(value, list):  # the order of parameters is not significant
-            value = sorted(value, key=lambda v: json.dumps(v, sort_keys=True))
+            value = sorted(value, key=_ENCODE)
         return value
     if kind.startswith("int"):
         return int(value)
@@ -69,8 +79,7 @@ def _canonical(column: str, value: Any) -> Any:
 
 
 def _row_line(row: Mapping[str, Any], columns: tuple[str, ...]) -> bytes:
-    return json.dumps([_canonical(c, row.get(c)) for c in columns], sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return _ENCODE([_canonical(c, row.get(c)) for c in columns]).encode("utf-8", "surrogatepass")
 
 
 def rows_digest(tasks: Iterable[Mapping[str, Any]], links: Iterable[Mapping[str, Any]]) -> str:

@@ -236,7 +236,13 @@ def whole_numbers(value: Any, below: float = math.inf) -> Any:
 
 def _not_utf8(text: str) -> bool:
     """MLMD bytes that were not UTF-8 (read as lone surrogates): no target text column holds them."""
-    return not text.isascii() and any("\udc80" <= ch <= "\udcff" for ch in text)
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _stored_json(value: Any) -> str:

@@ -333,3 +333,25 @@ def test_item_7_status_during_a_pass_and_progress_after_a_resume(databases):
     assert resumed.code == 0, resumed.stderr
     totals = {int(t) for t in re.findall(r"migrating[^:]*: \d+/(\d+) runs", resumed.stderr)}
     assert totals == {left} and left < 33, (totals, left, resumed.stderr[-800:])
+
+
+def test_item_2_before_the_cutover_a_changed_staged_run_is_damage(databases):
+    """Staged rows (beside the old `tasks`, while the old KFP serves) no KFP can write: a staged run whose rows
+    changed is damage even when the old server moved its run_details meanwhile (it finished), and the window's
+    migrate repairs it instead of keeping it as KFP's."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    assert run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--stage-only").code == 0
+    db = Db(k)
+    victim = db.one('SELECT "UUID", "RunUUID" FROM tasks_migration_tmp WHERE "Name" = \'train\' ORDER BY "UUID"')
+    db.sql('UPDATE tasks_migration_tmp SET "DisplayName" = \'edited\' WHERE "UUID" = :u', u=victim["UUID"])
+    db.sql('UPDATE run_details SET "FinishedAtInSec" = "FinishedAtInSec" + 1 WHERE "UUID" = :r', r=victim["RunUUID"])
+    window = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes", "--report", str(databases.tmp_path / "w.json"))
+    assert window.code == 0, window.stderr
+    summary = json.loads((databases.tmp_path / "w.json").read_text())
+    assert (summary["runs_read"], summary["runs_written"], summary["runs_repaired"], summary["runs_skipped"]) == (1, 1, 1, {}), \
+        summary
+    report = run_verify(m, k)
+    assert report.passed, [f.line() for c in report.checks.values() for f in c.failures][:5]
+    assert "runs KFP changed since the migration (KFP's now, counted, not compared)" not in report.checks["coverage"].info
+    db.engine.dispose()

@@ -373,8 +373,8 @@ def test_item_7_a_second_ctrl_c_stops_at_once_and_records_it(databases):
     assert proc.returncode == 130, err[-800:]
     assert "Traceback" not in err and "Aborted" not in err, err[-1500:]
     assert [line for line in err.splitlines() if line.startswith("Error: ")] == [
-        "Error: stopped at once by a second SIGINT: the batch being written was rolled back, the batches before it "
-        "are committed; rerun `mlmd2kfp migrate` with the same options to resume"], err[-1500:]
+        "Error: stopped at once by a second SIGINT: what was being written was rolled back, what was committed "
+        "before is kept; rerun `mlmd2kfp migrate` with the same options to resume"], err[-1500:]
     state = rows(k, "SELECT status, last_error FROM mlmd2kfp_state")[0]
     assert state["status"] == "interrupted" and "second SIGINT" in state["last_error"], state
     assert cli_migrate(m, k).code == 0

@@ -135,7 +135,7 @@ def make_engine(raw_url: str | URL, role: str, *, create_sqlite: bool = True) ->
         kwargs["pool_pre_ping"] = True
         kwargs["connect_args"] = {"connect_timeout": int(os.environ.get("MLMD2KFP_CONNECT_TIMEOUT", "10"))}
     try:
-        engine = create_engine(url, **kwargs)  # type: ignore[arg-type]
+        engine = create_engine(url, **kwargs)
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
         extra = "postgres" if backend == "postgresql" else None
         hint = f"install the `{extra}` extra (pip install 'mlmd2kfp[{extra}]')" if extra else "install the driver"

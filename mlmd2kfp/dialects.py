@@ -257,16 +257,16 @@ def upsert(d: Dialect, table: Any, key: str, columns: list[str]) -> Any:
     if d.name == "mysql":
         from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-        stmt = mysql_insert(table)
-        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in columns})
+        mysql_stmt = mysql_insert(table)
+        return mysql_stmt.on_duplicate_key_update({c: mysql_stmt.inserted[c] for c in columns})
     if d.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        stmt = pg_insert(table)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        pg_stmt = pg_insert(table)
+        return pg_stmt.on_conflict_do_update(index_elements=[key], set_={c: pg_stmt.excluded[c] for c in columns})
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(table)
+    stmt = sqlite_insert(table)
     return stmt.on_conflict_do_update(index_elements=[key], set_={c: stmt.excluded[c] for c in columns})
 
 
@@ -350,9 +350,9 @@ def end_session_sql(conn: Connection) -> str | None:
     """The statement with which a second session ends `conn`'s server session, as a failover or an
     administrator's KILL would (the fault suite); None on SQLite, which has no server session."""
     if conn.dialect.name in ("mysql", "mariadb"):
-        return f"KILL {int(conn.exec_driver_sql('SELECT CONNECTION_ID()').scalar())}"
+        return f"KILL {int(conn.exec_driver_sql('SELECT CONNECTION_ID()').scalar_one())}"
     if conn.dialect.name == "postgresql":
-        return f"SELECT pg_terminate_backend({int(conn.exec_driver_sql('SELECT pg_backend_pid()').scalar())})"
+        return f"SELECT pg_terminate_backend({int(conn.exec_driver_sql('SELECT pg_backend_pid()').scalar_one())})"
     return None
 
 

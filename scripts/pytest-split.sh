@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pytest-split.sh [PYTEST ARGS…] — lint, then the suite in two pytest processes, one per core: the
+# pytest-split.sh [PYTEST ARGS…] — lint (ruff, mypy strict), then the suite in two pytest processes, one per core: the
 # tests whose id names PostgreSQL, with the SQLite runs of the stateful test, the fault suite and the
 # bad-input corpus (to even out the two), in one; everything else (SQLite, MariaDB, tests of no backend)
 # in the other. The packet-limit test's server-wide `SET GLOBAL max_allowed_packet` runs with the MariaDB tests,
@@ -9,6 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check mlmd2kfp tests benchmarks || exit 1
+.venv/bin/mypy || exit 1  # strict, over the package (pyproject.toml [tool.mypy])
 for arg in "$@"; do
   case "$arg" in
     -k|-k*|-m|-m*|--lf|--last-failed|--junitxml*|--basetemp*|tests*|./tests*)

@@ -203,7 +203,7 @@ class RunIO:
             return None
         candidates = [c for c in task.parent.children if c.name == name]
         same = [c for c in candidates if c.iteration == task.iteration]
-        return (same or candidates or [None])[0]
+        return same[0] if same else candidates[0] if candidates else None
 
     # --- parameters ----------------------------------------------------------------------
     def own_output_params(self) -> None:

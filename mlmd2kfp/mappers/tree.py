@@ -164,7 +164,7 @@ def build_tree(bundle: RunBundle) -> Tree:
         # Importers (all versions) and KFP <= 2.5 data record `taskInfo.name`, not the task key.
         matches = [k for k, t in tasks.items() if ((t or {}).get("taskInfo") or {}).get("name") == task_name]
         if len(matches) == 1:
-            return matches[0]
+            return str(matches[0])
         if not matches and task_name in tasks:
             return task_name
         raise SkipRun("unresolved-task-key",

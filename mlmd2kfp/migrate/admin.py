@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, inspect, select, update
+from sqlalchemy import and_, delete, exists, func, inspect, select, true, update
 from sqlalchemy.engine import Connection
 
 from ..console import mask_url
@@ -227,7 +227,7 @@ def rollback(kfp_url: str, source_name: str | None = None, force_without_old_tas
                     report.deleted["tasks"] = conn.execute(delete(t.tasks).where(scope(t.tasks))).rowcount or 0
                 if "artifacts" in names:
                     unused = ~exists().where(t.links.c.ArtifactID == t.artifacts.c.UUID) \
-                        if "artifact_tasks" in names else True
+                        if "artifact_tasks" in names else true()
                     if last:
                         report.deleted["artifacts"] = conn.execute(
                             delete(t.artifacts).where(and_(tool_written(t.artifacts), unused))).rowcount or 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from rich.console import Group
 from rich.table import Table
@@ -61,7 +62,7 @@ def render_status(report: StatusReport) -> Table:
     if not report.states:
         table.add_row("migration", "none recorded")
 
-    def when(v: object) -> str:
+    def when(v: Any) -> str:
         return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(v))) if v else "-"
 
     for s in report.states:

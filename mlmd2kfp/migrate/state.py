@@ -379,7 +379,8 @@ def new_state(source_name: str, multi_user: bool, staging_table: str, tool_versi
     }
 
 
-def update_state(conn: Connection, source_name: str, increments: dict[str, int] | None = None, **values: Any) -> None:
+def update_state(conn: Connection, source_name: str, increments: dict[str, int] | None = None, /,
+                 **values: Any) -> None:
     """Update a source's state row (`increments` add to counters); exactly one row must change.
 
     Raises:

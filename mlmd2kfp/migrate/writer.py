@@ -41,7 +41,7 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[i:i + size]
 
 
-def tool_written(table: Table) -> Any:
+def tool_written(table: Any) -> Any:
     """Rows this tool wrote: UUIDv5 ids (version nibble at position 15); KFP writes UUIDv4."""
     return func.substr(table.c.UUID, 15, 1) == "5"
 

@@ -17,7 +17,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from ..dialects import dialect_for
-from ..target.legacy import LEGACY_TABLES, Table
+from ..target.legacy import LEGACY_TABLES
+from ..target.schema import Table
 from ..target.schema import render_create
 from .mlmd_client import CACHED, CANCELED, COMPLETE, FAILED
 from .runtime import RunResult, node_failed

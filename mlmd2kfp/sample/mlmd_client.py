@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -135,7 +136,7 @@ class KfpMetadataClient:
         return int(exec_id)
 
     def update_execution(self, exec_id: int, state: int | None = None, props: dict[str, Any] | None = None,
-                         output_artifacts: list[tuple[int, str]] = (), contexts: list[Any] = ()) -> None:
+                         output_artifacts: Sequence[tuple[int, str]] = (), contexts: Sequence[Any] = ()) -> None:
         """client.PrePublishExecution / PublishExecution: state, properties, OUTPUT events."""
         [execution] = self.store.get_executions_by_id([exec_id])
         if state is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from rich.table import Table
 
@@ -17,7 +18,7 @@ def render_sample_report(report: SampleReport) -> Table:
     table.add_column("runs", justify="right")
     table.add_column("namespaces")
     table.add_column("states")
-    by_scenario: dict[str, list] = {}
+    by_scenario: dict[str, list[Any]] = {}
     for run in report.runs:
         by_scenario.setdefault(run.scenario, []).append(run)
     for name, runs in by_scenario.items():

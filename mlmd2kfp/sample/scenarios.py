@@ -55,7 +55,7 @@ def scenarios_for(rep: int) -> list[Scenario]:
     """The scenario runs of repetition `rep` (0-based), in the order they are written."""
     a, b, c = MULTI_USER_NAMESPACES
     # even repetitions: the failed run is stopped inside its exit handler (never finished in MLMD)
-    failed = {"stop_at": "exit-op", "stopped_as": "FAILED"} if rep % 2 == 0 else {}
+    failed: dict[str, Any] = {"stop_at": "exit-op", "stopped_as": "FAILED"} if rep % 2 == 0 else {}
     return [
         Scenario("training", "training-pipeline", a, _p(100, rep)),
         Scenario("cache-hit", "training-pipeline", a, _p(100, rep), cache_source="training"),

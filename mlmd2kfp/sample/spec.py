@@ -24,7 +24,8 @@ class PipelineSpec:
 
     def component(self, ref: str) -> dict[str, Any]:
         """The component spec named `ref` (`root` for the pipeline's root DAG)."""
-        return self.ir["root"] if ref == "root" else self.ir["components"][ref]
+        component: dict[str, Any] = self.ir["root"] if ref == "root" else self.ir["components"][ref]
+        return component
 
     def executor(self, component: dict[str, Any]) -> dict[str, Any] | None:
         """The deploymentSpec executor of a component, or None for a DAG component."""

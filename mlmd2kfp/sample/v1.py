@@ -7,7 +7,8 @@ import json
 import random
 from typing import Any
 
-from .mlmd_client import INPUT, OUTPUT, KfpMetadataClient, mlmd_pb
+from ..source.mlmd_api import mlmd_pb
+from .mlmd_client import INPUT, OUTPUT, KfpMetadataClient
 
 STRING = 3  # PropertyType.STRING
 

@@ -16,14 +16,21 @@ from ..errors import MissingDependencyError, SourceError
 # ml-metadata's C++ core logs every connection to stderr through glog; keep stderr for our own lines.
 os.environ.setdefault("GLOG_minloglevel", "2")
 
+__all__ = ["connection_config", "metadata_store", "mlmd_errors", "mlmd_pb", "open_read_only", "open_store",
+           "require_mlmd"]
+
+# Untyped (generated protobuf modules, no stubs): `Any`, or None without the extra.
+mlmd_errors: Any
+metadata_store: Any
+mlmd_pb: Any
 try:  # ml-metadata is the optional `mlmd` extra (protobuf < 5, Python <= 3.11).
-    from ml_metadata import errors as mlmd_errors
-    from ml_metadata.metadata_store import metadata_store
-    from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
+    from ml_metadata import errors as _errors
+    from ml_metadata.metadata_store import metadata_store as _store
+    from ml_metadata.proto import metadata_store_pb2 as _pb
+
+    mlmd_errors, metadata_store, mlmd_pb = _errors, _store, _pb
 except ImportError:  # pragma: no cover - exercised only without the extra
-    metadata_store = None
-    mlmd_pb = None
-    mlmd_errors = None
+    mlmd_errors = metadata_store = mlmd_pb = None
 
 
 def require_mlmd() -> None:

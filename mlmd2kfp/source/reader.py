@@ -203,7 +203,7 @@ class MlmdReader:
         for ctx_id, name in contexts:
             run = runs.get(name)
             record = run[0] if run else None
-            kfp = None if record is None else [record.state, record.conditions, record.finished_at,
+            kfp = None if record is None or run is None else [record.state, record.conditions, record.finished_at,
                                                record.display_name, record.namespace, record.experiment_namespace,
                                                record.pipeline_version_id,
                                                hashlib.sha256(str(run[1] or "").encode()).hexdigest()[:12]]
@@ -373,9 +373,9 @@ class MlmdReader:
         self.queries += 1
         result = (conn or self.mlmd).execute(query)
         if not raw:
-            return result.fetchall()
+            return list(result.fetchall())
         try:
-            return result.cursor.fetchall()
+            return list(result.cursor.fetchall())
         finally:
             result.close()
 

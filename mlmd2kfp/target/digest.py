@@ -123,5 +123,5 @@ def read_run_marks(conn: Connection, run_ids: list[str]) -> dict[str, str]:
     out = dict.fromkeys(run_ids, "")
     for i in range(0, len(run_ids), 500):
         for row in conn.execute(sql, {"ids": run_ids[i:i + 500]}).mappings():
-            out[row["UUID"]] = run_mark(row)
+            out[row["UUID"]] = run_mark(dict(row))
     return out

@@ -19,7 +19,7 @@ _C = "CASCADE"
 
 
 def _cols(*spec: tuple[str, str, bool] | tuple[str, str, bool, str]) -> tuple[Column, ...]:
-    return tuple(Column(s[0], s[1], s[2], s[3] if len(s) > 3 else None) for s in spec)  # type: ignore[misc]
+    return tuple(Column(s[0], s[1], s[2], s[3] if len(s) > 3 else None) for s in spec)
 
 
 # KFP 2.17.0's models as GORM v1.31 creates them (kubeflow/pipelines backend/src/apiserver/model/).

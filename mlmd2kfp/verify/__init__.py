@@ -179,7 +179,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                 chunk = item.runs
                 runs = _runs(kconn, target, [src.run_id for src in chunk])
                 target.prefetch([src.run_id for src in chunk])
-                written = _written(kconn, [src.run_id for src in chunk])
+                recorded = _written(kconn, [src.run_id for src in chunk])
                 fingerprints: dict[str, tuple[str, str]] = {}
                 for src in chunk:
                     run = runs.get(src.run_id)
@@ -190,7 +190,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                     seen_runs.add(src.run_id)
                     spec = _spec(kconn, target, run, specs)
                     exp = expect_run(src, run, spec, multi, source_name, limit)
-                    owned = after_cutover and _kfp_owned(target, src.run_id, run, written.get(src.run_id), opened)
+                    owned = after_cutover and _kfp_owned(target, src.run_id, run, recorded.get(src.run_id), opened)
                     if owned:
                         owned_artifacts.update(exp.artifacts)
                     compare_run(report, src, exp, target, counts, seen_artifacts, kfp_owned=owned)

@@ -115,7 +115,7 @@ def _same(column: str, want: Any, have: Any) -> bool:
             return int(have) == want
         except (TypeError, ValueError):
             return False
-    return want == have
+    return bool(want == have)
 
 
 def _compare_row(report: ParityReport, run: str, what: str, want: dict[str, Any], have: dict[str, Any],

@@ -353,7 +353,7 @@ class _Derivation:
                 if cur in chain or cur not in kfp or parent_of.get(cur) is None:
                     break
                 chain.append(cur)
-                cur = parent_of[cur]
+                cur = parent_of[cur] or 0  # not None: checked above
             base = depth.get(cur) if cur in depth and cur not in chain else None
             for n, eid in enumerate(reversed(chain), start=1):
                 depth[eid] = None if base is None else base + n
@@ -373,6 +373,7 @@ class _Derivation:
         for d in sorted(levels):
             groups: dict[tuple[int, str, int | None], Task] = {}
             for e in sorted(levels[d], key=lambda x: x.id):
+                iteration: int | None
                 p = parent_of[e.id]
                 if p in marker:
                     parent, iteration = marker[p]
@@ -413,7 +414,7 @@ class _Derivation:
         if task_name in tasks and (e.type not in IMPORTERS or not by_info):
             return task_name
         if len(by_info) == 1:
-            return by_info[0]
+            return str(by_info[0])
         raise Skip("unresolved-task-key")
 
     def _settle(self, t: Task) -> None:
@@ -427,7 +428,7 @@ class _Derivation:
         last = t.last
         if self.spec is not None and t.parent.comp is not None:
             t.spec = _d(_d(_d(t.parent.comp.get("dag")).get("tasks")).get(t.name))
-            t.comp = _d(self.components.get(_d(t.spec.get("componentRef")).get("name"))) or None
+            t.comp = _d(self.components.get(str(_d(t.spec.get("componentRef")).get("name")))) or None
         if last.type == DAG_EXEC:
             t.loop = ("parameterIterator" in t.spec or "artifactIterator" in t.spec) if t.spec is not None \
                 else self.spec is None and "iteration_count" in last.props
@@ -649,10 +650,10 @@ class _Derivation:
     def _produces(t: Task) -> bool:
         return (t.type == RUNTIME and t.state in (SUCCEEDED, CACHED)) or (t.type == IMPORTER and t.state == SUCCEEDED)
 
-    def _selectors(self, t: Task, kind: str) -> dict[str, list[tuple[str, str]]]:
+    def _selectors(self, t: Task, kind: str) -> dict[str, list[tuple[Any, Any]]]:
         """Output name → [(producer subtask, output key)] of a DAG (the spec's `dag.outputs`, else MLMD's
         `*_producer_task` properties)."""
-        out: dict[str, list[tuple[str, str]]] = {}
+        out: dict[str, list[tuple[Any, Any]]] = {}  # (producer task, its output key) as the spec or MLMD says
         if self.spec is not None:
             outputs = _d(_d(_d(t.comp).get("dag")).get("outputs")).get(kind)
             for name, sel in _d(outputs).items():
@@ -726,7 +727,7 @@ class _Derivation:
                             if entry not in t.out_params:
                                 t.out_params.append(entry)
                         else:
-                            self._link(t, self.out.artifacts[row_id], io, name, producer, None, self.seen)
+                            self._link(t, self.out.artifacts[str(row_id)], io, name, producer, None, self.seen)
 
     # --- parameters and input links --------------------------------------------------------------------
     def _item_key(self, t: Task) -> str | None:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -392,7 +392,7 @@ class SqlSource:
         ids = [int(r[0]) for r in rows]
         bad: dict[int, list[str]] = {}
         props = self._props("ExecutionProperty", "execution_id", ids, bad)
-        events = []
+        events: Sequence[Any] = []
         if ids:
             events = self.conn.execute(text(
                 f"SELECT ev.id, ev.artifact_id, ev.execution_id, ev.type FROM {q('Event')} ev "

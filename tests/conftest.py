@@ -106,6 +106,15 @@ def require_mlmd() -> Callable[..., None]:
     return pytest.importorskip("ml_metadata")
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Drop the sample templates the session made on the servers (tests/samples.py)."""
+    import sys
+
+    samples = sys.modules.get("tests.samples")
+    if samples is not None:
+        samples.drop_templates()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print how many tests ran and passed on each backend, so CI output shows all three."""
     counts: dict[str, dict[str, int]] = {b: {} for b in BACKENDS}

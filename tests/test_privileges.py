@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from mlmd2kfp.sample import write_sample
+from tests.samples import write_sample
 
 from .helpers import execute, run_cli
 from .migrate.helpers import check_invariants, digest

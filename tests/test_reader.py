@@ -50,7 +50,7 @@ def test_load_spec_variants():
 
 def test_queries_are_bounded_per_page_not_per_run(tmp_path):
     pytest.importorskip("ml_metadata")
-    from mlmd2kfp.sample import write_sample
+    from tests.samples import write_sample
 
     counts = {}
     for runs in (13, 52):

@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 
 pytest.importorskip("ml_metadata")
 
-from mlmd2kfp.sample import write_sample  # noqa: E402
+from tests.samples import write_sample  # noqa: E402
 from tests.helpers import run_cli  # noqa: E402
 
 PLANTED = "PLANTED-s3cr3t-TOKEN-7f3a"

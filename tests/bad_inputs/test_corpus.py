@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate
-from mlmd2kfp.sample import write_sample
+from tests.samples import write_sample
 from mlmd2kfp.verify import VerifyOptions, run_verify
 
 from ..conftest import BACKENDS, DatabaseFactory

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from mlmd2kfp.sample import write_sample
+from tests.samples import write_sample
 
 from ..conftest import BACKENDS, DatabaseFactory
 from ..helpers import run_cli

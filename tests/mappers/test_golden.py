@@ -18,7 +18,7 @@ pytest.importorskip("ml_metadata")
 
 from mlmd2kfp.mappers import MapOptions, map_run  # noqa: E402
 from mlmd2kfp.mappers.keys import logical_key, task_id  # noqa: E402
-from mlmd2kfp.sample import write_sample  # noqa: E402
+from tests.samples import write_sample  # noqa: E402
 from mlmd2kfp.source.reader import MlmdReader  # noqa: E402
 
 ROOT, RUNTIME, CONDITION_BRANCH, LOOP, IMPORTER, DAG = 1, 2, 3, 5, 7, 8

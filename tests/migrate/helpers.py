@@ -112,7 +112,7 @@ def add_second_source(databases, kfp_url: str, seed: int = 9) -> tuple[str, list
     were merged into one: its sample is written into a KFP database of its own, whose runs (and their old
     cache rows) are then copied into `kfp_url`, pointed at the experiments, pipelines and versions of the
     same names there (new ones copied). Returns its URL and run ids."""
-    from mlmd2kfp.sample import write_sample
+    from tests.samples import write_sample
     from tests.helpers import Db
 
     m2, k2 = databases.new("m2"), databases.new("k2")

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, inspect
 pytest.importorskip("ml_metadata")
 
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
-from mlmd2kfp.sample import write_sample  # noqa: E402
+from tests.samples import write_sample  # noqa: E402
 from mlmd2kfp.verify import run_verify  # noqa: E402
 from tests.helpers import Db, run_cli  # noqa: E402
 from tests.migrate.helpers import digest, kfp_retry, rows, run_rows  # noqa: E402

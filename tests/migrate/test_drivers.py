@@ -8,7 +8,7 @@ from sqlalchemy.engine import make_url
 
 from mlmd2kfp.db import mysql_driver, parse_url
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate
-from mlmd2kfp.sample import write_sample
+from tests.samples import write_sample
 from mlmd2kfp.verify import VerifyOptions, run_verify
 
 from .helpers import check_invariants, digest

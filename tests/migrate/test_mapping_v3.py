@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("ml_metadata")
 
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
-from mlmd2kfp.sample import write_sample  # noqa: E402
+from tests.samples import write_sample  # noqa: E402
 from mlmd2kfp.verify import VerifyOptions, run_verify  # noqa: E402
 from tests.helpers import Db, run_cli  # noqa: E402
 from tests.migrate.helpers import digest  # noqa: E402

@@ -20,7 +20,7 @@ pytest.importorskip("ml_metadata")
 from mlmd2kfp.migrate.lock import MigrationLock  # noqa: E402
 from mlmd2kfp.migrate.plan import build_plan  # noqa: E402
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
-from mlmd2kfp.sample import write_sample  # noqa: E402
+from tests.samples import write_sample  # noqa: E402
 from mlmd2kfp.verify import run_verify  # noqa: E402
 from tests.helpers import execute, run_cli  # noqa: E402
 from tests.migrate.helpers import check_invariants, digest, rows  # noqa: E402

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 pytest.importorskip("ml_metadata")
 
 from mlmd2kfp.migrate.plan import build_plan  # noqa: E402
-from mlmd2kfp.sample import write_sample  # noqa: E402
+from tests.samples import write_sample  # noqa: E402
 from tests.helpers import execute, run_cli  # noqa: E402
 from tests.sample.test_determinism import digest  # noqa: E402
 

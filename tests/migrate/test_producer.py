@@ -17,7 +17,7 @@ from mlmd2kfp.mappers import MapOptions, map_run  # noqa: E402
 from mlmd2kfp import background  # noqa: E402
 from mlmd2kfp.migrate.admin import rollback  # noqa: E402
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
-from mlmd2kfp.sample import write_sample  # noqa: E402
+from tests.samples import write_sample  # noqa: E402
 from mlmd2kfp.source.reader import MlmdReader  # noqa: E402
 from tests.migrate.helpers import check_invariants, digest, rows  # noqa: E402
 

@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from mlmd2kfp.migrate.admin import read_status, rollback  # noqa: E402
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
-from mlmd2kfp.sample import write_sample  # noqa: E402
+from tests.samples import write_sample  # noqa: E402
 from tests.helpers import Db, run_cli  # noqa: E402
 from tests.migrate.helpers import _canon, add_second_source, kfp_retry  # noqa: E402
 

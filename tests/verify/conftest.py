@@ -9,7 +9,7 @@ import pytest
 def migrated(module_databases):
     pytest.importorskip("ml_metadata")
     from mlmd2kfp.migrate.runner import MigrateOptions, migrate
-    from mlmd2kfp.sample import write_sample
+    from tests.samples import write_sample
 
     m, k = module_databases.new("m"), module_databases.new("k")
     write_sample(m, k, seed=8)

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 pytest.importorskip("ml_metadata")
 
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
-from mlmd2kfp.sample import write_sample  # noqa: E402
+from tests.samples import write_sample  # noqa: E402
 from mlmd2kfp.verify import VerifyOptions, run_verify  # noqa: E402
 from tests.helpers import run_cli  # noqa: E402
 from tests.migrate.helpers import rows  # noqa: E402

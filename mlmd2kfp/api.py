@@ -21,6 +21,9 @@ from .errors import PlanNotClean, UsageError
 
 if TYPE_CHECKING:
     from .migrate.admin import RollbackReport, StatusReport
+    from .sample import SampleReport
+    from .sample.kfp_db import RunRecord
+    from .target.schema import CreateResult, SchemaStatus
     from .migrate.options import MigrateReport
     from .migrate.plan import PlanReport
     from .verify.report import ParityReport
@@ -149,3 +152,45 @@ def cleanup(kfp_url: str) -> list[str]:
     from .migrate.admin import cleanup as run
 
     return run(kfp_url)
+
+
+def schema_create(kfp_url: str) -> CreateResult:
+    """Create `artifacts`, `tasks` and `artifact_tasks` as KFP's API server would; existing tables (and an
+    old-form `tasks`) are left alone. A SQLite file that does not exist is an error, not created empty.
+
+    Raises:
+        ToolkitError: the database has no `run_details` (not KFP's), or cannot be reached.
+    """
+    from .db import connect
+    from .target.schema import create_schema
+
+    with connect(kfp_url, "KFP", create_sqlite=False) as conn:
+        return create_schema(conn)
+
+
+def schema_check(kfp_url: str) -> SchemaStatus:
+    """Compare the target tables with KFP's schema (`status.ok`, `.differences`, `.warnings`)."""
+    from .db import connect
+    from .target.schema import check_schema
+
+    with connect(kfp_url, "KFP", create_sqlite=False) as conn:
+        return check_schema(conn)
+
+
+def sample(mlmd_url: str, kfp_url: str, *, runs: int | None = None, seed: int = 0, single_user: bool = False,
+           no_spec: bool = False, on_progress: Progress | None = None) -> SampleReport:
+    """Write a realistic MLMD database through ml-metadata and the matching pre-upgrade KFP database (both
+    empty before). See `mlmd2kfp.sample.write_sample`."""
+    from .sample import write_sample
+
+    return write_sample(mlmd_url, kfp_url, runs=runs, seed=seed, single_user=single_user, no_spec=no_spec,
+                        on_progress=on_progress)
+
+
+def fast_sample(mlmd_url: str, kfp_url: str, *, runs: int, seed: int = 0, single_user: bool = False,
+                on_progress: Progress | None = None) -> list[RunRecord]:
+    """A large sample for benchmarks: one repetition through ml-metadata, copied with bulk SQL."""
+    from .sample.fast import write_fast_sample
+
+    return write_fast_sample(mlmd_url, kfp_url, runs=runs, seed=seed, single_user=single_user,
+                             on_progress=on_progress)

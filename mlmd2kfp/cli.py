@@ -81,12 +81,10 @@ def schema_create(kfp_url: KfpUrl = None) -> None:
     Existing tables are left alone. An old-form `tasks` table (KFP before MLMD removal) is
     never touched: `migrate` moves it aside.
     """
-    from .db import connect
-    from .target.schema import create_schema
+    from . import api
 
     settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
-    with connect(settings.kfp_url, "KFP", create_sqlite=False) as conn:  # type: ignore[arg-type]  # no empty file left
-        result = create_schema(conn)
+    result = api.schema_create(settings.kfp_url)  # type: ignore[arg-type]
     for name in result.created:
         console.info(f"created table `{name}`")
     for note in result.notes:
@@ -109,12 +107,10 @@ def schema_check(kfp_url: KfpUrl = None) -> None:
     accepted with a warning line each (a later KFP release may add them); other tables are not
     compared.
     """
-    from .db import connect
-    from .target.schema import check_schema
+    from . import api
 
     settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
-    with connect(settings.kfp_url, "KFP", create_sqlite=False) as conn:  # type: ignore[arg-type]
-        status = check_schema(conn)
+    status = api.schema_check(settings.kfp_url)  # type: ignore[arg-type]
     for warning in status.warnings:
         console.print_data(f"warning: {warning}")
     if status.ok:
@@ -364,7 +360,7 @@ def sample(
     loops, conditions, an exit handler, importers, cache hits, failures, a retried run, an
     in-flight run, an orphan run, a run whose spec is only in `pipeline_versions`, and a v1 run.
     """
-    from .sample import write_sample
+    from . import api
     from .sample.render import render_sample_report
 
     settings = Settings(mlmd_url=_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
@@ -372,18 +368,16 @@ def sample(
     if fast and no_spec:
         raise UsageError("--no-spec works with the ml-metadata sample only; drop --fast")
     if fast:
-        from .sample.fast import write_fast_sample
-
         with console.RunProgress("copying repetitions") as progress:
-            records = write_fast_sample(settings.mlmd_url, settings.kfp_url, runs=runs or 11,  # type: ignore[arg-type]
-                                        seed=seed, single_user=single_user, on_progress=progress)
+            records = api.fast_sample(settings.mlmd_url, settings.kfp_url, runs=runs or 11,  # type: ignore[arg-type]
+                                      seed=seed, single_user=single_user, on_progress=progress)
         console.print_data(f"wrote {len(records)} runs ({len(records) // 11} repetitions of the scenario set) "
                            "with bulk SQL")
         return
     # minutes for thousands of runs: a bar on a terminal, off it a line per tenth once there are enough to wait for
     with console.RunProgress("writing runs through ml-metadata") as progress:
-        report = write_sample(settings.mlmd_url, settings.kfp_url, runs=runs, seed=seed,  # type: ignore[arg-type]
-                              single_user=single_user, no_spec=no_spec,
+        report = api.sample(settings.mlmd_url, settings.kfp_url, runs=runs, seed=seed,  # type: ignore[arg-type]
+                            single_user=single_user, no_spec=no_spec,
                               on_progress=progress if console.err.is_terminal or (runs or 0) >= 100 else None)
     console.print_data(render_sample_report(report))
 

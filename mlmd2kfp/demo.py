@@ -6,12 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import api
-from .db import connect
 from .errors import ConfigError
 from .migrate.plan_render import plan_json, plan_markdown
 from .migrate.runner_render import migrate_json
-from .sample import write_sample
-from .target.schema import create_schema
 from .verify.report import to_junit, to_markdown
 
 
@@ -36,9 +33,8 @@ def run_demo(directory: Path) -> DemoResult:
         if path.exists():
             raise ConfigError(f"{path} already exists; remove it or run `mlmd2kfp demo --dir` with another folder")
     mlmd_url, kfp_url = f"sqlite:///{mlmd_path}", f"sqlite:///{kfp_path}"
-    report = write_sample(mlmd_url, kfp_url)
-    with connect(kfp_url, "KFP") as conn:
-        created = create_schema(conn)
+    report = api.sample(mlmd_url, kfp_url)
+    created = api.schema_create(kfp_url)
     plan = api.plan(mlmd_url, kfp_url)
     (directory / "plan.json").write_text(plan_json(plan), encoding="utf-8")
     (directory / "plan.md").write_text(plan_markdown(plan), encoding="utf-8")

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mlmd2kfp"
 
 LAYERS = [
     {"errors"},
-    {"records", "bitmap", "console", "settings", "dialects"},
+    {"records", "bitmap", "batching", "console", "settings", "dialects"},
     {"db", "faults"},
     {"background"},
     {"mappers", "source", "target"},

@@ -23,7 +23,8 @@ from .gate import gate
 from .state import (CLEANED_UP, KEPT_RUNS, LEDGER, RUNS, STATE, TOOL_TABLES, MigrationState, core_table,
                     forget_old_tasks_copy, load_states, refuse_cleaned_up, runless_run_id, source_label,
                     tool_created_tables, update_state, upgrade_tool_tables)
-from .writer import TargetTables, chunks, runs_changed_by_kfp, tool_written
+from ..batching import chunks
+from .writer import TargetTables, runs_changed_by_kfp, tool_written
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from ..batching import chunks
 from ..background import ChildIterator, End, put_unless_halted
 from ..bitmap import Bitmap
 from ..db import make_engine
@@ -132,8 +133,8 @@ def previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, 
     """The change marks recorded for `run_ids` by earlier passes, with the source that migrated each and the
     digest of the rows written then (None: not recorded)."""
     out: dict[str, tuple[str, str, str | None]] = {}
-    for i in range(0, len(run_ids), 500):
-        chunk = run_ids[i:i + 500]
+    for part in chunks(run_ids):
+        chunk = part
         for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.marks, t.runs.c.source_name, t.runs.c.digest)
                               .where(t.runs.c.run_uuid.in_(chunk))):
             out[r.run_uuid] = (r.marks, r.source_name, r.digest)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Column, MetaData, String, Table, and_, delete, exists, func, select, update
 from sqlalchemy.engine import Connection
 
+from ..batching import chunks
 from ..dialects import copies_from_stdin, dialect_for, upsert
 from ..mappers.keys import is_migrated_id
 from ..records import LedgerEntry, RunRows
@@ -26,19 +26,12 @@ from ..target.schema import ARTIFACT_TASKS, ARTIFACTS, TASKS
 from ..faults import fault_point
 from .state import LEDGER, RUNS, core_table, gate_opened, update_state
 
-CHUNK = 500
 HAS_LIVE_ROWS = "has-live-rows"
 """Ledger reason of a run holding rows KFP wrote itself (version-4 ids): never rewritten (mapping.md §2)."""
 KFP_OWNED = "kfp-owned"
 """Ledger reason of a run whose migrated rows KFP changed after the tool wrote them: KFP's, never rewritten
 (docs/mapping.md W15)."""
 EMPTY_DIGEST = rows_digest([], [])
-
-
-def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    """`items` in slices of `size` (for `IN` lists)."""
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 def tool_written(table: Any) -> Any:

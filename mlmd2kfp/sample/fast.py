@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection
 
+from ..batching import chunks
 from ..db import make_engine, parse_url
 from ..dialects import dialect_for, sync_sequence_sql
 from ..errors import ConfigError
@@ -131,8 +132,8 @@ def _insert(conn: Connection, table: str, rows: list[dict[str, Any]], lower: boo
                f"VALUES ({', '.join(':' + c for c in cols)})")
     if booleans:
         rows = [{k: (bool(v) if k in BOOL_COLUMNS and v is not None else v) for k, v in r.items()} for r in rows]
-    for i in range(0, len(rows), CHUNK_ROWS):
-        conn.execute(sql, rows[i:i + CHUNK_ROWS])
+    for part in chunks(rows, CHUNK_ROWS):
+        conn.execute(sql, part)
 
 
 def write_fast_sample(mlmd_url: str, kfp_url: str, *, runs: int, seed: int = 0, single_user: bool = False,
@@ -240,6 +241,6 @@ def _insert_kfp(conn: Connection, table: str, rows: list[dict[str, Any]]) -> Non
     sql = text(f"INSERT INTO {d.q(table)} ({', '.join(d.q(c) for c in cols)}) VALUES "
                f"({', '.join(':p' + str(i) for i in range(len(cols)))})")
     params = [{f"p{i}": r[c] for i, c in enumerate(cols)} for r in rows]
-    for i in range(0, len(params), CHUNK_ROWS):
-        conn.execute(sql, params[i:i + CHUNK_ROWS])
+    for part in chunks(params, CHUNK_ROWS):
+        conn.execute(sql, part)
 

@@ -18,6 +18,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, and_, any_, bin
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
+from ..batching import chunks
 from ..dialects import dialect_for
 from ..records import EVENT_OUTPUT, MlmdArtifact, MlmdEvent, MlmdExecution, RunBundle, RunRecord
 from .schema import MlmdTables, open_mlmd
@@ -87,11 +88,6 @@ class _SpecCache:
         if len(self.entries) > self.size:
             self.entries.popitem(last=False)
         return value
-
-
-def _chunks(ids: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(ids), size):
-        yield ids[i:i + size]
 
 
 PAGE_EXECUTIONS = 5000
@@ -362,7 +358,7 @@ class MlmdReader:
             kind = Integer if isinstance(ids[0], int) else String
             return self._all(query.where(column == any_(bindparam(None, ids, type_=ARRAY(kind)))), conn, raw=raw)
         rows: list[Any] = []
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids, IN_CHUNK):
             rows.extend(self._all(query.where(column.in_(chunk)), conn, raw=raw))
         return rows
 

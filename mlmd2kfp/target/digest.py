@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
+from ..batching import chunks
 from ..dialects import dialect_for
 from .schema import ARTIFACT_TASKS, TASKS
 
@@ -109,8 +110,8 @@ def read_rows_digests(conn: Connection, tasks_table: str, run_ids: list[str]) ->
     for table, columns, into in ((tasks_table, TASK_COLUMNS, tasks), ("artifact_tasks", LINK_COLUMNS, links)):
         sql = text(f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)} WHERE {q('RunUUID')} IN :ids") \
             .bindparams(bindparam("ids", expanding=True))
-        for i in range(0, len(run_ids), 500):
-            for row in conn.execute(sql, {"ids": run_ids[i:i + 500]}).mappings():
+        for part in chunks(run_ids):
+            for row in conn.execute(sql, {"ids": part}).mappings():
                 into[row["RunUUID"]].append(dict(row))
     return {r: rows_digest(tasks[r], links[r]) for r in run_ids}
 
@@ -121,7 +122,7 @@ def read_run_marks(conn: Connection, run_ids: list[str]) -> dict[str, str]:
     sql = text(f"SELECT {q('UUID')}, {', '.join(q(c) for c in RUN_COLUMNS)} FROM run_details WHERE {q('UUID')} IN :ids") \
         .bindparams(bindparam("ids", expanding=True))
     out = dict.fromkeys(run_ids, "")
-    for i in range(0, len(run_ids), 500):
-        for row in conn.execute(sql, {"ids": run_ids[i:i + 500]}).mappings():
+    for part in chunks(run_ids):
+        for row in conn.execute(sql, {"ids": part}).mappings():
             out[row["UUID"]] = run_mark(dict(row))
     return out

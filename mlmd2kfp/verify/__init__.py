@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import yaml
 from sqlalchemy import bindparam, inspect, text
 
 from ..background import PROCESS_MIN_RUNS, ChildIterator
+from ..batching import batched, chunks
 from ..bitmap import Bitmap
 from ..console import mask_url
 from ..db import in_memory, make_engine, parse_url
@@ -98,7 +99,7 @@ def source_chunks(mlmd_url: str, source_path: str) -> Iterator[Any]:
         with engine.connect() as conn:
             source = _source(source_path, url, conn)
             yield SourceInfo(source.name)
-            for chunk in _batched(source.runs(), CHUNK_RUNS):
+            for chunk in batched(source.runs(), CHUNK_RUNS):
                 _enrich(conn, chunk)
                 yield SourceChunk(chunk)
             yield SourceDone(tuple(getattr(source, "fallback_runs", [])))
@@ -322,17 +323,6 @@ def _state(conn: Any, source_name: str | None) -> tuple[dict[str, Any], list[str
     return dict(chosen.values), [n for n in names if n != chosen.source_name]
 
 
-def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def _runs(conn: Any, t: TargetReader, run_ids: list[str]) -> dict[str, dict[str, Any]]:
     q = t.q
     out: dict[str, dict[str, Any]] = {}
@@ -393,14 +383,14 @@ def _enrich(conn: Any, runs: list[Any]) -> None:
     execution_ids = sorted({e.id for src in runs for e in src.executions})
     # MLMD's Event has UNIQUE(artifact_id, execution_id, type): the tuple names one event
     ids: dict[tuple[int, int, int, str | None], int] = {}
-    for i in range(0, len(execution_ids), 500):
-        chunk = ",".join(str(int(x)) for x in execution_ids[i:i + 500])
+    for part in chunks(execution_ids):
+        chunk = ",".join(str(int(x)) for x in part)
         keys: dict[int, str] = {}
         rows = conn.execute(text(f"SELECT id, artifact_id, execution_id, type FROM {ev_t} "
                                  f"WHERE execution_id IN ({chunk}) ORDER BY id")).all()
-        for j in range(0, len(rows), 500):
+        for inner in chunks(rows):
             for r in conn.execute(text(f"SELECT event_id, step_key FROM {path_t} WHERE step_key IS NOT NULL AND "
-                                       f"event_id IN ({','.join(str(int(x[0])) for x in rows[j:j + 500])})")):
+                                       f"event_id IN ({','.join(str(int(x[0])) for x in inner)})")):
                 keys.setdefault(int(r[0]), r[1])
         for r in rows:
             ids.setdefault((int(r[1]), int(r[2]), int(r[3]), keys.get(int(r[0]))), int(r[0]))
@@ -410,8 +400,8 @@ def _enrich(conn: Any, runs: list[Any]) -> None:
                 ev.id = ids.get((ev.artifact_id, ev.execution_id, ev.type, ev.key), 0)
     artifact_ids = sorted({a for src in runs for a in src.artifacts})
     first: dict[int, tuple[str | None, str | None]] = {}
-    for i in range(0, len(artifact_ids), 500):
-        chunk = ",".join(str(int(x)) for x in artifact_ids[i:i + 500])
+    for part in chunks(artifact_ids):
+        chunk = ",".join(str(int(x)) for x in part)
         events = {int(r[1]): int(r[0]) for r in conn.execute(text(
             f"SELECT MIN(id), artifact_id FROM {ev_t} WHERE type = 4 AND artifact_id IN ({chunk}) GROUP BY artifact_id"))}
         if not events:
@@ -439,15 +429,15 @@ def _written(conn: Any, run_ids: list[str]) -> dict[str, tuple[str | None, str]]
     out: dict[str, tuple[str | None, str]] = {}
     sql = text("SELECT run_uuid, digest, run_mark FROM mlmd2kfp_runs WHERE run_uuid IN :ids") \
         .bindparams(bindparam("ids", expanding=True))
-    for i in range(0, len(run_ids), 500):
-        for run_id, digest, mark in conn.execute(sql, {"ids": run_ids[i:i + 500]}):
+    for part in chunks(run_ids):
+        for run_id, digest, mark in conn.execute(sql, {"ids": part}):
             out[run_id] = (digest, mark or "")
     return out
 
 
 def _migrated(conn: Any, run_ids: list[str]) -> set[str]:
     sql = text("SELECT run_uuid FROM mlmd2kfp_runs WHERE run_uuid IN :ids").bindparams(bindparam("ids", expanding=True))
-    return {r[0] for i in range(0, len(run_ids), 500) for r in conn.execute(sql, {"ids": run_ids[i:i + 500]})}
+    return {r[0] for part in chunks(run_ids) for r in conn.execute(sql, {"ids": part})}
 
 
 def _kfp_owned(target: TargetReader, run_id: str, run: dict[str, Any] | None, written: tuple[str | None, str] | None,
@@ -584,8 +574,8 @@ def _runs_of_other_sources(conn: Any, t: TargetReader, run_ids: list[str], sourc
     if not sources:
         return out
     q = t.q
-    for i in range(0, len(run_ids), 500):
-        chunk = run_ids[i:i + 500]
+    for part in chunks(run_ids):
+        chunk = part
         rows = conn.execute(text(f"SELECT {q('RunUUID')}, {q('UUID')} FROM {q(t.tasks_table)} WHERE "
                                  f"{q('ParentTaskUUID')} IS NULL AND {q('RunUUID')} IN :ids")
                             .bindparams(bindparam("ids", expanding=True)), {"ids": chunk})
@@ -609,16 +599,16 @@ def _cache_rows(report: ParityReport, conn: Any, t: TargetReader, old: str,
     exec_ids = sorted(fingerprints)
     task_ids = sorted({task for task, _ in fingerprints.values()})
     by_task: dict[str, str] = {}
-    for i in range(0, len(task_ids), 500):
+    for part in chunks(task_ids):
         for r in conn.execute(text(f"SELECT {q('UUID')}, {q('Fingerprint')} FROM {q(t.tasks_table)} WHERE {q('UUID')} IN :ids")
-                              .bindparams(bindparam("ids", expanding=True)), {"ids": task_ids[i:i + 500]}):
+                              .bindparams(bindparam("ids", expanding=True)), {"ids": part}):
             by_task[r[0]] = r[1]
-    for i in range(0, len(exec_ids), 500):
+    for part in chunks(exec_ids):
         for exec_id, fingerprint in conn.execute(text(
                 f"SELECT {q('MLMDExecutionID')}, {q('Fingerprint')} FROM {q(old)} WHERE {q('RunUUID')} IN :runs "
                 f"AND {q('MLMDExecutionID')} IN :ids").bindparams(bindparam("runs", expanding=True),
                                                                    bindparam("ids", expanding=True)),
-                {"runs": run_ids, "ids": exec_ids[i:i + 500]}):
+                {"runs": run_ids, "ids": part}):
             cache.checked += 1
             task = fingerprints[str(exec_id)][0]
             if by_task.get(task) == fingerprint:

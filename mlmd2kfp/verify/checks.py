@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from ..batching import chunks
 from ..dialects import dialect_for
 from ..bitmap import Bitmap
 from .expect import ARTIFACT_COLUMNS, JSON_COLUMNS, LINK_COLUMNS, TASK_COLUMNS, ExpectedRun, whole_numbers
@@ -55,8 +56,8 @@ class TargetReader:
 
     def _where_in(self, sql: str, column: str, values: list[Any]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for i in range(0, len(values), 500):
-            chunk = values[i:i + 500]
+        for part in chunks(values):
+            chunk = part
             params = {f"v{j}": v for j, v in enumerate(chunk)}
             out += [dict(r) for r in self.conn.execute(
                 text(f"{sql} WHERE {column} IN ({','.join(':' + k for k in params)})"), params).mappings()]

@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, URL
 
+from ..batching import chunks
 from ..dialects import dialect_for, holds_nul_sql, untyped_integer_sql
 
 RUN_TYPE = "system.PipelineRun"
@@ -255,8 +256,8 @@ class SqlSource:
     def _props(self, table: str, owner: str, ids: list[int],
                bad: dict[int, list[str]] | None = None) -> dict[int, dict[str, Any]]:
         out: dict[int, dict[str, Any]] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ",".join(str(int(x)) for x in ids[i:i + 500])
+        for part in chunks(ids):
+            chunk = ",".join(str(int(x)) for x in part)
             for r in self.conn.execute(text(
                     f"SELECT {owner}, name, int_value, double_value, string_value, bool_value, "
                     f"proto_value IS NOT NULL FROM {self.q(table)} "

@@ -132,6 +132,7 @@ def test_version():
     assert result.code == 0 and result.stdout.startswith("mlmd2kfp ") and "(mapping version 3)" in result.stdout
 
 
+@pytest.mark.mlmd
 def test_plan_refuses_a_database_without_run_details_as_migrate_does(tmp_path):
     from sqlalchemy import create_engine, text
 
@@ -165,6 +166,7 @@ def test_a_bare_postgresql_url_uses_psycopg_3():
     assert parse_url("postgresql://u:p@h:5432/db", "KFP").drivername == "postgresql+psycopg"
 
 
+@pytest.mark.mlmd
 def test_answering_no_at_the_prompt_changes_nothing_and_says_so(tmp_path):
     import pty
     import subprocess

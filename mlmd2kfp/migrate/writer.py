@@ -131,6 +131,35 @@ def ledger_rows(entries: list[LedgerEntry]) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
+@dataclass
+class _BatchPlan:
+    """What `write_batch` decided about its runs before writing: which it rewrites and which it keeps."""
+
+    work: list[RunWork]
+    previous: dict[str, Any]
+    """The runs' records from earlier passes (artifact ids, digest, run_details mark), by run id."""
+    live: set[str]
+    """Runs holding rows KFP wrote itself (`has-live-rows`)."""
+    owned: set[str]
+    """Runs whose migrated rows KFP changed (`kfp-owned`, docs/mapping.md W15)."""
+    marks_now: dict[str, str]
+
+    @property
+    def kept(self) -> set[str]:
+        return self.live | self.owned
+
+    @property
+    def writable(self) -> list[RunWork]:
+        return [w for w in self.work if w.run_id not in self.kept]
+
+    def was(self, run_id: str, column: str) -> Any:
+        """A column of the run's earlier record (None for a run written for the first time)."""
+        return getattr(self.previous[run_id], column) if run_id in self.previous else None
+
+    def kept_reason(self, run_id: str) -> str:
+        return KFP_OWNED if run_id in self.owned else HAS_LIVE_ROWS if run_id in self.live else ""
+
+
 def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_after: int,
                 source_name: str = "") -> BatchResult:
     """Write `work` of the MLMD source `source_name` and advance its checkpoint to `resume_after`, all in
@@ -138,8 +167,24 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
 
     The reader refused runs of other sources before it read them (`producer.refuse_claimed`).
     """
-    d = dialect_for(conn)
     result = BatchResult()
+    plan, repaired = _plan_batch(conn, t, work, source_name)
+    writable = plan.writable
+    result.runs_repaired = len(repaired & {w.run_id for w in writable})
+    _delete_previous_rows(conn, t, [w.run_id for w in writable], result)  # 1
+    _upsert_artifacts(conn, t, writable, result)  # 2
+    task_rows, link_rows = _insert_tasks_and_links(conn, t, writable, result)  # 3, 4
+    fault_point("mid-batch", conn)
+    _delete_unused_artifacts(conn, t, plan, result)  # 5
+    _write_ledger(conn, t, plan, result)  # 6
+    _write_run_records(conn, t, plan, _written_digests(task_rows, link_rows), source_name, result)
+    _checkpoint(conn, source_name, len(work), resume_after, result)  # 7
+    return result
+
+
+def _plan_batch(conn: Connection, t: TargetTables, work: list[RunWork], source_name: str
+                ) -> tuple[_BatchPlan, set[str]]:
+    """The runs' earlier records and which of them KFP owns now; and the damaged ones this batch repairs."""
     run_ids = [w.run_id for w in work]
     live = _runs_with_live_rows(conn, t, run_ids)
     previous: dict[str, Any] = {}
@@ -149,16 +194,19 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
             previous[r.run_uuid] = r
     owned, repaired, marks_now = _changed_since_written(conn, t, run_ids, previous, live,
                                                         source_name in gate_opened(conn))
-    kept = live | owned
-    writable = [w for w in work if w.run_id not in kept]
-    writable_ids = [w.run_id for w in writable]
-    result.runs_repaired = len(repaired & set(writable_ids))
-    # 1. the runs' previous rows (children of the self-FK detached first: no deep cascades on MySQL)
-    for chunk in chunks(writable_ids):
+    return _BatchPlan(work, previous, live, owned, marks_now), repaired
+
+
+def _delete_previous_rows(conn: Connection, t: TargetTables, run_ids: list[str], result: BatchResult) -> None:
+    """1. The runs' rows of an earlier pass; children of the self-FK detached first (no deep cascades on MySQL)."""
+    for chunk in chunks(run_ids):
         result.deleted_links += conn.execute(delete(t.links).where(t.links.c.RunUUID.in_(chunk))).rowcount or 0
         conn.execute(update(t.tasks).where(t.tasks.c.RunUUID.in_(chunk)).values(ParentTaskUUID=None))
         result.deleted_tasks += conn.execute(delete(t.tasks).where(t.tasks.c.RunUUID.in_(chunk))).rowcount or 0
-    # 2. artifacts (parents of links), upserted by primary key
+
+
+def _upsert_artifacts(conn: Connection, t: TargetTables, writable: list[RunWork], result: BatchResult) -> None:
+    """2. Artifacts (parents of links), upserted by primary key: a run shares them with others."""
     artifacts: dict[str, dict[str, Any]] = {}
     for w in writable:
         for a in w.rows.artifacts:
@@ -169,9 +217,13 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
                 "IdentityKey": a.identity_key})
     if artifacts:
         columns = [c for c in next(iter(artifacts.values())) if c != "UUID"]
-        conn.execute(upsert(d, t.artifacts, "UUID", columns), list(artifacts.values()))
+        conn.execute(upsert(dialect_for(conn), t.artifacts, "UUID", columns), list(artifacts.values()))
         result.artifacts_upserted = len(artifacts)
-    # 3. tasks, parents before children (the mapper emits them in that order)
+
+
+def _insert_tasks_and_links(conn: Connection, t: TargetTables, writable: list[RunWork], result: BatchResult
+                            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """3. Tasks, parents before children (the mapper emits them in that order); 4. their links."""
     task_rows = [{
         "UUID": x.uuid, "Namespace": x.namespace, "RunUUID": x.run_uuid, "pods": x.pods,
         "CreatedAtInSec": x.created_at, "StartedInSec": x.started_at, "FinishedInSec": x.finished_at,
@@ -183,36 +235,41 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
     } for w in writable for x in w.rows.tasks]
     if task_rows:
         insert_rows(conn, t.tasks, task_rows)
-    # 4. links
     link_rows = [{
         "UUID": lk.uuid, "ArtifactID": lk.artifact_id, "TaskID": lk.task_id, "Type": lk.type,
         "Iteration": lk.iteration, "RunUUID": lk.run_uuid, "Producer": lk.producer, "ArtifactKey": lk.artifact_key,
     } for w in writable for lk in w.rows.links]
     if link_rows:
         insert_rows(conn, t.links, link_rows)
-    fault_point("mid-batch", conn)
     result.tasks, result.links = len(task_rows), len(link_rows)
-    # 5. artifacts no link uses any more (this tool's rows only)
+    return task_rows, link_rows
+
+
+def _delete_unused_artifacts(conn: Connection, t: TargetTables, plan: _BatchPlan, result: BatchResult) -> None:
+    """5. Artifacts the rewritten runs used before and no link uses any more (this tool's rows only)."""
+    writable = plan.writable
     new_refs = {a.uuid for w in writable for a in w.rows.artifacts}
-    stale = sorted({a for rid in writable_ids if rid in previous for a in json.loads(previous[rid].artifact_ids or "[]")}
-                   - new_refs)
+    stale = sorted({a for w in writable for a in json.loads(plan.was(w.run_id, "artifact_ids") or "[]")} - new_refs)
     for chunk in chunks(stale):
         unused = ~exists().where(t.links.c.ArtifactID == t.artifacts.c.UUID)
         result.deleted_artifacts += conn.execute(
             delete(t.artifacts).where(and_(t.artifacts.c.UUID.in_(chunk), unused))).rowcount or 0
-    # 6. ledger, run marks
-    entries = [e for w in writable for e in w.rows.ledger]
+
+
+def _write_ledger(conn: Connection, t: TargetTables, plan: _BatchPlan, result: BatchResult) -> None:
+    """6. The ledger of the rewritten runs, replaced; a kept run keeps the ledger of the rows it keeps, and
+    says why it was kept."""
+    writable_ids = [w.run_id for w in plan.writable]
+    entries = [e for w in plan.writable for e in w.rows.ledger]
     entries += [LedgerEntry(w.run_id, "run", w.context_id, KFP_OWNED,
                             "KFP changed the rows the tool wrote for this run (a retry, …); it is KFP's now and never "
-                            "rewritten") if w.run_id in owned else
+                            "rewritten") if w.run_id in plan.owned else
                 LedgerEntry(w.run_id, "run", w.context_id, HAS_LIVE_ROWS,
                             "tasks or links written by KFP itself exist for this run; it is never rewritten")
-                for w in work if w.run_id in kept]
-    for chunk in chunks(run_ids):
-        conn.execute(delete(t.runs).where(t.runs.c.run_uuid.in_(chunk)))
+                for w in plan.work if w.run_id in plan.kept]
     for chunk in chunks(writable_ids):
         conn.execute(delete(t.ledger).where(t.ledger.c.run_uuid.in_(chunk)))
-    for chunk in chunks(sorted(kept)):  # kept runs keep the ledger of the rows they keep
+    for chunk in chunks(sorted(plan.kept)):
         conn.execute(delete(t.ledger).where(and_(t.ledger.c.run_uuid.in_(chunk),
                                                  t.ledger.c.reason.in_((HAS_LIVE_ROWS, KFP_OWNED)))))
     rows = ledger_rows(entries)
@@ -221,41 +278,41 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
     for e in entries:
         result.ledger[e.reason] += 1
         result.ledger_by_entity[(e.entity, e.reason)] += 1
-    now = int(time.time())
-    digests = _written_digests(task_rows, link_rows)
 
-    def was(run_id: str, column: str) -> Any:
-        return getattr(previous[run_id], column) if run_id in previous else None
 
+def _write_run_records(conn: Connection, t: TargetTables, plan: _BatchPlan, digests: dict[str, str],
+                       source_name: str, result: BatchResult) -> None:
+    """6. Each run's record: change marks, outcome, artifacts, and what was written (a kept run keeps the
+    record of what the tool wrote: the next pass compares against it again)."""
+    for chunk in chunks([w.run_id for w in plan.work]):
+        conn.execute(delete(t.runs).where(t.runs.c.run_uuid.in_(chunk)))
+    now, kept = int(time.time()), plan.kept
     insert_rows(conn, t.runs, [{
         "run_uuid": w.run_id, "context_id": w.context_id, "marks": w.marks, "namespace": w.rows.namespace or "",
-        "skipped": _kept_reason(w.run_id, owned, live) or w.rows.skipped or "",
+        "skipped": plan.kept_reason(w.run_id) or w.rows.skipped or "",
         "tasks": len(w.rows.tasks), "links": len(w.rows.links),
         "artifact_ids": json.dumps(sorted({a.uuid for a in w.rows.artifacts})) if w.run_id not in kept
-        else (was(w.run_id, "artifact_ids") or "[]"),
+        else (plan.was(w.run_id, "artifact_ids") or "[]"),
         "mlmd_artifact_ids": json.dumps(sorted({a.mlmd_artifact_id for a in w.rows.artifacts})),
         "migrated_at": now, "source_name": source_name,
-        # a kept run keeps the record of what the tool wrote: the next pass compares against it again
-        "digest": digests.get(w.run_id, EMPTY_DIGEST) if w.run_id not in kept else was(w.run_id, "digest"),
-        "run_mark": marks_now.get(w.run_id, "") if w.run_id not in kept else was(w.run_id, "run_mark"),
-    } for w in work])
-    result.runs = len(work)
-    for w in work:
-        reason = _kept_reason(w.run_id, owned, live) or w.rows.skipped
+        "digest": digests.get(w.run_id, EMPTY_DIGEST) if w.run_id not in kept else plan.was(w.run_id, "digest"),
+        "run_mark": plan.marks_now.get(w.run_id, "") if w.run_id not in kept else plan.was(w.run_id, "run_mark"),
+    } for w in plan.work])
+    result.runs = len(plan.work)
+    for w in plan.work:
+        reason = plan.kept_reason(w.run_id) or w.rows.skipped
         if reason:
             result.runs_skipped[reason] += 1
-    # 7. the checkpoint, in the same transaction
+
+
+def _checkpoint(conn: Connection, source_name: str, runs: int, resume_after: int, result: BatchResult) -> None:
+    """7. The checkpoint, in the batch's transaction; the rows now, net of the rows rewritten, so that `status`
+    during a pass shows them (`_totals` recounts at the end)."""
     skipped = sum(result.runs_skipped.values())
     fault_point("before-checkpoint", conn)
-    # rows now, net of the rows rewritten, so that `status` during a pass shows them (`_totals` recounts at the end)
-    update_state(conn, source_name, {"runs_migrated": len(work) - skipped, "runs_skipped": skipped,
+    update_state(conn, source_name, {"runs_migrated": runs - skipped, "runs_skipped": skipped,
                                      "tasks": result.tasks - result.deleted_tasks,
                                      "links": result.links - result.deleted_links}, last_context_id=resume_after)
-    return result
-
-
-def _kept_reason(run_id: str, owned: set[str], live: set[str]) -> str:
-    return KFP_OWNED if run_id in owned else HAS_LIVE_ROWS if run_id in live else ""
 
 
 def _written_digests(task_rows: list[dict[str, Any]], link_rows: list[dict[str, Any]]) -> dict[str, str]:

@@ -20,7 +20,7 @@ from ..faults import fault_point
 from ..target.legacy import old_tasks_digest
 from .staging import PRE_MIGRATION, STAGING, old_tasks_present
 from .gate import gate
-from .state import (CLEANED_UP, KEPT_RUNS, LEDGER, RUNS, STATE, TOOL_TABLES, MigrationState, core_table,
+from .state import (CLEANED_UP, KEPT_RUNS, LEDGER, RUNS, STATE, TOOL_TABLES, MigrationState, Phase, Status, core_table,
                     forget_old_tasks_copy, load_states, refuse_cleaned_up, runless_run_id, source_label,
                     tool_created_tables, update_state, upgrade_tool_tables)
 from ..batching import chunks
@@ -169,7 +169,7 @@ def rollback(kfp_url: str, source_name: str | None = None, force_without_old_tas
             if damaged:
                 report.notes.append(f"{damaged}; rolled back without it (--force-without-old-tasks)")
             chosen = _choose(states, source_name)
-            report.already_rolled_back = all(s.phase == "rolled_back" for s in chosen)
+            report.already_rolled_back = all(s.phase == Phase.ROLLED_BACK for s in chosen)
             sources = sorted({s.source_name for s in chosen})
             others = [s for s in states if s.source_name not in sources]
             with engine.connect() as conn:
@@ -182,7 +182,7 @@ def rollback(kfp_url: str, source_name: str | None = None, force_without_old_tas
                 # rollback moved the old table back, they are in the staging table
                 new_form_tasks = "tasks" in names and not old_tasks_present(conn)
                 # sources whose migrated rows stay (a rolled-back source keeps the runs KFP wrote into)
-                staying = {s.source_name for s in others if s.phase != "rolled_back"}
+                staying = {s.source_name for s in others if s.phase != Phase.ROLLED_BACK}
                 if RUNS.name in names:
                     staying |= {r[0] for r in conn.execute(select(runs_t.c.source_name).distinct()
                                                            .where(runs_t.c.source_name.not_in(sources)))}
@@ -260,7 +260,7 @@ def rollback(kfp_url: str, source_name: str | None = None, force_without_old_tas
             with engine.begin() as conn:
                 for s in chosen:
                     mine_kept = _of_sources(conn, runs_t, kept, [s.source_name])
-                    update_state(conn, s.source_name, phase="rolled_back", status=KEPT_RUNS if mine_kept else "done",
+                    update_state(conn, s.source_name, phase=Phase.ROLLED_BACK, status=KEPT_RUNS if mine_kept else Status.DONE,
                                  finished_at=int(time.time()),
                                  verify_passed=None, verify_result=None, pass_number=0, last_context_id=0,
                                  # runs kept stay KFP's: the gate had opened on them (docs/mapping.md W15)
@@ -284,7 +284,7 @@ def _choose(states: list[MigrationState], source_name: str | None) -> list[Migra
             raise ToolkitError(f"no migration of {source_label(source_name)} is recorded in this KFP database "
                                f"(recorded: {listed}); nothing was changed")
         return chosen
-    live = [s for s in states if s.phase != "rolled_back"]
+    live = [s for s in states if s.phase != Phase.ROLLED_BACK]
     if len(live) > 1:
         raise ToolkitError(
             f"this KFP database holds the migrations of {len(live)} MLMD sources ("
@@ -404,7 +404,7 @@ def cleanup(kfp_url: str) -> list[str]:
         with MigrationLock(engine, "migration or cleanup"):
             with engine.connect() as conn:
                 states = load_states(conn)
-            if states and all(s.phase == "rolled_back" and s.status != KEPT_RUNS for s in states):
+            if states and all(s.phase == Phase.ROLLED_BACK and s.status != KEPT_RUNS for s in states):
                 with engine.connect() as conn:
                     left = sorted(set(inspect(conn).get_table_names()) & ({PRE_MIGRATION, STAGING}
                                                                          | tool_created_tables(conn)))
@@ -418,11 +418,11 @@ def cleanup(kfp_url: str) -> list[str]:
             if not passed:
                 raise ToolkitError(f"cleanup refused: {why}. Cleanup drops `{PRE_MIGRATION}` and the tool's "
                                    "tables, which rollback needs")
-            live = [s for s in states if s.phase != "rolled_back"]
+            live = [s for s in states if s.phase != Phase.ROLLED_BACK]
             with engine.begin() as conn:  # the cleanup first: the gate stays open on it, a rerun finishes the drops
                 for s in live:
                     if s.phase != CLEANED_UP:
-                        update_state(conn, s.source_name, phase=CLEANED_UP, status="done", holder=None)
+                        update_state(conn, s.source_name, phase=CLEANED_UP, status=Status.DONE, holder=None)
                 forget_old_tasks_copy(conn)
             return _drop_tables(engine, [PRE_MIGRATION, *(t.name for t in reversed(TOOL_TABLES) if t is not STATE)])
     finally:

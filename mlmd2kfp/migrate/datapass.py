@@ -20,7 +20,7 @@ from .lock import MigrationLock
 from .options import MigrateOptions, MigrateReport, Progress
 from .producer import ThreadProducer, Total, process_producer
 from .signals import StopRequest
-from .state import update_state
+from .state import Status, update_state
 from .writer import BatchResult, RunWork, TargetTables, write_batch
 
 RETRIES = 4
@@ -92,7 +92,7 @@ def _throttle(options: MigrateOptions, report: MigrateReport, window_start: floa
 
 def _interrupt(engine: Engine, source_name: str, stop: StopRequest) -> None:
     with engine.begin() as conn:
-        update_state(conn, source_name, status="interrupted", last_error=f"stopped by {stop.signal_name}")
+        update_state(conn, source_name, status=Status.INTERRUPTED, last_error=f"stopped by {stop.signal_name}")
     raise InterruptedByOperator(f"stopped by {stop.signal_name} after a committed batch; the state is recorded. "
                                 "Rerun `mlmd2kfp migrate` with the same options to resume")
 
@@ -128,7 +128,7 @@ def _fail(engine: Engine, source_name: str, batch: list[RunWork], exc: BaseExcep
                "`mlmd2kfp migrate` to resume")
     try:
         with engine.begin() as conn:
-            update_state(conn, source_name, status="failed", last_error=message)
+            update_state(conn, source_name, status=Status.FAILED, last_error=message)
     except Exception:  # the database may be the problem; the message still reaches the operator
         pass
     raise MigrationFailedError(message)

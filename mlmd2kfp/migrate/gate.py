@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 
 from ..errors import LockHeldError
 from .lock import MigrationLock
-from .state import (CLEANED_UP, KEPT_RUNS, MAPPING_VERSION, STATE, cleaned_up_line, load_state, load_states,
+from .state import (CLEANED_UP, KEPT_RUNS, MAPPING_VERSION, STATE, Phase, cleaned_up_line, load_state, load_states,
                     newer_mapping, source_label, update_state, upgrade_tool_tables)
 
 
@@ -28,12 +28,12 @@ def gate(states: list[dict[str, Any]]) -> tuple[bool, str]:
     if not states:
         return False, "no migration recorded in this KFP database (run `mlmd2kfp migrate`)"
     for s in states:  # its kept rows are unverified and `cleanup` would leave them with no way back
-        if s["phase"] == "rolled_back" and s["status"] == KEPT_RUNS:
+        if s["phase"] == Phase.ROLLED_BACK and s["status"] == KEPT_RUNS:
             option = f" --source-name {s['source_name']}" if s.get("source_name") else ""
             return False, ((f"{source_label(s['source_name'])}: " if len(states) > 1 else "")
                            + "the migration was rolled back but keeps the runs KFP wrote into (rollback named "
                            f"them): delete those runs in KFP, then run `mlmd2kfp rollback --yes{option}` again")
-    live = [s for s in states if s["phase"] != "rolled_back"]
+    live = [s for s in states if s["phase"] != Phase.ROLLED_BACK]
     if not live:
         return False, "the migration was rolled back (run `mlmd2kfp migrate` to migrate again)"
     whys = []
@@ -59,7 +59,7 @@ def _gate_one(s: dict[str, Any], option: str) -> tuple[bool, str]:
         return False, (f"the migration was written with mapping version {s.get('mapping_version')}; this mlmd2kfp "
                        f"writes mapping version {MAPPING_VERSION}: rerun `mlmd2kfp migrate{option}` (it rewrites every "
                        f"run, under the same ids), then `mlmd2kfp verify{option}`")
-    if s["phase"] != "done":
+    if s["phase"] != Phase.DONE:
         return False, (f"migration not finished: phase `{s['phase']}`, status `{s['status']}` (run `mlmd2kfp migrate"
                        f"{option}` without --stage-only to finish it)")
     try:
@@ -149,6 +149,6 @@ def _record_locked(engine: Any, passed: bool, summary: dict[str, Any], snapshot:
         if gate([s.values for s in states])[0]:  # from now on the new KFP may start and write (mapping.md W15)
             now = int(time.time())
             for s in states:  # the sources whose rows are in the tables now (not one rolled back before)
-                if s.gate_opened_at is None and s.phase != "rolled_back":
+                if s.gate_opened_at is None and s.phase != Phase.ROLLED_BACK:
                     update_state(conn, s.source_name, gate_opened_at=now, updated_at=s.updated_at)
         return None

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 
 from ..dialects import dialect_for, holds_lock_sql, try_lock_sql, unlock_sql
 from ..errors import LockHeldError, MigrationFailedError
-from .state import holder, load_states, update_state
+from .state import Status, holder, load_states, update_state
 
 
 class MigrationLock:
@@ -72,7 +72,7 @@ class MigrationLock:
             if why != "another session holds it now":  # nobody else runs: the state may say what happened
                 try:
                     with self.engine.begin() as conn:
-                        update_state(conn, self.source_name, status="failed", last_error=line)
+                        update_state(conn, self.source_name, status=Status.FAILED, last_error=line)
                 except Exception:
                     pass
             raise MigrationFailedError(line)

@@ -35,7 +35,7 @@ from .runless import write_runless_ledger
 from .signals import StopRequest
 from .staging import (PRE_MIGRATION, STAGING, build_deferred_indexes, check_existing_targets, created_tables_json,
                       cutover, old_tasks_counts, old_tasks_present, prepare_schema, privilege_error)
-from .state import (MAPPING_VERSION, RUNS, check_new_source, check_resume, ensure_tool_tables, forget_marks, holder,
+from .state import (MAPPING_VERSION, RUNS, Phase, Status, check_new_source, check_resume, ensure_tool_tables, forget_marks, holder,
                     insert_state, load_state, load_states, new_state, options_fingerprint, refuse_cleaned_up,
                     tool_created_tables, update_state, upgrade_tool_tables)
 from .writer import TargetTables, count_rows
@@ -121,7 +121,7 @@ def migrate(mlmd_url: str, kfp_url: str, options: MigrateOptions, *, on_progress
                 report.seconds["cutover"] = round(time.monotonic() - t0, 3)
             else:
                 with kfp_engine.begin() as conn:
-                    update_state(conn, options.source_name, phase="staged", status="done",
+                    update_state(conn, options.source_name, phase=Phase.STAGED, status=Status.DONE,
                                  finished_at=int(time.time()))
                 report.phase = "staged"
     except StoppedAtOnce as stopped:  # the second Ctrl-C, at any point: what was being written rolled back
@@ -168,7 +168,7 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
         state = load_state(conn, source)
         if state is not None:
             check_resume(state, multi, partial=bool(options.namespaces or options.run_ids))
-    done_before = state is not None and state.phase in ("done", "cutover")
+    done_before = state is not None and state.phase in (Phase.DONE, Phase.CUTOVER)
     if state is None:  # the state row first: tables created below are recorded as this tool's before they exist
         with engine.begin() as conn:
             insert_state(conn, new_state(source, multi, STAGING, __version__))
@@ -195,7 +195,7 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
     with engine.begin() as conn:
         current = load_state(conn, source)
         fingerprint = options_fingerprint(source, multi, options.namespaces, options.run_ids)
-        resume = state.phase == "data" and state.status in ("running", "interrupted", "failed")
+        resume = state.phase == Phase.DATA and state.status in (Status.RUNNING, Status.INTERRUPTED, Status.FAILED)
         rewriting = state.mapping_version != MAPPING_VERSION
         if rewriting:  # every run is rewritten under the ids it has (docs/mapping.md M26); `_totals` records
             # the new version once the whole pass is in, so a pass killed before starts the rewrite again
@@ -216,7 +216,7 @@ def _start(engine: Engine, options: MigrateOptions, multi: bool, report: Migrate
         if state.tool_version != __version__ and not rewriting:
             say(f"this migration was last run by mlmd2kfp {state.tool_version}; mlmd2kfp {__version__} continues "
                 "it (same mapping version, so the rows are the same)")
-        update_state(conn, source, phase="data", status="running", staging_table=staging, tool_version=__version__,
+        update_state(conn, source, phase=Phase.DATA, status=Status.RUNNING, staging_table=staging, tool_version=__version__,
                      created_tables=created_tables_json(current.created_tables if current else None, created),
                      holder=holder(), last_error=None, options_fingerprint=fingerprint, **invalidated,
                      multi_user=int(multi),  # a rolled-back migration may start again in another mode
@@ -252,7 +252,7 @@ def _totals(engine: Engine, targets: TargetTables, source_name: str, report: Mig
         # migration is rewritten by whole passes only: `check_resume`)
         update_state(conn, source_name, tasks=report.totals["tasks"], artifacts=report.totals["artifacts"],
                      links=report.totals["artifact_tasks"], runs_migrated=int(migrated), runs_skipped=int(skipped),
-                     status="running", mapping_version=MAPPING_VERSION)
+                     status=Status.RUNNING, mapping_version=MAPPING_VERSION)
         if targets.old_tasks_name:
             report.old_tasks = old_tasks_counts(conn, targets.old_tasks_name)
 
@@ -275,8 +275,8 @@ def _record_interrupt(engine: Engine, source_name: str, line: str) -> None:
     try:
         with engine.begin() as conn:
             state = load_state(conn, source_name)
-            if state is not None and state.status == "running" and state.holder == holder():
-                update_state(conn, source_name, status="interrupted", last_error=line)
+            if state is not None and state.status == Status.RUNNING and state.holder == holder():
+                update_state(conn, source_name, status=Status.INTERRUPTED, last_error=line)
     except Exception:  # the database itself is gone: the line still reaches the operator
         pass
 
@@ -284,7 +284,7 @@ def _record_interrupt(engine: Engine, source_name: str, line: str) -> None:
 def _record_failure(engine: Engine, source_name: str, line: str) -> None:
     try:
         with engine.begin() as conn:
-            update_state(conn, source_name, status="failed", last_error=line[:2000])
+            update_state(conn, source_name, status=Status.FAILED, last_error=line[:2000])
     except Exception:  # the database itself is gone: the error line still reaches the operator
         pass
 
@@ -305,6 +305,6 @@ def _cutover(engine: Engine, source_name: str, report: MigrateReport, say: Calla
             rows, digest = old_tasks_digest(conn, PRE_MIGRATION)
             copy = {"old_tasks_rows": rows, "old_tasks_digest": digest}
     with engine.begin() as conn:
-        update_state(conn, source_name, phase="done", status="done", staging_table="tasks", moved_old_tasks=int(moved),
+        update_state(conn, source_name, phase=Phase.DONE, status=Status.DONE, staging_table="tasks", moved_old_tasks=int(moved),
                      finished_at=int(time.time()), **copy)
     report.cutover, report.moved_old_tasks, report.phase, report.staged_in = True, moved, "done", "tasks"

@@ -13,6 +13,7 @@ import re
 import socket
 import time
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, Column as SaColumn, Float, Integer, MetaData, String, Table as SaTable, Text, inspect, select
@@ -22,11 +23,36 @@ from ..dialects import dialect_for
 from ..errors import ConfigError, ResumeError, UsageError
 from ..target.schema import Column, Index, Table, render_create
 
-KEPT_RUNS = "kept-runs"
-"""The status of a rolled-back migration that kept the runs KFP wrote into (rollback must run again)."""
-CLEANED_UP = "cleaned_up"
-"""The phase after `cleanup`: the migration finished and was verified; only the state rows are left (the gate
-reads them), KFP owns the data."""
+class Phase(StrEnum):
+    """Where a source's migration is (`mlmd2kfp_state.phase`)."""
+
+    SCHEMA = "schema"
+    DATA = "data"
+    STAGED = "staged"
+    """A `--stage-only` pass finished: the tasks wait in the staging table."""
+    CUTOVER = "cutover"
+    DONE = "done"
+    """Cut over: the migrated tasks are in `tasks`."""
+    ROLLED_BACK = "rolled_back"
+    CLEANED_UP = "cleaned_up"
+    """After `cleanup`: the migration finished and was verified; only the state rows are left (the gate reads
+    them), KFP owns the data."""
+
+
+class Status(StrEnum):
+    """How the last command on a source's migration ended (`mlmd2kfp_state.status`)."""
+
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"
+    """Ctrl-C or SIGTERM: a rerun resumes."""
+    FAILED = "failed"
+    DONE = "done"
+    KEPT_RUNS = "kept-runs"
+    """A rolled-back migration that kept the runs KFP wrote into (rollback must run again)."""
+
+
+KEPT_RUNS = Status.KEPT_RUNS
+CLEANED_UP = Phase.CLEANED_UP
 
 
 def cleaned_up_line(state: Any) -> str:
@@ -227,9 +253,8 @@ class MigrationState:
     options_fingerprint: str
     """`options_fingerprint()` of the last pass: its checkpoint is resumed only by a pass with the same one."""
     multi_user: int
-    phase: str
-    """`schema`, `data`, `staged`, `cutover`, `done`, `rolled-back`."""
-    status: str
+    phase: Phase
+    status: Status
     pass_number: int
     last_context_id: int
     """The checkpoint: the pass resumes after this run context."""
@@ -270,15 +295,22 @@ def load_state(conn: Connection, source_name: str = "") -> MigrationState | None
         return None
     query, t = _state_select(conn)
     row = conn.execute(query.where(t.c.id == state_id(source_name))).mappings().first()
-    return MigrationState(**row) if row else None
+    return _typed(row) if row else None
 
 
 def load_states(conn: Connection) -> list[MigrationState]:
     """Every source's state row, the default source first, then by name."""
     if STATE.name not in inspect(conn).get_table_names():
         return []
-    rows = [MigrationState(**r) for r in conn.execute(_state_select(conn)[0]).mappings()]
+    rows = [_typed(r) for r in conn.execute(_state_select(conn)[0]).mappings()]
     return sorted(rows, key=lambda s: (s.id != STATE_ID, s.source_name))
+
+
+def _typed(row: Any) -> MigrationState:
+    """A state row as a `MigrationState`, its phase and status as the enums they are."""
+    values = dict(row)
+    values["phase"], values["status"] = Phase(values["phase"]), Status(values["status"])
+    return MigrationState(**values)
 
 
 def _state_select(conn: Connection) -> tuple[Any, SaTable]:
@@ -332,7 +364,7 @@ def check_resume(state: MigrationState, multi_user: bool, partial: bool = False)
         raise ResumeError(f"the migration of {source_label(state.source_name)} was written with mapping version "
                           f"{state.mapping_version}; mapping version {MAPPING_VERSION} must rewrite every run of it: "
                           "rerun `mlmd2kfp migrate` without --namespace/--run (nothing was written)")
-    undone = state.phase == "rolled_back" and state.status != KEPT_RUNS  # nothing of it left: start afresh
+    undone = state.phase == Phase.ROLLED_BACK and state.status != KEPT_RUNS  # nothing of it left: start afresh
     if bool(state.multi_user) != multi_user and not undone:
         mode = "--multi-user" if state.multi_user else "--single-user"
         raise ResumeError(f"the migration of {source_label(state.source_name)} in this KFP database ran with "
@@ -370,7 +402,7 @@ def new_state(source_name: str, multi_user: bool, staging_table: str, tool_versi
     return {
         "id": state_id(source_name), "tool_version": tool_version, "mapping_version": MAPPING_VERSION,
         "source_name": source_name, "options_fingerprint": options_fingerprint(source_name, multi_user),
-        "multi_user": int(multi_user), "phase": "schema", "status": "running", "pass_number": 0,
+        "multi_user": int(multi_user), "phase": Phase.SCHEMA, "status": Status.RUNNING, "pass_number": 0,
         "last_context_id": 0, "runs_migrated": 0, "runs_skipped": 0, "tasks": 0, "artifacts": 0, "links": 0,
         "started_at": now, "updated_at": now, "finished_at": None, "last_error": None, "holder": holder(),
         "staging_table": staging_table, "created_tables": "[]", "moved_old_tasks": 0,

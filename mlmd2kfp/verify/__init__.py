@@ -26,7 +26,7 @@ from ..errors import ConfigError, MissingDependencyError, ToolkitError, UsageErr
 from ..migrate.gate import record_verify, verify_snapshot
 from ..target.digest import is_tool_id, rows_digest, run_mark
 from ..target.legacy import old_tasks_digest
-from ..migrate.state import (CLEANED_UP, MAPPING_VERSION, cleaned_up_line, load_states, newer_mapping, runless_run_id,
+from ..migrate.state import (CLEANED_UP, MAPPING_VERSION, Phase, cleaned_up_line, load_states, newer_mapping, runless_run_id,
                              source_label)
 from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
 from .expect import KFP_TYPES, expect_run, uid
@@ -125,7 +125,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                 raise ToolkitError(f"verify: the {cleaned_up_line(state)}; the tool's ledger and the old `tasks` "
                                    "table are gone and KFP owns the data, so there is nothing left to compare (the "
                                    "startup gate stays open)")
-            staged = state.get("phase") != "done" and state.get("staging_table") in names \
+            staged = state.get("phase") != Phase.DONE and state.get("staging_table") in names \
                 and state.get("staging_table") != "tasks"
             tasks_table = str(state["staging_table"]) if staged else "tasks"
             missing = [t for t in (tasks_table, "artifacts", "artifact_tasks", "mlmd2kfp_ledger") if t not in names]
@@ -146,7 +146,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                                   "multi-user" if multi else "single-user", MAPPING_VERSION)
             report.scope = "partial" if partial else "whole"
             report.phase = f"staged in `{tasks_table}` (before cutover)" if staged else (
-                "after cutover" if state.get("phase") == "done" else f"phase `{state.get('phase', 'unknown')}`")
+                "after cutover" if state.get("phase") == Phase.DONE else f"phase `{state.get('phase', 'unknown')}`")
             for name, description in CHECKS.items():
                 report.check(name, description, blocking=name != "run-state")
             wrong_mode, examples = _runs_against_mode(kconn, target, multi)
@@ -211,7 +211,7 @@ def run_verify(mlmd_url: str, kfp_url: str, options: VerifyOptions = VerifyOptio
                                  + "; nothing was checked or recorded")
             if not partial:
                 _global(report, kconn, target, seen_runs, counts, others, owned_artifacts)
-                if state.get("phase") == "done":  # after the cutover: the old `tasks` is aside
+                if state.get("phase") == Phase.DONE:  # after the cutover: the old `tasks` is aside
                     _rollback_copy(report, kconn, names)
                 with mlmd_engine.connect() as mconn:
                     _global_ledger(report, mconn, target, linked, runless_run_id(source_name))

@@ -29,7 +29,7 @@ from ..target.legacy import old_tasks_digest
 from ..migrate.state import (CLEANED_UP, MAPPING_VERSION, Phase, cleaned_up_line, load_states, newer_mapping, runless_run_id,
                              source_label)
 from .checks import CHECKS, RUN_STATE, TargetReader, compare_run
-from .expect import KFP_TYPES, expect_run, uid
+from .expect import KFP_TYPES, STATE_NAME, expect_run, uid
 from .report import Finding, ParityReport
 from .source import ApiSource, SqlSource
 
@@ -467,8 +467,7 @@ def _run_state(report: ParityReport, conn: Any, t: TargetReader, run_id: str, ru
     check.checked += 1
     root = t.root_state(run_id)
     want = RUN_STATE.get(str(run.get("state") or run.get("conditions") or "").upper())
-    names = {1: "RUNNING", 2: "SUCCEEDED", 3: "SKIPPED", 4: "FAILED", 5: "CACHED"}
-    have = names.get(root)
+    have = STATE_NAME.get(root)
     if want and have and want != have and not (want == "SUCCEEDED" and have == "CACHED"):
         report.fail(Finding("run-state", run_id, "ROOT task", "State", want, have))
 

@@ -15,7 +15,7 @@ from ..source.values import BAD_TIME, BadValue
 from . import keys
 from .artifacts import map_artifact
 from .enums import CONDITION, CONDITION_BRANCH, LOOP, ROOT, RUNTIME
-from .io import RunIO
+from .wiring import RunIO
 from .protojson import dumps
 from .tasks import (assign_ids, compute_finished, compute_states, pods, state_history, status_metadata,
                     type_attrs)

@@ -24,7 +24,8 @@ from .state import (CLEANED_UP, KEPT_RUNS, LEDGER, RUNS, STATE, TOOL_TABLES, Mig
                     forget_old_tasks_copy, load_states, refuse_cleaned_up, runless_run_id, source_label,
                     tool_created_tables, update_state, upgrade_tool_tables)
 from ..batching import chunks
-from .writer import TargetTables, runs_changed_by_kfp, tool_written
+from ..target.digest import tool_written
+from .writer import TargetTables, runs_changed_by_kfp
 
 
 @dataclass

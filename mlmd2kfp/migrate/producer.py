@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ..batching import chunks
 from ..background import ChildIterator, End, put_unless_halted
@@ -31,7 +31,7 @@ from ..target.digest import read_rows_digests
 from ..faults import fault_point
 from .options import MigrateOptions, MigrateReport
 from .state import claimed_elsewhere
-from .writer import RunWork, TargetTables, cross_check_fingerprints
+from .writer import RunWork, TargetTables
 
 def _first_reads(seen: Bitmap, ids: Iterable[int]) -> int:
     """How many of `ids` this pass had not read before (an artifact of several runs counts once)."""
@@ -162,6 +162,30 @@ def refuse_claimed(page: list[tuple[int, str]], previous: dict[str, tuple[str, s
     for context_id, run_id in page:
         if run_id in previous and previous[run_id][1] != source_name:
             raise claimed_elsewhere(run_id, context_id, previous[run_id][1], source_name)
+
+
+def cross_check_fingerprints(conn: Connection, t: TargetTables, work: list[RunWork]) -> tuple[int, int]:
+    """Old cache rows (population A) against the mapped fingerprints (mapping.md §7.3): (agree, differ).
+
+    A read of KFP's old table only, so the reader does it while the writer writes (it lives here, with the
+    reader, not in `writer.py`).
+    """
+    agree = differ = 0
+    if t.old is None:
+        return agree, differ
+    # the launcher writes a cache row under the run that executed it; RunUUID is indexed in KFP's old
+    # table and MLMDExecutionID is not (without it every batch scanned the whole table)
+    runs = sorted({w.run_id for w in work})
+    ours = {str(x.mlmd_execution_ids[-1]): x.fingerprint for w in work for x in w.rows.tasks
+            if x.type == 2 and x.fingerprint}
+    for chunk in chunks(sorted(ours)):
+        for r in conn.execute(select(t.old.c.MLMDExecutionID, t.old.c.Fingerprint)
+                              .where(t.old.c.RunUUID.in_(runs), t.old.c.MLMDExecutionID.in_(chunk))):
+            if ours.get(r.MLMDExecutionID) == r.Fingerprint:
+                agree += 1
+            else:
+                differ += 1
+    return agree, differ
 
 
 class ThreadProducer:

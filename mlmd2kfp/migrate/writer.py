@@ -21,7 +21,7 @@ from ..batching import chunks
 from ..dialects import copies_from_stdin, dialect_for, upsert
 from ..mappers.keys import is_migrated_id
 from ..records import LedgerEntry, RunRows
-from ..target.digest import read_rows_digests, read_run_marks, rows_digest
+from ..target.digest import read_rows_digests, read_run_marks, rows_digest, tool_written
 from ..target.schema import ARTIFACT_TASKS, ARTIFACTS, TASKS
 from ..faults import fault_point
 from .state import LEDGER, RUNS, core_table, gate_opened, update_state
@@ -32,11 +32,6 @@ KFP_OWNED = "kfp-owned"
 """Ledger reason of a run whose migrated rows KFP changed after the tool wrote them: KFP's, never rewritten
 (docs/mapping.md W15)."""
 EMPTY_DIGEST = rows_digest([], [])
-
-
-def tool_written(table: Any) -> Any:
-    """Rows this tool wrote: UUIDv5 ids (version nibble at position 15); KFP writes UUIDv4."""
-    return func.substr(table.c.UUID, 15, 1) == "5"
 
 
 @dataclass
@@ -372,29 +367,6 @@ def _runs_with_live_rows(conn: Connection, t: TargetTables, run_ids: list[str]) 
                 if not is_migrated_id(r.UUID):
                     live.add(r.RunUUID)
     return live
-
-
-def cross_check_fingerprints(conn: Connection, t: TargetTables, work: list[RunWork]) -> tuple[int, int]:
-    """Old cache rows (population A) against the mapped fingerprints (mapping.md §7.3): (agree, differ).
-
-    A read of KFP's old table only, so the reader thread does it while the writer writes.
-    """
-    agree = differ = 0
-    if t.old is None:
-        return agree, differ
-    # the launcher writes a cache row under the run that executed it; RunUUID is indexed in KFP's old
-    # table and MLMDExecutionID is not (without it every batch scanned the whole table)
-    runs = sorted({w.run_id for w in work})
-    ours = {str(x.mlmd_execution_ids[-1]): x.fingerprint for w in work for x in w.rows.tasks
-            if x.type == 2 and x.fingerprint}
-    for chunk in chunks(sorted(ours)):
-        for r in conn.execute(select(t.old.c.MLMDExecutionID, t.old.c.Fingerprint)
-                              .where(t.old.c.RunUUID.in_(runs), t.old.c.MLMDExecutionID.in_(chunk))):
-            if ours.get(r.MLMDExecutionID) == r.Fingerprint:
-                agree += 1
-            else:
-                differ += 1
-    return agree, differ
 
 
 def count_rows(conn: Connection, t: TargetTables, source_name: str = "") -> dict[str, int]:

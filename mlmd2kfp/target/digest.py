@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, func, text
 from sqlalchemy.engine import Connection
 
 from ..batching import chunks
@@ -36,6 +36,11 @@ the persistence agent then follows the new workflow): their values make the run'
 def is_tool_id(value: Any) -> bool:
     """A row id this tool writes (UUID version 5; KFP's API server writes version 4)."""
     return isinstance(value, str) and len(value) == 36 and value[14] == "5"
+
+
+def tool_written(table: Any) -> Any:
+    """Rows this tool wrote: UUIDv5 ids (version nibble at position 15); KFP writes UUIDv4."""
+    return func.substr(table.c.UUID, 15, 1) == "5"
 
 
 def _whole(value: Any) -> Any:

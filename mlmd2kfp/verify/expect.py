@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from .source import SourceArtifact, SourceEvent, SourceExecution, SourceRun
+from .source import KFP_TYPES, SourceArtifact, SourceEvent, SourceExecution, SourceRun
 
 # mapping.md §2: the project's fixed UUIDv5 namespace (the same constant the migrator uses).
 ID_NAMESPACE = uuid.UUID("6c2f3a0e-5b7d-5e4a-9a51-6d6c6d64326b")
@@ -29,7 +29,6 @@ ARTIFACT_TYPE = {"system.Artifact": 1, "system.Model": 2, "system.Dataset": 3, "
                  "system.SlicedClassificationMetrics": 8}
 DAG_EXEC, CONTAINER_EXEC = "system.DAGExecution", "system.ContainerExecution"
 IMPORTERS = {"system.ImporterExecution", "system.ImporterWorkspaceExecution"}
-KFP_TYPES = {DAG_EXEC, CONTAINER_EXEC, *IMPORTERS}
 # TaskType, TaskState and IOType numbers (kfp-native-schema.md §2)
 ROOT, RUNTIME, BRANCH, CONDITION, LOOP, IMPORTER, DAG = 1, 2, 3, 4, 5, 7, 8
 DAG_LIKE = {ROOT, BRANCH, CONDITION, LOOP, DAG}

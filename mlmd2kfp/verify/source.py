@@ -18,9 +18,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, URL
 
 from ..batching import chunks
+from ..bitmap import Bitmap
 from ..dialects import dialect_for, holds_nul_sql, untyped_integer_sql
 
 RUN_TYPE = "system.PipelineRun"
+KFP_TYPES = {"system.DAGExecution", "system.ContainerExecution", "system.ImporterExecution",
+             "system.ImporterWorkspaceExecution"}
+"""The execution types KFP v2 writes (mlmd-source-model.md); `expect` re-exports them."""
 
 
 def _ms(value: Any) -> int:
@@ -432,3 +436,94 @@ class SqlSource:
                 return
             yield from ((int(r[0]), r[1]) for r in rows)
             last = rows[-1][0]
+
+
+def _table(conn: Any, name: str) -> str:
+    return str(dialect_for(conn).mlmd_table(name))
+
+
+def enrich(conn: Any, runs: list[Any]) -> None:
+    """Event ids (the API does not expose them) and each artifact's earliest OUTPUT event in the whole store
+    (its key and execution type name the artifact, mapping.md §5), read with plain SQL."""
+    ev_t, path_t, ex_t, ty_t = (_table(conn, n) for n in ("Event", "EventPath", "Execution", "Type"))
+    execution_ids = sorted({e.id for src in runs for e in src.executions})
+    # MLMD's Event has UNIQUE(artifact_id, execution_id, type): the tuple names one event
+    ids: dict[tuple[int, int, int, str | None], int] = {}
+    for part in chunks(execution_ids):
+        chunk = ",".join(str(int(x)) for x in part)
+        keys: dict[int, str] = {}
+        rows = conn.execute(text(f"SELECT id, artifact_id, execution_id, type FROM {ev_t} "
+                                 f"WHERE execution_id IN ({chunk}) ORDER BY id")).all()
+        for inner in chunks(rows):
+            for r in conn.execute(text(f"SELECT event_id, step_key FROM {path_t} WHERE step_key IS NOT NULL AND "
+                                       f"event_id IN ({','.join(str(int(x[0])) for x in inner)})")):
+                keys.setdefault(int(r[0]), r[1])
+        for r in rows:
+            ids.setdefault((int(r[1]), int(r[2]), int(r[3]), keys.get(int(r[0]))), int(r[0]))
+    for src in runs:
+        for ev in src.events:
+            if not ev.id:
+                ev.id = ids.get((ev.artifact_id, ev.execution_id, ev.type, ev.key), 0)
+    artifact_ids = sorted({a for src in runs for a in src.artifacts})
+    first: dict[int, tuple[str | None, str | None]] = {}
+    for part in chunks(artifact_ids):
+        chunk = ",".join(str(int(x)) for x in part)
+        events = {int(r[1]): int(r[0]) for r in conn.execute(text(
+            f"SELECT MIN(id), artifact_id FROM {ev_t} WHERE type = 4 AND artifact_id IN ({chunk}) GROUP BY artifact_id"))}
+        if not events:
+            continue
+        listed = ",".join(map(str, events.values()))
+        keys = {}
+        for r in conn.execute(text(f"SELECT event_id, step_key FROM {path_t} WHERE step_key IS NOT NULL AND "
+                                   f"event_id IN ({listed})")):
+            keys.setdefault(int(r[0]), r[1])
+        types = {int(r[0]): r[1] for r in conn.execute(text(
+            f"SELECT ev.id, t.name FROM {ev_t} ev JOIN {ex_t} x ON x.id = ev.execution_id "
+            f"JOIN {ty_t} t ON t.id = x.type_id WHERE ev.id IN ({listed})"))}
+        for artifact_id, event_id in events.items():
+            first[artifact_id] = (keys.get(event_id), types.get(event_id))
+    for src in runs:
+        for a in src.artifacts.values():
+            a.first_key, a.first_type = first.get(a.id, (None, None))
+
+
+def expected_runless(mconn: Any, linked: Bitmap) -> set[tuple[str, int, str]]:
+    """The run-less ledger entries (entity, MLMD id, reason), re-derived from MLMD with plain SQL (linear
+    scans and bitmaps, no per-row subqueries): executions in no run context, artifacts of v1 types or no
+    migrated run links (`linked`: MLMD ids), events whose execution row is missing, v1 run contexts, second
+    contexts of one run id, and the one note of the migration."""
+    ctx_t, assoc_t, ex_t, art_t, ev_t, ty_t = (_table(mconn, n) for n in (
+        "Context", "Association", "Execution", "Artifact", "Event", "Type"))
+    types = {int(r[0]): (str(r[1]), int(r[2] or 0)) for r in mconn.execute(text(f"SELECT id, name, type_kind FROM {ty_t}"))}
+    run_types = [i for i, (n, k) in types.items() if n == "system.PipelineRun"] or [-1]
+    in_run, exists_ = Bitmap(), Bitmap()
+    twins = SqlSource(mconn).twin_run_contexts()  # a second context of one run id is no run (docs/mapping.md M30)
+    stream = mconn.execution_options(yield_per=5000)
+    for execution_id, context_id in stream.execute(text(
+            f"SELECT a.execution_id, a.context_id FROM {assoc_t} a JOIN {ctx_t} c ON c.id = a.context_id "
+            f"WHERE c.type_id IN ({','.join(map(str, run_types))})")):
+        if context_id not in twins:
+            in_run.add(execution_id)
+    want: set[tuple[str, int, str]] = {("migration", 0, "dag-driver-failure-not-in-mlmd")}  # mapping.md §3 (v3)
+    want |= {("context", int(c), "duplicate-run") for c in twins}
+    for execution_id, type_id in stream.execute(text(f"SELECT id, type_id FROM {ex_t}")):
+        exists_.add(execution_id)
+        if execution_id not in in_run:
+            name = types.get(int(type_id), ("?", 0))[0]
+            want.add(("execution", int(execution_id), "no-run" if name in KFP_TYPES else
+                      "unsupported-v1" if name.startswith("components.") else "unsupported-type"))
+    for artifact_id, type_id in stream.execute(text(f"SELECT id, type_id FROM {art_t}")):
+        name = types.get(int(type_id), ("?", 0))[0]
+        if "." in name and not name.startswith("mlmd."):
+            if artifact_id not in linked:
+                want.add(("artifact", int(artifact_id), "orphan-artifact"))
+        else:
+            want.add(("artifact", int(artifact_id), "unsupported-v1"))
+    for event_id, execution_id in stream.execute(text(f"SELECT id, execution_id FROM {ev_t}")):
+        if execution_id not in exists_:
+            want.add(("event", int(event_id), "dangling-event"))
+    v1 = [i for i, (n, k) in types.items() if k == 2 and n in ("KfpRun", "pipeline_run")]
+    if v1:
+        for (context_id,) in stream.execute(text(f"SELECT id FROM {ctx_t} WHERE type_id IN ({','.join(map(str, v1))})")):
+            want.add(("context", int(context_id), "unsupported-v1"))
+    return want

@@ -60,6 +60,10 @@ def drop_templates() -> None:
         admin.dispose()
     _made.clear()
     _templates.clear()
+    global _folder
+    if _folder is not None:  # the SQLite templates
+        shutil.rmtree(_folder, ignore_errors=True)
+        _folder = None
 
 
 def _empty(url: str) -> bool:

@@ -253,8 +253,10 @@ class MigrationState:
     options_fingerprint: str
     """`options_fingerprint()` of the last pass: its checkpoint is resumed only by a pass with the same one."""
     multi_user: int
-    phase: Phase
-    status: Status
+    phase: str
+    """A `Phase` (the text as stored when a later release wrote a phase this one does not know)."""
+    status: str
+    """A `Status`, likewise."""
     pass_number: int
     last_context_id: int
     """The checkpoint: the pass resumes after this run context."""
@@ -307,9 +309,14 @@ def load_states(conn: Connection) -> list[MigrationState]:
 
 
 def _typed(row: Any) -> MigrationState:
-    """A state row as a `MigrationState`, its phase and status as the enums they are."""
+    """A state row as a `MigrationState`, its phase and status as the enums they are; a value this release does
+    not know (a later release's, a hand edit) stays the text it is, for the mapping-version and gate checks to
+    name, instead of failing every command that reads the state."""
     values = dict(row)
-    values["phase"], values["status"] = Phase(values["phase"]), Status(values["status"])
+    if values["phase"] in Phase._value2member_map_:
+        values["phase"] = Phase(values["phase"])
+    if values["status"] in Status._value2member_map_:
+        values["status"] = Status(values["status"])
     return MigrationState(**values)
 
 

@@ -138,14 +138,14 @@ class _BatchPlan:
     owned: set[str]
     """Runs whose migrated rows KFP changed (`kfp-owned`, docs/mapping.md W15)."""
     marks_now: dict[str, str]
+    kept: set[str] = field(init=False)
+    """Runs not rewritten: `live` and `owned`."""
+    writable: list[RunWork] = field(init=False)
+    """The runs rewritten, in batch order."""
 
-    @property
-    def kept(self) -> set[str]:
-        return self.live | self.owned
-
-    @property
-    def writable(self) -> list[RunWork]:
-        return [w for w in self.work if w.run_id not in self.kept]
+    def __post_init__(self) -> None:
+        self.kept = self.live | self.owned
+        self.writable = [w for w in self.work if w.run_id not in self.kept]
 
     def was(self, run_id: str, column: str) -> Any:
         """A column of the run's earlier record (None for a run written for the first time)."""
@@ -254,6 +254,8 @@ def _delete_unused_artifacts(conn: Connection, t: TargetTables, plan: _BatchPlan
 def _write_ledger(conn: Connection, t: TargetTables, plan: _BatchPlan, result: BatchResult) -> None:
     """6. The ledger of the rewritten runs, replaced; a kept run keeps the ledger of the rows it keeps, and
     says why it was kept."""
+    for chunk in chunks([w.run_id for w in plan.work]):  # the run records go first (written in `_write_run_records`)
+        conn.execute(delete(t.runs).where(t.runs.c.run_uuid.in_(chunk)))
     writable_ids = [w.run_id for w in plan.writable]
     entries = [e for w in plan.writable for e in w.rows.ledger]
     entries += [LedgerEntry(w.run_id, "run", w.context_id, KFP_OWNED,
@@ -277,10 +279,8 @@ def _write_ledger(conn: Connection, t: TargetTables, plan: _BatchPlan, result: B
 
 def _write_run_records(conn: Connection, t: TargetTables, plan: _BatchPlan, digests: dict[str, str],
                        source_name: str, result: BatchResult) -> None:
-    """6. Each run's record: change marks, outcome, artifacts, and what was written (a kept run keeps the
-    record of what the tool wrote: the next pass compares against it again)."""
-    for chunk in chunks([w.run_id for w in plan.work]):
-        conn.execute(delete(t.runs).where(t.runs.c.run_uuid.in_(chunk)))
+    """6. Each run's record (the earlier one deleted by `_write_ledger`): change marks, outcome, artifacts, and
+    what was written (a kept run keeps the record of what the tool wrote: the next pass compares against it)."""
     now, kept = int(time.time()), plan.kept
     insert_rows(conn, t.runs, [{
         "run_uuid": w.run_id, "context_id": w.context_id, "marks": w.marks, "namespace": w.rows.namespace or "",

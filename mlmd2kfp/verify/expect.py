@@ -427,7 +427,8 @@ class _Derivation:
         last = t.last
         if self.spec is not None and t.parent.comp is not None:
             t.spec = _d(_d(_d(t.parent.comp.get("dag")).get("tasks")).get(t.name))
-            t.comp = _d(self.components.get(str(_d(t.spec.get("componentRef")).get("name")))) or None
+            ref = _d(t.spec.get("componentRef")).get("name")
+            t.comp = (_d(self.components.get(ref)) if isinstance(ref, str) else {}) or None
         if last.type == DAG_EXEC:
             t.loop = ("parameterIterator" in t.spec or "artifactIterator" in t.spec) if t.spec is not None \
                 else self.spec is None and "iteration_count" in last.props

@@ -112,3 +112,17 @@ def test_a_migration_of_a_newer_mapping_version_is_left_alone(databases):
                  if f.field == "mapping version"]
     assert (version.expected, version.found) == ("3", "4") and "use the mlmd2kfp release that wrote it" in version.row
     db.engine.dispose()
+
+
+def test_a_later_releases_phase_is_named_not_a_crash(databases):
+    """A state row a later release wrote, with a phase this one does not know: the gate and migrate name the
+    newer mapping version (a typed phase must not turn the row into an unexpected error)."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    Db(k).sql("UPDATE mlmd2kfp_state SET phase = 'verifying', status = 'waiting', mapping_version = '4'")
+    gate = run_cli("status", "--kfp-url", k, "--check")
+    assert gate.code == 1 and "mapping version 4" in gate.stdout, gate.stdout + gate.stderr
+    refused = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes")
+    assert refused.code == 3 and "does not know" in refused.stderr, refused.stderr
+    assert run_cli("status", "--kfp-url", k).code == 0

@@ -41,8 +41,8 @@ def write_sample(mlmd_url: str, kfp_url: str, **kw: Any) -> SampleReport:
         tm, tk = _new(mlmd_url), _new(kfp_url)
         _templates[key] = (tm, tk, _write_sample(tm, tk, **kw))
     tm, tk, report = _templates[key]
-    _copy(tm, mlmd_url)
-    _copy(tk, kfp_url)
+    copy_database(tm, mlmd_url)
+    copy_database(tk, kfp_url)
     return report
 
 
@@ -99,7 +99,8 @@ def _new(like: str) -> str:
     return url
 
 
-def _copy(template: str, target: str) -> None:
+def copy_database(template: str, target: str) -> None:
+    """Make `target` (an empty database on the same server, or a SQLite path) a copy of `template`."""
     src, dst = make_url(template), make_url(target)
     if src.get_backend_name() == "sqlite":
         shutil.copy(src.database or "", dst.database or "")

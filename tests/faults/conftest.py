@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
 
 from tests.samples import write_sample
 
@@ -42,27 +40,11 @@ class FaultSample:
 
 
 def clone_database(factory: DatabaseFactory, source: str) -> str:
-    """Copy a database on the same server: `CREATE DATABASE … TEMPLATE` on PostgreSQL; on MariaDB each
-    table from `SHOW CREATE TABLE` (foreign keys included) and its rows."""
+    """A copy of a database on the same server (`tests.samples.copy_database`)."""
+    from tests.samples import copy_database
+
     target = factory.new("clone")
-    src, dst = make_url(source), make_url(target)
-    if factory.backend == "postgresql":
-        engine = create_engine(factory.admin_url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{dst.database}"'))
-            conn.execute(text(f'CREATE DATABASE "{dst.database}" TEMPLATE "{src.database}"'))
-        engine.dispose()
-        return target
-    engine = create_engine(target)
-    with engine.begin() as conn:
-        conn.execute(text("SET FOREIGN_KEY_CHECKS = 0"))
-        tables = inspect(create_engine(source)).get_table_names()
-        for table in tables:
-            ddl = conn.execute(text(f"SHOW CREATE TABLE `{src.database}`.`{table}`")).one()[1]
-            conn.execute(text(ddl))
-            conn.execute(text(f"INSERT INTO `{table}` SELECT * FROM `{src.database}`.`{table}`"))
-        conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
-    engine.dispose()
+    copy_database(source, target)
     return target
 
 

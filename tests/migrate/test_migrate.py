@@ -330,18 +330,24 @@ def test_user_without_ddl_rights_gets_a_clear_error(databases):
     assert digest(k, tables=None) == before
 
 
-def test_sigterm_finishes_the_batch_and_exits_130(databases, tmp_path):
-    m, k = sample(databases, runs=44)
-    proc = subprocess.Popen([sys.executable, "-m", "mlmd2kfp", "migrate", "--mlmd-url", m, "--kfp-url", k, "--yes",
-                             "--batch-rows", "20", "--max-rows-per-second", "150"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+def _migrating(m: str, k: str, rows_per_second: str) -> subprocess.Popen:
+    """A throttled `migrate` in a process of its own, once its first batch is committed."""
     import time
 
+    proc = subprocess.Popen([sys.executable, "-m", "mlmd2kfp", "migrate", "--mlmd-url", m, "--kfp-url", k, "--yes",
+                             "--batch-rows", "20", "--max-rows-per-second", rows_per_second],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     deadline = time.time() + 60
     while time.time() < deadline:
         if rows(k, "SELECT COUNT(*) AS n FROM mlmd2kfp_runs")[0]["n"] if _has_runs_table(k) else 0:
             break
         time.sleep(0.2)
+    return proc
+
+
+def test_sigterm_finishes_the_batch_and_exits_130(databases, tmp_path):
+    m, k = sample(databases, runs=44)
+    proc = _migrating(m, k, "150")
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-800:]
@@ -355,17 +361,10 @@ def test_sigterm_finishes_the_batch_and_exits_130(databases, tmp_path):
 def test_item_7_a_second_ctrl_c_stops_at_once_and_records_it(databases):
     """Issue #27 item 7: the second Ctrl-C aborted with a traceback and left the state `running`. Now: one line,
     exit 130, the state `interrupted` with the reason, and the rerun resumes to the same rows."""
-    m, k = sample(databases, runs=44)
-    proc = subprocess.Popen([sys.executable, "-m", "mlmd2kfp", "migrate", "--mlmd-url", m, "--kfp-url", k, "--yes",
-                             "--batch-rows", "20", "--max-rows-per-second", "30"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     import time
 
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if rows(k, "SELECT COUNT(*) AS n FROM mlmd2kfp_runs")[0]["n"] if _has_runs_table(k) else 0:
-            break
-        time.sleep(0.2)
+    m, k = sample(databases, runs=44)
+    proc = _migrating(m, k, "30")
     proc.send_signal(signal.SIGINT)
     time.sleep(0.02)  # an impatient operator: the second press while the first batch is still being finished
     proc.send_signal(signal.SIGINT)

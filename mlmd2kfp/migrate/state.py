@@ -12,7 +12,7 @@ import os
 import re
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -79,26 +79,6 @@ next whole pass, a newer one refused (docs/mapping.md M26)."""
 STATE_ID = "migration"
 """The state row of the default source (no `--source-name`); a named source's row is `migration:<name>`."""
 
-STATE = Table(
-    "mlmd2kfp_state",
-    (
-        Column("id", "varchar(64)", False), Column("tool_version", "varchar(32)", False),
-        Column("mapping_version", "varchar(32)", False), Column("source_name", "varchar(191)", False),
-        Column("options_fingerprint", "varchar(64)", False), Column("multi_user", "int32", False),
-        Column("phase", "varchar(32)", False), Column("status", "varchar(32)", False),
-        Column("pass_number", "int32", False), Column("last_context_id", "int64", False),
-        Column("runs_migrated", "int64", False), Column("runs_skipped", "int64", False),
-        Column("tasks", "int64", False), Column("artifacts", "int64", False), Column("links", "int64", False),
-        Column("started_at", "int64", False), Column("updated_at", "int64", False),
-        Column("finished_at", "int64", True), Column("last_error", "text", True),
-        Column("holder", "varchar(255)", True), Column("staging_table", "varchar(64)", False),
-        Column("created_tables", "text", True), Column("moved_old_tasks", "int32", False),
-        Column("verify_passed", "int32", True), Column("verify_at", "int64", True), Column("verify_result", "text", True),
-        Column("old_tasks_rows", "int64", True), Column("old_tasks_digest", "varchar(64)", True),
-        Column("gate_opened_at", "int64", True),
-    ),
-    ("id",), (), (),
-)
 ADDED_STATE_COLUMNS = ("old_tasks_rows", "old_tasks_digest", "gate_opened_at")
 """State columns later releases added (nullable): `upgrade_tool_tables` adds them, and state rows are read
 with what a table has, the rest None."""
@@ -128,7 +108,6 @@ LEDGER = Table(
     ("id",), (Index("idx_mlmd2kfp_ledger_run", (("run_uuid", False),)),
               Index("idx_mlmd2kfp_ledger_reason", (("reason", False),))), (),
 )
-TOOL_TABLES = (STATE, RUNS, LEDGER)
 
 
 def core_table(spec: Table, name: str | None = None, md: MetaData | None = None) -> SaTable:
@@ -241,47 +220,54 @@ def options_fingerprint(source_name: str, multi_user: bool, namespaces: tuple[st
     return f"{base}:{hashlib.sha256(selection.encode()).hexdigest()[:16]}"
 
 
+def column(kind: str, **kw: Any) -> Any:
+    """A `MigrationState` field and the kind of its column in `mlmd2kfp_state`."""
+    return field(metadata={"kind": kind}, **kw)
+
+
 @dataclass(frozen=True)
 class MigrationState:
-    """One source's state row (`mlmd2kfp_state`), a field per column."""
+    """One source's state row (`mlmd2kfp_state`), a field per column: the one definition of the state's columns
+    (the table `STATE` is made from these fields: name, type as its column kind, nullable when the field may be
+    None)."""
 
-    id: str
-    tool_version: str
+    id: str = column("varchar(64)")
+    tool_version: str = column("varchar(32)")
     """The release that last ran `migrate` on this source."""
-    mapping_version: str
-    source_name: str
-    options_fingerprint: str
+    mapping_version: str = column("varchar(32)")
+    source_name: str = column("varchar(191)")
+    options_fingerprint: str = column("varchar(64)")
     """`options_fingerprint()` of the last pass: its checkpoint is resumed only by a pass with the same one."""
-    multi_user: int
-    phase: str
+    multi_user: int = column("int32")
+    phase: str = column("varchar(32)")
     """A `Phase` (the text as stored when a later release wrote a phase this one does not know)."""
-    status: str
+    status: str = column("varchar(32)")
     """A `Status`, likewise."""
-    pass_number: int
-    last_context_id: int
+    pass_number: int = column("int32")
+    last_context_id: int = column("int64")
     """The checkpoint: the pass resumes after this run context."""
-    runs_migrated: int
-    runs_skipped: int
-    tasks: int
-    artifacts: int
-    links: int
-    started_at: int
-    updated_at: int
-    finished_at: int | None
-    last_error: str | None
-    holder: str | None
-    staging_table: str
-    created_tables: str | None
+    runs_migrated: int = column("int64")
+    runs_skipped: int = column("int64")
+    tasks: int = column("int64")
+    artifacts: int = column("int64")
+    links: int = column("int64")
+    started_at: int = column("int64")
+    updated_at: int = column("int64")
+    finished_at: int | None = column("int64")
+    last_error: str | None = column("text")
+    holder: str | None = column("varchar(255)")
+    staging_table: str = column("varchar(64)")
+    created_tables: str | None = column("text")
     """JSON list of the target tables this source's migration created (listed before each CREATE)."""
-    moved_old_tasks: int
-    verify_passed: int | None
-    verify_at: int | None
-    verify_result: str | None
-    old_tasks_rows: int | None = None
+    moved_old_tasks: int = column("int32")
+    verify_passed: int | None = column("int32")
+    verify_at: int | None = column("int64")
+    verify_result: str | None = column("text")
+    old_tasks_rows: int | None = column("int64", default=None)
     """The rows of `tasks_pre_migration` when the cutover moved the old `tasks` aside (what rollback restores)."""
-    old_tasks_digest: str | None = None
+    old_tasks_digest: str | None = column("varchar(64)", default=None)
     """Their digest then (`target.legacy.old_tasks_digest`): verify and rollback check the copy is still whole."""
-    gate_opened_at: int | None = None
+    gate_opened_at: int | None = column("int64", default=None)
     """When a verify first opened the startup gate: from then on the new KFP may change migrated runs, and a run
     whose rows differ from what the tool wrote is KFP's (docs/mapping.md W15)."""
 
@@ -289,6 +275,11 @@ class MigrationState:
     def values(self) -> dict[str, Any]:
         """The row as a dict (for reports and the gate)."""
         return asdict(self)
+
+STATE = Table("mlmd2kfp_state", tuple(Column(f.name, f.metadata["kind"], "None" in str(f.type))
+                                      for f in fields(MigrationState)), ("id",), (), ())
+"""The state table, made from `MigrationState`."""
+TOOL_TABLES = (STATE, RUNS, LEDGER)
 
 
 def load_state(conn: Connection, source_name: str = "") -> MigrationState | None:
@@ -404,18 +395,15 @@ def forget_marks(conn: Connection, source_name: str) -> int:
 
 
 def new_state(source_name: str, multi_user: bool, staging_table: str, tool_version: str) -> dict[str, Any]:
-    """Values of a fresh state row."""
+    """Values of a fresh state row (a `MigrationState`: a column missing here is an error, not a NULL)."""
     now = int(time.time())
-    return {
-        "id": state_id(source_name), "tool_version": tool_version, "mapping_version": MAPPING_VERSION,
-        "source_name": source_name, "options_fingerprint": options_fingerprint(source_name, multi_user),
-        "multi_user": int(multi_user), "phase": Phase.SCHEMA, "status": Status.RUNNING, "pass_number": 0,
-        "last_context_id": 0, "runs_migrated": 0, "runs_skipped": 0, "tasks": 0, "artifacts": 0, "links": 0,
-        "started_at": now, "updated_at": now, "finished_at": None, "last_error": None, "holder": holder(),
-        "staging_table": staging_table, "created_tables": "[]", "moved_old_tasks": 0,
-        "verify_passed": None, "verify_at": None, "verify_result": None, "old_tasks_rows": None, "old_tasks_digest": None,
-        "gate_opened_at": None,
-    }
+    return MigrationState(
+        id=state_id(source_name), tool_version=tool_version, mapping_version=MAPPING_VERSION, source_name=source_name,
+        options_fingerprint=options_fingerprint(source_name, multi_user), multi_user=int(multi_user),
+        phase=Phase.SCHEMA, status=Status.RUNNING, pass_number=0, last_context_id=0, runs_migrated=0, runs_skipped=0,
+        tasks=0, artifacts=0, links=0, started_at=now, updated_at=now, finished_at=None, last_error=None,
+        holder=holder(), staging_table=staging_table, created_tables="[]", moved_old_tasks=0, verify_passed=None,
+        verify_at=None, verify_result=None).values
 
 
 def update_state(conn: Connection, source_name: str, increments: dict[str, int] | None = None, /,

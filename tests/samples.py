@@ -49,15 +49,8 @@ def write_sample(mlmd_url: str, kfp_url: str, **kw: Any) -> SampleReport:
 def drop_templates() -> None:
     """Drop the server templates (the session's end)."""
     for url in _made:
-        parsed = make_url(url)
-        admin = create_engine(parsed.set(database="postgres" if parsed.get_backend_name() == "postgresql" else "mysql"),
-                              isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            if parsed.get_backend_name() == "postgresql":
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-            else:
-                conn.execute(text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
-        admin.dispose()
+        name = make_url(url).database
+        _on_server(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f"DROP DATABASE IF EXISTS `{name}`")
     _made.clear()
     _templates.clear()
     global _folder
@@ -87,16 +80,24 @@ def _new(like: str) -> str:
         if _folder is None:
             _folder = Path(tempfile.mkdtemp(prefix="mlmd2kfp-samples-"))
         return f"sqlite:///{_folder / (name + '.sqlite')}"
-    admin = create_engine(parsed, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if parsed.get_backend_name() == "postgresql":
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        else:
-            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-    admin.dispose()
+    _on_server(like, f'CREATE DATABASE "{name}"',
+               f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     url = parsed.set(database=name).render_as_string(hide_password=False)
     _made.append(url)
     return url
+
+
+def _on_server(url: str, postgresql: str, mariadb: str) -> None:
+    """One statement (the one for the backend of `url`) on its server's maintenance database, outside any
+    transaction (CREATE and DROP DATABASE)."""
+    parsed = make_url(url)
+    pg = parsed.get_backend_name() == "postgresql"
+    admin = create_engine(parsed.set(database="postgres" if pg else "mysql"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(postgresql if pg else mariadb))
+    finally:
+        admin.dispose()
 
 
 def copy_database(template: str, target: str) -> None:
@@ -106,11 +107,8 @@ def copy_database(template: str, target: str) -> None:
         shutil.copy(src.database or "", dst.database or "")
         return
     if src.get_backend_name() == "postgresql":
-        admin = create_engine(dst.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{dst.database}"'))
-            conn.execute(text(f'CREATE DATABASE "{dst.database}" TEMPLATE "{src.database}"'))
-        admin.dispose()
+        _on_server(target, f'DROP DATABASE "{dst.database}"', "")
+        _on_server(target, f'CREATE DATABASE "{dst.database}" TEMPLATE "{src.database}"', "")
         return
     source = create_engine(template)
     tables = inspect(source).get_table_names()

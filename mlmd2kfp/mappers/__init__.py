@@ -10,16 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..records import EVENT_INPUT, EVENT_OUTPUT, LedgerEntry, LinkRow, MlmdEvent, MlmdExecution, RunBundle, RunRows, TaskRow
+from ..records import (EVENT_INPUT, EVENT_OUTPUT, ArtifactRow, LedgerEntry, LinkRow, MlmdEvent, MlmdExecution,
+                       RunBundle, RunRows, TaskRow)
 from ..source.values import BAD_TIME, BadValue
 from . import keys
 from .artifacts import map_artifact
 from .enums import CONDITION, CONDITION_BRANCH, LOOP, ROOT, RUNTIME
-from .wiring import RunIO
+from .wiring import Link, RunIO
 from .protojson import dumps
 from .tasks import (assign_ids, compute_finished, compute_states, pods, state_history, status_metadata,
                     type_attrs)
-from .tree import SkipRun, TaskNode, build_tree
+from .tree import SkipRun, TaskNode, Tree, build_tree
 
 NAME_LIMIT, NAMESPACE_LIMIT, KEY_LIMIT, DISPLAY_LIMIT = 128, 63, 191, 128
 _FIXED_LABELS = {LOOP: "Loop", CONDITION_BRANCH: "Condition Branch", CONDITION: "Condition"}
@@ -150,6 +151,7 @@ def _platform_op(task: TaskNode, spec: dict[str, Any] | None) -> bool:
 
 
 def _map(bundle: RunBundle, options: MapOptions) -> RunRows:
+    """The rows of one sanitised run: tree, states, events, artifacts, parameters and links, then task rows."""
     run = bundle.run
     if run is None:
         raise SkipRun("orphan-run", "no `run_details` row (the run was deleted, or never recorded)")
@@ -171,6 +173,21 @@ def _map(bundle: RunBundle, options: MapOptions) -> RunRows:
     compute_states(root, run)
     compute_finished(root, run)
 
+    events_of = _events_by_execution(bundle, tree, tasks, out.ledger)
+    rows_of = _map_artifacts(bundle, events_of, namespace, options, out)
+    io = _wire(root, rows_of, bundle, events_of)
+    out.ledger.extend(io.ledger)
+    for task in tasks:
+        out.tasks.append(_task_row(task, bundle, namespace, out.ledger))
+        out.links.extend(_link_rows(task, io.links[task], bundle.run_id, options.source_name))
+    _check_storable(out, options)
+    return out
+
+
+def _events_by_execution(bundle: RunBundle, tree: Tree, tasks: list[TaskNode],
+                         ledger: list[LedgerEntry]) -> dict[int, list[MlmdEvent]]:
+    """The INPUT and OUTPUT events of every attempt in the tree; any other event is ledgered, with the reason
+    its execution did not become a task when it did not."""
     in_tree = {a.id: t for t in tasks for a in t.attempts}
     events_of: dict[int, list[MlmdEvent]] = {}
     ledger_reason = {e.execution_id: "flattened-iteration" for e in tree.iteration_events}
@@ -179,13 +196,19 @@ def _map(bundle: RunBundle, options: MapOptions) -> RunRows:
             ledger_reason[entry.mlmd_id] = entry.reason
     for ev in bundle.events:
         if ev.execution_id in in_tree and ev.type not in (EVENT_INPUT, EVENT_OUTPUT):  # docs/mapping.md M29
-            out.ledger.append(LedgerEntry(bundle.run_id, "event", ev.id, "unsupported-event-type",
-                                          f"MLMD event type {ev.type}; only INPUT (3) and OUTPUT (4) become links"))
+            ledger.append(LedgerEntry(bundle.run_id, "event", ev.id, "unsupported-event-type",
+                                      f"MLMD event type {ev.type}; only INPUT (3) and OUTPUT (4) become links"))
         elif ev.execution_id in in_tree:
             events_of.setdefault(ev.execution_id, []).append(ev)
         else:
-            out.ledger.append(LedgerEntry(bundle.run_id, "event", ev.id,
-                                          ledger_reason.get(ev.execution_id, "detached-execution")))
+            ledger.append(LedgerEntry(bundle.run_id, "event", ev.id,
+                                      ledger_reason.get(ev.execution_id, "detached-execution")))
+    return events_of
+
+
+def _map_artifacts(bundle: RunBundle, events_of: dict[int, list[MlmdEvent]], namespace: str, options: MapOptions,
+                   out: RunRows) -> dict[int, list[ArtifactRow]]:
+    """Rows of every artifact an event of the tree names (added to `out`), by MLMD artifact id."""
     rows_of = {}
     for artifact_id in sorted({ev.artifact_id for evs in events_of.values() for ev in evs}):
         artifact = bundle.artifacts.get(artifact_id)
@@ -195,45 +218,60 @@ def _map(bundle: RunBundle, options: MapOptions) -> RunRows:
         rows_of[artifact_id] = artifact_rows
         out.ledger.extend(artifact_ledger)
         out.artifacts.extend(artifact_rows)
+    return rows_of
 
+
+def _wire(root: TaskNode, rows_of: dict[int, list[ArtifactRow]], bundle: RunBundle,
+          events_of: dict[int, list[MlmdEvent]]) -> RunIO:
+    """Parameters and links of the whole tree, in the order each step needs the one before."""
     io = RunIO(root, rows_of, bundle.run_id)
     io.own_output_params()
     io.output_links(events_of)
     io.propagate(bundle.spec is not None)
     io.input_params(bundle.spec is not None)
     io.input_links(events_of)
-    out.ledger.extend(io.ledger)
+    return io
 
-    for task in tasks:
-        display = _display_name(task, bundle)
-        if len(display) > DISPLAY_LIMIT:
-            out.ledger.append(LedgerEntry(bundle.run_id, "execution", task.effective.id, "truncated",
-                                          f"DisplayName of `{task.name}` cut to {DISPLAY_LIMIT}"))
-            display = display[:DISPLAY_LIMIT]
-        parent_id = task.parent.uuid if task.parent else None
-        out.tasks.append(TaskRow(
-            uuid=task.uuid, namespace=namespace, run_uuid=bundle.run_id,
-            pods=dumps(pods(task, _platform_op(task, bundle.spec))),
-            created_at=task.created, started_at=0, finished_at=task.finished,
-            fingerprint=str(task.effective.props.get("cache_fingerprint") or "") if task.type == RUNTIME else "",
-            name=task.name, display_name=display, parent_task_uuid=parent_id, state=task.state,
-            status_metadata=dumps(status_metadata(task)), state_history=dumps(state_history(task)),
-            input_parameters=dumps(_sorted_params(task.input_params) or None),
-            output_parameters=dumps(_sorted_params(task.output_params) or None),
-            type=task.type, type_attrs=dumps(type_attrs(task)), scope_path=task.scope_path,
-            logical_key=keys.logical_key(bundle.run_id, parent_id, task.scope_path, task.name, task.type,
-                                         task.iteration) or "",
-            mlmd_execution_ids=tuple(a.id for a in task.attempts),
-        ))
-        for link in io.links[task]:
-            if len(link.key) > KEY_LIMIT:
-                raise SkipRun("identifier-too-long", f"artifact key `{link.key[:40]}…` is longer than {KEY_LIMIT}")
-            out.links.append(LinkRow(
-                keys.link_id(task.uuid, link.artifact.uuid, link.type, link.iteration, link.key, options.source_name),
-                link.artifact.uuid, task.uuid, link.type, link.iteration, bundle.run_id, dumps(link.producer),
-                link.key, link.event_id))
-    _check_storable(out, options)
-    return out
+
+def _task_row(task: TaskNode, bundle: RunBundle, namespace: str, ledger: list[LedgerEntry]) -> TaskRow:
+    """The `tasks` row of `task`; a DisplayName over the limit is cut (and ledgered)."""
+    display = _display_name(task, bundle)
+    if len(display) > DISPLAY_LIMIT:
+        ledger.append(LedgerEntry(bundle.run_id, "execution", task.effective.id, "truncated",
+                                  f"DisplayName of `{task.name}` cut to {DISPLAY_LIMIT}"))
+        display = display[:DISPLAY_LIMIT]
+    parent_id = task.parent.uuid if task.parent else None
+    return TaskRow(
+        uuid=task.uuid, namespace=namespace, run_uuid=bundle.run_id,
+        pods=dumps(pods(task, _platform_op(task, bundle.spec))),
+        created_at=task.created, started_at=0, finished_at=task.finished,
+        fingerprint=str(task.effective.props.get("cache_fingerprint") or "") if task.type == RUNTIME else "",
+        name=task.name, display_name=display, parent_task_uuid=parent_id, state=task.state,
+        status_metadata=dumps(status_metadata(task)), state_history=dumps(state_history(task)),
+        input_parameters=dumps(_sorted_params(task.input_params) or None),
+        output_parameters=dumps(_sorted_params(task.output_params) or None),
+        type=task.type, type_attrs=dumps(type_attrs(task)), scope_path=task.scope_path,
+        logical_key=keys.logical_key(bundle.run_id, parent_id, task.scope_path, task.name, task.type,
+                                     task.iteration) or "",
+        mlmd_execution_ids=tuple(a.id for a in task.attempts),
+    )
+
+
+def _link_rows(task: TaskNode, links: list[Link], run_id: str, source_name: str) -> list[LinkRow]:
+    """The `artifact_tasks` rows of `task`.
+
+    Raises:
+        SkipRun: `identifier-too-long` (an artifact key over 191 characters).
+    """
+    rows = []
+    for link in links:
+        if len(link.key) > KEY_LIMIT:
+            raise SkipRun("identifier-too-long", f"artifact key `{link.key[:40]}…` is longer than {KEY_LIMIT}")
+        rows.append(LinkRow(
+            keys.link_id(task.uuid, link.artifact.uuid, link.type, link.iteration, link.key, source_name),
+            link.artifact.uuid, task.uuid, link.type, link.iteration, run_id, dumps(link.producer),
+            link.key, link.event_id))
+    return rows
 
 
 URI_LIMIT, FINGERPRINT_LIMIT = 2048, 255

@@ -118,42 +118,121 @@ def build_tree(bundle: RunBundle) -> Tree:
     Raises:
         SkipRun: no root DAG, an unresolvable task key or scope, or a loop without a count.
     """
-    spec = bundle.spec
-    components = _components(spec)
-    ledger: list[LedgerEntry] = []
-    run_id = bundle.run_id
+    return _TreeBuilder(bundle).build()
 
-    def note(execution: MlmdExecution, reason: str, detail: str = "") -> None:
-        ledger.append(LedgerEntry(run_id, "execution", execution.id, reason, detail))
 
-    by_parent: dict[int, list[MlmdExecution]] = defaultdict(list)
-    roots: list[MlmdExecution] = []
-    kfp_execs = []
-    for e in bundle.executions:
-        if e.type_name not in KFP_EXECUTION_TYPES:
-            note(e, "unsupported-type", e.type_name)
-            continue
-        kfp_execs.append(e)
-        parent = e.props.get("parent_dag_id")
-        if isinstance(parent, int) and not isinstance(parent, bool):
-            by_parent[parent].append(e)
-        elif e.type_name == DAG_EXECUTION and parent is None:
-            roots.append(e)
-    named = [r for r in roots if r.name == f"run/{run_id}"]
-    roots = sorted(named or roots, key=lambda e: e.id)
-    if not roots:
-        raise SkipRun("no-root-dag", "the run has no root DAG execution (KFP 1.6-1.8 v2-compatible mode, "
-                                     "or the root driver never ran)")
-    root = TaskNode("ROOT", ROOT, roots, None, None, None, spec["root"] if spec else None)
-    visited = {r.id for r in roots}
-    iteration_events: list[MlmdEvent] = []
-    flattened: set[int] = set()
+class _TreeBuilder:
+    """One run's tree under construction: executions by parent, those placed so far, and the ledger."""
 
-    def resolve_name(e: MlmdExecution, parent: TaskNode) -> str:
+    def __init__(self, bundle: RunBundle) -> None:
+        self.bundle = bundle
+        self.spec = bundle.spec
+        self.components = _components(bundle.spec)
+        self.ledger: list[LedgerEntry] = []
+        self.by_parent: dict[int, list[MlmdExecution]] = defaultdict(list)
+        self.visited: set[int] = set()
+        """Executions placed in the tree (as an attempt, or as a flattened iteration DAG)."""
+        self.flattened: set[int] = set()
+        """Iteration DAG executions: no task of their own, their children hang under the loop task."""
+
+    def build(self) -> Tree:
+        """Index the executions, pick the root DAG, expand the tree from it, and ledger what stayed out."""
+        kfp_execs, roots = self._index()
+        named = [r for r in roots if r.name == f"run/{self.bundle.run_id}"]
+        roots = sorted(named or roots, key=lambda e: e.id)
+        if not roots:
+            raise SkipRun("no-root-dag", "the run has no root DAG execution (KFP 1.6-1.8 v2-compatible mode, "
+                                         "or the root driver never ran)")
+        spec = self.spec
+        root = TaskNode("ROOT", ROOT, roots, None, None, None, spec["root"] if spec else None)
+        self.visited = {r.id for r in roots}
+        self._expand(root)
+        for e in kfp_execs:
+            if e.id not in self.visited:
+                self._note(e, "detached-execution", "not reachable from the root DAG through `parent_dag_id`")
+        iteration_events = [ev for ev in self.bundle.events if ev.execution_id in self.flattened]
+        for extra in [r for r in self.bundle.executions if r.id in {x.id for x in roots[:-1]}]:
+            self._note(extra, "superseded-attempt", "earlier root DAG execution")
+        return Tree(root, self.ledger, iteration_events)
+
+    def _note(self, execution: MlmdExecution, reason: str, detail: str = "") -> None:
+        self.ledger.append(LedgerEntry(self.bundle.run_id, "execution", execution.id, reason, detail))
+
+    def _index(self) -> tuple[list[MlmdExecution], list[MlmdExecution]]:
+        """The KFP executions and the root DAG candidates; fills `by_parent`, ledgers unsupported types."""
+        roots: list[MlmdExecution] = []
+        kfp_execs = []
+        for e in self.bundle.executions:
+            if e.type_name not in KFP_EXECUTION_TYPES:
+                self._note(e, "unsupported-type", e.type_name)
+                continue
+            kfp_execs.append(e)
+            parent = e.props.get("parent_dag_id")
+            if isinstance(parent, int) and not isinstance(parent, bool):
+                self.by_parent[parent].append(e)
+            elif e.type_name == DAG_EXECUTION and parent is None:
+                roots.append(e)
+        return kfp_execs, roots
+
+    def _expand(self, task: TaskNode) -> None:
+        """Give `task` its children (attempts of one name and iteration merged), then expand each."""
+        for (name, iteration), attempts in self._group_children(task).items():
+            task.children.append(self._child(task, name, iteration, attempts))
+        for child in task.children:
+            self._expand(child)
+
+    def _group_children(self, task: TaskNode) -> dict[tuple[str, int | None], list[MlmdExecution]]:
+        """The executions under `task`'s attempts by (task name, iteration), iteration DAGs flattened away."""
+        groups: dict[tuple[str, int | None], list[MlmdExecution]] = {}
+
+        def add(e: MlmdExecution, iteration: int | None) -> None:
+            if e.id in self.visited:
+                return
+            self.visited.add(e.id)
+            groups.setdefault((self._resolve_name(e, task), iteration), []).append(e)
+
+        kids = sorted((c for a in task.attempts for c in self.by_parent.get(a.id, [])), key=lambda e: e.id)
+        for c in kids:
+            index = c.props.get("iteration_index")
+            if task.loop and c.type_name == DAG_EXECUTION and isinstance(index, int):
+                # An iteration DAG: no task of its own (flattened); its children hang under the loop task.
+                self.visited.add(c.id)
+                self.flattened.add(c.id)
+                task.iterations.setdefault(index, []).append(c)
+                self._note(c, "flattened-iteration", f"iteration {index} of `{task.name}`")
+                for g in sorted(self.by_parent.get(c.id, []), key=lambda e: e.id):
+                    add(g, index)
+            else:
+                add(c, task.iteration)
+        return groups
+
+    def _child(self, task: TaskNode, name: str, iteration: int | None, attempts: list[MlmdExecution]) -> TaskNode:
+        """The child task `name` of `task`, typed from its spec and latest attempt; earlier attempts are ledgered."""
+        attempts.sort(key=lambda e: e.id)
+        has_spec = self.spec is not None
+        task_spec = component = None
+        if has_spec and task.component is not None:
+            task_spec = task.component["dag"]["tasks"][name]
+            ref = ((task_spec or {}).get("componentRef") or {}).get("name")
+            component = self.components.get(ref) if ref else None
+        child_type = classify(attempts[-1], name, task_spec, has_spec, iteration is not None)
+        loop = is_loop(attempts[-1], task_spec, has_spec)
+        count = attempts[-1].props.get("iteration_count")
+        if loop and (not isinstance(count, int) or isinstance(count, bool)):  # absent, or a double (M28)
+            raise SkipRun("loop-without-count", f"loop `{name}` (execution {attempts[-1].id}) has no integer "
+                                                "`iteration_count`", attempts[-1].id)
+        child = TaskNode(name, child_type, attempts, task, iteration, task_spec, component, loop=loop)
+        for superseded in attempts[:-1]:
+            self._note(superseded, "superseded-attempt", f"earlier attempt of `{name}`; execution "
+                                                         f"{attempts[-1].id} is the effective one")
+        return child
+
+    def _resolve_name(self, e: MlmdExecution, parent: TaskNode) -> str:
+        """The task key of `e` in `parent`'s DAG (importers and KFP <= 2.5 record `taskInfo.name` instead)."""
         task_name = e.props.get("task_name")
         if not isinstance(task_name, str) or not task_name:
             raise SkipRun("unresolved-task-key", f"execution {e.id} has no `task_name`", e.id)
-        if spec is None or parent.component is None:
+        if self.spec is None or parent.component is None:
             return task_name
         tasks = (parent.component.get("dag") or {}).get("tasks")
         if tasks is None:
@@ -170,57 +249,3 @@ def build_tree(bundle: RunBundle) -> Tree:
         raise SkipRun("unresolved-task-key",
                       f"execution {e.id}: `{task_name}` matches {len(matches)} tasks of "
                       f"`{parent.scope_path or parent.name}` in the pipeline spec", e.id)
-
-    def expand(task: TaskNode) -> None:
-        groups: dict[tuple[str, int | None], list[MlmdExecution]] = {}
-
-        def add(e: MlmdExecution, iteration: int | None) -> None:
-            if e.id in visited:
-                return
-            visited.add(e.id)
-            groups.setdefault((resolve_name(e, task), iteration), []).append(e)
-
-        kids = sorted((c for a in task.attempts for c in by_parent.get(a.id, [])), key=lambda e: e.id)
-        for c in kids:
-            index = c.props.get("iteration_index")
-            if task.loop and c.type_name == DAG_EXECUTION and isinstance(index, int):
-                # An iteration DAG: no task of its own (flattened); its children hang under the loop task.
-                visited.add(c.id)
-                flattened.add(c.id)
-                task.iterations.setdefault(index, []).append(c)
-                note(c, "flattened-iteration", f"iteration {index} of `{task.name}`")
-                for g in sorted(by_parent.get(c.id, []), key=lambda e: e.id):
-                    add(g, index)
-            else:
-                add(c, task.iteration)
-        for (name, iteration), attempts in groups.items():
-            attempts.sort(key=lambda e: e.id)
-            task_spec = component = None
-            if spec is not None and task.component is not None:
-                task_spec = task.component["dag"]["tasks"][name]
-                ref = ((task_spec or {}).get("componentRef") or {}).get("name")
-                component = components.get(ref) if ref else None
-            child_type = classify(attempts[-1], name, task_spec, spec is not None, iteration is not None)
-            loop = is_loop(attempts[-1], task_spec, spec is not None)
-            count = attempts[-1].props.get("iteration_count")
-            if loop and (not isinstance(count, int) or isinstance(count, bool)):  # absent, or a double (M28)
-                raise SkipRun("loop-without-count", f"loop `{name}` (execution {attempts[-1].id}) has no integer "
-                                                    "`iteration_count`", attempts[-1].id)
-            child = TaskNode(name, child_type, attempts, task, iteration, task_spec, component, loop=loop)
-            task.children.append(child)
-            for superseded in attempts[:-1]:
-                note(superseded, "superseded-attempt", f"earlier attempt of `{name}`; execution "
-                                                       f"{attempts[-1].id} is the effective one")
-        for child in task.children:
-            expand(child)
-
-    expand(root)
-    for e in kfp_execs:
-        if e.id not in visited:
-            note(e, "detached-execution", "not reachable from the root DAG through `parent_dag_id`")
-    for ev in bundle.events:
-        if ev.execution_id in flattened:
-            iteration_events.append(ev)
-    for extra in [r for r in bundle.executions if r.id in {x.id for x in roots[:-1]}]:
-        note(extra, "superseded-attempt", "earlier root DAG execution")
-    return Tree(root, ledger, iteration_events)

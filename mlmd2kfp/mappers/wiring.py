@@ -68,6 +68,32 @@ def _has_outputs(task: TaskNode) -> bool:
     return (task.type == RUNTIME and task.state in (SUCCEEDED, CACHED)) or (task.type == IMPORTER and task.state == SUCCEEDED)
 
 
+@dataclass(frozen=True)
+class _Output:
+    """A producing task's output on its way up the tree (`RunIO.propagate`)."""
+
+    kind: str
+    """`parameters` or `artifacts`."""
+    value: Any
+    """A parameter's value (None for an artifact)."""
+    row: ArtifactRow | None
+    """An artifact's row (None for a parameter)."""
+    has_spec: bool
+    """Selectors come from the spec's `dag.outputs`, else from MLMD's `*_producer_task` properties."""
+
+
+@dataclass(frozen=True)
+class _Below:
+    """The propagated link one level below (`RunIO._propagate`)."""
+
+    level: int
+    """1 for the producing task's own output, then one more per ancestor."""
+    type: int
+    """Its IOType."""
+    iteration: int | None
+    """Its producer's iteration."""
+
+
 class RunIO:
     """Computes parameters and links for one tree, given the run's artifact rows."""
 
@@ -227,33 +253,36 @@ class RunIO:
                 self._walk(task, "artifacts", link.key, None, link.artifact, has_spec)
 
     def _walk(self, task: TaskNode, kind: str, key: str, value: Any, row: ArtifactRow | None, has_spec: bool) -> None:
-        self._propagate(task, key, 1, OUTPUT, task.iteration, kind, value, row, has_spec)
+        self._propagate(task, key, _Below(1, OUTPUT, task.iteration), _Output(kind, value, row, has_spec))
 
-    def _propagate(self, child: TaskNode, key: str, level: int, previous: int, iteration: int | None, kind: str,
-                   value: Any, row: ArtifactRow | None, has_spec: bool) -> None:
+    def _propagate(self, child: TaskNode, key: str, below: _Below, output: _Output) -> None:
         """One level up from `child`'s output `key`: every output of the parent that selects it, then on from
-        each (`previous`/`iteration`: type and producer iteration of the link below; level 1: T's own)."""
+        each (`below`: level, type and producer iteration of the link below; level 1: T's own)."""
         ancestor = child.parent
         if ancestor is None:
             return
-        for name in self._selectors(ancestor, kind, child.name, key, has_spec):
-            if ancestor.type == LOOP:  # a nested loop is DAG: OUTPUT at level 1 (v3)
-                io_type = ITERATOR_OUTPUT
-            elif ancestor.type == CONDITION_BRANCH and not self._declared_list(ancestor, kind, name):
-                io_type = ONE_OF_OUTPUT
-            else:
-                io_type = OUTPUT if level == 1 else previous
+        for name in self._selectors(ancestor, output.kind, child.name, key, output.has_spec):
+            io_type = self._propagated_type(ancestor, output.kind, name, below)
             # (v3) only an ITERATOR_OUTPUT link keeps the iteration of the link below it
-            it = iteration if io_type == ITERATOR_OUTPUT else None
+            it = below.iteration if io_type == ITERATOR_OUTPUT else None
             prod = producer(child.name, it)
-            if kind == "parameters":
-                entry = {"parameterKey": name, "producer": prod, "type": IO_TYPE_NAMES[io_type], "value": value}
+            if output.kind == "parameters":
+                entry = {"parameterKey": name, "producer": prod, "type": IO_TYPE_NAMES[io_type], "value": output.value}
                 if entry not in ancestor.output_params:
                     ancestor.output_params.append(entry)
             else:
-                assert row is not None
-                self._add_link(Link(ancestor, row, io_type, name, prod, None))
-            self._propagate(ancestor, name, level + 1, io_type, it, kind, value, row, has_spec)
+                assert output.row is not None
+                self._add_link(Link(ancestor, output.row, io_type, name, prod, None))
+            self._propagate(ancestor, name, _Below(below.level + 1, io_type, it), output)
+
+    @classmethod
+    def _propagated_type(cls, ancestor: TaskNode, kind: str, name: str, below: _Below) -> int:
+        """The IOType of `ancestor`'s propagated output `name`."""
+        if ancestor.type == LOOP:  # a nested loop is DAG: OUTPUT at level 1 (v3)
+            return ITERATOR_OUTPUT
+        if ancestor.type == CONDITION_BRANCH and not cls._declared_list(ancestor, kind, name):
+            return ONE_OF_OUTPUT
+        return OUTPUT if below.level == 1 else below.type
 
     @staticmethod
     def _declared_list(task: TaskNode, kind: str, name: str) -> bool:

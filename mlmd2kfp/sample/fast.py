@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection, Engine
 
 from ..batching import chunks
 from ..db import make_engine, parse_url
-from ..dialects import dialect_for, sync_sequence_sql
+from ..dialects import Dialect, dialect_for, sync_sequence_sql
 from ..errors import ConfigError
 from ..target.legacy import LEGACY_TABLES
 from .api import SampleReport, write_sample
@@ -144,6 +144,25 @@ def write_fast_sample(mlmd_url: str, kfp_url: str, *, runs: int, seed: int = 0, 
         ConfigError: a database is not empty.
     """
     reps = max(1, -(-runs // SCENARIOS_PER_REPETITION))
+    template = _load_template(seed, single_user)
+    m_url = parse_url(mlmd_url, "MLMD")
+    kfp_engine = make_engine(kfp_url, "KFP")
+    mlmd_engine = make_engine(m_url, "MLMD")
+    _require_empty(m_url, kfp_engine)
+    with mlmd_engine.connect() as conn:
+        d = dialect_for(conn)
+    _write_shared_mlmd(mlmd_engine, template, d)
+    _write_mlmd_copies(mlmd_engine, template, d, reps, on_progress)
+    _sync_sequences(mlmd_engine, d)
+    _write_kfp_copies(kfp_engine, template, reps)
+    records = [_copy_record(r, rep) for rep in range(reps) for r in template.report.runs]
+    mlmd_engine.dispose()
+    kfp_engine.dispose()
+    return records
+
+
+def _load_template(seed: int, single_user: bool) -> _Template:
+    """Write one repetition through `ml-metadata` into a temporary SQLite pair and load it."""
     with tempfile.TemporaryDirectory() as tmp:
         tm, tk = f"sqlite:///{Path(tmp) / 'm.sqlite'}", f"sqlite:///{Path(tmp) / 'k.sqlite'}"
         report = write_sample(tm, tk, seed=seed, single_user=single_user)
@@ -152,9 +171,11 @@ def write_fast_sample(mlmd_url: str, kfp_url: str, *, runs: int, seed: int = 0, 
             template = _Template(mconn, kconn, report)
         te.dispose()
         tke.dispose()
-    m_url = parse_url(mlmd_url, "MLMD")
-    kfp_engine = make_engine(kfp_url, "KFP")
-    mlmd_engine = make_engine(m_url, "MLMD")
+    return template
+
+
+def _require_empty(m_url: URL, kfp_engine: Engine) -> None:
+    """Refuse an MLMD database with contexts or a KFP database with runs."""
     store = open_store(m_url)  # ml-metadata creates the schema (version 10) and its nine simple types
     if store.get_contexts():
         raise ConfigError("the MLMD database already holds contexts; `sample --fast` writes only into an empty one")
@@ -162,10 +183,11 @@ def write_fast_sample(mlmd_url: str, kfp_url: str, *, runs: int, seed: int = 0, 
     with kfp_engine.connect() as conn:
         if "run_details" in inspect(conn).get_table_names() and conn.execute(text("SELECT COUNT(*) FROM run_details")).scalar():
             raise ConfigError("the KFP database already holds runs; `sample --fast` writes only into an empty one")
-    with mlmd_engine.connect() as conn:
-        d = dialect_for(conn)
+
+
+def _write_shared_mlmd(mlmd_engine: Engine, template: _Template, d: Dialect) -> None:
+    """Insert the rows every run shares: types the store lacks, type properties, pipeline contexts."""
     lower, booleans = d.lower_case_mlmd, d.native_booleans
-    records: list[RunRecord] = []
     with mlmd_engine.begin() as conn:
         existing = {r[0] for r in conn.execute(text(f"SELECT id FROM {'type' if lower else _q(conn, 'Type')}"))}
         _insert(conn, "Type", [r for r in template.tables["Type"] if r["id"] not in existing], lower, booleans)
@@ -174,6 +196,12 @@ def write_fast_sample(mlmd_url: str, kfp_url: str, *, runs: int, seed: int = 0, 
         _insert(conn, "Context", shared, lower, booleans)
         _insert(conn, "ContextProperty", [r for r in template.tables["ContextProperty"]
                                           if r["context_id"] not in template.run_contexts], lower, booleans)
+
+
+def _write_mlmd_copies(mlmd_engine: Engine, template: _Template, d: Dialect, reps: int,
+                       on_progress: Callable[[int, int], None] | None) -> None:
+    """Insert `reps` copies of the run-scoped MLMD rows, 20 repetitions per transaction."""
+    lower, booleans = d.lower_case_mlmd, d.native_booleans
     for start in range(0, reps, 20):
         with mlmd_engine.begin() as conn:
             for rep in range(start, min(reps, start + 20)):
@@ -183,11 +211,19 @@ def write_fast_sample(mlmd_url: str, kfp_url: str, *, runs: int, seed: int = 0, 
                     _insert(conn, table, rows[table], lower, booleans)
         if on_progress:
             on_progress(min(reps, start + 20), reps)
+
+
+def _sync_sequences(mlmd_engine: Engine, d: Dialect) -> None:
+    """Move the id sequences past the copied ids (where the backend has sequences)."""
     with mlmd_engine.begin() as conn:
         for table in ("Type", "Context", "Execution", "Artifact", "Event", "Association", "Attribution"):
             statement = sync_sequence_sql(d, d.mlmd_name(table))
             if statement:
                 conn.execute(text(statement))
+
+
+def _write_kfp_copies(kfp_engine: Engine, template: _Template, reps: int) -> None:
+    """Create KFP's pre-upgrade tables and insert the shared rows, then `reps` copies of the run rows."""
     with kfp_engine.begin() as conn:
         create_legacy_tables(conn)
         for name in ("experiments", "pipelines", "pipeline_versions"):
@@ -199,14 +235,13 @@ def write_fast_sample(mlmd_url: str, kfp_url: str, *, runs: int, seed: int = 0, 
                 tasks += [_kfp_task(r, rep, template.max["Execution"]) for r in template.kfp["tasks"]]
             _insert_kfp(conn, "run_details", rd)
             _insert_kfp(conn, "tasks", tasks)
-    for rep in range(reps):
-        for r in template.report.runs:
-            records.append(RunRecord(r.scenario, _new_uuid(r.run_id, rep) if rep else r.run_id, r.namespace,
-                                     r.pod_namespace, r.pipeline, r.workflow_name if not rep else f"{r.workflow_name}-r{rep}",
-                                     r.state, r.created_s, r.finished_s, None, orphan=r.orphan))
-    mlmd_engine.dispose()
-    kfp_engine.dispose()
-    return records
+
+
+def _copy_record(r: RunRecord, rep: int) -> RunRecord:
+    """The record of run `r`'s copy in repetition `rep` (0 = the template's own run)."""
+    return RunRecord(r.scenario, _new_uuid(r.run_id, rep) if rep else r.run_id, r.namespace,
+                     r.pod_namespace, r.pipeline, r.workflow_name if not rep else f"{r.workflow_name}-r{rep}",
+                     r.state, r.created_s, r.finished_s, None, orphan=r.orphan)
 
 
 def _q(conn: Connection, name: str) -> str:

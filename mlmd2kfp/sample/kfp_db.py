@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from ..dialects import dialect_for
+from ..target import legacy
 from ..target.legacy import LEGACY_TABLES
 from ..target.schema import Table
 from ..target.schema import render_create
@@ -89,11 +91,27 @@ def write_kfp_rows(conn: Connection, records: list[RunRecord], specs: dict[str, 
                    namespaces: list[str], base_s: int, no_spec: bool = False) -> dict[str, int]:
     """Insert the KFP rows for `records`; returns row counts per table (`no_spec`: runs keep no spec and no
     pipeline version)."""
-    from ..target import legacy
 
     def uid() -> str:
         return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
+    experiments = _write_experiments(conn, records, namespaces, base_s, uid)
+    pipelines = _write_pipelines(conn, specs, base_s, uid)
+    runs, tasks = [], []
+    for r in records:
+        if r.orphan:
+            continue
+        runs.append(_run_details_row(r, experiments, pipelines, specs, no_spec))
+        tasks.extend(_old_task_rows(r, uid))
+    _insert(conn, legacy.RUN_DETAILS, runs)
+    _insert(conn, legacy.OLD_TASKS, tasks)
+    return {"experiments": len(experiments), "pipelines": len(pipelines), "pipeline_versions": len(pipelines),
+            "run_details": len(runs), "tasks": len(tasks)}
+
+
+def _write_experiments(conn: Connection, records: list[RunRecord], namespaces: list[str], base_s: int,
+                       uid: Callable[[], str]) -> dict[str, str]:
+    """Insert each namespace's `Default` experiment; returns experiment UUIDs by namespace."""
     experiments = {ns: uid() for ns in namespaces}
     last_run = {ns: max((r.created_s for r in records if r.namespace == ns and not r.orphan), default=0)
                 for ns in namespaces}
@@ -101,6 +119,12 @@ def write_kfp_rows(conn: Connection, records: list[RunRecord], specs: dict[str, 
         {"UUID": e, "Name": "Default", "Description": "All runs created without specifying an experiment will be "
          "grouped here.", "CreatedAtInSec": base_s - 86400, "LastRunCreatedAtInSec": last_run[ns], "Namespace": ns,
          "StorageState": "AVAILABLE"} for ns, e in experiments.items()])
+    return experiments
+
+
+def _write_pipelines(conn: Connection, specs: dict[str, str], base_s: int,
+                     uid: Callable[[], str]) -> dict[str, tuple[str, str]]:
+    """Insert one pipeline with one version per spec; returns (pipeline UUID, version UUID) by name."""
     pipelines = {name: (uid(), uid()) for name in specs}
     _insert(conn, legacy.PIPELINES, [
         {"UUID": p, "CreatedAtInSec": base_s - 3600, "Name": name, "DisplayName": name, "Description": "",
@@ -111,42 +135,39 @@ def write_kfp_rows(conn: Connection, records: list[RunRecord], specs: dict[str, 
          "Parameters": "[]", "PipelineId": p, "Status": "READY", "CodeSourceUrl": "", "Description": "",
          "PipelineSpec": specs[name], "PipelineSpecURI": ""}
         for name, (p, v) in pipelines.items()])
-    runs, tasks = [], []
-    for r in records:
-        if r.orphan:
-            continue
-        v1 = r.result is None
-        history = [{"UpdateTimeInSec": r.created_s, "State": "PENDING"},
-                   {"UpdateTimeInSec": r.created_s + 2, "State": "RUNNING"}]
-        if r.state != "RUNNING":
-            history.append({"UpdateTimeInSec": r.finished_s, "State": r.state})
-        pid, vid = ("", None) if no_spec else pipelines.get(r.pipeline, ("", None))
-        workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
-                    "metadata": {"name": r.workflow_name, "namespace": r.pod_namespace,
-                                 "labels": {"pipeline/runid": r.run_id}}}
-        runs.append({
-            "UUID": r.run_id, "DisplayName": f"{r.scenario} run {r.run_id[:8]}", "Name": r.workflow_name,
-            "Description": "", "Namespace": r.namespace, "ExperimentUUID": experiments[r.namespace],
-            "JobUUID": None, "StorageState": "AVAILABLE", "ServiceAccount": "pipeline-runner",
-            "PipelineId": pid, "PipelineVersionId": vid, "PipelineName": f"{r.pipeline}-v1" if vid else "",
-            # A run created from a pipeline version carries a copy of the version's spec, unless
-            # (scenario spec-in-pipeline-version) only the version reference was kept.
-            "PipelineSpecManifest": None if (v1 or r.spec_in_version_only or no_spec) else specs[r.pipeline],
-            "WorkflowSpecManifest": json.dumps(workflow, separators=(",", ":")) if v1 else "",
-            "Parameters": "", "RuntimeParameters": json.dumps(r.params, separators=(",", ":"), sort_keys=True),
-            "PipelineRoot": "", "CreatedAtInSec": r.created_s, "ScheduledAtInSec": r.created_s,
-            "FinishedAtInSec": 0 if r.state == "RUNNING" else r.finished_s,
-            "Conditions": _CONDITIONS[r.state], "State": r.state,
-            "StateHistory": json.dumps(history, separators=(",", ":")),
-            "PipelineRuntimeManifest": "" if v1 else json.dumps(workflow, separators=(",", ":")),
-            "WorkflowRuntimeManifest": json.dumps(workflow, separators=(",", ":")),
-            "PipelineContextId": 0, "PipelineRunContextId": 0,
-        })
-        tasks.extend(_old_task_rows(r, uid))
-    _insert(conn, legacy.RUN_DETAILS, runs)
-    _insert(conn, legacy.OLD_TASKS, tasks)
-    return {"experiments": len(experiments), "pipelines": len(pipelines), "pipeline_versions": len(pipelines),
-            "run_details": len(runs), "tasks": len(tasks)}
+    return pipelines
+
+
+def _run_details_row(r: RunRecord, experiments: dict[str, str], pipelines: dict[str, tuple[str, str]],
+                     specs: dict[str, str], no_spec: bool) -> dict[str, Any]:
+    """The `run_details` row of run `r`, with its state history and Argo workflow manifests."""
+    v1 = r.result is None
+    history = [{"UpdateTimeInSec": r.created_s, "State": "PENDING"},
+               {"UpdateTimeInSec": r.created_s + 2, "State": "RUNNING"}]
+    if r.state != "RUNNING":
+        history.append({"UpdateTimeInSec": r.finished_s, "State": r.state})
+    pid, vid = ("", None) if no_spec else pipelines.get(r.pipeline, ("", None))
+    workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+                "metadata": {"name": r.workflow_name, "namespace": r.pod_namespace,
+                             "labels": {"pipeline/runid": r.run_id}}}
+    return {
+        "UUID": r.run_id, "DisplayName": f"{r.scenario} run {r.run_id[:8]}", "Name": r.workflow_name,
+        "Description": "", "Namespace": r.namespace, "ExperimentUUID": experiments[r.namespace],
+        "JobUUID": None, "StorageState": "AVAILABLE", "ServiceAccount": "pipeline-runner",
+        "PipelineId": pid, "PipelineVersionId": vid, "PipelineName": f"{r.pipeline}-v1" if vid else "",
+        # A run created from a pipeline version carries a copy of the version's spec, unless
+        # (scenario spec-in-pipeline-version) only the version reference was kept.
+        "PipelineSpecManifest": None if (v1 or r.spec_in_version_only or no_spec) else specs[r.pipeline],
+        "WorkflowSpecManifest": json.dumps(workflow, separators=(",", ":")) if v1 else "",
+        "Parameters": "", "RuntimeParameters": json.dumps(r.params, separators=(",", ":"), sort_keys=True),
+        "PipelineRoot": "", "CreatedAtInSec": r.created_s, "ScheduledAtInSec": r.created_s,
+        "FinishedAtInSec": 0 if r.state == "RUNNING" else r.finished_s,
+        "Conditions": _CONDITIONS[r.state], "State": r.state,
+        "StateHistory": json.dumps(history, separators=(",", ":")),
+        "PipelineRuntimeManifest": "" if v1 else json.dumps(workflow, separators=(",", ":")),
+        "WorkflowRuntimeManifest": json.dumps(workflow, separators=(",", ":")),
+        "PipelineContextId": 0, "PipelineRunContextId": 0,
+    }
 
 
 def _old_task_rows(r: RunRecord, uid: Any) -> list[dict[str, Any]]:

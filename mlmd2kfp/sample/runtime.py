@@ -115,6 +115,17 @@ class RunResult:
     finished_ms: int
 
 
+def _cache_fingerprint(task: dict[str, Any], params: dict[str, Any], artifacts: dict[str, list[int]]) -> str:
+    """The driver's cache fingerprint of a task with caching enabled."""
+    custom_key = task.get("cachingOptions", {}).get("cacheKey")
+    if custom_key:  # the driver hashes the component name, a NUL and the key, nothing else
+        return hashlib.sha256(f"{task['componentRef']['name']}\0{custom_key}".encode()).hexdigest()
+    return hashlib.sha256(go_json({
+        "component": task["componentRef"]["name"], "inputs": params,
+        "artifacts": {n: sorted(ids) for n, ids in artifacts.items()},
+    }).encode()).hexdigest()
+
+
 class _Stop(Exception):
     """The run is left in flight here."""
 
@@ -341,22 +352,16 @@ class RunSimulator:
     # --- containers ----------------------------------------------------------------------
     def _run_container(self, parent: Node, key: str, task: dict[str, Any], component: dict[str, Any],
                        params: dict[str, Any], artifacts: dict[str, list[int]], triggered: bool) -> None:
+        """Create a container execution, then cancel it, publish a cache hit, or run its pod(s)."""
         props: dict[str, Any] = {
             "display_name": task["taskInfo"]["name"], "task_name": key, "parent_dag_id": parent.exec_id,
             "inputs": params, "pod_name": "", "pod_uid": "", "namespace": "", "image": "",
             **self._plugins(key),
         }
         caching = bool(task.get("cachingOptions", {}).get("enableCache"))
-        custom_key = task.get("cachingOptions", {}).get("cacheKey")
         fingerprint = ""
-        if caching and custom_key:  # the driver hashes the component name, a NUL and the key, nothing else
-            fingerprint = hashlib.sha256(f"{task['componentRef']['name']}\0{custom_key}".encode()).hexdigest()
-            props["cache_fingerprint"] = fingerprint
-        elif caching:
-            fingerprint = hashlib.sha256(go_json({
-                "component": task["componentRef"]["name"], "inputs": params,
-                "artifacts": {n: sorted(ids) for n, ids in artifacts.items()},
-            }).encode()).hexdigest()
+        if caching:
+            fingerprint = _cache_fingerprint(task, params, artifacts)
             props["cache_fingerprint"] = fingerprint
         events = [(aid, name) for name, ids in artifacts.items() for aid in ids]
         cache_key = (fingerprint, f"pipeline/{self.spec.name}", self.plan.pod_namespace)
@@ -372,20 +377,41 @@ class RunSimulator:
         if not triggered:
             node.state = CANCELED
             return
-        if hit is not None:  # cache hit: the driver publishes CACHED with the old outputs and artifacts
-            self._argo(node, "executor", "system-container-impl", phase="SKIPPED")
-            outs = [(aid, name) for name, ids in hit.out_artifacts.items() for aid in ids]
-            outs += [(aid, "executor-logs") for aid in hit.logs]
-            self.clock.tick(300)
-            self.client.update_execution(exec_id, CACHED, {"outputs": hit.outputs}, outs, self.contexts)
-            node.state, node.out_params, node.out_artifacts = CACHED, hit.outputs, hit.out_artifacts
-            node.finished_ms = self.clock.now_ms
+        if hit is not None:
+            self._publish_cache_hit(node, hit)
             return
         fails = key in self.plan.fail and not self.retrying
-        has_retry = "retryPolicy" in task
-        attempts = (int(task.get("retryPolicy", {}).get("maxRetryCount", 0)) + 1) if fails else 1
         salt = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         base_uri = f"{PIPELINE_ROOT}/{self.spec.name}/{self.plan.run_id}/{key}/{salt}"
+        logs = self._run_pods(node, task, component, fails, base_uri)
+        if not fails:
+            self._publish_outputs(node, component, base_uri, logs[-1])
+            if caching:
+                self.cache[cache_key] = CacheEntry(exec_id, node.out_params, node.out_artifacts, logs[-1:])
+                self.cache_rows.append((node, fingerprint))
+        node.finished_ms = self.clock.now_ms
+        self.client.update_dag_state(parent.exec_id)
+
+    def _publish_cache_hit(self, node: Node, hit: CacheEntry) -> None:
+        """Cache hit: the driver publishes CACHED with the old outputs and artifacts; no pod runs."""
+        self._argo(node, "executor", "system-container-impl", phase="SKIPPED")
+        outs = [(aid, name) for name, ids in hit.out_artifacts.items() for aid in ids]
+        outs += [(aid, "executor-logs") for aid in hit.logs]
+        self.clock.tick(300)
+        self.client.update_execution(node.exec_id, CACHED, {"outputs": hit.outputs}, outs, self.contexts)
+        node.state, node.out_params, node.out_artifacts = CACHED, hit.outputs, hit.out_artifacts
+        node.finished_ms = self.clock.now_ms
+
+    def _run_pods(self, node: Node, task: dict[str, Any], component: dict[str, Any], fails: bool,
+                  base_uri: str) -> list[int]:
+        """Run the launcher pod, once per Argo retry attempt when it `fails`; returns the log artifact ids.
+
+        Raises:
+            _Stop: the run is left in flight at this task (`RunPlan.stop_at`).
+        """
+        key, exec_id = node.key, node.exec_id
+        has_retry = "retryPolicy" in task
+        attempts = (int(task.get("retryPolicy", {}).get("maxRetryCount", 0)) + 1) if fails else 1
         logs: list[int] = []
         for attempt in range(attempts):
             self.clock.tick(self.rng.randint(3000, 9000))
@@ -406,18 +432,16 @@ class RunSimulator:
             if fails:
                 self.client.update_execution(exec_id, FAILED, None, [(logs[-1], "executor-logs")], self.contexts)
                 node.state = FAILED
-        if not fails:
-            out_artifacts = self._record_outputs(component, key, base_uri)
-            outputs = self._output_params(component, key)
-            pairs = [(aid, name) for name, ids in out_artifacts.items() for aid in ids]
-            pairs.append((logs[-1], "executor-logs"))
-            self.client.update_execution(exec_id, COMPLETE, {"outputs": outputs}, pairs, self.contexts)
-            node.state, node.out_params, node.out_artifacts = COMPLETE, outputs, out_artifacts
-            if caching:
-                self.cache[cache_key] = CacheEntry(exec_id, outputs, out_artifacts, logs[-1:])
-                self.cache_rows.append((node, fingerprint))
-        node.finished_ms = self.clock.now_ms
-        self.client.update_dag_state(parent.exec_id)
+        return logs
+
+    def _publish_outputs(self, node: Node, component: dict[str, Any], base_uri: str, log_id: int) -> None:
+        """The launcher records the output artifacts and publishes COMPLETE with them and its log."""
+        out_artifacts = self._record_outputs(component, node.key, base_uri)
+        outputs = self._output_params(component, node.key)
+        pairs = [(aid, name) for name, ids in out_artifacts.items() for aid in ids]
+        pairs.append((log_id, "executor-logs"))
+        self.client.update_execution(node.exec_id, COMPLETE, {"outputs": outputs}, pairs, self.contexts)
+        node.state, node.out_params, node.out_artifacts = COMPLETE, outputs, out_artifacts
 
     def _record_outputs(self, component: dict[str, Any], key: str, base_uri: str) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import Inspector, inspect
 from sqlalchemy.types import UserDefinedType
 from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import ReflectedForeignKeyConstraint
 from sqlalchemy.exc import DBAPIError
 
-from ..dialects import Dialect, dialect_for, json_checked_columns, read_indexes
+from ..dialects import Dialect, IndexInfo, dialect_for, json_checked_columns, read_indexes
 from ..errors import TargetSchemaError
 
 
@@ -361,7 +362,6 @@ def check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -
     """Compare the live table `physical_name` with `spec`: differences, and the extras accepted (S4)."""
     insp = inspect(conn)
     status = TableStatus(spec.name, present=True)
-    diffs = status.differences
     where = f"`{physical_name}`"
     actual_cols = {c["name"]: c for c in insp.get_columns(physical_name)}
     if spec.name == "tasks" and any(m in actual_cols for m in OLD_TASKS_MARKERS):
@@ -371,83 +371,114 @@ def check_table(conn: Connection, d: Dialect, spec: Table, physical_name: str) -
     for col in spec.columns:
         got = actual_cols.get(col.name)
         if got is None:
-            diffs.append(f"{where}: column `{col.name}` is missing")
-            continue
-        want_type = d.column_type(col.kind)
-        have_type = _normalise_type(got["type"], d)
-        if want_type == "json" and d.mariadb and have_type == "longtext" and col.name in json_cols:
-            have_type = "json"  # MariaDB's JSON is LONGTEXT CHECK (json_valid(col)); only there.
-        if have_type != want_type:
-            diffs.append(f"{where}: column `{col.name}` has type {have_type}, expected {want_type}")
-        if bool(got["nullable"]) != col.nullable:
-            diffs.append(
-                f"{where}: column `{col.name}` is {'NULL' if got['nullable'] else 'NOT NULL'}, "
-                f"expected {'NULL' if col.nullable else 'NOT NULL'}"
-            )
-        have_default = _normalise_default(got.get("default"))
-        if have_default != col.default:
-            diffs.append(
-                f"{where}: column `{col.name}` has default {have_default or 'none'}, "
-                f"expected {col.default or 'none'}"
-            )
+            status.differences.append(f"{where}: column `{col.name}` is missing")
+        else:
+            status.differences.extend(_column_differences(where, d, col, got, col.name in json_cols))
     for name in sorted(actual_cols.keys() - {c.name for c in spec.columns}):
         _extra_column(status, where, name, actual_cols[name])
     pk = tuple(insp.get_pk_constraint(physical_name).get("constrained_columns") or ())
     if pk != spec.primary_key:
-        diffs.append(f"{where}: primary key is ({', '.join(pk)}), expected ({', '.join(spec.primary_key)})")
-
+        status.differences.append(f"{where}: primary key is ({', '.join(pk)}), "
+                                  f"expected ({', '.join(spec.primary_key)})")
     actual_ix = {ix.name: ix for ix in read_indexes(conn, d, physical_name)}
     for ix in spec.indexes:
         got_ix = actual_ix.pop(ix.name, None)
         if got_ix is None:
-            diffs.append(f"{where}: index `{ix.name}` is missing")
-            continue
-        if got_ix.columns != ix.columns:
-            diffs.append(f"{where}: index `{ix.name}` is on {_cols(got_ix.columns)}, expected {_cols(ix.columns)}")
-        if got_ix.unique != ix.unique:
-            diffs.append(f"{where}: index `{ix.name}` is {'' if got_ix.unique else 'not '}unique, "
-                         f"expected {'' if ix.unique else 'not '}unique")
+            status.differences.append(f"{where}: index `{ix.name}` is missing")
+        else:
+            status.differences.extend(_index_differences(where, ix, got_ix))
+    actual_fk = _reflect_foreign_keys(insp, physical_name)
+    # MySQL creates an index named after a FK when no index covers it; that is not an object of its own.
+    fk_backing = {fk.name for fk in spec.foreign_keys} | set(actual_fk)
+    for name in sorted(actual_ix.keys() - fk_backing):
+        _extra_index(status, where, name, actual_ix[name])
+    for fk in spec.foreign_keys:
+        got_fk = actual_fk.pop(fk.name, None)
+        if got_fk is None:
+            status.differences.append(f"{where}: foreign key `{fk.name}` is missing")
+        else:
+            status.differences.extend(_foreign_key_differences(where, fk, got_fk))
+    for name in sorted(actual_fk):
+        got_fk = actual_fk[name]
+        # An extra key could refuse our rows or cascade our deletes into other tables (mapping.md S4).
+        status.differences.append(
+            f"{where}: extra foreign key `{name}` ({', '.join(got_fk['constrained_columns'])}) → "
+            f"{got_fk['referred_table']}({', '.join(got_fk['referred_columns'])}) is not KFP's and could "
+            "refuse rows this tool writes or cascade its deletes; drop it")
+    return status
+
+
+def _column_differences(where: str, d: Dialect, col: Column, got: Mapping[str, Any], json_checked: bool) -> list[str]:
+    """How the live column `got` differs from `col`: type, nullability, default."""
+    diffs: list[str] = []
+    want_type = d.column_type(col.kind)
+    have_type = _normalise_type(got["type"], d)
+    if want_type == "json" and d.mariadb and have_type == "longtext" and json_checked:
+        have_type = "json"  # MariaDB's JSON is LONGTEXT CHECK (json_valid(col)); only there.
+    if have_type != want_type:
+        diffs.append(f"{where}: column `{col.name}` has type {have_type}, expected {want_type}")
+    if bool(got["nullable"]) != col.nullable:
+        diffs.append(
+            f"{where}: column `{col.name}` is {'NULL' if got['nullable'] else 'NOT NULL'}, "
+            f"expected {'NULL' if col.nullable else 'NOT NULL'}"
+        )
+    have_default = _normalise_default(got.get("default"))
+    if have_default != col.default:
+        diffs.append(
+            f"{where}: column `{col.name}` has default {have_default or 'none'}, "
+            f"expected {col.default or 'none'}"
+        )
+    return diffs
+
+
+def _index_differences(where: str, ix: Index, got_ix: IndexInfo) -> list[str]:
+    """How the live index `got_ix` differs from `ix`: columns, uniqueness."""
+    diffs: list[str] = []
+    if got_ix.columns != ix.columns:
+        diffs.append(f"{where}: index `{ix.name}` is on {_cols(got_ix.columns)}, expected {_cols(ix.columns)}")
+    if got_ix.unique != ix.unique:
+        diffs.append(f"{where}: index `{ix.name}` is {'' if got_ix.unique else 'not '}unique, "
+                     f"expected {'' if ix.unique else 'not '}unique")
+    return diffs
+
+
+def _extra_index(status: TableStatus, where: str, name: str, extra: IndexInfo) -> None:
+    """An index of `status`'s table the spec does not have: accepted unless it is unique."""
+    if extra.unique:  # it could refuse a row KFP's schema accepts (mapping.md S4)
+        status.differences.append(f"{where}: extra unique index `{name}` on {_cols(extra.columns)} is not KFP's "
+                                  "and could refuse rows this tool writes; drop it or make it non-unique")
+    else:
+        status.warnings.append(f"{where}: extra index `{name}` on {_cols(extra.columns)} (not unique, so it "
+                               "cannot refuse a row)")
+
+
+def _reflect_foreign_keys(insp: Inspector, physical_name: str) -> dict[str, ReflectedForeignKeyConstraint]:
+    """The live foreign keys of `physical_name` by name; unnamed ones as `(unnamed N)`."""
     reflected_fks = insp.get_foreign_keys(physical_name)
     actual_fk = {str(fk["name"]): fk for fk in reflected_fks if fk.get("name")}
     # SQLite keeps a key declared without CONSTRAINT unnamed; it is an extra key all the same.
     actual_fk.update({f"(unnamed {i + 1})": fk for i, fk in enumerate(f for f in reflected_fks if not f.get("name"))})
-    # MySQL creates an index named after a FK when no index covers it; that is not an object of its own.
-    fk_backing = {fk.name for fk in spec.foreign_keys} | set(actual_fk)
-    for name in sorted(actual_ix.keys() - fk_backing):
-        extra = actual_ix[name]
-        if extra.unique:  # it could refuse a row KFP's schema accepts (mapping.md S4)
-            diffs.append(f"{where}: extra unique index `{name}` on {_cols(extra.columns)} is not KFP's and could "
-                         "refuse rows this tool writes; drop it or make it non-unique")
-        else:
-            status.warnings.append(f"{where}: extra index `{name}` on {_cols(extra.columns)} (not unique, so it "
-                                   "cannot refuse a row)")
+    return actual_fk
 
-    for fk in spec.foreign_keys:
-        got_fk = actual_fk.pop(fk.name, None)
-        if got_fk is None:
-            diffs.append(f"{where}: foreign key `{fk.name}` is missing")
-            continue
-        shape = (tuple(got_fk["constrained_columns"]), got_fk["referred_table"], tuple(got_fk["referred_columns"]))
-        if shape != (fk.columns, fk.ref_table, fk.ref_columns):
+
+def _foreign_key_differences(where: str, fk: ForeignKey, got_fk: ReflectedForeignKeyConstraint) -> list[str]:
+    """How the live foreign key `got_fk` differs from `fk`: columns and target, referential actions."""
+    diffs: list[str] = []
+    shape = (tuple(got_fk["constrained_columns"]), got_fk["referred_table"], tuple(got_fk["referred_columns"]))
+    if shape != (fk.columns, fk.ref_table, fk.ref_columns):
+        diffs.append(
+            f"{where}: foreign key `{fk.name}` is ({', '.join(shape[0])}) → {shape[1]}({', '.join(shape[2])}), "
+            f"expected ({', '.join(fk.columns)}) → {fk.ref_table}({', '.join(fk.ref_columns)})"
+        )
+    opts = got_fk.get("options") or {}
+    for key, want in (("ondelete", fk.on_delete), ("onupdate", fk.on_update)):
+        have = _normalise_action(opts.get(key))
+        if have != _normalise_action(want):
             diffs.append(
-                f"{where}: foreign key `{fk.name}` is ({', '.join(shape[0])}) → {shape[1]}({', '.join(shape[2])}), "
-                f"expected ({', '.join(fk.columns)}) → {fk.ref_table}({', '.join(fk.ref_columns)})"
+                f"{where}: foreign key `{fk.name}` has {key.replace('on', 'ON ').upper()} "
+                f"{have or 'NO ACTION'}, expected {_normalise_action(want) or 'NO ACTION'}"
             )
-        opts = got_fk.get("options") or {}
-        for key, want in (("ondelete", fk.on_delete), ("onupdate", fk.on_update)):
-            have = _normalise_action(opts.get(key))
-            if have != _normalise_action(want):
-                diffs.append(
-                    f"{where}: foreign key `{fk.name}` has {key.replace('on', 'ON ').upper()} "
-                    f"{have or 'NO ACTION'}, expected {_normalise_action(want) or 'NO ACTION'}"
-                )
-    for name in sorted(actual_fk):
-        got_fk = actual_fk[name]
-        # An extra key could refuse our rows or cascade our deletes into other tables (mapping.md S4).
-        diffs.append(f"{where}: extra foreign key `{name}` ({', '.join(got_fk['constrained_columns'])}) → "
-                     f"{got_fk['referred_table']}({', '.join(got_fk['referred_columns'])}) is not KFP's and could "
-                     "refuse rows this tool writes or cascade its deletes; drop it")
-    return status
+    return diffs
 
 
 def _extra_column(status: TableStatus, where: str, name: str, got: Mapping[str, Any]) -> None:

@@ -333,6 +333,8 @@ class _Derivation:
         return self.out
 
     def _place(self) -> None:
+        """Every KFP execution placed, level by level: an attempt of a task, a flattened iteration DAG, or
+        detached (no chain of `parent_dag_id` reaches a root)."""
         src = self.src
         kfp = {e.id: e for e in src.executions if e.type in KFP_TYPES}
         for e in src.executions:
@@ -344,7 +346,23 @@ class _Derivation:
         tops = sorted(named or tops, key=lambda e: e.id)
         if not tops:
             raise Skip("no-root-dag")
-        # depth of every execution that reaches a root through parent_dag_id (cycles and gaps reach none)
+        levels: dict[int, list[SourceExecution]] = {}
+        for eid, d in self._depths(kfp, parent_of, tops).items():
+            if d:
+                levels.setdefault(d, []).append(kfp[eid])
+        self._place_root(tops)
+        marker: dict[int, tuple[Task, int]] = {}  # flattened iteration DAG → (LOOP, index)
+        for d in sorted(levels):
+            self._place_level(levels[d], parent_of, marker)
+        for e in kfp.values():
+            if e.id not in self.task_of and e.id not in self.flattened:
+                self.ledger.add(("execution", e.id, "detached-execution"))
+
+    @staticmethod
+    def _depths(kfp: dict[int, SourceExecution], parent_of: dict[int, int | None],
+                tops: list[SourceExecution]) -> dict[int, int | None]:
+        """Depth of every execution that reaches a root through `parent_dag_id` (cycles and gaps reach none:
+        None); the roots are 0."""
         depth: dict[int, int | None] = {e.id: 0 for e in tops}
         for start in kfp:
             chain, cur = [], start
@@ -356,6 +374,10 @@ class _Derivation:
             base = depth.get(cur) if cur in depth and cur not in chain else None
             for n, eid in enumerate(reversed(chain), start=1):
                 depth[eid] = None if base is None else base + n
+        return depth
+
+    def _place_root(self, tops: list[SourceExecution]) -> None:
+        """The ROOT task: every root DAG execution is an attempt, the latest effective."""
         root = Task("ROOT", None, None, 0, sorted(tops, key=lambda e: e.id))
         root.type = ROOT
         root.comp = (self.spec or {}).get("root") if self.spec else None
@@ -364,41 +386,42 @@ class _Derivation:
             self.task_of[e.id] = root
         for e in tops[:-1]:
             self.ledger.add(("execution", e.id, "superseded-attempt"))
-        marker: dict[int, tuple[Task, int]] = {}  # flattened iteration DAG → (LOOP, index)
-        levels: dict[int, list[SourceExecution]] = {}
-        for eid, d in depth.items():
-            if d:
-                levels.setdefault(d, []).append(kfp[eid])
-        for d in sorted(levels):
-            groups: dict[tuple[int, str, int | None], Task] = {}
-            for e in sorted(levels[d], key=lambda x: x.id):
-                iteration: int | None
-                p = parent_of[e.id]
-                if p in marker:
-                    parent, iteration = marker[p]
-                elif p in self.task_of:
-                    parent = self.task_of[p]
-                    iteration = parent.iteration
-                    index = e.props.get("iteration_index")
-                    if parent.loop and e.type == DAG_EXEC and isinstance(index, int):
-                        marker[e.id] = (parent, index)
-                        parent.iterations.setdefault(index, []).append(e)
-                        self.flattened.add(e.id)
-                        self.ledger.add(("execution", e.id, "flattened-iteration"))
-                        continue
-                else:
-                    continue
-                name = self._name(e, parent)
-                key = (id(parent), name, iteration)
-                if key not in groups:
-                    groups[key] = Task(name, parent, iteration, parent.depth + 1)
-                groups[key].execs.append(e)
-                self.task_of[e.id] = groups[key]
-            for t in groups.values():
-                self._settle(t)
-        for e in kfp.values():
-            if e.id not in self.task_of and e.id not in self.flattened:
-                self.ledger.add(("execution", e.id, "detached-execution"))
+
+    def _place_level(self, executions: list[SourceExecution], parent_of: dict[int, int | None],
+                     marker: dict[int, tuple[Task, int]]) -> None:
+        """The executions of one depth, grouped into tasks by (parent, name, iteration), then settled."""
+        groups: dict[tuple[int, str, int | None], Task] = {}
+        for e in sorted(executions, key=lambda x: x.id):
+            spot = self._spot(e, parent_of[e.id], marker)
+            if spot is None:
+                continue
+            parent, iteration = spot
+            name = self._name(e, parent)
+            key = (id(parent), name, iteration)
+            if key not in groups:
+                groups[key] = Task(name, parent, iteration, parent.depth + 1)
+            groups[key].execs.append(e)
+            self.task_of[e.id] = groups[key]
+        for t in groups.values():
+            self._settle(t)
+
+    def _spot(self, e: SourceExecution, p: int | None,
+              marker: dict[int, tuple[Task, int]]) -> tuple[Task, int | None] | None:
+        """Where `e` (child of execution `p`) hangs: its parent task and iteration. None when it hangs under no
+        task, or is an iteration DAG of a loop (flattened: its children hang under the loop, `marker` says so)."""
+        if p in marker:
+            return marker[p]
+        if p not in self.task_of:
+            return None
+        parent = self.task_of[p]
+        index = e.props.get("iteration_index")
+        if parent.loop and e.type == DAG_EXEC and isinstance(index, int):
+            marker[e.id] = (parent, index)
+            parent.iterations.setdefault(index, []).append(e)
+            self.flattened.add(e.id)
+            self.ledger.add(("execution", e.id, "flattened-iteration"))
+            return None
+        return parent, parent.iteration
 
     def _name(self, e: SourceExecution, parent: Task) -> str:
         task_name = e.props.get("task_name")

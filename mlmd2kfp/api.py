@@ -2,12 +2,14 @@
 
     from mlmd2kfp import api
 
-    report = api.plan(mlmd_url, kfp_url)                 # read-only dry run
-    result = api.migrate(mlmd_url, kfp_url, strict=True) # batched, resumable copy, then the cutover
-    parity = api.verify(mlmd_url, kfp_url)               # the independent check; recorded for the gate
-    ok, why = api.status(kfp_url).gate                   # what `status --check` answers
+    report = api.plan(mlmd_url, kfp_url)        # read-only dry run
+    result = api.migrate(mlmd_url, kfp_url)     # batched, resumable copy, then the cutover
+    staged = api.migrate(mlmd_url, kfp_url, api.MigrateOptions(stage_only=True))  # the pre-run
+    parity = api.verify(mlmd_url, kfp_url)      # the independent check; recorded for the gate
+    ok, why = api.status(kfp_url).gate          # what `status --check` answers
 
-URLs are SQLAlchemy URLs (`mysql://…`, `postgresql+psycopg://…`, `sqlite:///file`). Every function
+A database is a SQLAlchemy URL (`mysql://…`, `postgresql+psycopg://…`, `sqlite:///file`) or an `Engine` the
+caller made (left open; an in-memory SQLite engine from `db.make_engine("sqlite://", …)` too). Every function
 raises a `ToolkitError` subclass (with the exit code the CLI uses) for what an operator must act on;
 reports are data (render them with `migrate.plan_render`, `migrate.runner_render`, `verify.report`).
 """
@@ -17,7 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from sqlalchemy.engine import Engine
+
 from .errors import PlanNotClean, UsageError
+from .migrate.options import MigrateOptions
 
 if TYPE_CHECKING:
     from .migrate.admin import RollbackReport, StatusReport
@@ -30,9 +35,14 @@ if TYPE_CHECKING:
 
 Progress = Callable[[int, int], None]
 """(runs done, runs total)."""
+Database = str | Engine
+"""A database: its URL, or an engine (the caller's, left open)."""
+
+__all__ = ["Database", "MigrateOptions", "Progress", "cleanup", "fast_sample", "migrate", "plan", "refuse_unclean_plan",
+           "rollback", "sample", "schema_check", "schema_create", "status", "verify"]
 
 
-def plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, source_name: str = "",
+def plan(mlmd_url: Database, kfp_url: Database, *, multi_user: bool | None = None, source_name: str = "",
          on_progress: Progress | None = None) -> PlanReport:
     """Read and map every run and predict what `migrate` writes and skips; write nothing.
 
@@ -48,22 +58,15 @@ def plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, source_
     return build_plan(mlmd_url, kfp_url, multi_user=multi_user, source_name=source_name, on_progress=on_progress)
 
 
-def migrate(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, stage_only: bool = False,
-            batch_rows: int = 2000, max_rows_per_second: float | None = None, namespaces: tuple[str, ...] = (),
-            run_ids: tuple[str, ...] = (), source_name: str = "", strict: bool = False, force_mode: bool = False,
+def migrate(mlmd: Database, kfp: Database, options: MigrateOptions | None = None, *, strict: bool = False,
             on_progress: Callable[[int, int, int], None] | None = None, on_plan_progress: Progress | None = None,
             on_event: Callable[[str], None] | None = None) -> MigrateReport:
     """Copy MLMD's runs into `tasks`, `artifacts` and `artifact_tasks` (or resume, or true up), then cut over.
 
     Args:
-        multi_user: as `plan`; a rerun must use the mode the migration recorded.
-        stage_only: write into the staging table and stop before the cutover (pre-run while the old KFP serves).
-        batch_rows: target rows per transaction (whole runs, each batch committed with its checkpoint).
-        max_rows_per_second: throttle the writes.
-        namespaces, run_ids: only these runs (such a pass never cuts over).
-        source_name: names this MLMD database when several go into one KFP database (mapping.md W13).
+        options: what to migrate and how (`MigrateOptions`: mode, `--stage-only`, batch size, throttle,
+            `--namespace`/`--run`, `--source-name`, `--force-mode`); the defaults migrate every run.
         strict: plan first and refuse to write anything when a row would be skipped or a run has no spec.
-        force_mode: migrate in the given mode even where `run_details` contradicts it (else refused).
         on_progress: (runs done, runs total, rows written); on_plan_progress: the strict plan's progress;
         on_event: one line per notable step (cutover, resume, tables created).
 
@@ -73,19 +76,18 @@ def migrate(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, stag
         MigrationFailedError: a batch failed for good (committed batches kept, recorded in the state).
         InterruptedByOperator: Ctrl-C / SIGTERM after a committed batch (the rerun resumes).
     """
-    from .migrate.options import MigrateOptions
-    from .migrate.runner import migrate as run
+    from .migrate.context import migration_context
+    from .migrate.runner import run
 
+    options = options or MigrateOptions()
     if strict:
-        refuse_unclean_plan(mlmd_url, kfp_url, multi_user=multi_user, source_name=source_name,
+        refuse_unclean_plan(mlmd, kfp, multi_user=options.multi_user, source_name=options.source_name,
                             on_progress=on_plan_progress)
-    options = MigrateOptions(multi_user=multi_user, stage_only=stage_only, batch_rows=batch_rows,
-                             max_rows_per_second=max_rows_per_second, namespaces=tuple(namespaces),
-                             run_ids=tuple(run_ids), source_name=source_name, force_mode=force_mode)
-    return run(mlmd_url, kfp_url, options, on_progress=on_progress, on_event=on_event)
+    with migration_context(mlmd, kfp, options, on_event=on_event, on_progress=on_progress) as ctx:
+        return run(ctx)
 
 
-def refuse_unclean_plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, source_name: str = "",
+def refuse_unclean_plan(mlmd_url: Database, kfp_url: Database, *, multi_user: bool | None = None, source_name: str = "",
                         on_progress: Progress | None = None) -> None:
     """`migrate --strict`'s check, before anything is asked or written: plan, and refuse when a row would be
     skipped or a run has no spec.
@@ -100,7 +102,7 @@ def refuse_unclean_plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None 
                            "(run `mlmd2kfp plan` for the ledger)")
 
 
-def verify(mlmd_url: str, kfp_url: str, *, run_ids: tuple[str, ...] = (), namespaces: tuple[str, ...] = (),
+def verify(mlmd_url: Database, kfp_url: Database, *, run_ids: tuple[str, ...] = (), namespaces: tuple[str, ...] = (),
            multi_user: bool | None = None, source: str = "auto", source_name: str | None = None,
            on_progress: Progress | None = None) -> ParityReport:
     """Check every row the tool wrote against MLMD, re-derived another way; record the result for the gate.
@@ -123,7 +125,7 @@ def verify(mlmd_url: str, kfp_url: str, *, run_ids: tuple[str, ...] = (), namesp
     return run_verify(mlmd_url, kfp_url, options, on_progress=on_progress)
 
 
-def status(kfp_url: str) -> StatusReport:
+def status(kfp_url: Database) -> StatusReport:
     """Every source's state (phase, counts, checkpoint, last error, last verify) and the startup gate
     (`report.gate`: (open, the one line that says why))."""
     from .migrate.admin import read_status
@@ -131,7 +133,7 @@ def status(kfp_url: str) -> StatusReport:
     return read_status(kfp_url)
 
 
-def rollback(kfp_url: str, *, source_name: str | None = None, force_without_old_tasks: bool = False) -> RollbackReport:
+def rollback(kfp_url: Database, *, source_name: str | None = None, force_without_old_tasks: bool = False) -> RollbackReport:
     """Delete exactly the rows the tool wrote (runs KFP wrote into are kept whole) and, with the last
     source, drop the tables it created and move the old `tasks` back. `force_without_old_tasks` rolls back
     even when `tasks_pre_migration` is gone or differs from what the cutover moved aside.
@@ -146,7 +148,7 @@ def rollback(kfp_url: str, *, source_name: str | None = None, force_without_old_
     return run(kfp_url, source_name, force_without_old_tasks)
 
 
-def cleanup(kfp_url: str) -> list[str]:
+def cleanup(kfp_url: Database) -> list[str]:
     """Drop `tasks_pre_migration` and the tool's own tables (returns their names); refused unless the
     startup gate is open (every source finished and verified)."""
     from .migrate.admin import cleanup as run
@@ -154,26 +156,26 @@ def cleanup(kfp_url: str) -> list[str]:
     return run(kfp_url)
 
 
-def schema_create(kfp_url: str) -> CreateResult:
+def schema_create(kfp_url: Database) -> CreateResult:
     """Create `artifacts`, `tasks` and `artifact_tasks` as KFP's API server would; existing tables (and an
     old-form `tasks`) are left alone. A SQLite file that does not exist is an error, not created empty.
 
     Raises:
         ToolkitError: the database has no `run_details` (not KFP's), or cannot be reached.
     """
-    from .db import connect
+    from .db import opened
     from .target.schema import create_schema
 
-    with connect(kfp_url, "KFP", create_sqlite=False) as conn:
+    with opened(kfp_url, "KFP") as engine, engine.begin() as conn:
         return create_schema(conn)
 
 
-def schema_check(kfp_url: str) -> SchemaStatus:
+def schema_check(kfp_url: Database) -> SchemaStatus:
     """Compare the target tables with KFP's schema (`status.ok`, `.differences`, `.warnings`)."""
-    from .db import connect
+    from .db import opened
     from .target.schema import check_schema
 
-    with connect(kfp_url, "KFP", create_sqlite=False) as conn:
+    with opened(kfp_url, "KFP") as engine, engine.begin() as conn:
         return check_schema(conn)
 
 

@@ -204,10 +204,10 @@ def migrate_cmd(
         if not typer.confirm(f"{what} in {console.mask_url(settings.kfp_url)}?"):  # type: ignore[arg-type]
             raise ToolkitError("not confirmed at the prompt: nothing was changed (rerun and answer y, or pass --yes)")
     with console.RunProgress("migrating") as progress:
-        report = api.migrate(settings.mlmd_url, settings.kfp_url,  # type: ignore[arg-type]
-                             multi_user=multi_user, stage_only=stage_only, batch_rows=batch_rows,
-                             max_rows_per_second=max_rows_per_second, namespaces=tuple(namespace or ()),
-                             run_ids=tuple(run or ()), source_name=source_name, force_mode=force_mode,
+        options = api.MigrateOptions(multi_user=multi_user, stage_only=stage_only, batch_rows=batch_rows,
+                                     max_rows_per_second=max_rows_per_second, namespaces=tuple(namespace or ()),
+                                     run_ids=tuple(run or ()), source_name=source_name, force_mode=force_mode)
+        report = api.migrate(settings.mlmd_url, settings.kfp_url, options,  # type: ignore[arg-type]
                              on_progress=progress, on_event=console.info)
     console.print_data(render_migrate(report))
     if report_path:

@@ -8,8 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
 
 from .console import escape_at_in_password, mask_url
 from .errors import ConfigError, DatabaseConnectError, UsageError
@@ -103,6 +104,29 @@ def _explain(exc: BaseException, url: URL, role: str) -> DatabaseConnectError:
     return DatabaseConnectError(message, role=role, url=mask_url(url), reason=reason)
 
 
+def _engine_options(url: URL, role: str, create_sqlite: bool) -> dict[str, object]:
+    """`create_engine`'s options for the backend (a missing SQLite file refused unless `create_sqlite`)."""
+    kwargs: dict[str, object] = {"future": True}
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        path = url.database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            if not create_sqlite and not Path(path).exists():
+                raise DatabaseConnectError(
+                    f"the {role} SQLite database {path} does not exist; "
+                    f"check {_ROLE_HINT.get(role, 'the URL')}",
+                    role=role, url=mask_url(url), reason="file missing",
+                )
+        kwargs["connect_args"] = {"timeout": 30}
+        if path in (None, "", ":memory:"):  # one database per connection: every user of the engine shares it
+            kwargs["poolclass"] = StaticPool
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    elif backend in ("mysql", "mariadb", "postgresql"):
+        kwargs["pool_pre_ping"] = True
+        kwargs["connect_args"] = {"connect_timeout": int(os.environ.get("MLMD2KFP_CONNECT_TIMEOUT", "10"))}
+    return kwargs
+
+
 def make_engine(raw_url: str | URL, role: str, *, create_sqlite: bool = True) -> Engine:
     """Create an engine for `raw_url` and prove it connects.
 
@@ -116,24 +140,8 @@ def make_engine(raw_url: str | URL, role: str, *, create_sqlite: bool = True) ->
         DatabaseConnectError: the database cannot be reached or refuses the login.
     """
     url = parse_url(raw_url, role) if isinstance(raw_url, str) else raw_url
-    kwargs: dict[str, object] = {"future": True}
+    kwargs = _engine_options(url, role, create_sqlite)
     backend = url.get_backend_name()
-    if backend == "sqlite":
-        path = url.database
-        if path and path != ":memory:" and not path.startswith("file:"):
-            if not create_sqlite and not Path(path).exists():
-                raise DatabaseConnectError(
-                    f"the {role} SQLite database {path} does not exist; "
-                    f"check {_ROLE_HINT.get(role, 'the URL')}",
-                    role=role, url=mask_url(url), reason="file missing",
-                )
-        kwargs["connect_args"] = {"timeout": 30}
-    elif backend in ("mysql", "mariadb"):
-        kwargs["pool_pre_ping"] = True
-        kwargs["connect_args"] = {"connect_timeout": int(os.environ.get("MLMD2KFP_CONNECT_TIMEOUT", "10"))}
-    elif backend == "postgresql":
-        kwargs["pool_pre_ping"] = True
-        kwargs["connect_args"] = {"connect_timeout": int(os.environ.get("MLMD2KFP_CONNECT_TIMEOUT", "10"))}
     try:
         engine = create_engine(url, **kwargs)
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
@@ -195,18 +203,36 @@ def _sqlite_on_connect_kfp(dbapi_conn, record) -> None:  # type: ignore[no-untyp
     cur.close()
 
 
+def in_memory(url: str | Engine) -> bool:
+    """An in-memory SQLite database exists only in this process's connection (no other process can open
+    it, so its readers run in this process)."""
+    parsed = url.url if isinstance(url, Engine) else make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
+
+def url_of(engine: Engine) -> str:
+    """The URL `engine` was made from, password included: what a reader process opens (never printed; use
+    `console.mask_url` for that)."""
+    return engine.url.render_as_string(hide_password=False)
+
+
+def label(target: str | Engine) -> str:
+    """A URL or an engine as reports show it: the URL with its password masked."""
+    return mask_url(target.url if isinstance(target, Engine) else target)
+
+
 @contextmanager
-def connect(raw_url: str | URL, role: str, *, create_sqlite: bool = True) -> Iterator[Connection]:
-    """Open one connection (in a transaction that commits on success)."""
-    engine = make_engine(raw_url, role, create_sqlite=create_sqlite)
+def opened(target: str | Engine, role: str) -> Iterator[Engine]:
+    """An engine for `target`: the caller's own engine as it is (left open), or one made from a URL
+    (`make_engine`, an existing SQLite file only) and disposed at the end.
+
+    The library's functions take either, so a test can hand them an engine it made (an in-memory SQLite
+    one included)."""
+    if isinstance(target, Engine):
+        yield target
+        return
+    engine = make_engine(target, role, create_sqlite=False)
     try:
-        with engine.begin() as conn:
-            yield conn
+        yield engine
     finally:
         engine.dispose()
-
-
-def in_memory(url: str) -> bool:
-    """An in-memory SQLite database exists only in this process's connection."""
-    parsed = make_url(url)
-    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")

@@ -33,6 +33,34 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def quote(target: Any, name: str) -> str:
+    """An identifier quoted for the database behind `target` (a URL or an engine): backticks on
+    MySQL/MariaDB, ANSI double quotes elsewhere."""
+    return f"`{name}`" if _mysql(target) else f'"{name}"'
+
+
+def portable(target: Any, statement: str) -> str:
+    """SQL written with ANSI quotes (`"Column"`), as the database behind `target` reads it: the tests' one
+    place that turns them into backticks for MySQL/MariaDB."""
+    return statement.replace('"', "`") if _mysql(target) else statement
+
+
+def sql_rows(url: str, statement: str, **params: Any) -> list[dict[str, Any]]:
+    """A read (ANSI-quoted SQL, `portable`) as a list of dicts."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(text(portable(engine, statement)), params).mappings()]
+    finally:
+        engine.dispose()
+
+
+def _mysql(target: Any) -> bool:
+    if isinstance(target, str):
+        return target.startswith(("mysql", "mariadb"))
+    return bool(target.dialect.name in ("mysql", "mariadb"))
+
+
 def execute(url: str, *statements: str) -> None:
     """Run raw SQL statements against `url` in one transaction (`text()`: `%` is safe on PyMySQL)."""
     from sqlalchemy import text
@@ -52,12 +80,11 @@ class Db:
         self.mysql = self.engine.dialect.name == "mysql"
 
     def q(self, name: str) -> str:
-        return f"`{name}`" if self.mysql else f'"{name}"'
+        return quote(self.engine, name)
 
     def sql(self, statement: str, **params: Any) -> list[dict[str, Any]]:
-        if self.mysql:
-            statement = statement.replace('"', "`")
-        elif self.engine.dialect.name == "postgresql":  # json has no comparison operators there: compare text
+        statement = portable(self.engine, statement)
+        if self.engine.dialect.name == "postgresql":  # json has no comparison operators there: compare text
             statement = re.sub(r'(\w\."(?:pods|InputParameters|OutputParameters|TypeAttrs|Metadata|StatusMetadata|StateHistory|Producer)")( <>| LIKE)',
                                r"\1::text\2", statement)
         with self.engine.begin() as conn:

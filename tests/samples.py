@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sqlite3
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
+from mlmd2kfp.db import make_engine
 from mlmd2kfp.sample import SampleReport
 from mlmd2kfp.sample import write_sample as _write_sample
 
@@ -122,3 +124,17 @@ def copy_database(template: str, target: str) -> None:
             conn.execute(text(f"INSERT INTO `{table}` SELECT * FROM `{src.database}`.`{table}`"))
         conn.execute(text("SET FOREIGN_KEY_CHECKS = 1"))
     engine.dispose()
+
+
+def in_memory_copy(url: str, role: str) -> Engine:
+    """The SQLite database at `url` copied into an in-memory engine (`mlmd2kfp.db.make_engine("sqlite://")`:
+    one shared connection), for the library's functions that take engines."""
+    engine = make_engine("sqlite://", role)
+    raw = engine.raw_connection()
+    source = sqlite3.connect(str(make_url(url).database))
+    try:
+        source.backup(raw.driver_connection)
+    finally:
+        source.close()
+        raw.close()
+    return engine

@@ -217,3 +217,26 @@ def test_no_private_name_is_imported_from_another_module():
                 offenders += [f"{path.relative_to(PACKAGE)}:{node.lineno}: {a.name}" for a in node.names
                               if a.name.startswith("_") and not a.name.startswith("__")]
     assert offenders == []
+
+
+MAX_LINES, MAX_PARAMETERS = 60, 8
+"""Issue #28: parts a reader can hold. The CLI's typer commands take one parameter per option."""
+
+
+def test_every_function_is_short_and_takes_few_parameters():
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            a = node.args
+            named = [*a.posonlyargs, *a.args, *a.kwonlyargs]
+            parameters = len(named) + bool(a.vararg) + bool(a.kwarg) - bool(named and named[0].arg in ("self", "cls"))
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            typer_command = rel == "cli.py" and any(
+                isinstance(d, ast.Call) and isinstance(d.func, ast.Attribute) and d.func.attr == "command"
+                for d in node.decorator_list)
+            if lines > MAX_LINES or (parameters > MAX_PARAMETERS and not typer_command):
+                offenders.append(f"{rel}:{node.lineno} {node.name}: {lines} lines, {parameters} parameters")
+    assert offenders == []

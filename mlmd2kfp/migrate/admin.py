@@ -9,16 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, inspect, select, true, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
-from ..console import mask_url
-from ..db import make_engine
+from ..db import label, opened
 from ..dialects import dialect_for, rename_statements
 from ..errors import ToolkitError
 from .lock import MigrationLock
 from ..faults import fault_point
-from ..target.legacy import old_tasks_digest
-from .staging import PRE_MIGRATION, STAGING, old_tasks_present
+from ..target.legacy import old_tasks_digest, old_tasks_present, tasks_location
+from .staging import PRE_MIGRATION, STAGING
 from .gate import gate
 from .state import (CLEANED_UP, KEPT_RUNS, LEDGER, RUNS, STATE, TOOL_TABLES, MigrationState, Phase, Status, core_table,
                     forget_old_tasks_copy, load_states, refuse_cleaned_up, runless_run_id, source_label,
@@ -33,14 +32,14 @@ class StatusReport:
     """What the state table says (data only): one state row per MLMD source (`--source-name`)."""
 
     kfp_url: str
-    states: list[dict[str, Any]] = field(default_factory=list)
+    states: list[MigrationState] = field(default_factory=list)
     runs: Counter[str] = field(default_factory=Counter)
     """Runs by outcome (`migrated`, `skipped: <reason>`), prefixed `<source>: ` when there are several."""
     ledger: Counter[str] = field(default_factory=Counter)
     tables: list[str] = field(default_factory=list)
 
     @property
-    def state(self) -> dict[str, Any] | None:
+    def state(self) -> MigrationState | None:
         """The state row when one source is recorded (None before any migration, or with several)."""
         return self.states[0] if len(self.states) == 1 else None
 
@@ -52,7 +51,7 @@ class StatusReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         passed, why = self.gate
-        sources = [_parsed(s) for s in self.states]
+        sources = [_parsed(s.values) for s in self.states]
         return {"kfp_url": self.kfp_url, "state": sources[0] if len(sources) == 1 else None, "sources": sources,
                 "runs": dict(self.runs), "ledger": dict(self.ledger), "tables": self.tables,
                 "gate": {"passed": passed, "reason": why}}
@@ -71,13 +70,12 @@ def _parsed(state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_status(kfp_url: str) -> StatusReport:
+def read_status(kfp_url: str | Engine) -> StatusReport:
     """Read every source's state row, run counts by outcome and ledger counts by reason."""
-    engine = make_engine(kfp_url, "KFP", create_sqlite=False)
-    try:
+    with opened(kfp_url, "KFP") as engine:
         with engine.connect() as conn:
             states = load_states(conn)
-            report = StatusReport(mask_url(kfp_url), [dict(s.values) for s in states])
+            report = StatusReport(label(kfp_url), states)
             names = set(inspect(conn).get_table_names())
             report.tables = sorted(n for n in names if n in ("tasks", "artifacts", "artifact_tasks", STAGING,
                                                              PRE_MIGRATION) or n.startswith("mlmd2kfp_"))
@@ -94,8 +92,6 @@ def read_status(kfp_url: str) -> StatusReport:
                     report.runs[f"{source or '(default)'}: {outcome}" if several else outcome] += n
                 for reason, n in conn.execute(select(ledger.c.reason, func.count()).group_by(ledger.c.reason)):
                     report.ledger[reason] += n
-    finally:
-        engine.dispose()
     return report
 
 
@@ -136,7 +132,8 @@ def _old_tasks_copy_problem(conn: Connection, states: list[MigrationState]) -> s
     return None
 
 
-def rollback(kfp_url: str, source_name: str | None = None, force_without_old_tasks: bool = False) -> RollbackReport:
+def rollback(kfp_url: str | Engine, source_name: str | None = None,
+             force_without_old_tasks: bool = False) -> RollbackReport:
     """Delete exactly the rows this tool wrote for one MLMD source; once no other source's migration is
     left, also drop the target tables it created (when empty) and restore the old `tasks` table.
 
@@ -147,131 +144,190 @@ def rollback(kfp_url: str, source_name: str | None = None, force_without_old_tas
         ToolkitError: no migration is recorded; several are and `source_name` does not say which.
         LockHeldError: a migrator is running.
     """
-    engine = make_engine(kfp_url, "KFP", create_sqlite=False)
     report = RollbackReport()
-    try:
-        with MigrationLock(engine, "migration or rollback"):
-            with engine.begin() as conn:
-                upgrade_tool_tables(conn)
-            with engine.connect() as conn:
-                states = load_states(conn)
-            refuse_cleaned_up(states, source_name, "rollback", f"the old `tasks` it would restore (`{PRE_MIGRATION}`) "
-                              "was dropped, and KFP owns the migrated runs")
-            with engine.begin() as conn:
-                if PRE_MIGRATION not in inspect(conn).get_table_names() and old_tasks_present(conn):
-                    # an earlier rollback moved the old `tasks` back and was stopped before it said so
-                    forget_old_tasks_copy(conn)
-                    states = load_states(conn)
-                damaged = _old_tasks_copy_problem(conn, states)
-            if damaged and not force_without_old_tasks:
-                raise ToolkitError(f"rollback refused: {damaged}, so the old KFP would start without its tasks; nothing "
-                                   "was changed. Restore that table from the backup, or pass --force-without-old-tasks "
-                                   "to roll back without it")
-            if damaged:
-                report.notes.append(f"{damaged}; rolled back without it (--force-without-old-tasks)")
-            chosen = _choose(states, source_name)
-            report.already_rolled_back = all(s.phase == Phase.ROLLED_BACK for s in chosen)
-            sources = sorted({s.source_name for s in chosen})
-            others = [s for s in states if s.source_name not in sources]
-            with engine.connect() as conn:
-                created = tool_created_tables(conn)
-            runs_t, ledger_t = core_table(RUNS), core_table(LEDGER)
-            with engine.connect() as conn:
-                names = set(inspect(conn).get_table_names())
-                # the database says where the migrated tasks are, not the state: after a cutover (or a
-                # rollback that kept runs) `tasks` is the new form; before it, or once an interrupted
-                # rollback moved the old table back, they are in the staging table
-                new_form_tasks = "tasks" in names and not old_tasks_present(conn)
-                # sources whose migrated rows stay (a rolled-back source keeps the runs KFP wrote into)
-                staying = {s.source_name for s in others if s.phase != Phase.ROLLED_BACK}
-                if RUNS.name in names:
-                    staying |= {r[0] for r in conn.execute(select(runs_t.c.source_name).distinct()
-                                                           .where(runs_t.c.source_name.not_in(sources)))}
-            # the last source's rollback undoes the tables too; before it, only the source's own rows go
-            last = not staying
-            tasks_name = "tasks" if new_form_tasks else STAGING
-            t = TargetTables(tasks_name, None)
-            with engine.begin() as conn:  # data first, in one transaction
-                # Runs KFP wrote into (a task or link of its own, e.g. a retry of a migrated run) keep every
-                # row: deleting the migrated parents would cascade into KFP's rows through the foreign keys.
-                kept = _runs_written_by_kfp(conn, t, names)
-                if RUNS.name in names and t.tasks.name in names and "artifact_tasks" in names:
-                    kept |= runs_changed_by_kfp(conn, t)  # and runs whose migrated rows KFP changed (a retry)
-                if not last:
-                    kept = _of_sources(conn, runs_t, kept, sources)
-                if kept:
-                    report.kept_runs = sorted(kept)
-                    again = "mlmd2kfp rollback --yes" + (f" --source-name {sources[0]}" if sources != [""] else "")
-                    report.notes.append(
-                        f"{len(kept)} run(s) hold rows KFP wrote itself under migrated rows (for example run "
-                        f"{report.kept_runs[0]}); their migrated rows were kept too, so nothing KFP wrote was "
-                        "deleted. The old `tasks` stays aside until they are gone: delete those runs in the new "
-                        f"KFP, then rerun `{again}` (docs/runbook.md §4)")
-                mine = [runs_t.c.source_name.in_(sources)] if not last else []
-                if kept:
-                    mine.append(runs_t.c.run_uuid.not_in(sorted(kept)))
-                gone = select(runs_t.c.run_uuid).where(*mine)  # the runs whose rows go (with `last`: all)
-                theirs: set[str] = set()  # the artifacts those runs used (with `last`: not needed)
-                if not last and RUNS.name in names:
-                    for r in conn.execute(select(runs_t.c.artifact_ids).where(*mine)):
-                        theirs.update(json.loads(r.artifact_ids or "[]"))
-
-                def scope(table: Any) -> Any:
-                    if last and not kept:
-                        return tool_written(table)
-                    return and_(tool_written(table), table.c.RunUUID.in_(gone) if not last else
-                                table.c.RunUUID.not_in(sorted(kept)))
-
-                if "artifact_tasks" in names:
-                    report.deleted["artifact_tasks"] = conn.execute(delete(t.links).where(scope(t.links))).rowcount or 0
-                if t.tasks.name in names:
-                    conn.execute(update(t.tasks).where(scope(t.tasks)).values(ParentTaskUUID=None))
-                    report.deleted["tasks"] = conn.execute(delete(t.tasks).where(scope(t.tasks))).rowcount or 0
-                if "artifacts" in names:
-                    unused = ~exists().where(t.links.c.ArtifactID == t.artifacts.c.UUID) \
-                        if "artifact_tasks" in names else true()
-                    if last:
-                        report.deleted["artifacts"] = conn.execute(
-                            delete(t.artifacts).where(and_(tool_written(t.artifacts), unused))).rowcount or 0
-                    else:  # only artifacts this source's runs used: another source's stay, used or not
-                        report.deleted["artifacts"] = _delete_unused(conn, t, unused, theirs)
-                for name, table in (("tasks", t.tasks), ("artifacts", t.artifacts), ("artifact_tasks", t.links)):
-                    if table.name in names:
-                        left = int(conn.execute(select(func.count()).select_from(table).where(~tool_written(table))).scalar() or 0)
-                        if left:
-                            report.kept_live_rows[name] = left
-                if RUNS.name in names:  # kept runs keep their marks and ledger: their rows are still here
-                    runless = [runless_run_id(s) for s in sources]
-                    if not last:
-                        conn.execute(delete(ledger_t).where(ledger_t.c.run_uuid.in_(gone)
-                                                            | ledger_t.c.run_uuid.in_(runless)))
-                    elif kept:
-                        conn.execute(delete(ledger_t).where(ledger_t.c.run_uuid.not_in(sorted(kept))))
-                    else:
-                        conn.execute(delete(ledger_t))
-                    conn.execute(delete(runs_t).where(*mine))
-            fault_point("rollback-data")
-            if last:
-                _restore_tables(engine, names, created, tasks_name, report)
-            else:
-                report.notes.append(
-                    "the target tables and the old `tasks` stay as they are: the migration of "
-                    + ", ".join(source_label(n) for n in sorted(staying)) + " is still in them (rolling back "
-                    "the last source restores the old `tasks`)")
-            with engine.begin() as conn:
-                for s in chosen:
-                    mine_kept = _of_sources(conn, runs_t, kept, [s.source_name])
-                    update_state(conn, s.source_name, phase=Phase.ROLLED_BACK, status=KEPT_RUNS if mine_kept else Status.DONE,
-                                 finished_at=int(time.time()),
-                                 verify_passed=None, verify_result=None, pass_number=0, last_context_id=0,
-                                 # runs kept stay KFP's: the gate had opened on them (docs/mapping.md W15)
-                                 **({} if mine_kept else {"gate_opened_at": None}),
-                                 runs_migrated=0, runs_skipped=0, tasks=0, artifacts=0, links=0)
-                if last:
-                    _record_left_in_place(conn, states, created, tasks_name, report)
-    finally:
-        engine.dispose()
+    with opened(kfp_url, "KFP") as engine, MigrationLock(engine, "migration or rollback"):
+        scope = _scope(engine, _checked_states(engine, source_name, force_without_old_tasks, report), source_name)
+        report.already_rolled_back = all(s.phase == Phase.ROLLED_BACK for s in scope.chosen)
+        with engine.begin() as conn:  # data first, in one transaction
+            _delete_rows(conn, scope, report)
+        fault_point("rollback-data")
+        if scope.last:
+            _restore_tables(engine, scope.names, scope.created, scope.t.tasks_name, report)
+        else:
+            report.notes.append(
+                "the target tables and the old `tasks` stay as they are: the migration of "
+                + ", ".join(source_label(n) for n in sorted(scope.staying)) + " is still in them (rolling back "
+                "the last source restores the old `tasks`)")
+        with engine.begin() as conn:
+            _record_rolled_back(conn, scope, report)
     return report
+
+
+@dataclass
+class _Scope:
+    """What one rollback undoes, decided before anything is deleted."""
+
+    states: list[MigrationState]
+    chosen: list[MigrationState]
+    """The state rows of the sources rolled back."""
+    staying: set[str]
+    """The sources whose migrated rows stay (a rolled-back source keeps the runs KFP wrote into)."""
+    names: set[str]
+    """The tables present."""
+    created: set[str]
+    """The tables the tool created."""
+    t: TargetTables
+    kept: set[str] = field(default_factory=set)
+    """Runs kept whole: KFP wrote into them or changed them (found by `_kept_runs`)."""
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted({s.source_name for s in self.chosen})
+
+    @property
+    def last(self) -> bool:
+        """No other source's migration is left: the tables and the old `tasks` are undone too."""
+        return not self.staying
+
+    def mine(self) -> list[Any]:
+        """Which runs' records go: the chosen sources' (with `last`: every source's), but the kept runs."""
+        runs = self.t.runs
+        where = [runs.c.source_name.in_(self.sources)] if not self.last else []
+        if self.kept:
+            where.append(runs.c.run_uuid.not_in(sorted(self.kept)))
+        return where
+
+    def rows_of(self, table: Any) -> Any:
+        """The rows of `table` that go: the tool's rows of the runs that go."""
+        if self.last and not self.kept:
+            return tool_written(table)
+        gone = select(self.t.runs.c.run_uuid).where(*self.mine())
+        return and_(tool_written(table), table.c.RunUUID.in_(gone) if not self.last else
+                    table.c.RunUUID.not_in(sorted(self.kept)))
+
+
+def _checked_states(engine: Engine, source_name: str | None, force_without_old_tasks: bool,
+                    report: RollbackReport) -> list[MigrationState]:
+    """The state rows, once the rollback may go ahead: not cleaned up, and the old `tasks` copy whole (issue
+    #27 item 3) or its loss accepted (`force_without_old_tasks`).
+
+    Raises:
+        ToolkitError: cleaned up, or the copy is gone or changed (without `force_without_old_tasks`).
+    """
+    with engine.begin() as conn:
+        upgrade_tool_tables(conn)
+    with engine.connect() as conn:
+        states = load_states(conn)
+    refuse_cleaned_up(states, source_name, "rollback", f"the old `tasks` it would restore (`{PRE_MIGRATION}`) "
+                      "was dropped, and KFP owns the migrated runs")
+    with engine.begin() as conn:
+        if PRE_MIGRATION not in inspect(conn).get_table_names() and old_tasks_present(conn):
+            # an earlier rollback moved the old `tasks` back and was stopped before it said so
+            forget_old_tasks_copy(conn)
+            states = load_states(conn)
+        damaged = _old_tasks_copy_problem(conn, states)
+    if damaged and not force_without_old_tasks:
+        raise ToolkitError(f"rollback refused: {damaged}, so the old KFP would start without its tasks; nothing "
+                           "was changed. Restore that table from the backup, or pass --force-without-old-tasks "
+                           "to roll back without it")
+    if damaged:
+        report.notes.append(f"{damaged}; rolled back without it (--force-without-old-tasks)")
+    return states
+
+
+def _scope(engine: Engine, states: list[MigrationState], source_name: str | None) -> _Scope:
+    chosen = _choose(states, source_name)
+    sources = sorted({s.source_name for s in chosen})
+    runs_t = core_table(RUNS)
+    with engine.connect() as conn:
+        created = tool_created_tables(conn)
+        names = set(inspect(conn).get_table_names())
+        # the database says where the migrated tasks are, not the state (`tasks_location`)
+        tasks_name = tasks_location(conn)
+        staying = {s.source_name for s in states if s.source_name not in sources and s.phase != Phase.ROLLED_BACK}
+        if RUNS.name in names:
+            staying |= {r[0] for r in conn.execute(select(runs_t.c.source_name).distinct()
+                                                   .where(runs_t.c.source_name.not_in(sources)))}
+    return _Scope(states, chosen, staying, names, created, TargetTables(tasks_name, None))
+
+
+def _delete_rows(conn: Connection, scope: _Scope, report: RollbackReport) -> None:
+    """The rows the tool wrote for the runs that go, their records and ledger; the kept runs' stay whole."""
+    t, names = scope.t, scope.names
+    scope.kept = _kept_runs(conn, scope, report)
+    theirs: set[str] = set()  # the artifacts the runs that go used (with `last`: not needed)
+    if not scope.last and RUNS.name in names:
+        for r in conn.execute(select(t.runs.c.artifact_ids).where(*scope.mine())):
+            theirs.update(json.loads(r.artifact_ids or "[]"))
+    if "artifact_tasks" in names:
+        report.deleted["artifact_tasks"] = conn.execute(delete(t.links).where(scope.rows_of(t.links))).rowcount or 0
+    if t.tasks.name in names:
+        conn.execute(update(t.tasks).where(scope.rows_of(t.tasks)).values(ParentTaskUUID=None))
+        report.deleted["tasks"] = conn.execute(delete(t.tasks).where(scope.rows_of(t.tasks))).rowcount or 0
+    if "artifacts" in names:
+        unused = ~exists().where(t.links.c.ArtifactID == t.artifacts.c.UUID) if "artifact_tasks" in names else true()
+        if scope.last:
+            report.deleted["artifacts"] = conn.execute(
+                delete(t.artifacts).where(and_(tool_written(t.artifacts), unused))).rowcount or 0
+        else:  # only artifacts this source's runs used: another source's stay, used or not
+            report.deleted["artifacts"] = _delete_unused(conn, t, unused, theirs)
+    for name, table in (("tasks", t.tasks), ("artifacts", t.artifacts), ("artifact_tasks", t.links)):
+        if table.name in names:
+            left = int(conn.execute(select(func.count()).select_from(table).where(~tool_written(table))).scalar() or 0)
+            if left:
+                report.kept_live_rows[name] = left
+    if RUNS.name in names:
+        _delete_records(conn, scope)
+
+
+def _kept_runs(conn: Connection, scope: _Scope, report: RollbackReport) -> set[str]:
+    """Runs KFP wrote into (a task or link of its own, e.g. a retry of a migrated run) or whose migrated rows
+    it changed keep every row: deleting the migrated parents would cascade into KFP's rows through the
+    foreign keys. Said in a note with what to do next."""
+    t, names = scope.t, scope.names
+    kept = _runs_written_by_kfp(conn, t, names)
+    if RUNS.name in names and t.tasks.name in names and "artifact_tasks" in names:
+        kept |= runs_changed_by_kfp(conn, t)
+    if not scope.last:
+        kept = _of_sources(conn, t.runs, kept, scope.sources)
+    if kept:
+        report.kept_runs = sorted(kept)
+        sources = scope.sources
+        again = "mlmd2kfp rollback --yes" + (f" --source-name {sources[0]}" if sources != [""] else "")
+        report.notes.append(
+            f"{len(kept)} run(s) hold rows KFP wrote itself under migrated rows (for example run "
+            f"{report.kept_runs[0]}); their migrated rows were kept too, so nothing KFP wrote was "
+            "deleted. The old `tasks` stays aside until they are gone: delete those runs in the new "
+            f"KFP, then rerun `{again}` (docs/runbook.md §4)")
+    return kept
+
+
+def _delete_records(conn: Connection, scope: _Scope) -> None:
+    """The run records and ledger of the runs that go (kept runs keep theirs: their rows are still here)."""
+    runs_t, ledger_t = scope.t.runs, scope.t.ledger
+    if not scope.last:
+        gone = select(runs_t.c.run_uuid).where(*scope.mine())
+        runless = [runless_run_id(s) for s in scope.sources]
+        conn.execute(delete(ledger_t).where(ledger_t.c.run_uuid.in_(gone) | ledger_t.c.run_uuid.in_(runless)))
+    elif scope.kept:
+        conn.execute(delete(ledger_t).where(ledger_t.c.run_uuid.not_in(sorted(scope.kept))))
+    else:
+        conn.execute(delete(ledger_t))
+    conn.execute(delete(runs_t).where(*scope.mine()))
+
+
+def _record_rolled_back(conn: Connection, scope: _Scope, report: RollbackReport) -> None:
+    """Each chosen source's row says `rolled_back` (with `kept_runs` while KFP's runs hold rows of it)."""
+    for s in scope.chosen:
+        mine_kept = _of_sources(conn, scope.t.runs, scope.kept, [s.source_name])
+        update_state(conn, s.source_name, phase=Phase.ROLLED_BACK, status=KEPT_RUNS if mine_kept else Status.DONE,
+                     finished_at=int(time.time()),
+                     verify_passed=None, verify_result=None, pass_number=0, last_context_id=0,
+                     # runs kept stay KFP's: the gate had opened on them (docs/mapping.md W15)
+                     **({} if mine_kept else {"gate_opened_at": None}),
+                     runs_migrated=0, runs_skipped=0, tasks=0, artifacts=0, links=0)
+    if scope.last:
+        _record_left_in_place(conn, scope.states, scope.created, scope.t.tasks_name, report)
 
 
 def _choose(states: list[MigrationState], source_name: str | None) -> list[MigrationState]:
@@ -392,7 +448,7 @@ def _drop_tables(engine: Any, candidates: list[str]) -> list[str]:
     return dropped
 
 
-def cleanup(kfp_url: str) -> list[str]:
+def cleanup(kfp_url: str | Engine) -> list[str]:
     """Drop `tasks_pre_migration` and the tool's tables but the state rows, which record the cleanup for the
     startup gate (it stays open: issue #27); refused unless the gate is open. Returns the tables dropped (none
     when the migration was cleaned up before).
@@ -400,31 +456,28 @@ def cleanup(kfp_url: str) -> list[str]:
     Raises:
         ToolkitError: the gate is closed.
     """
-    engine = make_engine(kfp_url, "KFP", create_sqlite=False)
-    try:
-        with MigrationLock(engine, "migration or cleanup"):
+    with opened(kfp_url, "KFP") as engine, MigrationLock(engine, "migration or cleanup"):
+        with engine.connect() as conn:
+            states = load_states(conn)
+        if states and all(s.phase == Phase.ROLLED_BACK and s.status != KEPT_RUNS for s in states):
             with engine.connect() as conn:
-                states = load_states(conn)
-            if states and all(s.phase == Phase.ROLLED_BACK and s.status != KEPT_RUNS for s in states):
-                with engine.connect() as conn:
-                    left = sorted(set(inspect(conn).get_table_names()) & ({PRE_MIGRATION, STAGING}
-                                                                         | tool_created_tables(conn)))
-                if left:  # a rollback that kept KFP's rows left these: the state is what finishes it
-                    raise ToolkitError(f"cleanup refused: the migration was rolled back, but {', '.join(f'`{n}`' for n in left)} "
-                                       "are still in place (KFP's own rows kept them); delete those rows, run `mlmd2kfp "
-                                       "rollback --yes` again, then cleanup")
-                # every source undone: the tool's tables are all that is left
-                return _drop_tables(engine, [t.name for t in reversed(TOOL_TABLES)])
-            passed, why = gate([dict(s.values) for s in states])
-            if not passed:
-                raise ToolkitError(f"cleanup refused: {why}. Cleanup drops `{PRE_MIGRATION}` and the tool's "
-                                   "tables, which rollback needs")
-            live = [s for s in states if s.phase != Phase.ROLLED_BACK]
-            with engine.begin() as conn:  # the cleanup first: the gate stays open on it, a rerun finishes the drops
-                for s in live:
-                    if s.phase != CLEANED_UP:
-                        update_state(conn, s.source_name, phase=CLEANED_UP, status=Status.DONE, holder=None)
-                forget_old_tasks_copy(conn)
-            return _drop_tables(engine, [PRE_MIGRATION, *(t.name for t in reversed(TOOL_TABLES) if t is not STATE)])
-    finally:
-        engine.dispose()
+                left = sorted(set(inspect(conn).get_table_names()) & ({PRE_MIGRATION, STAGING}
+                                                                     | tool_created_tables(conn)))
+            if left:  # a rollback that kept KFP's rows left these: the state is what finishes it
+                raise ToolkitError(f"cleanup refused: the migration was rolled back, but {', '.join(f'`{n}`' for n in left)} "
+                                   "are still in place (KFP's own rows kept them); delete those rows, run `mlmd2kfp "
+                                   "rollback --yes` again, then cleanup")
+            # every source undone: the tool's tables are all that is left
+            return _drop_tables(engine, [t.name for t in reversed(TOOL_TABLES)])
+        passed, why = gate(states)
+        if not passed:
+            raise ToolkitError(f"cleanup refused: {why}. Cleanup drops `{PRE_MIGRATION}` and the tool's "
+                               "tables, which rollback needs")
+        live = [s for s in states if s.phase != Phase.ROLLED_BACK]
+        with engine.begin() as conn:  # the cleanup first: the gate stays open on it, a rerun finishes the drops
+            for s in live:
+                if s.phase != CLEANED_UP:
+                    update_state(conn, s.source_name, phase=CLEANED_UP, status=Status.DONE, holder=None)
+            forget_old_tasks_copy(conn)
+        return _drop_tables(engine, [PRE_MIGRATION, *(t.name for t in reversed(TOOL_TABLES) if t is not STATE)])
+

@@ -14,11 +14,11 @@ from sqlalchemy import inspect
 
 from ..errors import LockHeldError
 from .lock import MigrationLock
-from .state import (CLEANED_UP, KEPT_RUNS, MAPPING_VERSION, STATE, Phase, cleaned_up_line, load_state, load_states,
-                    newer_mapping, source_label, update_state, upgrade_tool_tables)
+from .state import (CLEANED_UP, KEPT_RUNS, MAPPING_VERSION, STATE, MigrationState, Phase, VerifyRecord, cleaned_up_line,
+                    load_state, load_states, newer_mapping, source_label, update_state, upgrade_tool_tables)
 
 
-def gate(states: list[dict[str, Any]]) -> tuple[bool, str]:
+def gate(states: list[MigrationState]) -> tuple[bool, str]:
     """The startup gate over the state rows of every source: (passed, one line saying why and what to run
     next).
 
@@ -27,59 +27,63 @@ def gate(states: list[dict[str, Any]]) -> tuple[bool, str]:
     no `migrate` since."""
     if not states:
         return False, "no migration recorded in this KFP database (run `mlmd2kfp migrate`)"
+    several = len(states) > 1
     for s in states:  # its kept rows are unverified and `cleanup` would leave them with no way back
-        if s["phase"] == Phase.ROLLED_BACK and s["status"] == KEPT_RUNS:
-            option = f" --source-name {s['source_name']}" if s.get("source_name") else ""
-            return False, ((f"{source_label(s['source_name'])}: " if len(states) > 1 else "")
+        if s.phase == Phase.ROLLED_BACK and s.status == KEPT_RUNS:
+            return False, ((f"{source_label(s.source_name)}: " if several else "")
                            + "the migration was rolled back but keeps the runs KFP wrote into (rollback named "
-                           f"them): delete those runs in KFP, then run `mlmd2kfp rollback --yes{option}` again")
-    live = [s for s in states if s["phase"] != Phase.ROLLED_BACK]
+                           f"them): delete those runs in KFP, then run `mlmd2kfp rollback --yes{_option(s)}` again")
+    live = [s for s in states if s.phase != Phase.ROLLED_BACK]
     if not live:
         return False, "the migration was rolled back (run `mlmd2kfp migrate` to migrate again)"
     whys = []
     for s in live:
-        passed, why = _gate_one(s, f" --source-name {s['source_name']}" if s.get("source_name") else "")
+        passed, why = _gate_one(s, _option(s))
         if not passed:
-            return False, (f"{source_label(s['source_name'])}: {why}" if len(states) > 1 else why)
+            return False, (f"{source_label(s.source_name)}: {why}" if several else why)
         whys.append(why)
     if len(live) > 1:
-        done = "cleaned up" if all(s["phase"] == CLEANED_UP for s in live) else "verified"
+        done = "cleaned up" if all(s.phase == CLEANED_UP for s in live) else "verified"
         return True, f"migration finished and {done} for each of the {len(live)} sources"
     return True, whys[0]
 
 
-def _gate_one(s: dict[str, Any], option: str) -> tuple[bool, str]:
-    if s["phase"] == CLEANED_UP:  # verified before its cleanup; KFP owns the data since (issue #27)
+def _option(s: MigrationState) -> str:
+    return f" --source-name {s.source_name}" if s.source_name else ""
+
+
+def _gate_one(s: MigrationState, option: str) -> tuple[bool, str]:
+    if s.phase == CLEANED_UP:  # verified before its cleanup; KFP owns the data since (issue #27)
         return True, cleaned_up_line(s)
-    if newer_mapping(str(s.get("mapping_version"))):
-        return False, (f"the migration was written with mapping version {s.get('mapping_version')}, which this "
+    if newer_mapping(str(s.mapping_version)):
+        return False, (f"the migration was written with mapping version {s.mapping_version}, which this "
                        f"mlmd2kfp (mapping version {MAPPING_VERSION}) does not know: run the gate of the release that "
                        "wrote it")
-    if s.get("mapping_version") != MAPPING_VERSION:  # verified or not, its rows are another version's
-        return False, (f"the migration was written with mapping version {s.get('mapping_version')}; this mlmd2kfp "
+    if s.mapping_version != MAPPING_VERSION:  # verified or not, its rows are another version's
+        return False, (f"the migration was written with mapping version {s.mapping_version}; this mlmd2kfp "
                        f"writes mapping version {MAPPING_VERSION}: rerun `mlmd2kfp migrate{option}` (it rewrites every "
                        f"run, under the same ids), then `mlmd2kfp verify{option}`")
-    if s["phase"] != Phase.DONE:
-        return False, (f"migration not finished: phase `{s['phase']}`, status `{s['status']}` (run `mlmd2kfp migrate"
+    if s.phase != Phase.DONE:
+        return False, (f"migration not finished: phase `{s.phase}`, status `{s.status}` (run `mlmd2kfp migrate"
                        f"{option}` without --stage-only to finish it)")
-    try:
-        result = json.loads(s.get("verify_result") or "null")
-    except ValueError:
-        result = None
-    result = result if isinstance(result, dict) else {}
-    if s["verify_passed"] is None:
-        if result.get("invalidated"):
-            why = str(result["invalidated"])
+    return _verified(s.verify, option)
+
+
+def _verified(record: VerifyRecord, option: str) -> tuple[bool, str]:
+    """A finished migration's gate: what its last verify recorded."""
+    if record.passed is None:
+        if record.invalidated:
+            why = record.invalidated
             return False, f"the last verify no longer holds: {why}" + (
                 "" if "mlmd2kfp verify" in why else f"; run `mlmd2kfp verify{option}`")
         return False, f"migration finished but not verified (run `mlmd2kfp verify{option}`)"
-    if not s["verify_passed"]:
+    if not record.passed:
         return False, ("the last `mlmd2kfp verify` found differences (see its report; fix them, rerun "
                        f"`mlmd2kfp migrate{option}`, then `mlmd2kfp verify{option}`)")
-    if result.get("scope") == "partial":
+    if record.scope == "partial":
         return False, (f"the last verify checked only some runs (`--run`/`--namespace`); run `mlmd2kfp verify{option}` "
                        "without them")
-    if result.get("phase") != "after cutover":
+    if record.phase != "after cutover":
         return False, f"the last verify ran before the cutover finished; run `mlmd2kfp verify{option}` again"
     return True, "migration finished and verified"
 
@@ -89,8 +93,8 @@ _WRITES = ("pass_number", "phase", "status", "last_context_id", "runs_migrated",
 """State fields every `migrate` or `rollback` changes: verify records its result only if none moved."""
 
 
-def _writes(states: list[Any]) -> tuple[Any, ...]:
-    return tuple((s.id, *(s.values.get(k) for k in _WRITES)) for s in states)
+def _writes(states: list[MigrationState]) -> tuple[Any, ...]:
+    return tuple((s.id, *(getattr(s, k) for k in _WRITES)) for s in states)
 
 
 def verify_snapshot(engine: Any) -> tuple[Any, ...] | None:
@@ -146,7 +150,7 @@ def _record_locked(engine: Any, passed: bool, summary: dict[str, Any], snapshot:
         update_state(conn, source_name, verify_passed=int(passed), verify_at=int(time.time()),
                      verify_result=json.dumps(summary, sort_keys=True)[:60000], **keep)
         states = load_states(conn)
-        if gate([s.values for s in states])[0]:  # from now on the new KFP may start and write (mapping.md W15)
+        if gate(states)[0]:  # from now on the new KFP may start and write (mapping.md W15)
             now = int(time.time())
             for s in states:  # the sources whose rows are in the tables now (not one rolled back before)
                 if s.gate_opened_at is None and s.phase != Phase.ROLLED_BACK:

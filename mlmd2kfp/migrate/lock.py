@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from sqlalchemy import Engine, text
 
+from ..db import in_memory
 from ..dialects import dialect_for, holds_lock_sql, try_lock_sql, unlock_sql
 from ..errors import LockHeldError, MigrationFailedError
 from .state import Status, holder, load_states, update_state
@@ -91,6 +92,8 @@ class MigrationLock:
         return Path(f"{database}.mlmd2kfp.lock")
 
     def _take_file_lock(self) -> None:
+        if in_memory(self.engine):  # no other process can open this database: nothing to lock it against
+            return
         path = self._lock_path()
         handle = open(path, "a+", encoding="utf-8")
         try:

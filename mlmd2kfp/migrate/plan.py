@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..console import mask_url
 from sqlalchemy import inspect
 
-from ..db import make_engine
+from sqlalchemy.engine import Engine
+
+from ..db import label, opened
 from ..dialects import max_value_bytes
 from ..errors import ConfigError
 from ..mappers import MapOptions, map_run
@@ -159,53 +160,48 @@ def _row_bytes(rows: RunRows) -> int:
     return total
 
 
-def build_plan(mlmd_url: str, kfp_url: str, *, multi_user: bool | None = None, source_name: str = "",
+def build_plan(mlmd_url: str | Engine, kfp_url: str | Engine, *, multi_user: bool | None = None, source_name: str = "",
                on_progress: Callable[[int, int], None] | None = None, page_runs: int = 100) -> PlanReport:
     """Read and map every run; predict the target rows; write nothing.
 
     Args:
-        mlmd_url: MLMD database URL.
-        kfp_url: KFP database URL.
+        mlmd_url: MLMD database URL (or an engine, left open).
+        kfp_url: KFP database URL (or an engine, left open).
         multi_user: True/False from `--multi-user`/`--single-user`; None to detect.
         source_name: mixed into ids (as `migrate --source-name`).
         on_progress: called with (runs done, runs total) after each run.
         page_runs: run contexts per read page.
     """
-    mlmd_engine = make_engine(mlmd_url, "MLMD", create_sqlite=False)
-    kfp_engine = make_engine(kfp_url, "KFP", create_sqlite=False)
-    try:
-        with mlmd_engine.connect() as mlmd, kfp_engine.connect() as kfp:
-            require_run_details(set(inspect(kfp).get_table_names()))  # as `migrate` refuses it
-            reader = MlmdReader(mlmd, kfp, page_runs=page_runs)
-            kfp_inv = take_kfp_inventory(kfp)
-            multi, detected = detect_mode(kfp_inv.runs, kfp_inv.runs_without_namespace, multi_user)
-            inv = take_inventory(reader)
-            report = PlanReport(
-                mask_url(mlmd_url), mask_url(kfp_url), "multi-user" if multi else "single-user", detected,
-                inv.tables, {f"{t} {s}": n for (t, s), n in sorted(inv.executions_by_type_state.items())},
-                dict(sorted(inv.artifacts_by_type.items())))
-            report.old_tasks = {"cache_rows": kfp_inv.old_tasks_cache_rows, "node_rows": kfp_inv.old_tasks_node_rows}
-            status = check_schema(kfp)
-            present = [t for t in status.tables if t.present]
-            report.target_schema = ("absent" if not present else "old form" if status.old_tasks_present
-                                    else "new form" if status.ok else "differences")
-            report.target_differences = status.differences if present else []
-            report.target_warnings = status.warnings
-            options = MapOptions(multi_user=multi, source_name=source_name, max_value_bytes=max_value_bytes(kfp))
-            total = count_run_contexts(reader)
-            seen = _ArtifactSeen()
-            for bundle in reader.run_bundles():
-                rows = map_run(bundle, options)
-                _account(report, rows, seen)
-                if bundle.run is not None and bundle.spec is None:
-                    report.runs_without_spec += 1
-                if on_progress:
-                    on_progress(report.runs_total, total)
-            for entry in runless_entries(reader, executions_in_runs(reader), seen.linked, ""):
-                _ledger(report, entry.reason, 1, entry.entity, entry)
-    finally:
-        mlmd_engine.dispose()
-        kfp_engine.dispose()
+    with opened(mlmd_url, "MLMD") as mlmd_engine, opened(kfp_url, "KFP") as kfp_engine, \
+            mlmd_engine.connect() as mlmd, kfp_engine.connect() as kfp:
+        require_run_details(set(inspect(kfp).get_table_names()))  # as `migrate` refuses it
+        reader = MlmdReader(mlmd, kfp, page_runs=page_runs)
+        kfp_inv = take_kfp_inventory(kfp)
+        multi, detected = detect_mode(kfp_inv.runs, kfp_inv.runs_without_namespace, multi_user)
+        inv = take_inventory(reader)
+        report = PlanReport(
+            label(mlmd_url), label(kfp_url), "multi-user" if multi else "single-user", detected,
+            inv.tables, {f"{t} {s}": n for (t, s), n in sorted(inv.executions_by_type_state.items())},
+            dict(sorted(inv.artifacts_by_type.items())))
+        report.old_tasks = {"cache_rows": kfp_inv.old_tasks_cache_rows, "node_rows": kfp_inv.old_tasks_node_rows}
+        status = check_schema(kfp)
+        present = [t for t in status.tables if t.present]
+        report.target_schema = ("absent" if not present else "old form" if status.old_tasks_present
+                                else "new form" if status.ok else "differences")
+        report.target_differences = status.differences if present else []
+        report.target_warnings = status.warnings
+        options = MapOptions(multi_user=multi, source_name=source_name, max_value_bytes=max_value_bytes(kfp))
+        total = count_run_contexts(reader)
+        seen = _ArtifactSeen()
+        for bundle in reader.run_bundles():
+            rows = map_run(bundle, options)
+            _account(report, rows, seen)
+            if bundle.run is not None and bundle.spec is None:
+                report.runs_without_spec += 1
+            if on_progress:
+                on_progress(report.runs_total, total)
+        for entry in runless_entries(reader, executions_in_runs(reader), seen.linked, ""):
+            _ledger(report, entry.reason, 1, entry.entity, entry)
     return report
 
 

@@ -1,8 +1,9 @@
 """The reader side of the data pass: read and map whole runs into batches for the writer (mapping.md W9, W12).
 
 `produce` is the whole job. It runs in a second process (`process_producer`, `background.ChildIterator`)
-so that reading and mapping do not share one interpreter lock with the writer; in-memory SQLite, which
-no other process can open, keeps it on a thread (`ThreadProducer`). Either way the writer receives
+so that reading and mapping do not share one interpreter lock with the writer; a small store keeps it on
+a thread (`ThreadProducer`), and in-memory SQLite, which neither another process nor another thread's
+connection can open, in the writer's own thread between batches (`InlineProducer`). Either way the writer receives
 the same messages in the same order: `Total`, `Chunk`s in context-id order, `End` (or an exception).
 The reader only reads: it holds no lock and writes nothing, so stopping it at any moment is safe.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,7 @@ class Total:
 
 
 def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, multi: bool, last_context_id: int,
-            targets: TargetTables) -> Iterator[Any]:
+            targets: TargetTables) -> Generator[Any, None, None]:
     """Read and map whole runs into batches of about `options.batch_rows` target rows."""
     namespaces = set(options.namespaces)
     with mlmd_engine.connect() as mlmd, kfp_engine.connect() as kfp_read:
@@ -219,6 +220,29 @@ class ThreadProducer:
     def stop(self) -> None:
         self.halt.set()
         self.thread.join(timeout=30)
+
+
+class InlineProducer:
+    """`produce` in the caller's thread, a message per `get`: for an in-memory SQLite database, whose one
+    connection a reader thread could not share with the writer (its reads run between batches instead)."""
+
+    def __init__(self, mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, multi: bool,
+                 last_context_id: int, targets: TargetTables) -> None:
+        self.items = produce(mlmd_engine, kfp_engine, options, multi, last_context_id, targets)
+
+    def start(self) -> None:
+        return None
+
+    def get(self) -> Any:
+        try:
+            return next(self.items)
+        except StopIteration:
+            return End()
+        except BaseException as exc:  # handed to the writer, which raises it (as from the other producers)
+            return exc
+
+    def stop(self) -> None:
+        self.items.close()
 
 
 def produce_from_urls(mlmd_url: str, kfp_url: str, options: MigrateOptions, multi: bool, last_context_id: int,

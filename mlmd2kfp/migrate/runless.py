@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 
@@ -17,9 +19,18 @@ from .options import MigrateReport
 from .state import runless_run_id
 from .writer import TargetTables, insert_rows, ledger_rows
 
+if TYPE_CHECKING:
+    from .context import MigrationContext
 
-def write_runless_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, report: MigrateReport,
-                         source_name: str) -> None:
+
+def write_runless_ledger(ctx: MigrationContext) -> None:
+    """The run-less ledger phase of `migrate`, after the data pass (`_write_ledger`)."""
+    with ctx.mlmd.connect() as mlmd:
+        _write_ledger(ctx.kfp, MlmdReader(mlmd, None), ctx.targets, ctx.report, ctx.source_name)
+
+
+def _write_ledger(engine: Engine, reader: MlmdReader, t: TargetTables, report: MigrateReport,
+                  source_name: str) -> None:
     """Rows of this source that belong to no run (`no-run`, `unsupported-v1`, `unsupported-type`) and
     artifacts none of its migrated runs links (`orphan-artifact`), as ledger rows under the source's
     run-less id (empty for the default source).

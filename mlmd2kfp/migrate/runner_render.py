@@ -67,18 +67,18 @@ def render_status(report: StatusReport) -> Table:
 
     for s in report.states:
         if len(report.states) > 1:
-            table.add_row("source", f"`{s['source_name']}`" if s["source_name"] else "(default: no --source-name)")
+            table.add_row("source", f"`{s.source_name}`" if s.source_name else "(default: no --source-name)")
         for key in ("phase", "status", "pass_number", "last_context_id", "runs_migrated", "runs_skipped", "tasks",
                     "artifacts", "links", "staging_table", "source_name", "mapping_version", "holder"):
-            value = s.get(key)
+            value = getattr(s, key)
             if key == "source_name" and not value:
                 value = "(default: no --source-name)"
             table.add_row(key, "-" if value is None else str(value))
-        table.add_row("started / updated / finished", f"{when(s['started_at'])} / {when(s['updated_at'])} / "
-                      f"{when(s['finished_at'])}")
-        table.add_row("last error", str(s.get("last_error") or "-"))
-        verify = "-" if s.get("verify_passed") is None else ("passed" if s["verify_passed"] else "FAILED")
-        table.add_row("last verify", f"{verify} ({when(s.get('verify_at'))})")
+        table.add_row("started / updated / finished", f"{when(s.started_at)} / {when(s.updated_at)} / "
+                      f"{when(s.finished_at)}")
+        table.add_row("last error", str(s.last_error or "-"))
+        verify = "-" if s.verify_passed is None else ("passed" if s.verify_passed else "FAILED")
+        table.add_row("last verify", f"{verify} ({when(s.verify_at)})")
     for k, n in sorted(report.runs.items()):
         table.add_row(f"runs {k}", str(n))
     for k, n in sorted(report.ledger.items()):

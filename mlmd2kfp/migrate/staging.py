@@ -20,7 +20,8 @@ from sqlalchemy.exc import DBAPIError
 from ..dialects import can_add_foreign_key, dialect_for, missing_privilege, read_indexes, rename_statements
 from ..errors import PrivilegeError, TargetSchemaError
 from ..faults import fault_point
-from ..target.schema import (ARTIFACT_TASKS, ARTIFACTS, OLD_TASKS_MARKERS, PRE_MIGRATION_TABLE, STAGING_TABLE, TASKS,
+from ..target.legacy import old_tasks_present, tasks_location
+from ..target.schema import (ARTIFACT_TASKS, ARTIFACTS, PRE_MIGRATION_TABLE, STAGING_TABLE, TASKS,
                              ForeignKey, Table, check_table, deferrable_indexes, extra_table_warning, extra_tables,
                              render_create, render_indexes)
 
@@ -49,14 +50,6 @@ def privilege_error(exc: DBAPIError, what: str) -> Exception:
     return TargetSchemaError(f"could not {what}: {' '.join(str(exc.orig).split())[:300]}")
 
 
-def old_tasks_present(conn: Connection) -> bool:
-    """The pre-MLMD-removal `tasks` table is in place."""
-    insp = inspect(conn)
-    if "tasks" not in insp.get_table_names():
-        return False
-    return any(c["name"] in OLD_TASKS_MARKERS for c in insp.get_columns("tasks"))
-
-
 def old_tasks_counts(conn: Connection, table: str) -> dict[str, int | None]:
     """The old table's two populations (kfp-native-schema.md §5.2)."""
     from sqlalchemy import Column, MetaData, String, Table as SaTable, case, func, select
@@ -82,8 +75,8 @@ def check_existing_targets(engine: Engine, tool_created: Collection[str] = ()
     with engine.begin() as conn:
         d = dialect_for(conn)
         names = set(inspect(conn).get_table_names())
-        new_form_tasks = "tasks" in names and not old_tasks_present(conn)
-        staging = "tasks" if new_form_tasks else STAGING
+        staging = tasks_location(conn)
+        new_form_tasks = staging == "tasks"
         # SQLite cannot add a constraint later; no KFP server runs on SQLite to delete runs meanwhile.
         tables = (ARTIFACTS, TASKS, ARTIFACT_TASKS) if new_form_tasks else staged_tables(
             STAGING, with_run_fk=not can_add_foreign_key(d))

@@ -273,8 +273,38 @@ class MigrationState:
 
     @property
     def values(self) -> dict[str, Any]:
-        """The row as a dict (for reports and the gate)."""
+        """The row as a dict (for reports)."""
         return asdict(self)
+
+    @property
+    def verify(self) -> VerifyRecord:
+        """What the last verify recorded (`verify_passed`, `verify_at`, the JSON `verify_result`)."""
+        try:
+            result = json.loads(self.verify_result or "null")
+        except ValueError:  # a damaged record says nothing: the gate then stays closed
+            result = None
+        result = result if isinstance(result, dict) else {}
+        return VerifyRecord(None if self.verify_passed is None else bool(self.verify_passed), self.verify_at,
+                            _text(result.get("scope")), _text(result.get("phase")), _text(result.get("invalidated")))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class VerifyRecord:
+    """A verify's result as a source's state row records it (what the startup gate reads)."""
+
+    passed: bool | None
+    """None: no verify recorded since the last `migrate` (or it was invalidated)."""
+    at: int | None
+    scope: str | None = None
+    """`whole`, or `partial` for a `--run`/`--namespace` subset (which never opens the gate)."""
+    phase: str | None = None
+    """The migration's phase verify saw: `after cutover`, or the staged table before it."""
+    invalidated: str | None = None
+    """Why the last verify no longer holds (a `migrate` or `rollback` ran during or after it)."""
 
 STATE = Table("mlmd2kfp_state", tuple(Column(f.name, f.metadata["kind"], "None" in str(f.type))
                                       for f in fields(MigrationState)), ("id",), (), ())

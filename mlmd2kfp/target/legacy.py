@@ -13,7 +13,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
 from ..dialects import dialect_for
-from .schema import Column, ForeignKey, Index, Table
+from .schema import OLD_TASKS_MARKERS, PRE_MIGRATION_TABLE, STAGING_TABLE, Column, ForeignKey, Index, Table
 
 _C = "CASCADE"
 
@@ -173,3 +173,26 @@ def old_tasks_digest(conn: Connection, table: str) -> tuple[int, str]:
         digest.update(json.dumps([None if v is None else str(v) for v in row]).encode() + b"\n")
         rows += 1
     return rows, digest.hexdigest()
+
+
+def old_tasks_present(conn: Connection) -> bool:
+    """The pre-MLMD-removal `tasks` table is in place."""
+    insp = inspect(conn)
+    if "tasks" not in insp.get_table_names():
+        return False
+    return any(c["name"] in OLD_TASKS_MARKERS for c in insp.get_columns("tasks"))
+
+
+def tasks_location(conn: Connection) -> str:
+    """Where the migrated tasks are, as the database says (never the state, which a kill can leave behind):
+    `tasks` once it has the new form (after the cutover, after a rollback that kept KFP's runs, or where KFP
+    created it new), else the staging table. The one rule `migrate`, `rollback` and `verify` follow."""
+    return "tasks" if "tasks" in inspect(conn).get_table_names() and not old_tasks_present(conn) else STAGING_TABLE
+
+
+def old_tasks_location(conn: Connection) -> str | None:
+    """Where the pre-MLMD-removal `tasks` table is: `tasks` before the cutover, `tasks_pre_migration` after
+    it (until `cleanup` drops it), or None."""
+    if old_tasks_present(conn):
+        return "tasks"
+    return PRE_MIGRATION_TABLE if PRE_MIGRATION_TABLE in inspect(conn).get_table_names() else None

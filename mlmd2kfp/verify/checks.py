@@ -6,17 +6,18 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy import bindparam, text
 
 from ..batching import chunks
-from ..dialects import dialect_for
 from ..bitmap import Bitmap
-from .expect import ARTIFACT_COLUMNS, JSON_COLUMNS, LINK_COLUMNS, TASK_COLUMNS, ExpectedRun, whole_numbers
+from .expect import (ARTIFACT_COLUMNS, JSON_COLUMNS, LINK_COLUMNS, STATE_NAME, TASK_COLUMNS, ExpectedRun,
+                     whole_numbers)
 from .report import Finding, ParityReport
 from .source import SourceRun
+from .target_reads import TargetReader
 
 RUN_STATE = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "ERROR": "FAILED", "SKIPPED": "SKIPPED",
              "RUNNING": "RUNNING", "PENDING": "RUNNING", "CANCELED": "FAILED", "CANCELING": "RUNNING"}
@@ -42,60 +43,6 @@ def js(value: Any) -> Any:
         except ValueError:
             return value
     return value
-
-
-class TargetReader:
-    """Plain SQL over the target and the ledger, fetched a chunk of runs at a time (`prefetch`)."""
-
-    def __init__(self, conn: Connection, tasks_table: str = "tasks") -> None:
-        self.conn = conn
-        self.tasks_table = tasks_table
-        self.q = dialect_for(conn).q
-        self._rows: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]] = {}
-        self._artifacts: dict[str, dict[str, Any]] = {}
-
-    def _where_in(self, sql: str, column: str, values: list[Any]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for part in chunks(values):
-            chunk = part
-            params = {f"v{j}": v for j, v in enumerate(chunk)}
-            out += [dict(r) for r in self.conn.execute(
-                text(f"{sql} WHERE {column} IN ({','.join(':' + k for k in params)})"), params).mappings()]
-        return out
-
-    def _select(self, table: str, columns: tuple[str, ...]) -> str:
-        # KFP's columns only, by name: a later KFP release may add its own columns (mapping.md S4)
-        return f"SELECT {', '.join(self.q(c) for c in ('UUID', *columns))} FROM {self.q(table)}"
-
-    def prefetch(self, run_ids: list[str]) -> None:
-        """Load the target rows of these runs (and the artifacts their links use) in a few statements."""
-        q = self.q
-        self._rows = {r: ([], [], []) for r in run_ids}
-        for t in self._where_in(self._select(self.tasks_table, TASK_COLUMNS), q("RunUUID"), run_ids):
-            self._rows[t["RunUUID"]][0].append(t)
-        for lk in self._where_in(self._select("artifact_tasks", LINK_COLUMNS), q("RunUUID"), run_ids):
-            self._rows[lk["RunUUID"]][1].append(lk)
-        for e in self._where_in("SELECT * FROM mlmd2kfp_ledger", "run_uuid", run_ids):
-            self._rows[e["run_uuid"]][2].append(e)
-        ids = sorted({lk["ArtifactID"] for rows in self._rows.values() for lk in rows[1]})
-        self._artifacts = {a["UUID"]: a for a in self._where_in(self._select("artifacts", ARTIFACT_COLUMNS), q("UUID"), ids)}
-
-    def run_rows(self, run_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-        if run_id not in self._rows:
-            self.prefetch([run_id])
-        return self._rows[run_id]
-
-    def root_state(self, run_id: str) -> Any:
-        """`State` of the run's ROOT task (no parent), or None."""
-        return next((t["State"] for t in self.run_rows(run_id)[0] if t["ParentTaskUUID"] is None), None)
-
-    def artifacts(self, ids: set[str]) -> dict[str, dict[str, Any]]:
-        out = {i: self._artifacts[i] for i in ids if i in self._artifacts}
-        missing = sorted(set(ids) - set(out))
-        if missing:
-            out.update({a["UUID"]: a for a in self._where_in(self._select("artifacts", ARTIFACT_COLUMNS), self.q("UUID"),
-                                                             missing)})
-        return out
 
 
 def _v5(value: Any) -> bool:
@@ -129,28 +76,72 @@ def _compare_row(report: ParityReport, run: str, what: str, want: dict[str, Any]
     # parameter lists compare as multisets (`_same`): their order is not significant (kfp-native-schema.md)
 
 
-def _compare_rows(report: ParityReport, run: str, table: str, rows: list[dict[str, Any]],
-                  expected: dict[str, dict[str, Any]], columns: Any, compared: Counter[str], kfp_rows: Counter[str],
-                  where: Callable[[str, dict[str, Any]], str], where_missing: Callable[[str, dict[str, Any]], str],
-                  extra: Callable[[str, dict[str, Any]], tuple[str, str, str]]) -> dict[str, dict[str, Any]]:
-    """One run's rows of `table` against the expected ones: each present and equal in every column; a
-    tool row nothing expects is an extra row (`extra` gives where, expected, found); rows KFP wrote
-    (not UUIDv5) are counted, not checked. Returns the tool's rows by id."""
+@dataclass(frozen=True)
+class RowKind:
+    """One target table of a run as `_compare_rows` compares it, and how its findings name a row."""
+
+    table: str
+    columns: tuple[str, ...]
+    noun: str
+    """The field a missing row's finding names (`task row`, `link row`)."""
+    where: Callable[[str, dict[str, Any]], str]
+    """The row an expected row's column differences are filed under (its id and expected row in)."""
+    where_missing: Callable[[str, dict[str, Any]], str]
+    """The row a missing expected row is filed under."""
+    extra: Callable[[str, dict[str, Any]], tuple[str, str, str]]
+    """Where, expected and found for a tool row nothing expects (its id and row in)."""
+
+
+@dataclass(frozen=True)
+class InfoCounters:
+    """The counters one run's comparison adds to, kept in the report's info."""
+
+    compared: Counter[str]
+    """Columns compared, by name (`lineage`)."""
+    kfp_rows: Counter[str]
+    """Rows KFP wrote, by table: counted, not checked (`coverage`)."""
+
+
+def _task_kind(exp: ExpectedRun) -> RowKind:
+    return RowKind(
+        "tasks", TASK_COLUMNS, "task row",
+        lambda tid, want: f"task {tid} ({want['ScopePath']})",
+        lambda tid, want: f"task {tid} ({want['ScopePath']}, MLMD execution {want['_executions'][-1]})",
+        lambda tid, have: (f"task {tid} ({have.get('ScopePath')})", "no MLMD origin" if not exp.skip
+                           else f"none (run skipped: {exp.skip})", "present"))
+
+
+def _link_kind() -> RowKind:
+    def origin(row: dict[str, Any]) -> str:
+        return f"MLMD event {row['_event']}" if row["_event"] is not None else "propagated output"
+
+    return RowKind(
+        "artifact_tasks", LINK_COLUMNS, "link row",
+        lambda lid, want: f"link {lid} ({want['ArtifactKey']}, {origin(want)})",
+        lambda lid, want: f"link {lid} ({want['ArtifactKey']}, {origin(want)})",
+        lambda lid, have: (f"link {lid} ({have['ArtifactKey']})", "no MLMD event or propagated output",
+                           f"type {have['Type']}"))
+
+
+def _compare_rows(report: ParityReport, run: str, kind: RowKind, rows: list[dict[str, Any]],
+                  expected: dict[str, dict[str, Any]], counters: InfoCounters) -> dict[str, dict[str, Any]]:
+    """One run's rows of `kind.table` against the expected ones: each present and equal in every column; a
+    tool row nothing expects is an extra row; rows KFP wrote (not UUIDv5) are counted, not checked. Returns
+    the tool's rows by id."""
     coverage, lineage = report.checks["coverage"], report.checks["lineage"]
     mine = {r["UUID"]: r for r in rows if _v5(r["UUID"])}
-    kfp_rows[table] += len(rows) - len(mine)
-    noun = "task row" if table == "tasks" else "link row"
+    counters.kfp_rows[kind.table] += len(rows) - len(mine)
     for uid, want in expected.items():
         coverage.checked += 1
         have = mine.get(uid)
         if have is None:
-            report.fail(Finding("coverage", run, where_missing(uid, want), noun, "present", "missing"))
+            report.fail(Finding("coverage", run, kind.where_missing(uid, want), kind.noun, "present", "missing"))
             continue
         lineage.checked += 1
-        _compare_row(report, run, where(uid, want), want, have, columns, compared)
+        _compare_row(report, run, kind.where(uid, want), want, have, kind.columns, counters.compared)
     for uid, have in mine.items():
         if uid not in expected:
-            at, wanted, found = extra(uid, have)
+            at, wanted, found = kind.extra(uid, have)
             report.fail(Finding("coverage", run, at, "extra row", wanted, found))
     return mine
 
@@ -162,49 +153,51 @@ def compare_run(report: ParityReport, src: SourceRun, exp: ExpectedRun, target: 
     artifacts (rows KFP does not change) are compared."""
     run = src.run_id
     tasks, links, ledger = target.run_rows(run)
-    coverage = report.checks["coverage"]
     report.runs_checked += 1
-    compared: Counter[str] = report.checks["lineage"].info.setdefault("columns compared", Counter())
-    kfp_rows = report.checks["coverage"].info.setdefault("rows written by KFP, not checked", Counter())
+    counters = InfoCounters(report.checks["lineage"].info.setdefault("columns compared", Counter()),
+                      report.checks["coverage"].info.setdefault("rows written by KFP, not checked", Counter()))
     if kfp_owned:
-        kfp_rows["tasks"] += sum(not _v5(r["UUID"]) for r in tasks)
-        kfp_rows["artifact_tasks"] += sum(not _v5(r["UUID"]) for r in links)
-        info = coverage.info
-        info["runs KFP changed since the migration (KFP's now, counted, not compared)"] = info.get(
-            "runs KFP changed since the migration (KFP's now, counted, not compared)", 0) + 1
-        _compare_artifacts(report, run, exp, target, seen_artifacts, compared)
+        _count_kfp_owned(report, tasks, links, counters)
+        _compare_artifacts(report, run, exp, target, seen_artifacts, counters.compared)
         return
-    # --- ledger: exactly the entries the rules give ------------------------------------------------
-    found_ledger = {(e["entity"], int(e["mlmd_id"]), e["reason"]) for e in ledger}
+    _compare_ledger(report, src, exp, ledger, kfp_wrote=any(not _v5(r["UUID"]) for r in tasks + links))
+    # every expected row present with every column equal, and no other tool row
+    mine = _compare_rows(report, run, _task_kind(exp), tasks, exp.tasks, counters)
+    mine_links = _compare_rows(report, run, _link_kind(), links, exp.links, counters)
+    _compare_artifacts(report, run, exp, target, seen_artifacts, counters.compared)
+    _check_task_tree(report, run, tasks)
+    _add_counts(counts, exp, mine, mine_links)
+
+
+def _count_kfp_owned(report: ParityReport, tasks: list[dict[str, Any]], links: list[dict[str, Any]],
+                     counters: InfoCounters) -> None:
+    counters.kfp_rows["tasks"] += sum(not _v5(r["UUID"]) for r in tasks)
+    counters.kfp_rows["artifact_tasks"] += sum(not _v5(r["UUID"]) for r in links)
+    info = report.checks["coverage"].info
+    info["runs KFP changed since the migration (KFP's now, counted, not compared)"] = info.get(
+        "runs KFP changed since the migration (KFP's now, counted, not compared)", 0) + 1
+
+
+def _compare_ledger(report: ParityReport, src: SourceRun, exp: ExpectedRun, ledger: list[dict[str, Any]],
+                    kfp_wrote: bool) -> None:
+    """The run's ledger holds exactly the entries the rules give, and every MLMD item is accounted for."""
+    run, coverage = src.run_id, report.checks["coverage"]
+    found = {(e["entity"], int(e["mlmd_id"]), e["reason"]) for e in ledger}
     # A run KFP wrote into (a task or link with a non-tool id) is never rewritten: a pass that read it
     # again says so in the ledger (mapping.md §2). Accepted exactly when such rows exist.
-    if any(not _v5(r["UUID"]) for r in tasks + links):
-        found_ledger.discard(("run", src.context_id, "has-live-rows"))
+    if kfp_wrote:
+        found.discard(("run", src.context_id, "has-live-rows"))
     coverage.checked += len(exp.ledger)
-    for entity, mlmd_id, reason in sorted(exp.ledger - found_ledger, key=str):
+    for entity, mlmd_id, reason in sorted(exp.ledger - found, key=str):
         report.fail(Finding("coverage", run, f"{entity} {mlmd_id}", "ledger", reason, "missing"))
-    for entity, mlmd_id, reason in sorted(found_ledger - exp.ledger, key=str):
+    for entity, mlmd_id, reason in sorted(found - exp.ledger, key=str):
         report.fail(Finding("coverage", run, f"{entity} {mlmd_id}", "ledger", "no such entry", reason))
     for gap in exp.unaccounted:
         report.fail(Finding("coverage", run, gap, "accounted for", "a target row or a ledger entry", "neither"))
-    # --- tasks and links: every expected row present with every column equal, and no other tool row -------
-    def link_origin(row: dict[str, Any]) -> str:
-        return f"MLMD event {row['_event']}" if row["_event"] is not None else "propagated output"
 
-    mine = _compare_rows(
-        report, run, "tasks", tasks, exp.tasks, TASK_COLUMNS, compared, kfp_rows,
-        lambda tid, want: f"task {tid} ({want['ScopePath']})",
-        lambda tid, want: f"task {tid} ({want['ScopePath']}, MLMD execution {want['_executions'][-1]})",
-        lambda tid, have: (f"task {tid} ({have.get('ScopePath')})", "no MLMD origin" if not exp.skip
-                           else f"none (run skipped: {exp.skip})", "present"))
-    mine_links = _compare_rows(
-        report, run, "artifact_tasks", links, exp.links, LINK_COLUMNS, compared, kfp_rows,
-        lambda lid, want: f"link {lid} ({want['ArtifactKey']}, {link_origin(want)})",
-        lambda lid, want: f"link {lid} ({want['ArtifactKey']}, {link_origin(want)})",
-        lambda lid, have: (f"link {lid} ({have['ArtifactKey']})", "no MLMD event or propagated output",
-                           f"type {have['Type']}"))
-    _compare_artifacts(report, run, exp, target, seen_artifacts, compared)
-    # --- invariants that hold whatever the mapping (kfp-native-schema.md §4) ------------------------------
+
+def _check_task_tree(report: ParityReport, run: str, tasks: list[dict[str, Any]]) -> None:
+    """Invariants that hold whatever the mapping (kfp-native-schema.md §4): one ROOT, parents in the run."""
     inv = report.checks["invariants"]
     by_id = {t["UUID"]: t for t in tasks}
     if tasks:
@@ -218,7 +211,12 @@ def compare_run(report: ParityReport, src: SourceRun, exp: ExpectedRun, target: 
         if t["ParentTaskUUID"] and t["ParentTaskUUID"] not in by_id:
             report.fail(Finding("invariants", run, f"task {t['UUID']}", "ParentTaskUUID", "a task of the run",
                                 t["ParentTaskUUID"]))
-    # --- counts (aggregated) -------------------------------------------------------------------------------
+
+
+def _add_counts(counts: dict[str, Counter[Any]], exp: ExpectedRun, mine: dict[str, dict[str, Any]],
+                mine_links: dict[str, dict[str, Any]]) -> None:
+    """The run's rows per table and namespace, and its tasks per type and state, expected and found (the
+    `counts` check compares the totals at the end)."""
     ns = exp.namespace or ""
     counts["expected"].update({("tasks", ns): len(exp.tasks), ("artifact_tasks", ns): len(exp.links)})
     counts["found"].update({("tasks", ns): len(mine), ("artifact_tasks", ns): len(mine_links)})
@@ -253,3 +251,46 @@ def _compare_artifacts(report: ParityReport, run: str, exp: ExpectedRun, target:
 def _canon(value: Any) -> str:
     """Parameter values compared as JSON with integral numbers as integers (MLMD structs hold doubles)."""
     return json.dumps(whole_numbers(value), sort_keys=True)
+
+
+def check_run_state(report: ParityReport, target: TargetReader, run_id: str, run: dict[str, Any]) -> None:
+    """The run's ROOT task state against `run_details.State` (reported, not failing)."""
+    check = report.checks["run-state"]
+    check.checked += 1
+    root = target.root_state(run_id)
+    want = RUN_STATE.get(str(run.get("state") or run.get("conditions") or "").upper())
+    have = STATE_NAME.get(root)
+    if want and have and want != have and not (want == "SUCCEEDED" and have == "CACHED"):
+        report.fail(Finding("run-state", run_id, "ROOT task", "State", want, have))
+
+
+def check_cache_rows(report: ParityReport, t: TargetReader, old: str, fingerprints: dict[str, tuple[str, str]],
+                     run_ids: list[str]) -> None:
+    """Old cache rows (population A) of these executions against the migrated tasks' fingerprints.
+
+    The launcher writes a cache row under the run that executed it; selecting by the old table's indexed
+    `RunUUID` as well keeps each query an index lookup (`MLMDExecutionID` has no index in KFP's table).
+    """
+    q = t.q
+    cache = report.checks["cache"]
+    cache.info.setdefault("old cache rows agreeing", 0)
+    cache.info.setdefault("differing", 0)
+    by_task: dict[str, str] = {}
+    for part in chunks(sorted({task for task, _ in fingerprints.values()})):
+        for r in t.conn.execute(text(f"SELECT {q('UUID')}, {q('Fingerprint')} FROM {q(t.tasks_table)} "
+                                     f"WHERE {q('UUID')} IN :ids").bindparams(bindparam("ids", expanding=True)),
+                                {"ids": part}):
+            by_task[r[0]] = r[1]
+    old_rows = text(f"SELECT {q('MLMDExecutionID')}, {q('Fingerprint')} FROM {q(old)} WHERE {q('RunUUID')} IN :runs "
+                    f"AND {q('MLMDExecutionID')} IN :ids").bindparams(bindparam("runs", expanding=True),
+                                                                       bindparam("ids", expanding=True))
+    for part in chunks(sorted(fingerprints)):
+        for exec_id, fingerprint in t.conn.execute(old_rows, {"runs": run_ids, "ids": part}):
+            cache.checked += 1
+            task = fingerprints[str(exec_id)][0]
+            if by_task.get(task) == fingerprint:
+                cache.info["old cache rows agreeing"] += 1
+            else:
+                cache.info["differing"] += 1
+                report.fail(Finding("cache", "", f"task {task} (MLMD execution {exec_id})", "Fingerprint",
+                                    fingerprint, by_task.get(task)))

@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
+from tests.helpers import portable
+
 EVENT_OUTPUT = 4
 
 
@@ -68,9 +70,7 @@ class Db:
 
     def k(self, sql: str, **params: Any) -> list[Any]:
         """SQL on KFP; `"Column"` quoting is converted for MySQL."""
-        if self.backend == "mariadb":
-            sql = sql.replace('"', "`")
-        return self._run(self.kfp, sql, params)
+        return self._run(self.kfp, portable(self.kfp, sql), params)
 
     # --- finding the rows to damage --------------------------------------------------------
     def runs(self) -> list[tuple[int, str]]:

@@ -8,27 +8,13 @@ import json
 from sqlalchemy import create_engine, inspect, text
 
 from mlmd2kfp.mappers.keys import logical_key
+from tests.helpers import quote, sql_rows
 
 TARGET = ("tasks", "artifacts", "artifact_tasks")
 
 
-def q(engine, name: str) -> str:
-    return f"`{name}`" if engine.dialect.name == "mysql" else f'"{name}"'
-
-
-def quote(url: str, name: str) -> str:
-    """An identifier quoted for the database behind `url` (backticks on MySQL/MariaDB)."""
-    return f"`{name}`" if url.startswith("mysql") else f'"{name}"'
-
-
-def rows(url: str, sql: str, **params):
-    engine = create_engine(url)
-    if engine.dialect.name == "mysql":
-        sql = sql.replace('"', "`")
-    with engine.connect() as conn:
-        out = [dict(r) for r in conn.execute(text(sql), params).mappings()]
-    engine.dispose()
-    return out
+q = quote  # an identifier quoted for an engine or URL (tests.helpers.quote)
+rows = sql_rows  # ANSI-quoted SQL read as dicts (tests.helpers.sql_rows)
 
 
 def _canon(v):

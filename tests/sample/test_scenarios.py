@@ -10,6 +10,7 @@ import json
 import yaml
 from sqlalchemy import create_engine, text
 
+from tests.helpers import sql_rows
 from tests.sample.conftest import props
 
 INPUT, OUTPUT = 3, 4
@@ -17,13 +18,7 @@ RUNNING, COMPLETE, FAILED, CACHED, CANCELED = 2, 3, 4, 5, 6
 
 
 def _kfp(sample, sql: str, **params):
-    engine = create_engine(sample.kfp_url)
-    if engine.dialect.name == "mysql":  # the tests write ANSI quotes; MariaDB wants backticks
-        sql = sql.replace('"', "`")
-    with engine.connect() as conn:
-        rows = conn.execute(text(sql), params).mappings().all()
-    engine.dispose()
-    return rows
+    return sql_rows(sample.kfp_url, sql, **params)
 
 
 def test_schema_version_10_read_back_by_ml_metadata(sample):

@@ -126,7 +126,8 @@ def verify(mlmd_url: Database, kfp_url: Database, *, run_ids: tuple[str, ...] = 
 
 
 def status(kfp_url: Database) -> StatusReport:
-    """Every source's state (phase, counts, checkpoint, last error, last verify) and the startup gate
+    """Every source's state (`report.states`: a `MigrationState` per source, with phase, counts, checkpoint,
+    last error and the last verify as `.verify`; `report.to_dict()` for JSON) and the startup gate
     (`report.gate`: (open, the one line that says why))."""
     from .migrate.admin import read_status
 

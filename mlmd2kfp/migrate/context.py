@@ -31,7 +31,7 @@ class MigrationContext:
     """One migration's engines, options, report and event sink, and what the runner detects.
 
     The fields after `on_progress` are set by the runner (`runner.run`) before the phase that reads them:
-    `lock` and `stop` when the lock is taken, `multi` after the refusals, `targets` after the schema phase.
+    `lock` and `stop` when the lock is taken, `multi` after the refusals, `targets` as the data phase starts.
     """
 
     kfp: Engine

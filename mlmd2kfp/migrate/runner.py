@@ -119,6 +119,8 @@ def _load(ctx: MigrationContext, start: PassStart) -> None:
     with its line in the state."""
     t0 = time.monotonic()
     try:
+        with ctx.kfp.connect() as conn:  # the tasks' table, and the old `tasks` wherever it is now
+            ctx.targets = TargetTables(ctx.report.staged_in, old_tasks_location(conn))
         data_pass(ctx, start.state.last_context_id)
         ctx.lock.check()
         write_runless_ledger(ctx)
@@ -207,8 +209,8 @@ def _state_row(ctx: MigrationContext) -> tuple[MigrationState, bool]:
 
 
 def _schema_phase(ctx: MigrationContext, done_before: bool) -> list[str]:
-    """Create the target tables that are missing (each recorded in the state before it is made) and detect the
-    target layout; returns the tables created."""
+    """Create the target tables that are missing (each recorded in the state before it is made); returns the
+    tables created (the table the tasks go to is `report.staged_in`)."""
     def record_created(name: str) -> None:
         with ctx.kfp.begin() as conn:
             current = load_state(conn, ctx.source_name)
@@ -225,8 +227,6 @@ def _schema_phase(ctx: MigrationContext, done_before: bool) -> list[str]:
     ctx.report.created_tables = created
     if created:
         ctx.say(f"created {', '.join(f'`{c}`' for c in created)}")
-    with ctx.kfp.connect() as conn:
-        ctx.targets = TargetTables(staging, old_tasks_location(conn))
     return created
 
 
@@ -253,7 +253,7 @@ def _begin_pass(ctx: MigrationContext, state: MigrationState, created: list[str]
         if state.tool_version != __version__ and not rewriting:
             ctx.say(f"this migration was last run by mlmd2kfp {state.tool_version}; mlmd2kfp {__version__} "
                     "continues it (same mapping version, so the rows are the same)")
-        update_state(conn, source, phase=Phase.DATA, status=Status.RUNNING, staging_table=ctx.targets.tasks_name,
+        update_state(conn, source, phase=Phase.DATA, status=Status.RUNNING, staging_table=ctx.report.staged_in,
                      tool_version=__version__, holder=holder(), last_error=None, options_fingerprint=fingerprint,
                      created_tables=created_tables_json(current.created_tables if current else None, created),
                      **_invalidated(current, state.pass_number if resume else state.pass_number + 1),

@@ -289,7 +289,8 @@ class MigrationState:
 
 
 def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+    """A recorded value as text; an empty one (None, 0, "", [], {}) records nothing."""
+    return str(value) if value else None
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,13 @@
 
     bash benchmarks/run.sh                      # starts the servers, runs every backend, writes results
     python benchmarks/bench.py --backends sqlite --sizes 20000 --out benchmarks/results.json
+    python benchmarks/bench.py --backends mariadb:128M,mariadb:512M --sizes 20000,200000
 
 Sizes are MLMD executions (the sample's shapes average 7.1 executions per run); by default SQLite runs at
 20,000 and 80,000, the servers at 20,000 and 200,000 (issue #15). MLMD and KFP databases live on the same
-server, as in a default KFP install; the server settings used are recorded. Each scenario prints a table
+server, as in a default KFP install; the server settings used are recorded. `mariadb:128M` runs MariaDB
+with that InnoDB buffer pool (resized online before its scenarios): 128 MB is what KFP's own MySQL manifest
+runs with (no setting: the default), 512 MB what the test servers use (issue #29). Each scenario prints a table
 and the JSON holds every number, with the ratios of the targets: ours/floor, naive/ours, time(large)/
 time(small) against the floor's own ratio, RSS(large)/RSS(small), verify/migrate.
 """
@@ -40,6 +43,32 @@ SETTINGS = {
                    "maintenance_work_mem", "server_version"),
 }
 """The server settings that move the figures, recorded with them."""
+
+
+DEFAULT_BACKENDS = "sqlite,mariadb:128M,mariadb:512M,postgresql"
+
+
+def set_buffer_pool(size: str) -> None:
+    """Resize MariaDB's InnoDB buffer pool online (`128M`, `512M`) and wait until the resize is done."""
+    import os
+
+    from sqlalchemy import create_engine, text
+
+    from common import SERVER_ENV
+
+    wanted = int(size[:-1]) * {"M": 2 ** 20, "G": 2 ** 30}[size[-1].upper()]
+    engine = create_engine(os.environ[SERVER_ENV["mariadb"]], isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"SET GLOBAL innodb_buffer_pool_size = {wanted}"))
+        for _ in range(600):
+            if int(conn.execute(text("SELECT @@innodb_buffer_pool_size")).scalar() or 0) == wanted:
+                status = conn.execute(text("SHOW STATUS LIKE 'Innodb_buffer_pool_resize_status'")).first()
+                if status is None or not status[1] or "complet" in status[1].lower():
+                    break
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"MariaDB did not resize its buffer pool to {size}")
+    engine.dispose()
 
 
 def server_settings(backend: str) -> dict[str, str]:
@@ -119,7 +148,8 @@ def scenario(backend: str, size: int, tmp: str, naive: bool) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", default="sqlite,mariadb,postgresql")
+    parser.add_argument("--backends", default=DEFAULT_BACKENDS, help="comma-separated; `mariadb:<pool>` sets "
+                        f"MariaDB's InnoDB buffer pool first (default: {DEFAULT_BACKENDS})")
     parser.add_argument("--sizes", default=None, help="MLMD executions, smallest first, for every backend "
                         "(default: SQLite 20000,80000; servers 20000,200000)")
     parser.add_argument("--out", default="benchmarks/results.json")
@@ -129,13 +159,17 @@ def main() -> None:
                            "cpus": __import__("os").cpu_count(), "mysql_driver": mysql_driver()},
                "settings": {}, "scenarios": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in args.backends.split(","):
+        for spec in args.backends.split(","):
+            backend, _, pool = spec.partition(":")
+            if pool:
+                set_buffer_pool(pool)
             sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(SIZES[backend])
-            results["settings"][backend] = server_settings(backend)
+            results["settings"][spec] = server_settings(backend)
             per_size = []
             for size in sizes:
-                print(f"[bench] {backend} {size} executions …", file=sys.stderr, flush=True)
+                print(f"[bench] {spec} {size} executions …", file=sys.stderr, flush=True)
                 result = scenario(backend, size, tmp, naive=not args.no_naive)
+                result["backend"] = spec
                 per_size.append(result)
                 results["scenarios"].append(result)
                 print(json.dumps(result, indent=1), file=sys.stderr, flush=True)
@@ -145,11 +179,13 @@ def main() -> None:
                 floor_ratio = large["floor"]["seconds"] / small["floor"]["seconds"]
                 time_ratio = large["migrate"]["seconds"] / small["migrate"]["seconds"]
                 results.setdefault("scaling", []).append({
-                    "backend": backend, "scale": round(scale, 2),
+                    "backend": spec, "scale": round(scale, 2),
                     "time_large_over_small": round(time_ratio, 2),
                     "floor_large_over_small": round(floor_ratio, 2),
-                    # issue #15: servers within the floor's own growth × 1.1; SQLite within linear × 1.1
-                    "time_target": round((scale if backend == "sqlite" else floor_ratio) * 1.1, 2),
+                    # issue #15: servers within the floor's own growth × 1.1; SQLite, and MariaDB on KFP's
+                    # 128 MB pool (where the floor itself grows ×90, issue #29), within linear × 1.1
+                    "time_target": round((scale if backend == "sqlite" or pool.upper() == "128M" else floor_ratio)
+                                         * 1.1, 2),
                     "rss_large_over_small": round(large["migrate"]["peak_rss_mb"] / small["migrate"]["peak_rss_mb"], 2),
                     "verify_rss_large_over_small": round(large["verify"]["peak_rss_mb"] / small["verify"]["peak_rss_mb"], 2)})
     Path(args.out).write_text(json.dumps(results, indent=2))
@@ -170,7 +206,7 @@ def table(results: dict) -> str:
         lines.append(f"\n{s['backend']}: ×{s['scale']} executions → time ×{s['time_large_over_small']} (floor "
                      f"×{s['floor_large_over_small']}, target ≤ ×{s['time_target']}), migrate RSS "
                      f"×{s['rss_large_over_small']}, verify RSS ×{s['verify_rss_large_over_small']}")
-    lines += ["", "| issue #15 target | backend | measured | target | |", "| --- | --- | ---: | ---: | --- |"]
+    lines += ["", "| issue #29 target | backend | measured | target | |", "| --- | --- | ---: | ---: | --- |"]
     lines += [f"| {what} | {backend} | {value} | {target} | {'met' if ok else 'missed'} |"
               for what, backend, value, target, ok in targets(results)]
     for backend, settings in results.get("settings", {}).items():
@@ -179,7 +215,7 @@ def table(results: dict) -> str:
 
 
 def targets(results: dict) -> list[tuple[str, str, str, str, bool]]:
-    """Every figure of issue #15's table: (what, backend, measured, target, met), from one run's results."""
+    """Every figure of issue #29's table: (what, backend, measured, target, met), from one run's results."""
     out = []
     for s in results.get("scaling", []):
         out.append(("time(large) / time(small)", s["backend"], f"×{s['time_large_over_small']}",
@@ -192,15 +228,22 @@ def targets(results: dict) -> list[tuple[str, str, str, str, bool]]:
         if r["executions"] >= largest.get(r["backend"], {}).get("executions", 0):
             largest[r["backend"]] = r
     for backend, r in largest.items():
-        limit = 5.0 if backend == "sqlite" else 2.5
         ratio = r["ratios"]["ours_over_floor"]
-        out.append((f"migrate / floor at {r['executions']}", backend, str(ratio), f"≤ {limit}", ratio <= limit))
-        if "naive_over_ours" in r["ratios"]:
+        limit = 5.0 if backend == "sqlite" else None if backend.upper().endswith(":128M") else 3.0
+        if limit is not None:  # KFP's 128 MB pool: no floor target (the floor thrashes there too), the ratio below
+            out.append((f"migrate / floor at {r['executions']}", backend, str(ratio), f"≤ {limit}", ratio <= limit))
+        if "naive_over_ours" in r["ratios"] and backend != "sqlite":
             ratio = r["ratios"]["naive_over_ours"]
             out.append((f"naive peer / migrate at {r['executions']}", backend, str(ratio), "≥ 4", ratio >= 4))
+    small_pool = next((r for b, r in largest.items() if b.upper() == "MARIADB:128M"), None)
+    big_pool = next((r for b, r in largest.items() if b.upper() == "MARIADB:512M"), None)
+    if small_pool and big_pool and small_pool["executions"] == big_pool["executions"]:
+        ratio = round(small_pool["migrate"]["seconds"] / big_pool["migrate"]["seconds"], 2)
+        out.append((f"migrate 128 MB pool / 512 MB pool at {small_pool['executions']}", "mariadb", str(ratio),
+                    "≤ 1.2", ratio <= 1.2))
     for r in results["scenarios"]:
         ratio = r["ratios"]["verify_over_migrate"]
-        out.append((f"verify / migrate at {r['executions']}", r["backend"], str(ratio), "≤ 1.5", ratio <= 1.5))
+        out.append((f"verify / migrate at {r['executions']}", r["backend"], str(ratio), "≤ 1.2", ratio <= 1.2))
     return out
 
 

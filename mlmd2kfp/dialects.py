@@ -292,6 +292,23 @@ def can_add_foreign_key(d: Dialect) -> bool:
     return d.name != "sqlite"
 
 
+def add_checked_foreign_key(d: Dialect, table: str, name: str, column: str, ref_table: str,
+                            ref_column: str) -> tuple[list[str], list[str]]:
+    """The statements that add a foreign key whose rows the caller has just checked, without copying the table
+    (issue #29), and the statements that must run afterwards whatever happened (restore the session).
+
+    MySQL and MariaDB rebuild the whole table (ALGORITHM=COPY) to add a foreign key while `foreign_key_checks`
+    is on, and add it in place, with no scan, while it is off for the session. PostgreSQL adds it `NOT VALID`
+    (no scan, a short lock) and `VALIDATE CONSTRAINT` then scans without blocking reads or writes."""
+    add = (f"ALTER TABLE {d.q(table)} ADD CONSTRAINT {d.q(name)} FOREIGN KEY ({d.q(column)}) "
+           f"REFERENCES {d.q(ref_table)}({d.q(ref_column)})")
+    if d.name == "mysql":
+        return ["SET SESSION foreign_key_checks = 0", add], ["SET SESSION foreign_key_checks = 1"]
+    if d.name == "postgresql":
+        return [f"{add} NOT VALID", f"ALTER TABLE {d.q(table)} VALIDATE CONSTRAINT {d.q(name)}"], []
+    return [add], []
+
+
 _TRANSIENT_MYSQL = {1205, 1213, 2006, 2013, 2003, 1040, 1317}
 _TRANSIENT_PG_PREFIXES = ("40001", "40P01", "08", "57P01", "57P02", "57P03", "53300")
 

@@ -129,7 +129,7 @@ def test_demo_runs_the_whole_job_on_sqlite(tmp_path):
 
 def test_version():
     result = run_cli("--version")
-    assert result.code == 0 and result.stdout.startswith("mlmd2kfp ") and "(mapping version 3)" in result.stdout
+    assert result.code == 0 and result.stdout.startswith("mlmd2kfp ") and "(mapping version 4)" in result.stdout
 
 
 @pytest.mark.mlmd

@@ -164,7 +164,7 @@ def _map(bundle: RunBundle, options: MapOptions) -> RunRows:
     tree = build_tree(bundle)
     out.ledger.extend(tree.ledger)
     root = tree.root
-    assign_ids(root, bundle.run_id, options.source_name)
+    assign_ids(root, bundle.run_id, options.source_name, bundle.context_id)
     tasks = root.walk()
     for task in tasks:
         if len(task.name) > NAME_LIMIT:
@@ -179,7 +179,7 @@ def _map(bundle: RunBundle, options: MapOptions) -> RunRows:
     out.ledger.extend(io.ledger)
     for task in tasks:
         out.tasks.append(_task_row(task, bundle, namespace, out.ledger))
-        out.links.extend(_link_rows(task, io.links[task], bundle.run_id, options.source_name))
+        out.links.extend(_link_rows(task, io.links[task], bundle, options.source_name))
     _check_storable(out, options)
     return out
 
@@ -257,8 +257,8 @@ def _task_row(task: TaskNode, bundle: RunBundle, namespace: str, ledger: list[Le
     )
 
 
-def _link_rows(task: TaskNode, links: list[Link], run_id: str, source_name: str) -> list[LinkRow]:
-    """The `artifact_tasks` rows of `task`.
+def _link_rows(task: TaskNode, links: list[Link], bundle: RunBundle, source_name: str) -> list[LinkRow]:
+    """The `artifact_tasks` rows of `task` (in run `bundle`).
 
     Raises:
         SkipRun: `identifier-too-long` (an artifact key over 191 characters).
@@ -268,8 +268,9 @@ def _link_rows(task: TaskNode, links: list[Link], run_id: str, source_name: str)
         if len(link.key) > KEY_LIMIT:
             raise SkipRun("identifier-too-long", f"artifact key `{link.key[:40]}…` is longer than {KEY_LIMIT}")
         rows.append(LinkRow(
-            keys.link_id(task.uuid, link.artifact.uuid, link.type, link.iteration, link.key, source_name),
-            link.artifact.uuid, task.uuid, link.type, link.iteration, run_id, dumps(link.producer),
+            keys.link_id(task.uuid, link.artifact.uuid, link.type, link.iteration, link.key, source_name,
+                         bundle.context_id),
+            link.artifact.uuid, task.uuid, link.type, link.iteration, bundle.run_id, dumps(link.producer),
             link.key, link.event_id))
     return rows
 

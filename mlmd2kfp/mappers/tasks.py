@@ -31,11 +31,12 @@ def run_state(run: RunRecord | None) -> str | None:
     return None
 
 
-def assign_ids(root: TaskNode, run_id: str, source_name: str) -> None:
-    """UUIDs and ScopePaths, top-down (a child's id includes its parent's)."""
+def assign_ids(root: TaskNode, run_id: str, source_name: str, context_id: int) -> None:
+    """UUIDs (at the run's context id) and ScopePaths, top-down (a child's id includes its parent's)."""
     for task in root.walk():
         parent = task.parent
-        task.uuid = keys.task_id(parent.uuid if parent else None, run_id, task.name, task.iteration, source_name)
+        task.uuid = keys.task_id(parent.uuid if parent else None, run_id, task.name, task.iteration, source_name,
+                                 context_id)
         task.scope_path = "root" if parent is None else f"{parent.scope_path}.{task.name}"
 
 

@@ -62,7 +62,7 @@ def _gate_one(s: MigrationState, option: str) -> tuple[bool, str]:
     if s.mapping_version != MAPPING_VERSION:  # verified or not, its rows are another version's
         return False, (f"the migration was written with mapping version {s.mapping_version}; this mlmd2kfp "
                        f"writes mapping version {MAPPING_VERSION}: rerun `mlmd2kfp migrate{option}` (it rewrites every "
-                       f"run, under the same ids), then `mlmd2kfp verify{option}`")
+                       f"run, under this version's ids), then `mlmd2kfp verify{option}`")
     if s.phase != Phase.DONE:
         return False, (f"migration not finished: phase `{s.phase}`, status `{s.status}` (run `mlmd2kfp migrate"
                        f"{option}` without --stage-only to finish it)")

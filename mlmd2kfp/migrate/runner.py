@@ -243,7 +243,7 @@ def _begin_pass(ctx: MigrationContext, state: MigrationState, created: list[str]
             # the new version once the whole pass is in, so a pass killed before starts the rewrite again
             runs = forget_marks(conn, source)
             ctx.say(f"this migration was written with mapping version {state.mapping_version}; mapping version "
-                    f"{MAPPING_VERSION} rewrites each of its {runs} runs in this pass (their ids stay the same)")
+                    f"{MAPPING_VERSION} rewrites each of its {runs} runs in this pass (under the ids this version gives them)")
             resume = False
         if resume and state.options_fingerprint != fingerprint and state.last_context_id:
             # the checkpoint belongs to a pass over another selection of runs: resuming it would skip runs

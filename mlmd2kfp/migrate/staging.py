@@ -17,7 +17,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from ..dialects import can_add_foreign_key, dialect_for, missing_privilege, read_indexes, rename_statements
+from ..dialects import add_checked_foreign_key, can_add_foreign_key, dialect_for, missing_privilege, read_indexes, rename_statements
 from ..errors import PrivilegeError, TargetSchemaError
 from ..faults import fault_point
 from ..target.legacy import old_tasks_present, tasks_location
@@ -166,13 +166,13 @@ def cutover(engine: Engine, staging: str) -> dict[str, object]:
         return report
     with engine.begin() as conn:
         d = dialect_for(conn)
-        q = d.q
         moved = old_tasks_present(conn)
-        statements = []
+        statements: list[str] = []
+        restore: list[str] = []
         fks = {fk["name"] for fk in inspect(conn).get_foreign_keys(staging)}
         if RUN_FK not in fks:
-            statements.append(f"ALTER TABLE {q(staging)} ADD CONSTRAINT {q(RUN_FK)} FOREIGN KEY ({q('RunUUID')}) "
-                              f"REFERENCES {q('run_details')}({q('UUID')})")
+            _refuse_runs_gone(conn, staging)
+            statements, restore = add_checked_foreign_key(d, staging, RUN_FK, "RunUUID", "run_details", "UUID")
         renames = ([("tasks", PRE_MIGRATION)] if moved else []) + [(staging, "tasks")]
         statements += rename_statements(d, renames)
         try:
@@ -181,6 +181,9 @@ def cutover(engine: Engine, staging: str) -> dict[str, object]:
                 fault_point("cutover")
         except DBAPIError as exc:
             raise privilege_error(exc, "add `fk_run_details_tasks` and swap the tasks tables") from None
+        finally:
+            for stmt in restore:  # the session goes back to the pool as it came
+                conn.exec_driver_sql(stmt)
         for table in inspect(conn).get_table_names():
             for fk in inspect(conn).get_foreign_keys(table):
                 if fk.get("referred_table") == PRE_MIGRATION and table != PRE_MIGRATION:
@@ -188,6 +191,24 @@ def cutover(engine: Engine, staging: str) -> dict[str, object]:
                                             f"`{PRE_MIGRATION}`; the tables were not swapped cleanly")
         report["moved_old_tasks"] = moved
     return report
+
+
+def _refuse_runs_gone(conn: Connection, staging: str) -> None:
+    """The one query that validates `fk_run_details_tasks` before it is added unchecked: every staged task's
+    run is still in `run_details`.
+
+    Raises:
+        TargetSchemaError: naming a run whose `run_details` row is gone (nothing was changed).
+    """
+    q = dialect_for(conn).q
+    orphan = conn.exec_driver_sql(
+        f"SELECT t.{q('RunUUID')} FROM {q(staging)} t WHERE NOT EXISTS (SELECT 1 FROM {q('run_details')} r "
+        f"WHERE r.{q('UUID')} = t.{q('RunUUID')}) LIMIT 1").first()
+    if orphan is not None:
+        raise TargetSchemaError(
+            f"cutover refused: staged tasks of run {orphan[0]} have no `run_details` row any more (the old API server "
+            "deleted the run while the tasks were staged, or still runs); nothing was changed. Stop the old API "
+            "server and rerun `mlmd2kfp migrate`: the true-up drops the rows of deleted runs")
 
 
 def created_tables_json(previous: str | None, created: list[str]) -> str:

@@ -73,7 +73,7 @@ def refuse_cleaned_up(states: list[Any], source_name: str | None, command: str, 
             raise ResumeError(f"{command} refused: the {cleaned_up_line(s)}; {why} (nothing was changed)")
 
 
-MAPPING_VERSION = "3"
+MAPPING_VERSION = "4"
 """Bumped whenever a mapping rule changes the rows produced; an older version's migration is rewritten by the
 next whole pass, a newer one refused (docs/mapping.md M26)."""
 STATE_ID = "migration"

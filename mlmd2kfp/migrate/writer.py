@@ -370,20 +370,27 @@ def _runs_with_live_rows(conn: Connection, t: TargetTables, run_ids: list[str]) 
 
 
 def count_rows(conn: Connection, t: TargetTables, source_name: str = "") -> dict[str, int]:
-    """Rows of this tool (version-5 ids) per target table, of `source_name`'s runs where other sources
+    """Rows of this tool (`tool_written`) per target table, of `source_name`'s runs where other sources
     migrated into the same database too (artifacts: those its runs' links use)."""
-    v5 = tool_written
     others = conn.execute(select(t.runs.c.run_uuid).where(t.runs.c.source_name != source_name).limit(1)).first()
     out = {}
     if others is None:
         for name, table in (("tasks", t.tasks), ("artifacts", t.artifacts), ("artifact_tasks", t.links)):
-            out[name] = int(conn.execute(select(func.count()).select_from(table).where(v5(table))).scalar() or 0)
+            out[name] = int(conn.execute(select(func.count()).select_from(table).where(tool_written(table))).scalar() or 0)
         return out
+    runs = select(t.runs.c.run_uuid).where(t.runs.c.source_name == source_name)
+    out["tasks"] = int(conn.execute(select(func.count()).select_from(t.tasks).where(
+        tool_written(t.tasks), t.tasks.c.RunUUID.in_(runs))).scalar() or 0)
+    out["artifact_tasks"] = int(conn.execute(select(func.count()).select_from(t.links).where(
+        tool_written(t.links), t.links.c.RunUUID.in_(runs))).scalar() or 0)
+    out["artifacts"] = int(conn.execute(select(func.count(func.distinct(t.links.c.ArtifactID))).where(
+        tool_written(t.links), t.links.c.RunUUID.in_(runs))).scalar() or 0)
+    return out
     mine = select(t.runs.c.run_uuid).where(t.runs.c.source_name == source_name)
     out["tasks"] = int(conn.execute(select(func.count()).select_from(t.tasks).where(
-        v5(t.tasks), t.tasks.c.RunUUID.in_(mine))).scalar() or 0)
+        mine(t.tasks), t.tasks.c.RunUUID.in_(mine))).scalar() or 0)
     out["artifact_tasks"] = int(conn.execute(select(func.count()).select_from(t.links).where(
-        v5(t.links), t.links.c.RunUUID.in_(mine))).scalar() or 0)
+        mine(t.links), t.links.c.RunUUID.in_(mine))).scalar() or 0)
     out["artifacts"] = int(conn.execute(select(func.count(func.distinct(t.links.c.ArtifactID))).where(
-        v5(t.links), t.links.c.RunUUID.in_(mine))).scalar() or 0)
+        mine(t.links), t.links.c.RunUUID.in_(mine))).scalar() or 0)
     return out

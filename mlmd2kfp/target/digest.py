@@ -1,7 +1,7 @@
 """What the tool wrote for a run, as one digest (issue #27 item 2; docs/mapping.md W15).
 
-`migrate` records, per run, a SHA-256 over the `tasks` and `artifact_tasks` rows it wrote (version-5 ids
-only: rows KFP writes itself are not the tool's), and a mark of the run's `run_details` state then. A later
+`migrate` records, per run, a SHA-256 over the `tasks` and `artifact_tasks` rows it wrote (ids of the tool's
+versions only: rows KFP writes itself are not the tool's), and a mark of the run's `run_details` state then. A later
 pass, `verify` and `rollback` read the rows back and compare: equal digests mean nobody changed what the tool
 wrote. The same function digests rows about to be written (JSON columns as canonical text) and rows read
 back (JSON as text, or parsed on PostgreSQL, or rewritten by MySQL 8's JSON type): every value is brought to
@@ -33,14 +33,19 @@ RUN_COLUMNS = ("State", "Conditions", "FinishedAtInSec")
 the persistence agent then follows the new workflow): their values make the run's mark."""
 
 
+TOOL_ID_VERSIONS = ("8", "5")
+"""The version digit of the ids this tool writes: 8 since mapping version 4 (in key order, docs/mapping.md
+§2), 5 before it (rows a rerun rewrites); KFP's API server writes version 4."""
+
+
 def is_tool_id(value: Any) -> bool:
-    """A row id this tool writes (UUID version 5; KFP's API server writes version 4)."""
-    return isinstance(value, str) and len(value) == 36 and value[14] == "5"
+    """A row id this tool writes (`TOOL_ID_VERSIONS`)."""
+    return isinstance(value, str) and len(value) == 36 and value[14] in TOOL_ID_VERSIONS
 
 
 def tool_written(table: Any) -> Any:
-    """Rows this tool wrote: UUIDv5 ids (version nibble at position 15); KFP writes UUIDv4."""
-    return func.substr(table.c.UUID, 15, 1) == "5"
+    """Rows this tool wrote: the version digit of their id (position 15) is one of `TOOL_ID_VERSIONS`."""
+    return func.substr(table.c.UUID, 15, 1).in_(TOOL_ID_VERSIONS)
 
 
 def _whole(value: Any) -> Any:

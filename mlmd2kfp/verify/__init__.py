@@ -91,9 +91,35 @@ class SourceInfo:
 
 @dataclass
 class SourceChunk:
-    """Up to CHUNK_RUNS runs as the expected side reads them, with their MLMD event ids."""
+    """Up to CHUNK_RUNS runs as the expected side reads them, with their MLMD event ids; with a `Derivation`,
+    also the expected rows of those selected, derived where they were read."""
 
     runs: list[Any]
+    derived: dict[str, tuple[dict[str, Any] | None, ExpectedRun]] | None = None
+    """By run id: its `run_details` row (None: the run has none) and its expected rows (selected runs only)."""
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """What the source reader process needs to derive the expected rows itself (issue #29 item 4: this
+    process then only compares): the KFP database to read `run_details` and specs from, and the options the
+    derivation takes."""
+
+    kfp_url: str
+    tasks_table: str
+    multi: bool
+    source_name: str
+    value_limit: int | None
+    run_ids: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+
+
+
+def _selected(run_ids: tuple[str, ...], namespaces: tuple[str, ...], run_id: str, run: dict[str, Any] | None) -> bool:
+    """The run is in the `--run`/`--namespace` subset (every run when none is given)."""
+    if run_ids and run_id not in run_ids:
+        return False
+    return not (namespaces and (run is None or run["namespace"] not in namespaces))
 
 
 @dataclass(frozen=True)
@@ -106,20 +132,47 @@ class SourceDone:
 CHUNK_RUNS = 200
 
 
-def source_chunks(mlmd: str | Engine, source_path: str) -> Iterator[Any]:
+def source_chunks(mlmd: str | Engine, source_path: str, derivation: Derivation | None = None) -> Iterator[Any]:
     """The expected side's input, read on its own connection: `SourceInfo`, `SourceChunk`s, `SourceDone`.
 
     It runs in a second process (mapping.md W12) while this one reads the target and compares; a chunk
     of runs at a time, so memory stays flat as the store grows. `mlmd` is a URL (what the second process
-    gets) or an engine of this process's (left open).
+    gets) or an engine of this process's (left open). With a `derivation`, the expected rows are derived
+    here too (the second process's share of the work), each chunk's from the `run_details` rows and specs it
+    reads on a connection of its own to KFP.
     """
     with opened(mlmd, "MLMD") as engine, engine.connect() as conn:
         source = _source(source_path, engine, conn)
         yield SourceInfo(source.name)
-        for chunk in batched(source.runs(), CHUNK_RUNS):
-            enrich(conn, chunk)
-            yield SourceChunk(chunk)
+        chunks = _chunks(conn, source)
+        if derivation is None:
+            yield from chunks
+        else:
+            yield from _derived(chunks, derivation)
         yield SourceDone(tuple(getattr(source, "fallback_runs", [])))
+
+
+def _chunks(conn: Connection, source: Any) -> Iterator[SourceChunk]:
+    for chunk in batched(source.runs(), CHUNK_RUNS):
+        enrich(conn, chunk)
+        yield SourceChunk(chunk)
+
+
+def _derived(chunks: Iterator[SourceChunk], derivation: Derivation) -> Iterator[SourceChunk]:
+    """`chunks` with the expected rows of their selected runs (`SourceChunk.derived`)."""
+    with opened(derivation.kfp_url, "KFP") as kfp, kfp.connect() as kconn:
+        reader, specs = TargetReader(kconn, derivation.tasks_table), dict[str, Any]()
+        for chunk in chunks:
+            runs = run_details(reader, [src.run_id for src in chunk.runs])
+            chunk.derived = {}
+            for src in chunk.runs:
+                run = runs.get(src.run_id)
+                if _selected(derivation.run_ids, derivation.namespaces, src.run_id, run):
+                    spec = pipeline_spec(reader, run, specs)
+                    chunk.derived[src.run_id] = (run, expect_run(src, run, spec, derivation.multi,
+                                                                 derivation.source_name, derivation.value_limit))
+            kconn.rollback()  # no snapshot held open between chunks
+            yield chunk
 
 
 def run_verify(mlmd: str | Engine, kfp: str | Engine, options: VerifyOptions = VerifyOptions(),
@@ -241,14 +294,14 @@ def _verify(mlmd_engine: Engine, kfp_engine: Engine, options: VerifyOptions,
     with kfp_engine.connect() as kconn:
         target = _open_target(kconn, options)
         gathered = _Gathered()
-        with _source_feed(mlmd_engine, options) as feed:
+        with _source_feed(mlmd_engine, kfp_engine, target, options) as feed:
             report = _new_report(shown, next(feed), target, options)
             _check_preliminaries(report, target)
             for item in feed:
                 if isinstance(item, SourceDone):
                     gathered.fallback = item.fallback_runs
                 else:
-                    _compare_chunk(report, target, item.runs, gathered, options, on_progress)
+                    _compare_chunk(report, target, item, gathered, options, on_progress)
         _refuse_unknown_runs(options, gathered.seen_runs)
         if not _partial(options):
             _check_whole_target(report, target, gathered, mlmd_engine)
@@ -261,13 +314,16 @@ def _partial(options: VerifyOptions) -> bool:
 
 
 @contextmanager
-def _source_feed(engine: Engine, options: VerifyOptions) -> Iterator[Iterator[Any]]:
+def _source_feed(engine: Engine, kfp_engine: Engine, target: _Target, options: VerifyOptions) -> Iterator[Iterator[Any]]:
     """The expected side's messages (`source_chunks`), read in a second process on large stores (never for an
-    in-memory database, which only this process sees), and stopped when the block ends."""
-    if in_memory(engine) or not _use_process(options.source_process, engine):
+    in-memory database, which only this process sees), which then derives the expected rows too; stopped when
+    the block ends."""
+    if in_memory(engine) or in_memory(kfp_engine) or not _use_process(options.source_process, engine):
         feed = source_chunks(engine, options.source_path)
     else:
-        feed = iter(ChildIterator("mlmd2kfp.verify:source_chunks", (url_of(engine), options.source_path),
+        derivation = Derivation(url_of(kfp_engine), target.tasks_table, target.multi, target.source_name,
+                                target.value_limit, options.run_ids, options.namespaces)
+        feed = iter(ChildIterator("mlmd2kfp.verify:source_chunks", (url_of(engine), options.source_path, derivation),
                                   what="source reader process", advice="nothing was written: rerun `mlmd2kfp verify`"))
     try:
         yield feed
@@ -311,20 +367,21 @@ def _check_preliminaries(report: ParityReport, target: _Target) -> None:
                             f"{advice})", "mapping version", MAPPING_VERSION, written))
 
 
-def _compare_chunk(report: ParityReport, target: _Target, chunk: list[SourceRun], gathered: _Gathered,
+def _compare_chunk(report: ParityReport, target: _Target, item: SourceChunk, gathered: _Gathered,
                    options: VerifyOptions, on_progress: Callable[[int, int], None] | None) -> None:
-    """A chunk of source runs: those selected compared with their target rows, then the old cache rows of
-    their executions."""
+    """A chunk of source runs: those selected compared with their target rows (expected rows derived here
+    unless the source reader derived them), then the old cache rows of their executions."""
+    chunk = item.runs
     run_ids = [src.run_id for src in chunk]
-    runs = run_details(target.reader, run_ids)
+    derived = item.derived if item.derived is not None else _derive(target, chunk, gathered, options)
     target.reader.prefetch(run_ids)
     recorded = written_records(target.conn, run_ids)
     fingerprints: dict[str, tuple[str, str]] = {}
     for src in chunk:
-        run = runs.get(src.run_id)
-        if not _selected(options, src.run_id, run):
+        if src.run_id not in derived:  # not selected (`--run`, `--namespace`)
             continue
-        exp = _compare_one(report, target, gathered, src, run, recorded.get(src.run_id))
+        run, exp = derived[src.run_id]
+        _compare_one(report, target, gathered, src, run, exp, recorded.get(src.run_id))
         fingerprints.update({str(k): v for k, v in exp.fingerprints.items()})
         if on_progress:
             on_progress(report.runs_checked, target.total_runs)
@@ -332,19 +389,23 @@ def _compare_chunk(report: ParityReport, target: _Target, chunk: list[SourceRun]
         check_cache_rows(report, target.reader, target.old_tasks, fingerprints, run_ids)
 
 
-def _selected(options: VerifyOptions, run_id: str, run: dict[str, Any] | None) -> bool:
-    """The run is in the `--run`/`--namespace` subset (every run when none is given)."""
-    if options.run_ids and run_id not in options.run_ids:
-        return False
-    return not (options.namespaces and (run is None or run["namespace"] not in options.namespaces))
+def _derive(target: _Target, chunk: list[SourceRun], gathered: _Gathered,
+            options: VerifyOptions) -> dict[str, tuple[dict[str, Any] | None, ExpectedRun]]:
+    """The expected rows of the chunk's selected runs, derived in this process (`SourceChunk.derived`)."""
+    runs = run_details(target.reader, [src.run_id for src in chunk])
+    out = {}
+    for src in chunk:
+        run = runs.get(src.run_id)
+        if _selected(options.run_ids, options.namespaces, src.run_id, run):
+            spec = pipeline_spec(target.reader, run, gathered.specs)
+            out[src.run_id] = (run, expect_run(src, run, spec, target.multi, target.source_name, target.value_limit))
+    return out
 
 
 def _compare_one(report: ParityReport, target: _Target, gathered: _Gathered, src: SourceRun,
-                 run: dict[str, Any] | None, written: tuple[str | None, str] | None) -> ExpectedRun:
-    """One run: its expected rows re-derived and compared (only counted when KFP owns it now); returns them."""
+                 run: dict[str, Any] | None, exp: ExpectedRun, written: tuple[str | None, str] | None) -> ExpectedRun:
+    """One run: its expected rows compared (only counted when KFP owns it now); returns them."""
     gathered.seen_runs.add(src.run_id)
-    spec = pipeline_spec(target.reader, run, gathered.specs)
-    exp = expect_run(src, run, spec, target.multi, target.source_name, target.value_limit)
     # the gate opened on this source's rows once (docs/mapping.md W15); staged rows no KFP can touch
     owned = not target.staged and kfp_owned(target.reader, src.run_id, run, written,
                                             target.state is not None and target.state.gate_opened_at is not None)

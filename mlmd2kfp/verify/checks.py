@@ -45,9 +45,10 @@ def js(value: Any) -> Any:
     return value
 
 
-def _v5(value: Any) -> bool:
-    """Rows this tool writes have UUIDv5 ids; KFP's API server writes version 4."""
-    return isinstance(value, str) and len(value) == 36 and value[14] == "5"
+def _mine(value: Any) -> bool:
+    """Rows this tool writes have ids of UUID version 8 (version 5 before mapping version 4); KFP's API server
+    writes version 4."""
+    return isinstance(value, str) and len(value) == 36 and value[14] in "85"
 
 
 def _same(column: str, want: Any, have: Any) -> bool:
@@ -126,10 +127,10 @@ def _link_kind() -> RowKind:
 def _compare_rows(report: ParityReport, run: str, kind: RowKind, rows: list[dict[str, Any]],
                   expected: dict[str, dict[str, Any]], counters: InfoCounters) -> dict[str, dict[str, Any]]:
     """One run's rows of `kind.table` against the expected ones: each present and equal in every column; a
-    tool row nothing expects is an extra row; rows KFP wrote (not UUIDv5) are counted, not checked. Returns
+    tool row nothing expects is an extra row; rows KFP wrote (UUID version 4) are counted, not checked. Returns
     the tool's rows by id."""
     coverage, lineage = report.checks["coverage"], report.checks["lineage"]
-    mine = {r["UUID"]: r for r in rows if _v5(r["UUID"])}
+    mine = {r["UUID"]: r for r in rows if _mine(r["UUID"])}
     counters.kfp_rows[kind.table] += len(rows) - len(mine)
     for uid, want in expected.items():
         coverage.checked += 1
@@ -160,7 +161,7 @@ def compare_run(report: ParityReport, src: SourceRun, exp: ExpectedRun, target: 
         _count_kfp_owned(report, tasks, links, counters)
         _compare_artifacts(report, run, exp, target, seen_artifacts, counters.compared)
         return
-    _compare_ledger(report, src, exp, ledger, kfp_wrote=any(not _v5(r["UUID"]) for r in tasks + links))
+    _compare_ledger(report, src, exp, ledger, kfp_wrote=any(not _mine(r["UUID"]) for r in tasks + links))
     # every expected row present with every column equal, and no other tool row
     mine = _compare_rows(report, run, _task_kind(exp), tasks, exp.tasks, counters)
     mine_links = _compare_rows(report, run, _link_kind(), links, exp.links, counters)
@@ -171,8 +172,8 @@ def compare_run(report: ParityReport, src: SourceRun, exp: ExpectedRun, target: 
 
 def _count_kfp_owned(report: ParityReport, tasks: list[dict[str, Any]], links: list[dict[str, Any]],
                      counters: InfoCounters) -> None:
-    counters.kfp_rows["tasks"] += sum(not _v5(r["UUID"]) for r in tasks)
-    counters.kfp_rows["artifact_tasks"] += sum(not _v5(r["UUID"]) for r in links)
+    counters.kfp_rows["tasks"] += sum(not _mine(r["UUID"]) for r in tasks)
+    counters.kfp_rows["artifact_tasks"] += sum(not _mine(r["UUID"]) for r in links)
     info = report.checks["coverage"].info
     info["runs KFP changed since the migration (KFP's now, counted, not compared)"] = info.get(
         "runs KFP changed since the migration (KFP's now, counted, not compared)", 0) + 1

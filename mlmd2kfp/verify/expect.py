@@ -22,7 +22,7 @@ from urllib.parse import unquote
 
 from .source import KFP_TYPES, SourceArtifact, SourceEvent, SourceExecution, SourceRun
 
-# mapping.md §2: the project's fixed UUIDv5 namespace (the same constant the migrator uses).
+# mapping.md §2: the project's fixed namespace of every row id (the same constant the migrator uses).
 ID_NAMESPACE = uuid.UUID("6c2f3a0e-5b7d-5e4a-9a51-6d6c6d64326b")
 ARTIFACT_TYPE = {"system.Artifact": 1, "system.Model": 2, "system.Dataset": 3, "system.HTML": 4,
                  "system.Markdown": 5, "system.Metrics": 6, "system.ClassificationMetrics": 7,
@@ -62,8 +62,13 @@ JSON_COLUMNS = {"pods", "StatusMetadata", "StateHistory", "InputParameters", "Ou
                 "Metadata", "Producer"}
 
 
-def uid(name: str, source_name: str = "") -> str:
-    return str(uuid.uuid5(ID_NAMESPACE, f"{source_name}|{name}" if source_name else name))
+def uid(name: str, source_name: str = "", position: int = 0) -> str:
+    """docs/mapping.md §2 (mapping version 4), re-derived: the UUIDv5 of the name with its top 48 bits replaced
+    by the position (capped) and its version field set to 8."""
+    named = uuid.uuid5(ID_NAMESPACE, f"{source_name}|{name}" if source_name else name).int  # variant bits set
+    top = min(max(position, 0), 2 ** 48 - 1) << 80
+    version_field = 0xF << 76
+    return str(uuid.UUID(int=(top | (named & (2 ** 80 - 1))) & ~version_field | (8 << 76)))
 
 
 def logical_key(run: str, parent: str | None, scope: str, name: str, task_type: int, iteration: int | None) -> str:
@@ -324,7 +329,8 @@ class _Derivation:
             if len(t.name) > NAME_MAX:
                 raise Skip("identifier-too-long")
             parent = t.parent.id if t.parent else src.run_id
-            t.id = uid(f"task:{parent}:{t.name}:{'-' if t.iteration is None else t.iteration}", self.sn)
+            t.id = uid(f"task:{parent}:{t.name}:{'-' if t.iteration is None else t.iteration}", self.sn,
+                       self.src.context_id)
         self._states()
         self._times()
         self._links_and_artifacts()
@@ -563,7 +569,7 @@ class _Derivation:
                     continue
                 if len(key) > NAME_MAX:
                     self.ledger.add(("artifact", a.id, "truncated"))
-                rows.append({**base, "UUID": uid(f"artifact:{a.id}:{self.ns}:metric:{key}", self.sn), "Type": 6,
+                rows.append({**base, "UUID": uid(f"artifact:{a.id}:{self.ns}:metric:{key}", self.sn, a.id), "Type": 6,
                              "URI": None, "URIHash": "", "Name": key[:NAME_MAX], "Metadata": {key: value},
                              "NumberValue": float(value)})
             if not rows:
@@ -590,7 +596,7 @@ class _Derivation:
         if len(name) > NAME_MAX:
             self.ledger.add(("artifact", a.id, "truncated"))
         uri = None if kind in (6, 7, 8) else a.uri
-        return [{**base, "UUID": uid(f"artifact:{a.id}:{self.ns}", self.sn), "Type": kind, "URI": uri,
+        return [{**base, "UUID": uid(f"artifact:{a.id}:{self.ns}", self.sn, a.id), "Type": kind, "URI": uri,
                  "URIHash": hashlib.sha256(uri.encode("utf-8", "surrogateescape")).hexdigest() if uri else "", "Name": name[:NAME_MAX],
                  "Metadata": meta or None, "NumberValue": None}]
 
@@ -608,7 +614,8 @@ class _Derivation:
             if event is not None and (first is None or first != event.id):
                 self.ledger.add(("event", event.id, "merged-link"))
             return
-        link = {"UUID": uid(f"link:{t.id}:{row['UUID']}:{io}:{iteration}:{key}", self.sn), "ArtifactID": row["UUID"],
+        link = {"UUID": uid(f"link:{t.id}:{row['UUID']}:{io}:{iteration}:{key}", self.sn, self.src.context_id),
+                "ArtifactID": row["UUID"],
                 "TaskID": t.id, "Type": io, "Iteration": iteration, "RunUUID": self.src.run_id, "Producer": producer,
                 "ArtifactKey": key, "_event": event.id if event else None, "_row": row["UUID"]}
         seen[unique] = link

@@ -16,8 +16,9 @@ from .report import Finding, ParityReport
 from .source import expected_runless
 from .target_reads import TargetReader, runs_of_other_sources
 
-V5 = "SUBSTR({}, 15, 1) = '5'"
-"""SQL true for a tool-written row's id (`{}`: the column): the tool writes UUIDv5 ids, KFP's server version 4."""
+MINE = "SUBSTR({}, 15, 1) IN ('8', '5')"
+"""SQL true for a tool-written row's id (`{}`: the column): the tool writes UUID version 8 (version 5 before
+mapping version 4), KFP's server version 4."""
 UNLINKED_SHOWN = 50
 """Unlinked artifacts reported at most (the rest would say the same)."""
 
@@ -59,7 +60,7 @@ def _check_runs_not_seen(report: ParityReport, t: TargetReader, seen: set[str], 
     checked); a run another source migrated is told by its ROOT task's id, derived under that source's name."""
     q, coverage = t.q, report.checks["coverage"]
     unseen = []
-    for r in t.conn.execute(text(f"SELECT DISTINCT {q('RunUUID')} FROM {q(t.tasks_table)} WHERE {V5.format(q('UUID'))}")):
+    for r in t.conn.execute(text(f"SELECT DISTINCT {q('RunUUID')} FROM {q(t.tasks_table)} WHERE {MINE.format(q('UUID'))}")):
         coverage.checked += 1
         if r[0] not in seen:
             unseen.append(r[0])
@@ -75,7 +76,7 @@ def _check_runs_not_seen(report: ParityReport, t: TargetReader, seen: set[str], 
 def _check_unlinked_artifacts(report: ParityReport, t: TargetReader, owned_artifacts: set[str]) -> None:
     """Tool-written artifacts no link uses (the first `UNLINKED_SHOWN`)."""
     q, unlinked = t.q, 0
-    for r in t.conn.execute(text(f"SELECT a.{q('UUID')} FROM artifacts a WHERE {V5.format('a.' + q('UUID'))} AND NOT "
+    for r in t.conn.execute(text(f"SELECT a.{q('UUID')} FROM artifacts a WHERE {MINE.format('a.' + q('UUID'))} AND NOT "
                                  f"EXISTS (SELECT 1 FROM artifact_tasks l WHERE l.{q('ArtifactID')} = a.{q('UUID')})")):
         if r[0] in owned_artifacts:  # its links were a run's that KFP changed since (a retry drops them)
             continue
@@ -88,7 +89,7 @@ def _check_unlinked_artifacts(report: ParityReport, t: TargetReader, owned_artif
 
 def _count_kfp_rows(report: ParityReport, t: TargetReader) -> None:
     q, tasks = t.q, t.q(t.tasks_table)
-    kfp = {name: int(t.conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE NOT {V5.format(q('UUID'))}")).scalar()
+    kfp = {name: int(t.conn.execute(text(f"SELECT COUNT(*) FROM {table} WHERE NOT {MINE.format(q('UUID'))}")).scalar()
                      or 0)
            for name, table in (("tasks", tasks), ("artifacts", "artifacts"), ("artifact_tasks", "artifact_tasks"))}
     report.checks["coverage"].info["rows written by KFP, not checked"] = {k: v for k, v in kfp.items() if v}

@@ -227,6 +227,7 @@ def runs_of_other_sources(t: TargetReader, run_ids: list[str], sources: list[str
                                    f"{q('ParentTaskUUID')} IS NULL AND {q('RunUUID')} IN :ids")
                               .bindparams(bindparam("ids", expanding=True)), {"ids": part})
         for run_id, root in rows:
-            if any(root == uid(f"task:{run_id}:ROOT:-", name) for name in sources):
+            position = int(root[:8] + root[9:13], 16)  # the run's context id, in the id's first 48 bits
+            if any(root == uid(f"task:{run_id}:ROOT:-", name, position) for name in sources):
                 out.add(run_id)
     return out

@@ -76,7 +76,7 @@ def test_training_run(mapped):
     run = v.bundle.run
     root = v.task("root")
     assert (root.name, root.type, root.display_name, root.parent_task_uuid) == ("ROOT", ROOT, run.display_name, None)
-    assert root.uuid == task_id(None, run.uuid, "ROOT", None)
+    assert root.uuid == task_id(None, run.uuid, "ROOT", None, context_id=v.bundle.context_id)
     assert root.logical_key == logical_key(run.uuid, None, "root", "ROOT", ROOT, None)
     assert root.type_attrs == "{}" and root.pods == "[]" and root.state == SUCCEEDED
     assert [(e["parameterKey"], e["type"], e["producer"]) for e in v.params(root, "input_parameters")] == [

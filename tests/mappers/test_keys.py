@@ -37,16 +37,40 @@ def test_uri_hash_vector():
     assert keys.uri_hash(None) == "" and keys.uri_hash("") == ""
 
 
-def test_ids_are_version_5_deterministic_and_source_scoped():
-    a = keys.task_id(None, RUN, "ROOT", None)
-    assert a == keys.task_id(None, RUN, "ROOT", None)
-    assert uuid.UUID(a).version == 5 and keys.is_migrated_id(a)
+def test_ids_are_version_8_deterministic_and_source_scoped():
+    a = keys.task_id(None, RUN, "ROOT", None, context_id=7)
+    assert a == keys.task_id(None, RUN, "ROOT", None, context_id=7)
+    assert uuid.UUID(a).version == 8 and keys.is_migrated_id(a)
+    assert keys.is_migrated_id(str(uuid.uuid5(uuid.NAMESPACE_URL, "a version-3 id")))  # rewritten on rerun
     assert not keys.is_migrated_id(str(uuid.uuid4()))
-    assert keys.task_id(None, RUN, "ROOT", None, "other-mlmd") != a
+    assert keys.task_id(None, RUN, "ROOT", None, "other-mlmd", context_id=7) != a
     assert keys.task_id(a, RUN, "x", 0) != keys.task_id(a, RUN, "x", None)
     assert keys.artifact_id(5, "ns") != keys.artifact_id(5, "other")
     assert keys.artifact_id(5, "ns", "accuracy") != keys.artifact_id(5, "ns")
     assert keys.link_id("t", "a", 9, -1, "k") != keys.link_id("t", "a", 8, -1, "k")
+
+
+@pytest.mark.parametrize("name,source_name,position,expected", [
+    # docs/mapping.md §2 (mapping version 4): the position in the first 48 bits, then the version digit 8, then
+    # the name's SHA-1 (RFC 9562 §5.5 over the namespace) from byte 6 on; values worked out by hand from
+    # hashlib.sha1(namespace bytes + name)
+    ("task:x:ROOT:-", "", 0, "00000000-0000-844e-a512-9d199518d207"),
+    ("a", "src", 12345, "00000000-3039-816c-98a4-272bb416bab2"),
+    ("z", "é", 7, "00000000-0007-810d-b236-b12919ff5f9e"),
+    ("link:1", "", 2 ** 50, "ffffffff-ffff-8255-b647-596cb7b049c5"),  # capped at 2^48 - 1
+])
+def test_id_layout_vectors(name, source_name, position, expected):
+    assert keys.row_id(name, source_name, position) == expected
+
+
+def test_ids_sort_in_the_order_their_runs_are_read():
+    """A later run's rows sort after an earlier run's (as text, as every backend compares the key column)."""
+    ids = [keys.task_id(None, f"run-{c}", "ROOT", None, context_id=c) for c in (1, 2, 255, 256, 70000, 2 ** 40)]
+    assert ids == sorted(ids)
+    links = [keys.link_id(f"t{c}", "a", 9, -1, "k", context_id=c) for c in (3, 30, 300)]
+    assert links == sorted(links)
+    artifacts = [keys.artifact_id(i, "ns") for i in (9, 10, 4096)]
+    assert artifacts == sorted(artifacts)
 
 
 def test_protojson_canonical_form():

@@ -1,5 +1,6 @@
 """Mapping version 3 over a database that version 2 migrated (issue #26), on every backend: the gate stays
-closed and verify says to rerun `migrate`, which rewrites every run under the same ids."""
+closed and verify says to rerun `migrate`, which rewrites every run (issue #29: a version-3 migration's ids
+change with mapping version 4, and the rerun rewrites it under the new ones)."""
 
 from __future__ import annotations
 
@@ -50,13 +51,13 @@ def test_a_version_2_migration_is_rewritten_by_the_next_migrate_and_the_gate_wai
 
     gate = run_cli("status", "--kfp-url", k, "--check")
     assert gate.code == 1
-    assert ("the migration was written with mapping version 2; this mlmd2kfp writes mapping version 3: rerun "
-            "`mlmd2kfp migrate` (it rewrites every run, under the same ids), then `mlmd2kfp verify`") in gate.stdout
+    assert ("the migration was written with mapping version 2; this mlmd2kfp writes mapping version 4: rerun "
+            "`mlmd2kfp migrate` (it rewrites every run, under this version's ids), then `mlmd2kfp verify`") in gate.stdout
 
     report = run_verify(m, k, VerifyOptions(record=False))
     assert not report.passed
     [version] = [f for f in report.checks["coverage"].failures if f.field == "mapping version"]
-    assert (version.expected, version.found) == ("3", "2")
+    assert (version.expected, version.found) == ("4", "2")
     assert "rerun `mlmd2kfp migrate`" in version.row
 
     before = digest(k)
@@ -75,9 +76,9 @@ def test_a_version_2_migration_is_rewritten_by_the_next_migrate_and_the_gate_wai
 
     rerun = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes")
     assert rerun.code == 0, rerun.stderr
-    assert "this migration was written with mapping version 2; mapping version 3 rewrites each of its" in (
+    assert "this migration was written with mapping version 2; mapping version 4 rewrites each of its" in (
         rerun.stdout + rerun.stderr)
-    assert db.one("SELECT mapping_version FROM mlmd2kfp_state")["mapping_version"] == "3"
+    assert db.one("SELECT mapping_version FROM mlmd2kfp_state")["mapping_version"] == "4"
     assert db.sql('SELECT * FROM artifact_tasks WHERE "UUID" = :u', u=old_link) == []
     nested = db.sql('SELECT "Type", "DisplayName", "TypeAttrs" FROM tasks WHERE "Name" = \'for-loop-4\' AND "RunUUID" = '
                     '(SELECT "UUID" FROM run_details WHERE "DisplayName" LIKE \'control-flow run%\')')
@@ -100,17 +101,17 @@ def test_a_migration_of_a_newer_mapping_version_is_left_alone(databases):
     migrate(m, k, MigrateOptions())
     assert run_verify(m, k).passed
     db = Db(k)
-    db.sql("UPDATE mlmd2kfp_state SET mapping_version = '4'")
+    db.sql("UPDATE mlmd2kfp_state SET mapping_version = '5'")
     before = digest(k, tables=None)
     refused = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes")
-    assert refused.code == 3 and "written with mapping version 4, which this mlmd2kfp (mapping version 3) does not " \
+    assert refused.code == 3 and "written with mapping version 5, which this mlmd2kfp (mapping version 4) does not " \
         "know" in " ".join(refused.stderr.split())
     assert digest(k, tables=None) == before
     gate = run_cli("status", "--kfp-url", k, "--check")
     assert gate.code == 1 and "run the gate of the release that wrote it" in gate.stdout
     [version] = [f for f in run_verify(m, k, VerifyOptions(record=False)).checks["coverage"].failures
                  if f.field == "mapping version"]
-    assert (version.expected, version.found) == ("3", "4") and "use the mlmd2kfp release that wrote it" in version.row
+    assert (version.expected, version.found) == ("4", "5") and "use the mlmd2kfp release that wrote it" in version.row
     db.engine.dispose()
 
 
@@ -120,9 +121,46 @@ def test_a_later_releases_phase_is_named_not_a_crash(databases):
     m, k = databases.new("m"), databases.new("k")
     write_sample(m, k, seed=8)
     migrate(m, k, MigrateOptions())
-    Db(k).sql("UPDATE mlmd2kfp_state SET phase = 'verifying', status = 'waiting', mapping_version = '4'")
+    Db(k).sql("UPDATE mlmd2kfp_state SET phase = 'verifying', status = 'waiting', mapping_version = '5'")
     gate = run_cli("status", "--kfp-url", k, "--check")
-    assert gate.code == 1 and "mapping version 4" in gate.stdout, gate.stdout + gate.stderr
+    assert gate.code == 1 and "mapping version 5" in gate.stdout, gate.stdout + gate.stderr
     refused = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes")
     assert refused.code == 3 and "does not know" in refused.stderr, refused.stderr
     assert run_cli("status", "--kfp-url", k).code == 0
+
+
+def _version_3_row_id(name: str, source_name: str = "", position: int = 0) -> str:
+    """Mapping version 3's ids: the UUIDv5 of the name, whatever the position (docs/mapping.md §2 before #29)."""
+    return str(uuid.uuid5(uuid.UUID("6c2f3a0e-5b7d-5e4a-9a51-6d6c6d64326b"),
+                          f"{source_name}|{name}" if source_name else name))
+
+
+def test_a_version_3_migration_is_rewritten_under_the_ordered_ids(databases, monkeypatch):
+    """Issue #29: a database version 3 migrated holds UUIDv5 ids; the next `migrate` deletes every one of them
+    (they are the tool's) and writes the runs under version-8 ids in key order; verify then passes and the
+    gate opens. KFP's own rows (version 4) are never touched."""
+    from mlmd2kfp.mappers import keys
+
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    with monkeypatch.context() as patched:  # this process writes as version 3 did
+        patched.setattr(keys, "row_id", _version_3_row_id)
+        migrate(m, k, MigrateOptions(reader_process=False))
+    db = Db(k)
+    db.sql("UPDATE mlmd2kfp_state SET mapping_version = '3'")
+    versions = {t: {r["UUID"][14] for r in db.sql(f'SELECT "UUID" FROM {t}')} for t in ("tasks", "artifacts",
+                                                                                         "artifact_tasks")}
+    assert versions == {"tasks": {"5"}, "artifacts": {"5"}, "artifact_tasks": {"5"}}
+    counts = {t: db.one(f"SELECT COUNT(*) AS n FROM {t}")["n"] for t in versions}
+    assert not run_verify(m, k, VerifyOptions(record=False)).passed  # the ids verify derives are version 8
+
+    rerun = run_cli("migrate", "--mlmd-url", m, "--kfp-url", k, "--yes")
+    assert rerun.code == 0, rerun.stderr
+    assert "this migration was written with mapping version 3; mapping version 4 rewrites each of its" in (
+        rerun.stdout + rerun.stderr)
+    after = {t: {r["UUID"][14] for r in db.sql(f'SELECT "UUID" FROM {t}')} for t in versions}
+    assert after == {"tasks": {"8"}, "artifacts": {"8"}, "artifact_tasks": {"8"}}
+    assert {t: db.one(f"SELECT COUNT(*) AS n FROM {t}")["n"] for t in versions} == counts  # the same rows, re-keyed
+    assert run_verify(m, k).passed
+    assert run_cli("status", "--kfp-url", k, "--check").code == 0
+    db.engine.dispose()

@@ -299,7 +299,7 @@ def _tool_rows_of(db: Db, runs: set[str]) -> list[tuple]:
     out = []
     for table in ("tasks", "artifact_tasks"):
         out += sorted((table, r["UUID"], r["RunUUID"]) for r in db.sql(f'SELECT "UUID", "RunUUID" FROM {table}')
-                      if r["RunUUID"] in runs and r["UUID"][14] == "5")
+                      if r["RunUUID"] in runs and r["UUID"][14] in "85")
     used = {r["ArtifactID"] for r in db.sql('SELECT "ArtifactID", "RunUUID" FROM artifact_tasks') if r["RunUUID"] in runs}
     return out + sorted(("artifacts", r["UUID"], r["URI"]) for r in db.sql('SELECT "UUID", "URI" FROM artifacts')
                         if r["UUID"] in used)

@@ -87,3 +87,30 @@ def test_verify_loads_nothing_of_the_migrators_mapping():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == str(["mlmd2kfp.migrate", "mlmd2kfp.migrate.gate", "mlmd2kfp.migrate.lock",
                                "mlmd2kfp.migrate.state"])
+
+
+def test_expected_rows_derived_in_the_source_process_give_the_same_report(migrated):
+    """Issue #29 item 4: with the source reader in a second process, that process derives the expected rows
+    too; the report is the same as when this process derives them, whole and for a `--run`/`--namespace`
+    subset, damage included."""
+    from tests.helpers import Db
+
+    m, k = migrated
+    db = Db(k)
+    task = db.one('SELECT "UUID", "RunUUID", "DisplayName" FROM tasks WHERE "ParentTaskUUID" IS NOT NULL '
+                  'ORDER BY "UUID"')
+    opened = db.one("SELECT gate_opened_at FROM mlmd2kfp_state")["gate_opened_at"]
+    db.sql("UPDATE mlmd2kfp_state SET gate_opened_at = NULL")  # a changed run is damage, not KFP's (W15)
+    undo = db.set("tasks", "UUID", task["UUID"], "DisplayName", "damaged")
+    try:
+        for options in ({}, {"run_ids": (task["RunUUID"],)}, {"namespaces": ("team-a",)}):
+            here = run_verify(m, k, VerifyOptions(record=False, source_process=False, **options))
+            there = run_verify(m, k, VerifyOptions(record=False, source_process=True, **options))
+            assert not here.passed and here.runs_checked > 0
+            assert there.summary() == here.summary()
+            assert [f.line() for c in there.checks.values() for f in c.failures] == \
+                [f.line() for c in here.checks.values() for f in c.failures]
+    finally:
+        undo()
+        db.sql("UPDATE mlmd2kfp_state SET gate_opened_at = :t", t=opened)
+        db.engine.dispose()

@@ -167,23 +167,18 @@ def cutover(engine: Engine, staging: str) -> dict[str, object]:
     with engine.begin() as conn:
         d = dialect_for(conn)
         moved = old_tasks_present(conn)
-        statements: list[str] = []
+        add: list[str] = []
         restore: list[str] = []
         fks = {fk["name"] for fk in inspect(conn).get_foreign_keys(staging)}
         if RUN_FK not in fks:
             _refuse_runs_gone(conn, staging)
-            statements, restore = add_checked_foreign_key(d, staging, RUN_FK, "RunUUID", "run_details", "UUID")
+            add, restore = add_checked_foreign_key(d, staging, RUN_FK, "RunUUID", "run_details", "UUID")
         renames = ([("tasks", PRE_MIGRATION)] if moved else []) + [(staging, "tasks")]
-        statements += rename_statements(d, renames)
         try:
-            for stmt in statements:
-                conn.exec_driver_sql(stmt)
-                fault_point("cutover")
+            _execute(conn, add, restore)  # the session's checks are back on before the swap
+            _execute(conn, rename_statements(d, renames), [])
         except DBAPIError as exc:
             raise privilege_error(exc, "add `fk_run_details_tasks` and swap the tasks tables") from None
-        finally:
-            for stmt in restore:  # the session goes back to the pool as it came
-                conn.exec_driver_sql(stmt)
         for table in inspect(conn).get_table_names():
             for fk in inspect(conn).get_foreign_keys(table):
                 if fk.get("referred_table") == PRE_MIGRATION and table != PRE_MIGRATION:
@@ -191,6 +186,18 @@ def cutover(engine: Engine, staging: str) -> dict[str, object]:
                                             f"`{PRE_MIGRATION}`; the tables were not swapped cleanly")
         report["moved_old_tasks"] = moved
     return report
+
+
+def _execute(conn: Connection, statements: list[str], restore: list[str]) -> None:
+    """`statements` in order (a fault point after each), then `restore` whatever happened: the session goes
+    back to the pool as it came."""
+    try:
+        for stmt in statements:
+            conn.exec_driver_sql(stmt)
+            fault_point("cutover")
+    finally:
+        for stmt in restore:
+            conn.exec_driver_sql(stmt)
 
 
 def _refuse_runs_gone(conn: Connection, staging: str) -> None:

@@ -386,11 +386,3 @@ def count_rows(conn: Connection, t: TargetTables, source_name: str = "") -> dict
     out["artifacts"] = int(conn.execute(select(func.count(func.distinct(t.links.c.ArtifactID))).where(
         tool_written(t.links), t.links.c.RunUUID.in_(runs))).scalar() or 0)
     return out
-    mine = select(t.runs.c.run_uuid).where(t.runs.c.source_name == source_name)
-    out["tasks"] = int(conn.execute(select(func.count()).select_from(t.tasks).where(
-        mine(t.tasks), t.tasks.c.RunUUID.in_(mine))).scalar() or 0)
-    out["artifact_tasks"] = int(conn.execute(select(func.count()).select_from(t.links).where(
-        mine(t.links), t.links.c.RunUUID.in_(mine))).scalar() or 0)
-    out["artifacts"] = int(conn.execute(select(func.count(func.distinct(t.links.c.ArtifactID))).where(
-        mine(t.links), t.links.c.RunUUID.in_(mine))).scalar() or 0)
-    return out

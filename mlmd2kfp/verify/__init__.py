@@ -23,8 +23,7 @@ from sqlalchemy.engine import Connection
 from ..background import PROCESS_MIN_RUNS, ChildIterator
 from ..batching import batched
 from ..bitmap import Bitmap
-from ..console import mask_url
-from ..db import in_memory, opened, url_of
+from ..db import in_memory, label, opened, url_of
 from ..dialects import max_value_bytes
 from ..errors import ConfigError, MissingDependencyError, ToolkitError, UsageError
 from ..migrate.gate import record_verify, verify_snapshot
@@ -163,14 +162,7 @@ def _derived(chunks: Iterator[SourceChunk], derivation: Derivation) -> Iterator[
     with opened(derivation.kfp_url, "KFP") as kfp, kfp.connect() as kconn:
         reader, specs = TargetReader(kconn, derivation.tasks_table), dict[str, Any]()
         for chunk in chunks:
-            runs = run_details(reader, [src.run_id for src in chunk.runs])
-            chunk.derived = {}
-            for src in chunk.runs:
-                run = runs.get(src.run_id)
-                if _selected(derivation.run_ids, derivation.namespaces, src.run_id, run):
-                    spec = pipeline_spec(reader, run, specs)
-                    chunk.derived[src.run_id] = (run, expect_run(src, run, spec, derivation.multi,
-                                                                 derivation.source_name, derivation.value_limit))
+            chunk.derived = _expected_rows(reader, chunk.runs, specs, derivation)
             kconn.rollback()  # no snapshot held open between chunks
             yield chunk
 
@@ -188,15 +180,10 @@ def run_verify(mlmd: str | Engine, kfp: str | Engine, options: VerifyOptions = V
     with opened(mlmd, "MLMD") as mlmd_engine, opened(kfp, "KFP") as kfp_engine:
         # no migrator or rollback may run now; the result is recorded only if none ran meanwhile
         snapshot = verify_snapshot(kfp_engine) if options.record else None
-        report, source_name = _verify(mlmd_engine, kfp_engine, options, on_progress, (_shown(mlmd), _shown(kfp)))
+        report, source_name = _verify(mlmd_engine, kfp_engine, options, on_progress, (label(mlmd), label(kfp)))
         if options.record:
             report.not_recorded = record_verify(kfp_engine, report.passed, report.summary(), snapshot, source_name)
     return report
-
-
-def _shown(database: str | Engine) -> str:
-    """The database as the report names it: its URL, password masked."""
-    return mask_url(database if isinstance(database, str) else database.url)
 
 
 @dataclass
@@ -392,13 +379,23 @@ def _compare_chunk(report: ParityReport, target: _Target, item: SourceChunk, gat
 def _derive(target: _Target, chunk: list[SourceRun], gathered: _Gathered,
             options: VerifyOptions) -> dict[str, tuple[dict[str, Any] | None, ExpectedRun]]:
     """The expected rows of the chunk's selected runs, derived in this process (`SourceChunk.derived`)."""
-    runs = run_details(target.reader, [src.run_id for src in chunk])
+    here = Derivation("", target.tasks_table, target.multi, target.source_name, target.value_limit,
+                      options.run_ids, options.namespaces)  # no URL: this process's own connection reads
+    return _expected_rows(target.reader, chunk, gathered.specs, here)
+
+
+def _expected_rows(reader: TargetReader, chunk: list[SourceRun], specs: dict[str, Any],
+                   derivation: Derivation) -> dict[str, tuple[dict[str, Any] | None, ExpectedRun]]:
+    """By run id, the `run_details` row and the expected rows of the chunk's selected runs: the one derivation
+    loop, in the source process (`_derived`) or in this one (`_derive`)."""
+    runs = run_details(reader, [src.run_id for src in chunk])
     out = {}
     for src in chunk:
         run = runs.get(src.run_id)
-        if _selected(options.run_ids, options.namespaces, src.run_id, run):
-            spec = pipeline_spec(target.reader, run, gathered.specs)
-            out[src.run_id] = (run, expect_run(src, run, spec, target.multi, target.source_name, target.value_limit))
+        if _selected(derivation.run_ids, derivation.namespaces, src.run_id, run):
+            spec = pipeline_spec(reader, run, specs)
+            out[src.run_id] = (run, expect_run(src, run, spec, derivation.multi, derivation.source_name,
+                                               derivation.value_limit))
     return out
 
 

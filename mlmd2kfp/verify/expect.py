@@ -62,10 +62,15 @@ JSON_COLUMNS = {"pods", "StatusMetadata", "StateHistory", "InputParameters", "Ou
                 "Metadata", "Producer"}
 
 
+def uid_v5(name: str, source_name: str = "") -> str:
+    """The id mapping versions up to 3 gave a row (docs/mapping.md I1): the UUIDv5 of the name."""
+    return str(uuid.uuid5(ID_NAMESPACE, f"{source_name}|{name}" if source_name else name))
+
+
 def uid(name: str, source_name: str = "", position: int = 0) -> str:
     """docs/mapping.md §2 (mapping version 4), re-derived: the UUIDv5 of the name with its top 48 bits replaced
     by the position (capped) and its version field set to 8."""
-    named = uuid.uuid5(ID_NAMESPACE, f"{source_name}|{name}" if source_name else name).int  # variant bits set
+    named = uuid.UUID(uid_v5(name, source_name)).int  # variant bits set
     top = min(max(position, 0), 2 ** 48 - 1) << 80
     version_field = 0xF << 76
     return str(uuid.UUID(int=(top | (named & (2 ** 80 - 1))) & ~version_field | (8 << 76)))

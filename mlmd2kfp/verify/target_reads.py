@@ -16,7 +16,7 @@ from ..dialects import dialect_for
 from ..errors import ConfigError
 from ..migrate.state import MigrationState, load_states, source_label
 from ..target.digest import is_tool_id, rows_digest, run_mark
-from .expect import ARTIFACT_COLUMNS, LINK_COLUMNS, TASK_COLUMNS, uid
+from .expect import ARTIFACT_COLUMNS, LINK_COLUMNS, TASK_COLUMNS, uid, uid_v5
 
 SPECS_KEPT = 256
 """Parsed pipeline specs kept by `pipeline_spec` (runs of one pipeline version share theirs)."""
@@ -217,7 +217,8 @@ def runs_against_mode(t: TargetReader, multi: bool) -> tuple[int, list[str]]:
 
 
 def runs_of_other_sources(t: TargetReader, run_ids: list[str], sources: list[str]) -> set[str]:
-    """Those of `run_ids` whose ROOT task carries the id another source's migration gives it."""
+    """Those of `run_ids` whose ROOT task carries the id another source's migration gives it: under this
+    mapping version, or under version 3 or earlier (a source not migrated again since, docs/mapping.md I1)."""
     out: set[str] = set()
     if not sources:
         return out
@@ -228,6 +229,7 @@ def runs_of_other_sources(t: TargetReader, run_ids: list[str], sources: list[str
                               .bindparams(bindparam("ids", expanding=True)), {"ids": part})
         for run_id, root in rows:
             position = int(root[:8] + root[9:13], 16)  # the run's context id, in the id's first 48 bits
-            if any(root == uid(f"task:{run_id}:ROOT:-", name, position) for name in sources):
+            name = f"task:{run_id}:ROOT:-"
+            if any(root in (uid(name, source, position), uid_v5(name, source)) for source in sources):
                 out.add(run_id)
     return out

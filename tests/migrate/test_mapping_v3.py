@@ -164,3 +164,32 @@ def test_a_version_3_migration_is_rewritten_under_the_ordered_ids(databases, mon
     assert run_verify(m, k).passed
     assert run_cli("status", "--kfp-url", k, "--check").code == 0
     db.engine.dispose()
+
+
+def test_verify_tells_a_source_still_at_version_3_from_extra_rows(databases, monkeypatch):
+    """Two sources, one migrated by a version-3 release and not since: verifying the other source counts the
+    version-3 source's runs as another source's (its ROOT ids are UUIDv5), not as rows no MLMD run accounts
+    for; renamed away, the same rows are extra."""
+    from mlmd2kfp.mappers import keys
+    from mlmd2kfp.target.schema import STAGING_TABLE
+    from tests.migrate.helpers import add_second_source
+
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    m2, second_runs = add_second_source(databases, k)
+    with monkeypatch.context() as patched:
+        patched.setattr(keys, "row_id", _version_3_row_id)
+        migrate(m2, k, MigrateOptions(source_name="second", stage_only=True, reader_process=False))
+    db = Db(k)
+    db.sql("UPDATE mlmd2kfp_state SET mapping_version = '3' WHERE source_name = 'second'")
+    migrate(m, k, MigrateOptions(stage_only=True))
+    staged = db.sql(f'SELECT "UUID", "RunUUID" FROM {STAGING_TABLE}')
+    theirs = set(second_runs) & {r["RunUUID"] for r in staged}
+    assert theirs and {r["UUID"][14] for r in staged if r["RunUUID"] in theirs} == {"5"}
+    report = run_verify(m, k, VerifyOptions(source_name="", record=False))
+    assert report.passed, report.summary()
+    assert report.checks["coverage"].info["runs of other sources, not checked"] == len(theirs)
+    db.sql("UPDATE mlmd2kfp_state SET source_name = 'renamed' WHERE source_name = 'second'")
+    blind = run_verify(m, k, VerifyOptions(source_name="", record=False))
+    assert {f.run for f in blind.checks["coverage"].failures if f.field == "extra rows"} == theirs
+    db.engine.dispose()

@@ -270,6 +270,22 @@ def upsert(d: Dialect, table: Any, key: str, columns: list[str]) -> Any:
     return stmt.on_conflict_do_update(index_elements=[key], set_={c: stmt.excluded[c] for c in columns})
 
 
+def row_hash_sum_sql(d: Dialect, table: str, columns: list[str]) -> str | None:
+    """`SELECT COUNT(*), SUM(h)` over a table, `h` the first 64 bits of the MD5 of a row's columns (each
+    length-prefixed, NULL apart from ''), computed by the server so no row leaves it; None on SQLite (no
+    MD5). The sum is what a keyed table's rows hash to whatever order they are read in; compared on one
+    backend only (the text of a value is the server's)."""
+    if d.name == "mysql":
+        parts = [f"IFNULL(CONCAT(CHAR_LENGTH({d.q(c)}), ':', {d.q(c)}), '-')" for c in columns]
+        row = f"CAST(CONV(LEFT(MD5(CONCAT_WS(',', {', '.join(parts)})), 16), 16, 10) AS UNSIGNED)"
+    elif d.name == "postgresql":
+        parts = [f"COALESCE(length({d.q(c)}::text) || ':' || {d.q(c)}::text, '-')" for c in columns]
+        row = f"('x' || left(md5(concat_ws(',', {', '.join(parts)})), 16))::bit(64)::bigint::numeric"
+    else:
+        return None
+    return f"SELECT COUNT(*), COALESCE(SUM({row}), 0) FROM {d.q(table)}"
+
+
 def rename_statements(d: Dialect, renames: list[tuple[str, str]]) -> list[str]:
     """Rename tables; on MySQL one atomic `RENAME TABLE` (DDL auto-commits there)."""
     if d.name == "mysql":

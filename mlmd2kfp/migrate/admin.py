@@ -124,7 +124,7 @@ def _old_tasks_copy_problem(conn: Connection, states: list[MigrationState]) -> s
         return None
     if PRE_MIGRATION not in inspect(conn).get_table_names():
         return None if old_tasks_present(conn) else f"`{PRE_MIGRATION}`, the old `tasks` the cutover moved aside, is gone"
-    rows, digest = old_tasks_digest(conn, PRE_MIGRATION)
+    rows, digest = old_tasks_digest(conn, PRE_MIGRATION, recorded.old_tasks_digest)
     if rows != recorded.old_tasks_rows:
         return f"`{PRE_MIGRATION}` holds {rows} row(s) where the cutover moved {recorded.old_tasks_rows} aside"
     if digest != recorded.old_tasks_digest:

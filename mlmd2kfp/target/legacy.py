@@ -12,7 +12,7 @@ import json
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from ..dialects import dialect_for
+from ..dialects import dialect_for, row_hash_sum_sql
 from .schema import OLD_TASKS_MARKERS, PRE_MIGRATION_TABLE, STAGING_TABLE, Column, ForeignKey, Index, Table
 
 _C = "CASCADE"
@@ -160,12 +160,30 @@ LEGACY_TABLES: tuple[Table, ...] = (EXPERIMENTS, PIPELINES, PIPELINE_VERSIONS, R
 """Creation order of the pre-upgrade KFP tables."""
 
 
-def old_tasks_digest(conn: Connection, table: str) -> tuple[int, str]:
-    """Rows of an old-form `tasks` table and a SHA-256 over them (every column by name, rows in primary-key
-    order), streamed: what the cutover moved aside, so that `verify` and `rollback` can tell the copy is
-    still whole (issue #27). Stable on one backend, which is all it is compared on."""
+SERVER_DIGEST = "md5sum:"
+"""How a digest the server computed begins (`dialects.row_hash_sum_sql`); one without it is the SHA-256
+over the rows streamed to the client that every release before issue #29's second part recorded."""
+
+
+def old_tasks_digest(conn: Connection, table: str, recorded: str | None = None) -> tuple[int, str]:
+    """Rows of an old-form `tasks` table and a digest over them (every column by name): what the cutover
+    moved aside, so that `verify` and `rollback` can tell the copy is still whole (issue #27). Computed by
+    the server where it can (a sum of row hashes: no row is shipped, BENCHMARKS.md), else streamed; given
+    the digest `recorded` to compare with, computed the way that one was. Stable on one backend, which is
+    all it is compared on."""
     d = dialect_for(conn)
     columns = sorted(c["name"] for c in inspect(conn).get_columns(table))
+    names = hashlib.sha256(json.dumps(columns).encode()).hexdigest()[:12]
+    server = row_hash_sum_sql(d, table, columns)
+    if server is not None and (recorded is None or recorded.startswith(SERVER_DIGEST)):
+        rows, total = conn.exec_driver_sql(server).one()
+        return int(rows), f"{SERVER_DIGEST}{names}:{int(total)}"
+    return _streamed_digest(conn, table, columns)
+
+
+def _streamed_digest(conn: Connection, table: str, columns: list[str]) -> tuple[int, str]:
+    """A SHA-256 over the rows in primary-key order, read by the client (SQLite; digests recorded before)."""
+    d = dialect_for(conn)
     sql = (f"SELECT {', '.join(d.q(c) for c in columns)} FROM {d.q(table)} "
            f"ORDER BY {', '.join(d.q(c) for c in OLD_TASKS.primary_key)}")
     digest, rows = hashlib.sha256(json.dumps(columns).encode()), 0

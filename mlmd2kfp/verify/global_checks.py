@@ -146,6 +146,6 @@ def check_rollback_copy(report: ParityReport, conn: Connection, names: set[str])
     if "tasks_pre_migration" not in names:
         report.fail(Finding("invariants", "", what, "rollback copy", want, "missing"))
         return
-    rows, digest = old_tasks_digest(conn, "tasks_pre_migration")
+    rows, digest = old_tasks_digest(conn, "tasks_pre_migration", recorded[0].old_tasks_digest)
     if (rows, digest) != (recorded[0].old_tasks_rows, recorded[0].old_tasks_digest):
         report.fail(Finding("invariants", "", what, "rollback copy", want, f"{rows} row(s), digest {digest}"))

@@ -3,6 +3,7 @@ backend, one test per numbered item of the issue, each failing with the bug put 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -14,7 +15,7 @@ pytest.importorskip("ml_metadata")
 
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from tests.samples import write_sample  # noqa: E402
-from mlmd2kfp.verify import run_verify  # noqa: E402
+from mlmd2kfp.verify import VerifyOptions, run_verify  # noqa: E402
 from tests.helpers import Db, run_cli  # noqa: E402
 from tests.migrate.helpers import digest, kfp_retry, rows, run_rows  # noqa: E402
 
@@ -77,21 +78,45 @@ def _entries(value):
     return (json.loads(value) if isinstance(value, str) else value) or []
 
 
-@pytest.mark.parametrize("damage", ["one row deleted", "one row changed", "table dropped"])
-def test_item_3_the_rollback_copy_is_checked(databases, damage):
-    """`tasks_pre_migration` damaged after the cutover: verify fails (so the gate stays closed and cleanup is
-    refused), rollback refuses with one line and changes nothing, and rolls back only when forced."""
-    m, k = databases.new("m"), databases.new("k")
-    write_sample(m, k, seed=8)
-    migrate(m, k, MigrateOptions())
-    db = Db(k)
-    victim = db.one('SELECT "UUID" FROM tasks_pre_migration ORDER BY "UUID"')["UUID"]
+def _damage_old_tasks(db: Db, damage: str) -> None:
+    victim, other = (r["UUID"] for r in db.sql('SELECT "UUID" FROM tasks_pre_migration ORDER BY "UUID"')[:2])
     if damage == "one row deleted":
         db.sql('DELETE FROM tasks_pre_migration WHERE "UUID" = :u', u=victim)
     elif damage == "one row changed":
         db.sql('UPDATE tasks_pre_migration SET "PodName" = \'edited\' WHERE "UUID" = :u', u=victim)
+    elif damage == "'' and NULL swapped":
+        db.sql('UPDATE tasks_pre_migration SET "Name" = CASE WHEN "Name" IS NULL THEN \'\' ELSE NULL END, '
+               '"ParentTaskUUID" = CASE WHEN "ParentTaskUUID" IS NULL THEN \'\' ELSE NULL END WHERE "UUID" = :u',
+               u=victim)
+    elif damage == "two rows' values swapped":
+        pods = {r["UUID"]: r["PodName"] for r in db.sql('SELECT "UUID", "PodName" FROM tasks_pre_migration')}
+        assert pods[victim] != pods[other]
+        for row, pod in ((victim, pods[other]), (other, pods[victim])):
+            db.sql('UPDATE tasks_pre_migration SET "PodName" = :p WHERE "UUID" = :u', p=pod, u=row)
     else:
         db.sql("DROP TABLE tasks_pre_migration")
+
+
+@pytest.mark.parametrize("recorded", ["server", "streamed"])
+@pytest.mark.parametrize("damage", ["one row deleted", "one row changed", "'' and NULL swapped",
+                                    "two rows' values swapped", "table dropped"])
+def test_item_3_the_rollback_copy_is_checked(databases, damage, recorded):
+    """`tasks_pre_migration` damaged after the cutover: verify fails (so the gate stays closed and cleanup is
+    refused), rollback refuses with one line and changes nothing, and rolls back only when forced. The same
+    when the digest was recorded by a release before the server computed it (streamed: a SHA-256)."""
+    if recorded == "streamed" and databases.backend == "sqlite":
+        pytest.skip("SQLite's digests are the streamed ones")
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    db = Db(k)
+    form = db.one("SELECT old_tasks_digest FROM mlmd2kfp_state")["old_tasks_digest"]
+    assert form.startswith("md5sum:") == (databases.backend != "sqlite")
+    if recorded == "streamed":
+        earlier = _streamed_sha256(db)
+        db.sql("UPDATE mlmd2kfp_state SET old_tasks_digest = :d", d=earlier)
+        assert run_verify(m, k, VerifyOptions(record=False)).passed  # the earlier form is still honoured
+    _damage_old_tasks(db, damage)
     report = run_verify(m, k)
     [finding] = [f for f in report.checks["invariants"].failures if f.field == "rollback copy"]
     assert finding.expected.startswith("399 row(s), digest ")
@@ -107,6 +132,39 @@ def test_item_3_the_rollback_copy_is_checked(databases, damage):
     forced = run_cli("rollback", "--kfp-url", k, "--yes", "--force-without-old-tasks")
     assert forced.code == 0, forced.stderr
     assert "rolled back without it (--force-without-old-tasks)" in forced.stderr
+    db.engine.dispose()
+
+
+def _streamed_sha256(db: Db) -> str:
+    """The digest releases before the server computed it recorded, written out here: a SHA-256 over the
+    sorted column names, then each row (primary-key order) as a JSON list of its values' text."""
+    rows = db.sql('SELECT * FROM tasks_pre_migration ORDER BY "UUID"')
+    columns = sorted(rows[0])
+    h = hashlib.sha256(json.dumps(columns).encode())
+    for r in rows:
+        h.update(json.dumps([None if r[c] is None else str(r[c]) for c in columns]).encode() + b"\n")
+    return h.hexdigest()
+
+
+def test_item_3_the_server_digest_written_out(databases):
+    """The digest the server computes for the old tasks, derived here in Python: the sum of the first 64 bits
+    of each row's MD5 (signed on PostgreSQL), a row being its sorted columns' text, length-prefixed, '-' for
+    NULL, joined by ','."""
+    if databases.backend == "sqlite":
+        pytest.skip("SQLite has no MD5: its digest is the streamed SHA-256 (test above)")
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    db = Db(k)
+    rows = db.sql("SELECT * FROM tasks_pre_migration")
+    columns = sorted(rows[0])
+    total = 0
+    for r in rows:
+        text = ",".join("-" if r[c] is None else f"{len(str(r[c]))}:{r[c]}" for c in columns)
+        top = int(hashlib.md5(text.encode()).hexdigest()[:16], 16)
+        total += top - 2 ** 64 if databases.backend == "postgresql" and top >= 2 ** 63 else top
+    names = hashlib.sha256(json.dumps(columns).encode()).hexdigest()[:12]
+    assert db.one("SELECT old_tasks_digest FROM mlmd2kfp_state")["old_tasks_digest"] == f"md5sum:{names}:{total}"
     db.engine.dispose()
 
 

@@ -30,6 +30,7 @@ from ..source.inventory import count_run_contexts
 from ..source.reader import MlmdReader
 from ..target.digest import read_rows_digests
 from ..faults import fault_point
+from .fingerprints import OldCacheRows
 from .options import MigrateOptions, MigrateReport
 from .state import claimed_elsewhere
 from .writer import RunWork, TargetTables
@@ -97,6 +98,7 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
         batch: list[RunWork] = []
         counts, batch_size = Counts(), 0
         read = {"executions": Bitmap(), "events": Bitmap(), "artifacts": Bitmap()}  # distinct rows read this pass
+        cache = _CrossCheck(kfp_read, targets)
         for page in reader.pages(last_context_id, options.run_ids or None):
             counts.runs_seen += len(page)
             marks = reader.marks(page)
@@ -119,7 +121,7 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
                 batch.append(work)
                 batch_size += work.size
                 if batch_size >= options.batch_rows:
-                    yield Chunk(batch, counts, cross_check_fingerprints(kfp_read, targets, batch))
+                    yield Chunk(batch, counts, cache(batch))
                     kfp_read.commit()
                     batch, counts, batch_size = [], Counts(), 0
             kfp_read.commit()
@@ -127,7 +129,22 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
             if counts.runs_unchanged and not batch:
                 yield Chunk([], counts)
                 counts = Counts()
-        yield Chunk(batch, counts, cross_check_fingerprints(kfp_read, targets, batch) if batch else (0, 0))
+        yield Chunk(batch, counts, cache(batch) if batch else (0, 0))
+
+
+class _CrossCheck:
+    """`OldCacheRows.cross_check` of each batch, the old cache rows read when the first batch needs them (a
+    rerun with nothing to write reads none)."""
+
+    def __init__(self, conn: Connection, t: TargetTables) -> None:
+        self.conn, self.t = conn, t
+        self.rows: OldCacheRows | None = None
+
+    def __call__(self, batch: list[RunWork]) -> tuple[int, int]:
+        if self.rows is None:
+            self.rows = OldCacheRows.read(self.conn, self.t)
+            self.conn.commit()
+        return self.rows.cross_check(batch)
 
 
 def previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, tuple[str, str, str | None]]:
@@ -163,30 +180,6 @@ def refuse_claimed(page: list[tuple[int, str]], previous: dict[str, tuple[str, s
     for context_id, run_id in page:
         if run_id in previous and previous[run_id][1] != source_name:
             raise claimed_elsewhere(run_id, context_id, previous[run_id][1], source_name)
-
-
-def cross_check_fingerprints(conn: Connection, t: TargetTables, work: list[RunWork]) -> tuple[int, int]:
-    """Old cache rows (population A) against the mapped fingerprints (mapping.md §7.3): (agree, differ).
-
-    A read of KFP's old table only, so the reader does it while the writer writes (it lives here, with the
-    reader, not in `writer.py`).
-    """
-    agree = differ = 0
-    if t.old is None:
-        return agree, differ
-    # the launcher writes a cache row under the run that executed it; RunUUID is indexed in KFP's old
-    # table and MLMDExecutionID is not (without it every batch scanned the whole table)
-    runs = sorted({w.run_id for w in work})
-    ours = {str(x.mlmd_execution_ids[-1]): x.fingerprint for w in work for x in w.rows.tasks
-            if x.type == 2 and x.fingerprint}
-    for chunk in chunks(sorted(ours)):
-        for r in conn.execute(select(t.old.c.MLMDExecutionID, t.old.c.Fingerprint)
-                              .where(t.old.c.RunUUID.in_(runs), t.old.c.MLMDExecutionID.in_(chunk))):
-            if ours.get(r.MLMDExecutionID) == r.Fingerprint:
-                agree += 1
-            else:
-                differ += 1
-    return agree, differ
 
 
 class ThreadProducer:

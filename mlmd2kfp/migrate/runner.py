@@ -92,7 +92,7 @@ def _refusals(ctx: MigrationContext) -> None:
         open_mlmd(conn)
     with ctx.kfp.connect() as conn:
         require_run_details(set(inspect(conn).get_table_names()))
-        inv = take_kfp_inventory(conn)
+        inv = take_kfp_inventory(conn, old_tasks=False)
     with ctx.kfp.connect() as conn:
         tool_created = tool_created_tables(conn)
     ctx.report.schema_warnings = check_existing_targets(ctx.kfp, tool_created)[4]

@@ -190,8 +190,9 @@ def contradicting_runs(conn: Connection, multi_user: bool, examples: int = 3) ->
     return n, first
 
 
-def take_kfp_inventory(conn: Connection) -> KfpInventory:
-    """Run counts (for multi-user detection) and the old `tasks` table's two populations."""
+def take_kfp_inventory(conn: Connection, old_tasks: bool = True) -> KfpInventory:
+    """Run counts (for multi-user detection) and, unless told not to (`migrate` counts them once, after its
+    pass: a scan of the whole table), the old `tasks` table's two populations."""
     from sqlalchemy import Column, MetaData, String, Table
 
     inv = KfpInventory()
@@ -201,7 +202,7 @@ def take_kfp_inventory(conn: Connection) -> KfpInventory:
         rd = Table("run_details", md, Column("Namespace", String))
         row = conn.execute(select(func.count(), func.sum(case((rd.c.Namespace == "", 1), else_=0)))).one()
         inv.runs, inv.runs_without_namespace = int(row[0] or 0), int(row[1] or 0)
-    if "tasks" in names:
+    if old_tasks and "tasks" in names:
         columns = {col["name"] for col in inspect(conn).get_columns("tasks")}
         if "MLMDExecutionID" in columns:
             tasks = Table("tasks", md, Column("MLMDExecutionID", String))

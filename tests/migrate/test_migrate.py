@@ -56,6 +56,26 @@ def test_sample_migrates_with_invariants_and_planned_counts(databases, tmp_path)
     assert "cutover" in result.stdout and "tasks_pre_migration" in result.stdout
 
 
+def test_old_cache_rows_agree_differ_and_are_not_counted(databases, tmp_path):
+    """§7.3's cross-check counts each old cache row under the run of its execution: one edited fingerprint
+    differs; a copy under another run, one whose execution id is written with a leading zero, and node rows
+    are not counted (issue #29: the cache rows are read in one scan, not by run)."""
+    from tests.helpers import Db
+
+    m, k = sample(databases)
+    db = Db(k)
+    cache = db.sql('SELECT * FROM tasks WHERE "MLMDExecutionID" <> \'\' ORDER BY "UUID"')
+    assert len(cache) == 47
+    db.sql('UPDATE tasks SET "Fingerprint" = \'edited\' WHERE "UUID" = :u', u=cache[0]["UUID"])
+    other_run = next(r["RunUUID"] for r in cache if r["RunUUID"] != cache[1]["RunUUID"])
+    db.insert("tasks", {**cache[1], "UUID": str(uuid.uuid4()), "RunUUID": other_run})
+    db.insert("tasks", {**cache[2], "UUID": str(uuid.uuid4()), "MLMDExecutionID": "0" + cache[2]["MLMDExecutionID"]})
+    result = cli_migrate(m, k, "--batch-rows", "50", "--report", str(tmp_path / "report.json"))
+    assert result.code == 0, result.stderr
+    assert json.loads((tmp_path / "report.json").read_text())["fingerprints"] == {"agree": 46, "differ": 1}
+    db.engine.dispose()
+
+
 def test_rerun_changes_nothing_and_reads_nothing(databases):
     m, k = sample(databases)
     migrate(m, k, MigrateOptions())

@@ -29,8 +29,8 @@ from ..mappers import MapOptions, map_run
 from ..source.inventory import count_run_contexts
 from ..source.reader import MlmdReader
 from ..target.digest import read_rows_digests
+from ..target.old_cache import OldCacheRows, short_hash
 from ..faults import fault_point
-from .fingerprints import OldCacheRows
 from .options import MigrateOptions, MigrateReport
 from .state import claimed_elsewhere
 from .writer import RunWork, TargetTables
@@ -133,8 +133,10 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
 
 
 class _CrossCheck:
-    """`OldCacheRows.cross_check` of each batch, the old cache rows read when the first batch needs them (a
-    rerun with nothing to write reads none)."""
+    """The old cache rows of each batch's executions, under the run of each (the launcher writes a cache row
+    under the run that executed it), against the fingerprint the execution was mapped to (mapping.md §7.3):
+    (agree, differ). The old rows are read when the first batch needs them (a rerun with
+    nothing to write reads none)."""
 
     def __init__(self, conn: Connection, t: TargetTables) -> None:
         self.conn, self.t = conn, t
@@ -142,9 +144,15 @@ class _CrossCheck:
 
     def __call__(self, batch: list[RunWork]) -> tuple[int, int]:
         if self.rows is None:
-            self.rows = OldCacheRows.read(self.conn, self.t)
+            self.rows = OldCacheRows.read(self.conn, self.t.old_tasks_name)
             self.conn.commit()
-        return self.rows.cross_check(batch)
+        ours = {x.mlmd_execution_ids[-1]: (short_hash(w.run_id), short_hash(x.fingerprint)) for w in batch
+                for x in w.rows.tasks if x.type == 2 and x.fingerprint}
+        agree = differ = 0
+        for execution, (run, fingerprint) in ours.items():
+            for old in self.rows.fingerprints_of(execution, {run}):
+                agree, differ = (agree + 1, differ) if old == fingerprint else (agree, differ + 1)
+        return agree, differ
 
 
 def previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, tuple[str, str, str | None]]:

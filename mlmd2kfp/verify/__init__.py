@@ -30,6 +30,7 @@ from ..migrate.gate import record_verify, verify_snapshot
 from ..migrate.state import (CLEANED_UP, MAPPING_VERSION, MigrationState, Phase, cleaned_up_line, newer_mapping,
                               runless_run_id)
 from ..target.legacy import tasks_location
+from ..target.old_cache import OldCacheRows
 from .checks import CHECKS, check_cache_rows, check_run_state, compare_run
 from .expect import ExpectedRun, expect_run
 from .global_checks import check_rollback_copy, check_runless_ledger, check_whole_target
@@ -204,6 +205,8 @@ class _Target:
     """The largest value the target server accepts, in bytes (`max_value_bytes`); None: no practical limit."""
     total_runs: int
     """Rows of `run_details` (the progress total)."""
+    old_cache: OldCacheRows | None = None
+    """The old table's cache rows, read when the first chunk compares them."""
 
     @property
     def conn(self) -> Connection:
@@ -363,17 +366,19 @@ def _compare_chunk(report: ParityReport, target: _Target, item: SourceChunk, gat
     derived = item.derived if item.derived is not None else _derive(target, chunk, gathered, options)
     target.reader.prefetch(run_ids)
     recorded = written_records(target.conn, run_ids)
-    fingerprints: dict[str, tuple[str, str]] = {}
+    fingerprints: dict[str, tuple[str, str]] = {}  # MLMD execution id → (task id, run id)
     for src in chunk:
         if src.run_id not in derived:  # not selected (`--run`, `--namespace`)
             continue
         run, exp = derived[src.run_id]
         _compare_one(report, target, gathered, src, run, exp, recorded.get(src.run_id))
-        fingerprints.update({str(k): v for k, v in exp.fingerprints.items()})
+        fingerprints.update({str(k): (task, src.run_id) for k, (task, _) in exp.fingerprints.items()})
         if on_progress:
             on_progress(report.runs_checked, target.total_runs)
     if target.old_tasks and fingerprints:
-        check_cache_rows(report, target.reader, target.old_tasks, fingerprints, run_ids)
+        if target.old_cache is None:  # read once, when the first chunk needs it
+            target.old_cache = OldCacheRows.read(target.conn, target.old_tasks)
+        check_cache_rows(report, target.reader, target.old_cache, target.old_tasks, fingerprints)
 
 
 def _derive(target: _Target, chunk: list[SourceRun], gathered: _Gathered,

@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, text
 
 from ..batching import chunks
 from ..bitmap import Bitmap
+from ..target.old_cache import OldCacheRows, short_hash
 from .expect import (ARTIFACT_COLUMNS, JSON_COLUMNS, LINK_COLUMNS, STATE_NAME, TASK_COLUMNS, ExpectedRun,
                      whole_numbers)
 from .report import Finding, ParityReport
@@ -265,13 +266,12 @@ def check_run_state(report: ParityReport, target: TargetReader, run_id: str, run
         report.fail(Finding("run-state", run_id, "ROOT task", "State", want, have))
 
 
-def check_cache_rows(report: ParityReport, t: TargetReader, old: str, fingerprints: dict[str, tuple[str, str]],
-                     run_ids: list[str]) -> None:
-    """Old cache rows (population A) of these executions against the migrated tasks' fingerprints.
-
-    The launcher writes a cache row under the run that executed it; selecting by the old table's indexed
-    `RunUUID` as well keeps each query an index lookup (`MLMDExecutionID` has no index in KFP's table).
-    """
+def check_cache_rows(report: ParityReport, t: TargetReader, old: OldCacheRows, old_table: str,
+                     fingerprints: dict[str, tuple[str, str]]) -> None:
+    """Old cache rows (population A) of these executions (MLMD execution id → (task id, run id)), each under
+    its run (the launcher writes a cache row under the run that executed it), against the migrated tasks'
+    fingerprints. The old rows come from `old`, read in one scan (KFP's table is clustered on random ids and
+    has no index on `MLMDExecutionID`); the text of one that differs is read back for the finding."""
     q = t.q
     cache = report.checks["cache"]
     cache.info.setdefault("old cache rows agreeing", 0)
@@ -282,16 +282,16 @@ def check_cache_rows(report: ParityReport, t: TargetReader, old: str, fingerprin
                                      f"WHERE {q('UUID')} IN :ids").bindparams(bindparam("ids", expanding=True)),
                                 {"ids": part}):
             by_task[r[0]] = r[1]
-    old_rows = text(f"SELECT {q('MLMDExecutionID')}, {q('Fingerprint')} FROM {q(old)} WHERE {q('RunUUID')} IN :runs "
-                    f"AND {q('MLMDExecutionID')} IN :ids").bindparams(bindparam("runs", expanding=True),
-                                                                       bindparam("ids", expanding=True))
-    for part in chunks(sorted(fingerprints)):
-        for exec_id, fingerprint in t.conn.execute(old_rows, {"runs": run_ids, "ids": part}):
+    for exec_id, (task, run_id) in sorted(fingerprints.items()):
+        migrated = by_task.get(task)
+        for fingerprint in old.fingerprints_of(int(exec_id), {short_hash(run_id)}):
             cache.checked += 1
-            task = fingerprints[str(exec_id)][0]
-            if by_task.get(task) == fingerprint:
+            if migrated is not None and fingerprint == short_hash(migrated):
                 cache.info["old cache rows agreeing"] += 1
-            else:
-                cache.info["differing"] += 1
-                report.fail(Finding("cache", "", f"task {task} (MLMD execution {exec_id})", "Fingerprint",
-                                    fingerprint, by_task.get(task)))
+                continue
+            cache.info["differing"] += 1
+            found = [r[0] for r in t.conn.execute(text(
+                f"SELECT {q('Fingerprint')} FROM {q(old_table)} WHERE {q('RunUUID')} = :run AND "
+                f"{q('MLMDExecutionID')} = :e"), {"run": run_id, "e": exec_id}) if short_hash(r[0] or "") == fingerprint]
+            report.fail(Finding("cache", "", f"task {task} (MLMD execution {exec_id})", "Fingerprint",
+                                found[0] if found else "(changed while verified)", migrated))

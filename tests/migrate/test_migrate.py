@@ -21,7 +21,7 @@ from mlmd2kfp.migrate.lock import MigrationLock  # noqa: E402
 from mlmd2kfp.migrate.plan import build_plan  # noqa: E402
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from tests.samples import write_sample  # noqa: E402
-from mlmd2kfp.verify import run_verify  # noqa: E402
+from mlmd2kfp.verify import VerifyOptions, run_verify  # noqa: E402
 from tests.helpers import execute, run_cli  # noqa: E402
 from tests.migrate.helpers import check_invariants, digest, rows  # noqa: E402
 from tests.migrate.helpers import quote as _q  # noqa: E402
@@ -73,6 +73,13 @@ def test_old_cache_rows_agree_differ_and_are_not_counted(databases, tmp_path):
     result = cli_migrate(m, k, "--batch-rows", "50", "--report", str(tmp_path / "report.json"))
     assert result.code == 0, result.stderr
     assert json.loads((tmp_path / "report.json").read_text())["fingerprints"] == {"agree": 46, "differ": 1}
+    # verify reads the old cache rows its own way and names the one that differs, with its text
+    report = run_verify(m, k, VerifyOptions(record=False))
+    cache_check = report.checks["cache"]
+    assert (cache_check.checked, cache_check.info["old cache rows agreeing"], cache_check.info["differing"]) == (47, 46, 1)
+    [finding] = cache_check.failures
+    assert (finding.field, finding.expected, finding.found) == ("Fingerprint", "edited", cache[0]["Fingerprint"])
+    assert f"(MLMD execution {cache[0]['MLMDExecutionID']})" in finding.row
     db.engine.dispose()
 
 

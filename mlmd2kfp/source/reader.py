@@ -113,6 +113,8 @@ class MlmdReader:
         self.queries = 0
         """SELECT statements issued so far (for the bounded-queries test)."""
         self._twins: dict[int, str] | None = None
+        self._page_runs: dict[str, tuple[RunRecord, str | None]] = {}
+        """The `run_details` rows `marks` read for the page being read."""
 
     @property
     def twin_run_contexts(self) -> dict[int, str]:
@@ -195,6 +197,7 @@ class MlmdReader:
                           .join(t.artifact, ar.id == ev.artifact_id).group_by(a.context_id), a.context_id, ids):
             facts[r[0]].append([int(r[1] or 0), millis(r[2]), millis(r[3])])
         runs = self._runs([name for _, name in contexts])
+        self._page_runs = runs  # the page is read next: its runs' rows (and specs) are not fetched twice
         out = {}
         for ctx_id, name in contexts:
             run = runs.get(name)
@@ -250,7 +253,9 @@ class MlmdReader:
             artifact_ids.add(r[1])
             events_by_exec[r[2]].append(MlmdEvent(r[0], r[1], r[2], r[3], r[5], millis(r[4])))
         artifacts = self._artifacts(sorted(artifact_ids))
-        runs = self._runs([name for _, name in contexts])
+        names = [name for _, name in contexts]
+        runs = {n: self._page_runs.pop(n) for n in names if n in self._page_runs}  # used once
+        runs.update(self._runs([n for n in names if n not in runs]))
         for ctx_id, name in contexts:
             ids = sorted(exec_by_ctx.get(ctx_id, []))
             execs = [executions[i] for i in ids if i in executions]

@@ -6,6 +6,7 @@ backend-specific SQL.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -270,20 +271,86 @@ def upsert(d: Dialect, table: Any, key: str, columns: list[str]) -> Any:
     return stmt.on_conflict_do_update(index_elements=[key], set_={c: stmt.excluded[c] for c in columns})
 
 
-def row_hash_sum_sql(d: Dialect, table: str, columns: list[str]) -> str | None:
-    """`SELECT COUNT(*), SUM(h)` over a table, `h` the first 64 bits of the MD5 of a row's columns (each
-    length-prefixed, NULL apart from ''), computed by the server so no row leaves it; None on SQLite (no
-    MD5). The sum is what a keyed table's rows hash to whatever order they are read in; compared on one
-    backend only (the text of a value is the server's)."""
+SQLITE_ROW_HASH, SQLITE_HASH_SUM = "mlmd2kfp_row_hash", "mlmd2kfp_hash_sum"
+"""The functions `prepare_row_hashes` gives a SQLite connection (it has no hash function, and its SUM
+overflows)."""
+
+
+def row_hash_sql(d: Dialect, columns: list[str], alias: str = "") -> str:
+    """A row's 64-bit hash, computed by the server: each column's text hashed on its own (`-` for NULL, so
+    NULL is not ''; no string grows with the row, which MySQL would turn into NULL past
+    `max_allowed_packet`), the hex hashes joined by ',', hashed again, the first 64 bits taken: SHA-256 on
+    MySQL (MD5 may be off there: FIPS mode, MySQL 9.6), MD5 on PostgreSQL and SQLite. Signed on PostgreSQL
+    and SQLite, unsigned on MySQL; the text of a value is the server's, so hashes are compared on one
+    backend only. Call `prepare_row_hashes` on the connection first."""
+    def col(c: str) -> str:
+        return f"{alias}.{d.q(c)}" if alias else d.q(c)
+
     if d.name == "mysql":
-        parts = [f"IFNULL(CONCAT(CHAR_LENGTH({d.q(c)}), ':', {d.q(c)}), '-')" for c in columns]
-        row = f"CAST(CONV(LEFT(MD5(CONCAT_WS(',', {', '.join(parts)})), 16), 16, 10) AS UNSIGNED)"
-    elif d.name == "postgresql":
-        parts = [f"COALESCE(length({d.q(c)}::text) || ':' || {d.q(c)}::text, '-')" for c in columns]
-        row = f"('x' || left(md5(concat_ws(',', {', '.join(parts)})), 16))::bit(64)::bigint::numeric"
-    else:
-        return None
-    return f"SELECT COUNT(*), COALESCE(SUM({row}), 0) FROM {d.q(table)}"
+        parts = ", ".join(f"IFNULL(SHA2({col(c)}, 256), '-')" for c in columns)
+        return f"CAST(CONV(LEFT(SHA2(CONCAT_WS(',', {parts}), 256), 16), 16, 10) AS UNSIGNED)"
+    if d.name == "postgresql":
+        parts = ", ".join(f"COALESCE(md5({col(c)}::text), '-')" for c in columns)
+        return f"('x' || left(md5(concat_ws(',', {parts})), 16))::bit(64)::bigint::numeric"
+    joined = ", ".join(col(c) for c in columns)
+    return f"{SQLITE_ROW_HASH}({joined})"
+
+
+def hash_sum_sql(d: Dialect, row_hash: str) -> str:
+    """The exact sum of `row_hash` over a table or a group (0 for none): what a keyed set of rows hashes to
+    in whatever order the server reads it. Read it with `int()` (a Decimal, or text from SQLite)."""
+    if d.name == "sqlite":
+        return f"{SQLITE_HASH_SUM}({row_hash})"
+    return f"COALESCE(SUM({row_hash}), 0)"
+
+
+def prepare_row_hashes(conn: Connection) -> bool:
+    """Whether this connection can compute `row_hash_sql`: on SQLite after adding the two functions it uses;
+    on MySQL if `SHA2` answers (a server without it, or with it switched off, returns NULL or fails)."""
+    d = dialect_for(conn)
+    if d.name == "sqlite":
+        raw: Any = conn.connection.driver_connection
+        raw.create_function(SQLITE_ROW_HASH, -1, _row_md5_64, deterministic=True)
+        raw.create_aggregate(SQLITE_HASH_SUM, 1, _HashSum)
+        return True
+    if d.name == "mysql":
+        try:
+            return conn.exec_driver_sql("SELECT SHA2('mlmd2kfp', 256)").scalar() is not None
+        except Exception:  # noqa: BLE001 - a failed SELECT leaves a MySQL transaction as it was
+            return False
+    return True
+
+
+def _row_md5_64(*values: Any) -> int:
+    """SQLite's `row_hash_sql`, the PostgreSQL recipe over Python's text of each value."""
+    parts = ",".join("-" if v is None else hashlib.md5(_sqlite_text(v)).hexdigest() for v in values)
+    return int.from_bytes(hashlib.md5(parts.encode()).digest()[:8], "big", signed=True)
+
+
+def _sqlite_text(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, float):
+        return repr(value).encode()
+    return str(value).encode("utf-8", "surrogatepass")
+
+
+class _HashSum:
+    """SQLite aggregate: the exact sum of 64-bit hashes, as text (SQLite's own integers would overflow)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def step(self, value: int | None) -> None:
+        self.total += int(value or 0)
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+def row_hash_sum_sql(d: Dialect, table: str, columns: list[str]) -> str:
+    """`SELECT COUNT(*), sum of row hashes` over a whole table (`row_hash_sql`, `hash_sum_sql`)."""
+    return f"SELECT COUNT(*), {hash_sum_sql(d, row_hash_sql(d, columns))} FROM {d.q(table)}"
 
 
 def rename_statements(d: Dialect, renames: list[tuple[str, str]]) -> list[str]:

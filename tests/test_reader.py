@@ -64,3 +64,31 @@ def test_queries_are_bounded_per_page_not_per_run(tmp_path):
         assert len(bundles) == runs - runs // 13  # the v1 run is not a system.PipelineRun
     # one page either way: the same statements, whatever the number of runs (spec versions cached)
     assert counts[52] <= counts[13] + 2, counts
+
+
+def test_a_page_reads_its_run_details_rows_once(tmp_path):
+    """`marks` reads the page's `run_details` rows (manifests and all) and the page read that follows takes
+    them, asking again only for the runs `marks` found no row for; a second read of the same runs fetches
+    them all again (each row is used once)."""
+    pytest.importorskip("ml_metadata")
+    from sqlalchemy import event
+
+    from tests.samples import write_sample
+
+    m, k = f"sqlite:///{tmp_path}/m.sqlite", f"sqlite:///{tmp_path}/k.sqlite"
+    write_sample(m, k, runs=13, seed=9)
+    me, ke = create_engine(m), create_engine(k)
+    asked: list[int] = []  # run ids asked for, per statement that reads manifests
+    event.listen(ke, "before_cursor_execute", lambda conn, cursor, statement, parameters, *rest: asked.append(
+        len(parameters)) if "PipelineSpecManifest" in statement else None)
+    with me.connect() as mc, ke.connect() as kc:
+        reader = MlmdReader(mc, kc, page_runs=1000)
+        [page] = list(reader.pages())
+        reader.marks(page)
+        assert asked == [len(page)]
+        first = list(reader.read_contexts(page))
+        missing = sum(b.run is None for b in first)
+        assert 0 < missing < len(page)  # the sample has runs without a `run_details` row
+        assert asked == [len(page), missing]
+        again = list(reader.read_contexts(page))
+        assert asked == [len(page), missing, len(page)] and [b.run for b in again] == [b.run for b in first]

@@ -146,11 +146,11 @@ class _CrossCheck:
         if self.rows is None:
             self.rows = OldCacheRows.read(self.conn, self.t.old_tasks_name)
             self.conn.commit()
-        ours = {x.mlmd_execution_ids[-1]: (short_hash(w.run_id), short_hash(x.fingerprint)) for w in batch
+        ours = {(x.mlmd_execution_ids[-1], w.run_id): short_hash(x.fingerprint) for w in batch
                 for x in w.rows.tasks if x.type == 2 and x.fingerprint}
         agree = differ = 0
-        for execution, (run, fingerprint) in ours.items():
-            for old in self.rows.fingerprints_of(execution, {run}):
+        for (execution, run), fingerprint in ours.items():
+            for old in self.rows.fingerprints_of(execution, run):
                 agree, differ = (agree + 1, differ) if old == fingerprint else (agree, differ + 1)
         return agree, differ
 

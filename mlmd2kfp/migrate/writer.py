@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, MetaData, String, Table, and_, delete, exists, func, select, update
+from sqlalchemy import MetaData, Table, and_, delete, exists, func, select, update
 from sqlalchemy.engine import Connection
 
 from ..batching import chunks
@@ -49,9 +49,6 @@ class TargetTables:
         self.links = core_table(ARTIFACT_TASKS, md=self.md)
         self.runs = core_table(RUNS, md=self.md)
         self.ledger = core_table(LEDGER, md=self.md)
-        self.old = (Table(self.old_tasks_name, MetaData(), Column("MLMDExecutionID", String), Column("Fingerprint", String),
-                          Column("RunUUID", String))
-                    if self.old_tasks_name else None)
 
 
 @dataclass

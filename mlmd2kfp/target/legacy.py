@@ -12,7 +12,7 @@ import json
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from ..dialects import dialect_for, row_hash_sum_sql
+from ..dialects import dialect_for, prepare_row_hashes, row_hash_sum_sql
 from .schema import OLD_TASKS_MARKERS, PRE_MIGRATION_TABLE, STAGING_TABLE, Column, ForeignKey, Index, Table
 
 _C = "CASCADE"
@@ -160,25 +160,25 @@ LEGACY_TABLES: tuple[Table, ...] = (EXPERIMENTS, PIPELINES, PIPELINE_VERSIONS, R
 """Creation order of the pre-upgrade KFP tables."""
 
 
-SERVER_DIGEST = "md5sum:"
+SERVER_DIGEST = "rowsum1:"
 """How a digest the server computed begins (`dialects.row_hash_sum_sql`); one without it is the SHA-256
-over the rows streamed to the client that every release before issue #29's second part recorded."""
+over the rows streamed to the client that releases before issue #29's second session recorded."""
 
 
 def old_tasks_digest(conn: Connection, table: str, recorded: str | None = None) -> tuple[int, str]:
     """Rows of an old-form `tasks` table and a digest over them (every column by name): what the cutover
-    moved aside, so that `verify` and `rollback` can tell the copy is still whole (issue #27). Computed by
-    the server where it can (a sum of row hashes: no row is shipped, BENCHMARKS.md), else streamed; given
-    the digest `recorded` to compare with, computed the way that one was. Stable on one backend, which is
-    all it is compared on."""
-    d = dialect_for(conn)
+    moved aside, so that `verify` and `rollback` can tell the copy is still whole (issue #27). The database
+    computes it (a sum of row hashes, `dialects.row_hash_sum_sql`: no row is shipped; a MySQL whose SHA2
+    does not answer streams the rows as before, and that digest is then the one recorded); given the digest
+    `recorded` to compare with, it is computed the way that one was (a release before issue #29 streamed the
+    rows into a SHA-256). Stable on one backend, which is all it is compared on."""
     columns = sorted(c["name"] for c in inspect(conn).get_columns(table))
+    server = recorded is None or recorded.startswith(SERVER_DIGEST)
+    if not server or not prepare_row_hashes(conn):  # a MySQL without SHA2: streamed, and recorded so
+        return _streamed_digest(conn, table, columns)
     names = hashlib.sha256(json.dumps(columns).encode()).hexdigest()[:12]
-    server = row_hash_sum_sql(d, table, columns)
-    if server is not None and (recorded is None or recorded.startswith(SERVER_DIGEST)):
-        rows, total = conn.exec_driver_sql(server).one()
-        return int(rows), f"{SERVER_DIGEST}{names}:{int(total)}"
-    return _streamed_digest(conn, table, columns)
+    rows, total = conn.exec_driver_sql(row_hash_sum_sql(dialect_for(conn), table, columns)).one()
+    return int(rows), f"{SERVER_DIGEST}{names}:{int(total)}"
 
 
 def _streamed_digest(conn: Connection, table: str, columns: list[str]) -> tuple[int, str]:

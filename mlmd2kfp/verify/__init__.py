@@ -366,13 +366,13 @@ def _compare_chunk(report: ParityReport, target: _Target, item: SourceChunk, gat
     derived = item.derived if item.derived is not None else _derive(target, chunk, gathered, options)
     target.reader.prefetch(run_ids)
     recorded = written_records(target.conn, run_ids)
-    fingerprints: dict[str, tuple[str, str]] = {}  # MLMD execution id → (task id, run id)
+    fingerprints: list[tuple[str, str, str]] = []  # (MLMD execution id, task id, run id)
     for src in chunk:
         if src.run_id not in derived:  # not selected (`--run`, `--namespace`)
             continue
         run, exp = derived[src.run_id]
         _compare_one(report, target, gathered, src, run, exp, recorded.get(src.run_id))
-        fingerprints.update({str(k): (task, src.run_id) for k, (task, _) in exp.fingerprints.items()})
+        fingerprints += [(str(k), task, src.run_id) for k, (task, _) in exp.fingerprints.items()]
         if on_progress:
             on_progress(report.runs_checked, target.total_runs)
     if target.old_tasks and fingerprints:

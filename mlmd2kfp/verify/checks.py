@@ -16,7 +16,7 @@ from ..bitmap import Bitmap
 from ..target.old_cache import OldCacheRows, short_hash
 from .expect import (ARTIFACT_COLUMNS, JSON_COLUMNS, LINK_COLUMNS, STATE_NAME, TASK_COLUMNS, ExpectedRun,
                      whole_numbers)
-from .report import Finding, ParityReport
+from .report import FINDINGS_KEPT, Finding, ParityReport
 from .source import SourceRun
 from .target_reads import TargetReader
 
@@ -267,31 +267,34 @@ def check_run_state(report: ParityReport, target: TargetReader, run_id: str, run
 
 
 def check_cache_rows(report: ParityReport, t: TargetReader, old: OldCacheRows, old_table: str,
-                     fingerprints: dict[str, tuple[str, str]]) -> None:
-    """Old cache rows (population A) of these executions (MLMD execution id → (task id, run id)), each under
+                     fingerprints: list[tuple[str, str, str]]) -> None:
+    """Old cache rows (population A) of these executions ((MLMD execution id, task id, run id)), each under
     its run (the launcher writes a cache row under the run that executed it), against the migrated tasks'
     fingerprints. The old rows come from `old`, read in one scan (KFP's table is clustered on random ids and
-    has no index on `MLMDExecutionID`); the text of one that differs is read back for the finding."""
+    has no index on `MLMDExecutionID`); the text of one that differs is read back for the findings kept."""
     q = t.q
     cache = report.checks["cache"]
     cache.info.setdefault("old cache rows agreeing", 0)
     cache.info.setdefault("differing", 0)
     by_task: dict[str, str] = {}
-    for part in chunks(sorted({task for task, _ in fingerprints.values()})):
+    for part in chunks(sorted({task for _, task, _ in fingerprints})):
         for r in t.conn.execute(text(f"SELECT {q('UUID')}, {q('Fingerprint')} FROM {q(t.tasks_table)} "
                                      f"WHERE {q('UUID')} IN :ids").bindparams(bindparam("ids", expanding=True)),
                                 {"ids": part}):
             by_task[r[0]] = r[1]
-    for exec_id, (task, run_id) in sorted(fingerprints.items()):
+    for exec_id, task, run_id in sorted(fingerprints):
         migrated = by_task.get(task)
-        for fingerprint in old.fingerprints_of(int(exec_id), {short_hash(run_id)}):
+        for fingerprint in old.fingerprints_of(int(exec_id), run_id):
             cache.checked += 1
             if migrated is not None and fingerprint == short_hash(migrated):
                 cache.info["old cache rows agreeing"] += 1
                 continue
             cache.info["differing"] += 1
-            found = [r[0] for r in t.conn.execute(text(
-                f"SELECT {q('Fingerprint')} FROM {q(old_table)} WHERE {q('RunUUID')} = :run AND "
-                f"{q('MLMDExecutionID')} = :e"), {"run": run_id, "e": exec_id}) if short_hash(r[0] or "") == fingerprint]
+            found: list[str] = []
+            if len(cache.failures) < FINDINGS_KEPT:  # the text only for a finding that is kept
+                found = [r[0] for r in t.conn.execute(text(
+                    f"SELECT {q('Fingerprint')} FROM {q(old_table)} WHERE {q('RunUUID')} = :run AND "
+                    f"{q('MLMDExecutionID')} = :e"), {"run": run_id, "e": exec_id})
+                    if short_hash(r[0]) == fingerprint]
             report.fail(Finding("cache", "", f"task {task} (MLMD execution {exec_id})", "Fingerprint",
                                 found[0] if found else "(changed while verified)", migrated))

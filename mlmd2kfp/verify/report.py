@@ -11,6 +11,8 @@ from xml.etree import ElementTree as ET
 from rich.table import Table
 
 FINDINGS_SHOWN = 20
+FINDINGS_KEPT = 200
+"""Findings a check keeps (it counts them all)."""
 NOT_COMPARED = ("Rows whose ids are not the tool's (version-4 ids: written by KFP's API server) are counted, not "
                 "compared. Every column of every tool-written row is compared; nothing else is left out.")
 
@@ -46,7 +48,7 @@ class CheckResult:
 
     def fail(self, finding: Finding) -> None:
         self.failure_count += 1
-        if len(self.failures) < 200:
+        if len(self.failures) < FINDINGS_KEPT:
             self.failures.append(finding)
 
     @property

@@ -104,14 +104,12 @@ def test_item_3_the_rollback_copy_is_checked(databases, damage, recorded):
     """`tasks_pre_migration` damaged after the cutover: verify fails (so the gate stays closed and cleanup is
     refused), rollback refuses with one line and changes nothing, and rolls back only when forced. The same
     when the digest was recorded by a release before the server computed it (streamed: a SHA-256)."""
-    if recorded == "streamed" and databases.backend == "sqlite":
-        pytest.skip("SQLite's digests are the streamed ones")
     m, k = databases.new("m"), databases.new("k")
     write_sample(m, k, seed=8)
     migrate(m, k, MigrateOptions())
     db = Db(k)
     form = db.one("SELECT old_tasks_digest FROM mlmd2kfp_state")["old_tasks_digest"]
-    assert form.startswith("md5sum:") == (databases.backend != "sqlite")
+    assert form.startswith("rowsum1:")
     if recorded == "streamed":
         earlier = _streamed_sha256(db)
         db.sql("UPDATE mlmd2kfp_state SET old_tasks_digest = :d", d=earlier)
@@ -147,24 +145,23 @@ def _streamed_sha256(db: Db) -> str:
 
 
 def test_item_3_the_server_digest_written_out(databases):
-    """The digest the server computes for the old tasks, derived here in Python: the sum of the first 64 bits
-    of each row's MD5 (signed on PostgreSQL), a row being its sorted columns' text, length-prefixed, '-' for
-    NULL, joined by ','."""
-    if databases.backend == "sqlite":
-        pytest.skip("SQLite has no MD5: its digest is the streamed SHA-256 (test above)")
+    """The digest the database computes for the old tasks, derived here in Python: the sum of the first 64 bits
+    of each row's hash (unsigned on MariaDB, signed elsewhere), a row's hash being the hash of its sorted
+    columns' hex hashes ('-' for NULL) joined by ','; SHA-256 on MariaDB, MD5 on PostgreSQL and SQLite."""
     m, k = databases.new("m"), databases.new("k")
     write_sample(m, k, seed=8)
     migrate(m, k, MigrateOptions())
     db = Db(k)
     rows = db.sql("SELECT * FROM tasks_pre_migration")
     columns = sorted(rows[0])
+    algorithm = hashlib.sha256 if databases.backend == "mariadb" else hashlib.md5
     total = 0
     for r in rows:
-        text = ",".join("-" if r[c] is None else f"{len(str(r[c]))}:{r[c]}" for c in columns)
-        top = int(hashlib.md5(text.encode()).hexdigest()[:16], 16)
-        total += top - 2 ** 64 if databases.backend == "postgresql" and top >= 2 ** 63 else top
+        text = ",".join("-" if r[c] is None else algorithm(str(r[c]).encode()).hexdigest() for c in columns)
+        top = int(algorithm(text.encode()).hexdigest()[:16], 16)
+        total += top - 2 ** 64 if databases.backend != "mariadb" and top >= 2 ** 63 else top
     names = hashlib.sha256(json.dumps(columns).encode()).hexdigest()[:12]
-    assert db.one("SELECT old_tasks_digest FROM mlmd2kfp_state")["old_tasks_digest"] == f"md5sum:{names}:{total}"
+    assert db.one("SELECT old_tasks_digest FROM mlmd2kfp_state")["old_tasks_digest"] == f"rowsum1:{names}:{total}"
     db.engine.dispose()
 
 

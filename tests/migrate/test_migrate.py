@@ -70,7 +70,8 @@ def test_old_cache_rows_agree_differ_and_are_not_counted(databases, tmp_path):
     other_run = next(r["RunUUID"] for r in cache if r["RunUUID"] != cache[1]["RunUUID"])
     db.insert("tasks", {**cache[1], "UUID": str(uuid.uuid4()), "RunUUID": other_run})
     db.insert("tasks", {**cache[2], "UUID": str(uuid.uuid4()), "MLMDExecutionID": "0" + cache[2]["MLMDExecutionID"]})
-    result = cli_migrate(m, k, "--batch-rows", "50", "--report", str(tmp_path / "report.json"))
+    # one batch: the copy's run is in it, and still the copy is not its execution's run
+    result = cli_migrate(m, k, "--batch-rows", "100000", "--report", str(tmp_path / "report.json"))
     assert result.code == 0, result.stderr
     assert json.loads((tmp_path / "report.json").read_text())["fingerprints"] == {"agree": 46, "differ": 1}
     # verify reads the old cache rows its own way and names the one that differs, with its text

@@ -477,14 +477,28 @@ def enrich(conn: Any, runs: list[Any]) -> None:
         for r in conn.execute(text(f"SELECT event_id, step_key FROM {path_t} WHERE step_key IS NOT NULL AND "
                                    f"event_id IN ({listed})")):
             keys.setdefault(int(r[0]), r[1])
-        types = {int(r[0]): r[1] for r in conn.execute(text(
-            f"SELECT ev.id, t.name FROM {ev_t} ev JOIN {ex_t} x ON x.id = ev.execution_id "
-            f"JOIN {ty_t} t ON t.id = x.type_id WHERE ev.id IN ({listed})"))}
+        types = _execution_types(conn, (ev_t, ex_t, ty_t), listed)
         for artifact_id, event_id in events.items():
             first[artifact_id] = (keys.get(event_id), types.get(event_id))
     for src in runs:
         for a in src.artifacts.values():
             a.first_key, a.first_type = first.get(a.id, (None, None))
+
+
+def _execution_types(conn: Any, tables: tuple[str, str, str], listed: str) -> dict[int, str]:
+    """The type name of the execution of each of these events (ids as SQL text), by primary keys in steps:
+    as one three-table join, MariaDB at 200k executions planned it from `Type` outwards and examined
+    311 M rows for 521 pages (137 s of a 274 s verify; BENCHMARKS.md)."""
+    ev_t, ex_t, ty_t = tables
+    execution_of = {int(r[0]): int(r[1]) for r in conn.execute(text(
+        f"SELECT id, execution_id FROM {ev_t} WHERE id IN ({listed})"))}
+    if not execution_of:
+        return {}
+    type_of = {int(r[0]): int(r[1]) for r in conn.execute(text(
+        f"SELECT id, type_id FROM {ex_t} WHERE id IN ({','.join(map(str, sorted(set(execution_of.values()))))})"))}
+    names = {int(r[0]): r[1] for r in conn.execute(text(
+        f"SELECT id, name FROM {ty_t} WHERE id IN ({','.join(map(str, sorted(set(type_of.values())) or [0]))})"))}
+    return {event: names[type_of[x]] for event, x in execution_of.items() if x in type_of and type_of[x] in names}
 
 
 def expected_runless(mconn: Any, linked: Bitmap) -> set[tuple[str, int, str]]:

@@ -4,6 +4,11 @@ For each run: the count and the sum of row hashes (`dialects.row_hash_sql`) of i
 artifacts its links use (once per link) and its ledger entries, read per chunk of runs with one aggregate
 query per part, so no row leaves the server. A passing verify records them per run; the next verify
 recomputes them and compares in full only the runs whose sums or MLMD marks moved since.
+
+Not yet what an incremental verify needs whole (issue #30): the run's `run_details` row and what it points
+to (namespaces, state, the spec) decide the expected rows too, and sums recorded by a verify must describe
+the rows it compared (taken before and after comparing, recorded only when equal). The parts are read in
+separate statements, each its own snapshot where the isolation level is READ COMMITTED.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ def run_sums(conn: Connection, tasks_table: str, run_ids: list[str]) -> dict[str
     database cannot hash (a MySQL whose SHA2 does not answer)."""
     if not prepare_row_hashes(conn):
         return None
+    run_ids = list(dict.fromkeys(run_ids))  # a run asked twice is one run
     d = dialect_for(conn)
     found: dict[str, list[str]] = {r: [] for r in run_ids}
     for source, row_hash, run in _parts(d, tasks_table):

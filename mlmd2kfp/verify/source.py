@@ -496,8 +496,10 @@ def _execution_types(conn: Any, tables: tuple[str, str, str], listed: str) -> di
         return {}
     type_of = {int(r[0]): int(r[1]) for r in conn.execute(text(
         f"SELECT id, type_id FROM {ex_t} WHERE id IN ({','.join(map(str, sorted(set(execution_of.values()))))})"))}
+    if not type_of:
+        return {}
     names = {int(r[0]): r[1] for r in conn.execute(text(
-        f"SELECT id, name FROM {ty_t} WHERE id IN ({','.join(map(str, sorted(set(type_of.values())) or [0]))})"))}
+        f"SELECT id, name FROM {ty_t} WHERE id IN ({','.join(map(str, sorted(set(type_of.values()))))})"))}
     return {event: names[type_of[x]] for event, x in execution_of.items() if x in type_of and type_of[x] in names}
 
 

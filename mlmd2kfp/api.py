@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from .errors import PlanNotClean, UsageError
+from .errors import PlanNotClean
 from .migrate.options import MigrateOptions
+from .verify.options import VerifyOptions
 
 if TYPE_CHECKING:
     from .migrate.admin import RollbackReport, StatusReport
@@ -38,7 +39,7 @@ Progress = Callable[[int, int], None]
 Database = str | Engine
 """A database: its URL, or an engine (the caller's, left open)."""
 
-__all__ = ["Database", "MigrateOptions", "Progress", "cleanup", "fast_sample", "migrate", "plan", "refuse_unclean_plan",
+__all__ = ["Database", "MigrateOptions", "Progress", "VerifyOptions", "check_mlmd", "cleanup", "fast_sample", "migrate", "plan", "refuse_unclean_plan",
            "rollback", "sample", "schema_check", "schema_create", "status", "verify"]
 
 
@@ -102,27 +103,32 @@ def refuse_unclean_plan(mlmd_url: Database, kfp_url: Database, *, multi_user: bo
                            "(run `mlmd2kfp plan` for the ledger)")
 
 
-def verify(mlmd_url: Database, kfp_url: Database, *, run_ids: tuple[str, ...] = (), namespaces: tuple[str, ...] = (),
-           multi_user: bool | None = None, source: str = "auto", source_name: str | None = None,
+def verify(mlmd_url: Database, kfp_url: Database, options: VerifyOptions | None = None,
            on_progress: Progress | None = None) -> ParityReport:
     """Check every row the tool wrote against MLMD, re-derived another way; record the result for the gate.
 
-    Args:
-        run_ids, namespaces: check only these (a partial result, which never opens the gate).
-        multi_user: default: the mode the migration recorded.
-        source: how to read MLMD for the expected side: `auto` (ml-metadata when installed), `api`, `sql`.
-        source_name: which recorded source this MLMD database is (needed when there are several).
+    `options` (`VerifyOptions`): a `--run`/`--namespace` subset (a partial result, which never opens the gate),
+    the install mode (default: the one the migration recorded), how to read MLMD (`auto`: ml-metadata when
+    installed, `api`, `sql`), which recorded source this MLMD database is (needed when there are several), and
+    `full`: re-derive every run even when the records of a passing full verify would let verify compare only
+    the runs that changed since (the default then; `report.kind` says which ran).
 
     `report.exit_code` is 0 when everything holds, 1 on a difference; `report.not_recorded` says why a
     result could not be recorded (a migrator wrote while it read).
     """
-    from .verify import VerifyOptions, run_verify
+    from .verify import run_verify
 
-    if source not in ("auto", "api", "sql"):
-        raise UsageError("--source must be auto, api or sql")
-    options = VerifyOptions(run_ids=tuple(run_ids), namespaces=tuple(namespaces), multi_user=multi_user,
-                            source_path=source, source_name=source_name)
-    return run_verify(mlmd_url, kfp_url, options, on_progress=on_progress)
+    return run_verify(mlmd_url, kfp_url, options or VerifyOptions(), on_progress=on_progress)
+
+
+def check_mlmd(mlmd_url: Database, kfp_url: Database, source_name: str | None = None) -> tuple[bool, str]:
+    """Whether MLMD still holds what the last verify compared (`status --check --mlmd-url`): every run's
+    change mark, read with aggregate queries, against the records of that verify; (holds, one line naming
+    the runs that changed, added or gone). `source_name`: which recorded source MLMD is, when there are
+    several."""
+    from .verify import check_mlmd as check
+
+    return check(mlmd_url, kfp_url, source_name)
 
 
 def status(kfp_url: Database) -> StatusReport:

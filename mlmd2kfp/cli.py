@@ -231,6 +231,9 @@ def verify_cmd(
                       "(ml-metadata API when installed), api, sql.")] = "auto",
     source_name: Annotated[Optional[str], typer.Option("--source-name", metavar="NAME", help="The --source-name this MLMD database "
                            "was migrated with; needed when the KFP database holds several sources.")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Re-derive and compare every run. Default: when a passing full "
+                    "verify left its per-run records, compare in full only the runs whose MLMD rows or migrated "
+                    "rows changed since (the report says which kind ran).")] = False,
 ) -> None:
     """Independent parity check of MLMD against the migrated tables; exit 0 when all holds, 1 on a difference.
 
@@ -243,9 +246,10 @@ def verify_cmd(
     settings = Settings(mlmd_url=_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
                         kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
     with console.RunProgress("verifying") as progress:  # a subset is recorded as `partial`: it never opens the gate
-        report = api.verify(settings.mlmd_url, settings.kfp_url,  # type: ignore[arg-type]
-                            run_ids=tuple(run or ()), namespaces=tuple(namespace or ()), multi_user=multi_user,
-                            source=source, source_name=source_name, on_progress=progress)
+        options = api.VerifyOptions(run_ids=tuple(run or ()), namespaces=tuple(namespace or ()), multi_user=multi_user,
+                                    source_path=source, source_name=source_name, full=full)
+        report = api.verify(settings.mlmd_url, settings.kfp_url, options,  # type: ignore[arg-type]
+                            on_progress=progress)
     console.print_data(render_table(report))
     for path, render in ((json_path, to_json), (markdown_path, to_markdown), (junit_path, to_junit)):
         if path:
@@ -262,6 +266,13 @@ def status_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Startup gate: exit 0 only when a migration finished "
                      "and its last verify passed; else 1 with one line saying why.")] = False,
+    mlmd_url: Annotated[Optional[str], typer.Option(
+        "--mlmd-url", metavar="URL", envvar=MLMD_URL_ENV, show_envvar=True, help="With --check: also compare "
+        "MLMD with what the last verify recorded (a run changed, added or gone since closes the gate).")] = None,
+    with_mlmd: Annotated[bool, typer.Option("--with-mlmd", help="With --check: compare MLMD as --mlmd-url does, "
+                         "reached through the MLMD2KFP_DB_* variables (the Job manifests).")] = False,
+    source_name: Annotated[Optional[str], typer.Option("--source-name", metavar="NAME", help="With --mlmd-url: "
+                           "the source this MLMD database is, when the KFP database holds several.")] = None,
 ) -> None:
     """Show the migration's phase, counts, checkpoint, last error and last verify result."""
     from . import api
@@ -271,6 +282,12 @@ def status_cmd(
     report = api.status(settings.kfp_url)  # type: ignore[arg-type]
     passed, why = report.gate
     if check:
+        if passed and (mlmd_url or with_mlmd):
+            passed, mlmd_line = api.check_mlmd(_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
+                                               settings.kfp_url, source_name)  # type: ignore[arg-type]
+            why = f"{why}; {mlmd_line}" if passed else mlmd_line
+        elif passed:
+            why += " (MLMD not compared: pass --mlmd-url to check it still holds what verify compared)"
         console.print_data(("OK: " if passed else "NOT READY: ") + why)
         raise typer.Exit(0 if passed else 1)
     if as_json:

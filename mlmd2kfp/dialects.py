@@ -283,17 +283,18 @@ def row_hash_sql(d: Dialect, columns: list[str], alias: str = "") -> str:
     MySQL (MD5 may be off there: FIPS mode, MySQL 9.6), MD5 on PostgreSQL and SQLite. Signed on PostgreSQL
     and SQLite, unsigned on MySQL; the text of a value is the server's, so hashes are compared on one
     backend only. Call `prepare_row_hashes` on the connection first."""
-    def col(c: str) -> str:
-        return f"{alias}.{d.q(c)}" if alias else d.q(c)
+    return row_hash_of(d, [f"{alias}.{d.q(c)}" if alias else d.q(c) for c in columns])
 
+
+def row_hash_of(d: Dialect, values: list[str]) -> str:
+    """`row_hash_sql` over SQL expressions (columns of several tables of a join)."""
     if d.name == "mysql":
-        parts = ", ".join(f"IFNULL(SHA2({col(c)}, 256), '-')" for c in columns)
+        parts = ", ".join(f"IFNULL(SHA2({v}, 256), '-')" for v in values)
         return f"CAST(CONV(LEFT(SHA2(CONCAT_WS(',', {parts}), 256), 16), 16, 10) AS UNSIGNED)"
     if d.name == "postgresql":
-        parts = ", ".join(f"COALESCE(md5({col(c)}::text), '-')" for c in columns)
+        parts = ", ".join(f"COALESCE(md5({v}::text), '-')" for v in values)
         return f"('x' || left(md5(concat_ws(',', {parts})), 16))::bit(64)::bigint::numeric"
-    joined = ", ".join(col(c) for c in columns)
-    return f"{SQLITE_ROW_HASH}({joined})"
+    return f"{SQLITE_ROW_HASH}({', '.join(values)})"
 
 
 def hash_sum_sql(d: Dialect, row_hash: str) -> str:

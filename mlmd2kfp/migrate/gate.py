@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
 
 from ..errors import LockHeldError
 from .lock import MigrationLock
@@ -83,6 +85,9 @@ def _verified(record: VerifyRecord, option: str) -> tuple[bool, str]:
     if record.scope == "partial":
         return False, (f"the last verify checked only some runs (`--run`/`--namespace`); run `mlmd2kfp verify{option}` "
                        "without them")
+    if record.kind == "incremental" and record.chain_mapping_version != MAPPING_VERSION:
+        return False, (f"the last verify was incremental and chains to no full verify of mapping version "
+                       f"{MAPPING_VERSION}; run `mlmd2kfp verify --full{option}`")
     if record.phase != "after cutover":
         return False, f"the last verify ran before the cutover finished; run `mlmd2kfp verify{option}` again"
     return True, "migration finished and verified"
@@ -118,9 +123,11 @@ NOT_RECORDED = ("`mlmd2kfp migrate` or `rollback` wrote to the KFP database whil
 
 
 def record_verify(engine: Any, passed: bool, summary: dict[str, Any], snapshot: tuple[Any, ...] | None,
-                  source_name: str = "") -> str | None:
+                  source_name: str = "", also: Callable[[Connection], None] | None = None) -> str | None:
     """Store a verify result in the source's state row (what `status --check` reads), under the migration lock so
     that no `migrate` can start between the comparison with `snapshot` and the write.
+
+    `also` writes verify's per-run records in the same transaction (only when the result is recorded).
 
     Returns:
         None when recorded; else the line saying why not (a `migrate` or `rollback` wrote while verify was
@@ -129,13 +136,13 @@ def record_verify(engine: Any, passed: bool, summary: dict[str, Any], snapshot: 
     """
     try:
         with MigrationLock(engine, "migration"):
-            return _record_locked(engine, passed, summary, snapshot, source_name)
+            return _record_locked(engine, passed, summary, snapshot, source_name, also)
     except LockHeldError:
         return NOT_RECORDED
 
 
 def _record_locked(engine: Any, passed: bool, summary: dict[str, Any], snapshot: tuple[Any, ...] | None,
-                   source_name: str) -> str | None:
+                   source_name: str, also: Callable[[Connection], None] | None) -> str | None:
     with engine.begin() as conn:
         if STATE.name not in inspect(conn).get_table_names():
             return None
@@ -149,6 +156,8 @@ def _record_locked(engine: Any, passed: bool, summary: dict[str, Any], snapshot:
             return NOT_RECORDED
         update_state(conn, source_name, verify_passed=int(passed), verify_at=int(time.time()),
                      verify_result=json.dumps(summary, sort_keys=True)[:60000], **keep)
+        if also is not None:
+            also(conn)
         states = load_states(conn)
         if gate(states)[0]:  # from now on the new KFP may start and write (mapping.md W15)
             now = int(time.time())

@@ -79,7 +79,7 @@ next whole pass, a newer one refused (docs/mapping.md M26)."""
 STATE_ID = "migration"
 """The state row of the default source (no `--source-name`); a named source's row is `migration:<name>`."""
 
-ADDED_STATE_COLUMNS = ("old_tasks_rows", "old_tasks_digest", "gate_opened_at")
+ADDED_STATE_COLUMNS = ("old_tasks_rows", "old_tasks_digest", "gate_opened_at", "verify_chain")
 """State columns later releases added (nullable): `upgrade_tool_tables` adds them, and state rows are read
 with what a table has, the rest None."""
 RUNS = Table(
@@ -98,6 +98,18 @@ RUNS = Table(
 `digest` is `target.digest.rows_digest` of the rows written for it and `run_mark` its `run_details` state then
 (NULL: written by a release before them, or not written: docs/mapping.md W15)."""
 ADDED_RUNS_COLUMNS = ("digest", "run_mark")
+VERIFIED = Table(
+    "mlmd2kfp_verified",
+    (
+        Column("run_uuid", "varchar(191)", False), Column("source_name", "varchar(191)", False),
+        Column("context_id", "int64", False), Column("mlmd_mark", "varchar(64)", False),
+        Column("target_sums", "varchar(64)", False), Column("mlmd_artifact_ids", "longtext", False),
+        Column("chain", "int64", False), Column("verified_at", "int64", False),
+    ),
+    ("run_uuid",), (), (),
+)
+"""What verify proved per run (issue #30), written by `verify` only: the MLMD mark and the target sums it
+compared, the MLMD artifacts the run links, and the full verify its chain starts from (`verify_chain`)."""
 LEDGER = Table(
     "mlmd2kfp_ledger",
     (
@@ -152,6 +164,10 @@ def upgrade_tool_tables(conn: Connection) -> None:
             conn.exec_driver_sql(f"ALTER TABLE {d.q(RUNS.name)} ADD COLUMN {d.q(column.name)} {d.column_type(column.kind)}")
     if STATE.name not in names:
         return
+    if VERIFIED.name not in names and RUNS.name in names:  # verify's records (issue #30), for a migration an
+        # earlier release wrote (not after a cleanup, which drops the tool's tables but the state)
+        for stmt in render_create(VERIFIED, d):
+            conn.exec_driver_sql(stmt)
     have = {c["name"] for c in inspect(conn).get_columns(STATE.name)}
     for column in (c for c in STATE.columns if c.name in ADDED_STATE_COLUMNS and c.name not in have):
         conn.exec_driver_sql(f"ALTER TABLE {d.q(STATE.name)} ADD COLUMN {d.q(column.name)} {d.column_type(column.kind)}")
@@ -270,6 +286,9 @@ class MigrationState:
     gate_opened_at: int | None = column("int64", default=None)
     """When a verify first opened the startup gate: from then on the new KFP may change migrated runs, and a run
     whose rows differ from what the tool wrote is KFP's (docs/mapping.md W15)."""
+    verify_chain: str | None = column("text", default=None)
+    """JSON: the passing full verify the per-run records (`mlmd2kfp_verified`) chain to (its time, mapping
+    version, sums recipe); None: the next verify is a full one. `migrate` leaves it: the sums tell what it changed."""
 
     @property
     def values(self) -> dict[str, Any]:
@@ -284,8 +303,11 @@ class MigrationState:
         except ValueError:  # a damaged record says nothing: the gate then stays closed
             result = None
         result = result if isinstance(result, dict) else {}
+        chain = result.get("chain")
+        chain = chain if isinstance(chain, dict) else {}
         return VerifyRecord(None if self.verify_passed is None else bool(self.verify_passed), self.verify_at,
-                            _text(result.get("scope")), _text(result.get("phase")), _text(result.get("invalidated")))
+                            _text(result.get("scope")), _text(result.get("phase")), _text(result.get("invalidated")),
+                            _text(result.get("kind")) or "full", _text(chain.get("mapping_version")))
 
 
 def _text(value: Any) -> str | None:
@@ -306,11 +328,15 @@ class VerifyRecord:
     """The migration's phase verify saw: `after cutover`, or the staged table before it."""
     invalidated: str | None = None
     """Why the last verify no longer holds (a `migrate` or `rollback` ran during or after it)."""
+    kind: str = "full"
+    """`full`, or `incremental`: compared in full only what changed since the records of a full verify."""
+    chain_mapping_version: str | None = None
+    """An incremental verify's: the mapping version of the full verify its records chain to."""
 
 STATE = Table("mlmd2kfp_state", tuple(Column(f.name, f.metadata["kind"], "None" in str(f.type))
                                       for f in fields(MigrationState)), ("id",), (), ())
 """The state table, made from `MigrationState`."""
-TOOL_TABLES = (STATE, RUNS, LEDGER)
+TOOL_TABLES = (STATE, RUNS, LEDGER, VERIFIED)
 
 
 def load_state(conn: Connection, source_name: str = "") -> MigrationState | None:

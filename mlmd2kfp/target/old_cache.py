@@ -69,3 +69,13 @@ class OldCacheRows:
             if self.runs[i] == wanted:
                 yield self.fingerprints[i]
             i += 1
+
+    def by_run(self) -> dict[int, str]:
+        """Per run (its `short_hash`): the count and sum of its cache rows' hashes (execution id and fingerprint),
+        what `fingerprints_of` answers for it (verify's per-run sums, issue #30)."""
+        out: dict[int, list[int]] = {}
+        for execution, run, fingerprint in zip(self.executions, self.runs, self.fingerprints, strict=True):
+            part = out.setdefault(run, [0, 0])
+            part[0] += 1
+            part[1] += short_hash(f"{execution}:{fingerprint}")
+        return {run: f"{count}:{total}" for run, (count, total) in out.items()}

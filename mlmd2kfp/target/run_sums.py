@@ -2,13 +2,13 @@
 
 For each run: the count and the sum of row hashes (`dialects.row_hash_sql`) of its tasks, its links, the
 artifacts its links use (once per link) and its ledger entries, read per chunk of runs with one aggregate
-query per part, so no row leaves the server. A passing verify records them per run; the next verify
+query per part, so no row leaves the server; and what its `run_details` row says that its expected rows are
+derived from (namespaces, state, the spec). A passing verify records them per run; the next verify
 recomputes them and compares in full only the runs whose sums or MLMD marks moved since.
 
-Not yet what an incremental verify needs whole (issue #30): the run's `run_details` row and what it points
-to (namespaces, state, the spec) decide the expected rows too, and sums recorded by a verify must describe
-the rows it compared (taken before and after comparing, recorded only when equal). The parts are read in
-separate statements, each its own snapshot where the isolation level is READ COMMITTED.
+The parts are read in separate statements, each its own snapshot where the isolation level is READ
+COMMITTED: sums a verify records must describe the rows it compared, so it takes them before and after
+comparing and records a run only when the two agree (`verify/records.py`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from ..batching import chunks
-from ..dialects import Dialect, dialect_for, hash_sum_sql, prepare_row_hashes, row_hash_sql
+from ..dialects import Dialect, dialect_for, hash_sum_sql, prepare_row_hashes, row_hash_of, row_hash_sql
 from .schema import ARTIFACT_TASKS, ARTIFACTS, TASKS
 
 LEDGER_COLUMNS = ("id", "run_uuid", "entity", "mlmd_id", "reason", "detail")
 """The ledger's columns (`mlmd2kfp_ledger`): what the migration recorded about a run's skipped rows."""
+RUN_COLUMNS = ("UUID", "Namespace", "State", "Conditions", "PipelineVersionId", "ExperimentUUID", "DisplayName",
+               "FinishedAtInSec", "PipelineSpecManifest")
+"""The columns of a run's `run_details` row its expected rows are derived from; with its experiment's namespace
+and its pipeline version's spec (the spec when the run has no manifest of its own)."""
 
 
 def _parts(d: Dialect, tasks_table: str) -> list[tuple[str, str, str]]:
@@ -36,6 +40,10 @@ def _parts(d: Dialect, tasks_table: str) -> list[tuple[str, str, str]]:
         (f"{q('artifact_tasks')} l JOIN {q('artifacts')} a ON a.{q('UUID')} = l.{q('ArtifactID')}",
          row_hash_sql(d, [c.name for c in ARTIFACTS.columns], "a"), f"l.{q('RunUUID')}"),
         (f"{q('mlmd2kfp_ledger')} g", row_hash_sql(d, list(LEDGER_COLUMNS), "g"), f"g.{q('run_uuid')}"),
+        (f"{q('run_details')} r LEFT JOIN {q('experiments')} e ON e.{q('UUID')} = r.{q('ExperimentUUID')} "
+         f"LEFT JOIN {q('pipeline_versions')} v ON v.{q('UUID')} = r.{q('PipelineVersionId')}",
+         row_hash_of(d, [f"r.{q(c)}" for c in RUN_COLUMNS] + [f"e.{q('Namespace')}", f"v.{q('PipelineSpec')}"]),
+         f"r.{q('UUID')}"),
     ]
 
 

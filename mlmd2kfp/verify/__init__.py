@@ -32,31 +32,17 @@ from ..migrate.state import (CLEANED_UP, MAPPING_VERSION, MigrationState, Phase,
 from ..target.legacy import tasks_location
 from ..target.old_cache import OldCacheRows
 from .checks import CHECKS, check_cache_rows, check_run_state, compare_run
+from .incremental import mlmd_unchanged, proofs_info, settle_chunk, start_proofs, take_unchanged
 from .expect import ExpectedRun, expect_run
 from .global_checks import check_rollback_copy, check_runless_ledger, check_whole_target
+from .records import Proofs
+from .options import VerifyOptions
 from .report import Finding, ParityReport
 from .source import ApiSource, SourceRun, SqlSource, enrich
 from .target_reads import (TargetReader, kfp_owned, pipeline_spec, run_details, runs_against_mode,
                            verified_state, written_records)
 
-__all__ = ["VerifyOptions", "run_verify", "ParityReport"]
-
-
-@dataclass(frozen=True)
-class VerifyOptions:
-    """What `verify` checks and how it reads the source."""
-
-    run_ids: tuple[str, ...] = ()
-    namespaces: tuple[str, ...] = ()
-    multi_user: bool | None = None
-    source_path: str = "auto"
-    """`auto` (ml-metadata API when installed), `api` or `sql`."""
-    record: bool = True
-    source_process: bool | None = None
-    """Read the expected side in a second process (mapping.md W12); None: only for stores of
-    `PROCESS_MIN_RUNS` run contexts or more."""
-    source_name: str | None = None
-    """Which MLMD source's migration this store is (`--source-name`); None: the only one recorded."""
+__all__ = ["VerifyOptions", "run_verify", "ParityReport", "check_mlmd"]
 
 
 def _source(source_path: str, engine: Engine, conn: Connection) -> Any:
@@ -132,19 +118,20 @@ class SourceDone:
 CHUNK_RUNS = 200
 
 
-def source_chunks(mlmd: str | Engine, source_path: str, derivation: Derivation | None = None) -> Iterator[Any]:
+def source_chunks(mlmd: str | Engine, source_path: str, derivation: Derivation | None = None,
+                  only: set[int] | None = None) -> Iterator[Any]:
     """The expected side's input, read on its own connection: `SourceInfo`, `SourceChunk`s, `SourceDone`.
 
     It runs in a second process (mapping.md W12) while this one reads the target and compares; a chunk
     of runs at a time, so memory stays flat as the store grows. `mlmd` is a URL (what the second process
     gets) or an engine of this process's (left open). With a `derivation`, the expected rows are derived
     here too (the second process's share of the work), each chunk's from the `run_details` rows and specs it
-    reads on a connection of its own to KFP.
+    reads on a connection of its own to KFP. `only`: the run contexts of these ids (an incremental verify).
     """
     with opened(mlmd, "MLMD") as engine, engine.connect() as conn:
         source = _source(source_path, engine, conn)
         yield SourceInfo(source.name)
-        chunks = _chunks(conn, source)
+        chunks = _chunks(conn, source, only)
         if derivation is None:
             yield from chunks
         else:
@@ -152,8 +139,8 @@ def source_chunks(mlmd: str | Engine, source_path: str, derivation: Derivation |
         yield SourceDone(tuple(getattr(source, "fallback_runs", [])))
 
 
-def _chunks(conn: Connection, source: Any) -> Iterator[SourceChunk]:
-    for chunk in batched(source.runs(), CHUNK_RUNS):
+def _chunks(conn: Connection, source: Any, only: set[int] | None) -> Iterator[SourceChunk]:
+    for chunk in batched(source.runs(only), CHUNK_RUNS):
         enrich(conn, chunk)
         yield SourceChunk(chunk)
 
@@ -168,7 +155,7 @@ def _derived(chunks: Iterator[SourceChunk], derivation: Derivation) -> Iterator[
             yield chunk
 
 
-def run_verify(mlmd: str | Engine, kfp: str | Engine, options: VerifyOptions = VerifyOptions(),
+def run_verify(mlmd: str | Engine, kfp: str | Engine, options: VerifyOptions | None = None,
                on_progress: Callable[[int, int], None] | None = None) -> ParityReport:
     """Check the migration; returns the report (exit code 0 or 1 is `report.exit_code`).
 
@@ -178,13 +165,35 @@ def run_verify(mlmd: str | Engine, kfp: str | Engine, options: VerifyOptions = V
         options: what to check and how to read the source.
         on_progress: called after each run compared with (runs checked, runs in `run_details`).
     """
+    options = options or VerifyOptions()
     with opened(mlmd, "MLMD") as mlmd_engine, opened(kfp, "KFP") as kfp_engine:
         # no migrator or rollback may run now; the result is recorded only if none ran meanwhile
         snapshot = verify_snapshot(kfp_engine) if options.record else None
-        report, source_name = _verify(mlmd_engine, kfp_engine, options, on_progress, (label(mlmd), label(kfp)))
+        report, source_name, proofs = _verify(mlmd_engine, kfp_engine, options, on_progress,
+                                              (label(mlmd), label(kfp)))
         if options.record:
-            report.not_recorded = record_verify(kfp_engine, report.passed, report.summary(), snapshot, source_name)
+            also = None if proofs is None else (lambda conn: proofs.write(conn, source_name, report.passed))
+            report.not_recorded = record_verify(kfp_engine, report.passed, report.summary(), snapshot, source_name,
+                                                also)
     return report
+
+
+def check_mlmd(mlmd: str | Engine, kfp: str | Engine, source_name: str | None = None) -> tuple[bool, str]:
+    """Whether MLMD still holds what the last verify compared (`status --check --mlmd-url`, issue #30): each
+    run's MLMD mark against the per-run records; (holds, one line). A migration cleaned up left no records:
+    KFP owns the data and MLMD is not read.
+
+    Raises:
+        ConfigError: several sources are recorded and `source_name` does not say which one MLMD is.
+    """
+    with opened(kfp, "KFP") as kfp_engine, kfp_engine.connect() as kconn:
+        state, _ = verified_state(kconn, source_name)
+        if state is None:
+            return False, "no migration recorded in this KFP database (run `mlmd2kfp migrate`)"
+        if state.phase == CLEANED_UP:
+            return True, "MLMD not compared: the migration was cleaned up and KFP owns the data"
+        with opened(mlmd, "MLMD") as mlmd_engine, mlmd_engine.connect() as mconn:
+            return mlmd_unchanged(mconn, kconn, state)
 
 
 @dataclass
@@ -206,7 +215,12 @@ class _Target:
     total_runs: int
     """Rows of `run_details` (the progress total)."""
     old_cache: OldCacheRows | None = None
-    """The old table's cache rows, read when the first chunk compares them."""
+    """The old table's cache rows, read when the first chunk compares them (at the start with records)."""
+    proofs: Proofs | None = None
+    """What this verify records per run (None: nothing, for a `--run`/`--namespace` subset or a database that
+    cannot hash)."""
+    mlmd_conn: Connection | None = None
+    """This process's connection to MLMD, for the marks read after each chunk."""
 
     @property
     def conn(self) -> Connection:
@@ -278,12 +292,19 @@ class _Gathered:
 
 
 def _verify(mlmd_engine: Engine, kfp_engine: Engine, options: VerifyOptions,
-            on_progress: Callable[[int, int], None] | None, shown: tuple[str, str]) -> tuple[ParityReport, str]:
-    """The comparison on one connection to KFP: the target's state, the source's runs a chunk at a time, then
-    the checks over the whole target. Returns the report and the name of the source verified."""
-    with kfp_engine.connect() as kconn:
+            on_progress: Callable[[int, int], None] | None,
+            shown: tuple[str, str]) -> tuple[ParityReport, str, Proofs | None]:
+    """The comparison on one connection to KFP: the target's state, the source's runs a chunk at a time (every
+    run, or what changed since the records), then the checks over the whole target. Returns the report, the
+    name of the source verified and the per-run records to write."""
+    with kfp_engine.connect() as kconn, mlmd_engine.connect() as mconn:
         target = _open_target(kconn, options)
+        target.mlmd_conn = mconn
+        if not _partial(options):
+            target.proofs = start_proofs(target, options.full)
         gathered = _Gathered()
+        if target.proofs is not None and target.proofs.compare is not None:
+            take_unchanged(target.proofs, gathered.seen_runs, gathered.linked)
         with _source_feed(mlmd_engine, kfp_engine, target, options) as feed:
             report = _new_report(shown, next(feed), target, options)
             _check_preliminaries(report, target)
@@ -295,8 +316,8 @@ def _verify(mlmd_engine: Engine, kfp_engine: Engine, options: VerifyOptions,
         _refuse_unknown_runs(options, gathered.seen_runs)
         if not _partial(options):
             _check_whole_target(report, target, gathered, mlmd_engine)
-        _settle_info(report, gathered.fallback)
-    return report, target.source_name
+        _settle_info(report, gathered.fallback, target.proofs)
+    return report, target.source_name, target.proofs
 
 
 def _partial(options: VerifyOptions) -> bool:
@@ -308,12 +329,13 @@ def _source_feed(engine: Engine, kfp_engine: Engine, target: _Target, options: V
     """The expected side's messages (`source_chunks`), read in a second process on large stores (never for an
     in-memory database, which only this process sees), which then derives the expected rows too; stopped when
     the block ends."""
+    only = target.proofs.compare if target.proofs is not None else None
     if in_memory(engine) or in_memory(kfp_engine) or not _use_process(options.source_process, engine):
-        feed = source_chunks(engine, options.source_path)
+        feed = source_chunks(engine, options.source_path, None, only)
     else:
         derivation = Derivation(url_of(kfp_engine), target.tasks_table, target.multi, target.source_name,
                                 target.value_limit, options.run_ids, options.namespaces)
-        feed = iter(ChildIterator("mlmd2kfp.verify:source_chunks", (url_of(engine), options.source_path, derivation),
+        feed = iter(ChildIterator("mlmd2kfp.verify:source_chunks", (url_of(engine), options.source_path, derivation, only),
                                   what="source reader process", advice="nothing was written: rerun `mlmd2kfp verify`"))
     try:
         yield feed
@@ -333,6 +355,8 @@ def _new_report(shown: tuple[str, str], source: SourceInfo, target: _Target, opt
     report = ParityReport(shown[0], shown[1], source.name, "multi-user" if target.multi else "single-user",
                           MAPPING_VERSION)
     report.scope = "partial" if _partial(options) else "whole"
+    if target.proofs is not None:
+        report.kind, report.chain = target.proofs.kind, target.proofs.chain
     phase = target.phase
     report.phase = f"staged in `{target.tasks_table}` (before cutover)" if target.staged else (
         "after cutover" if phase == Phase.DONE else f"phase `{phase or 'unknown'}`")
@@ -367,11 +391,13 @@ def _compare_chunk(report: ParityReport, target: _Target, item: SourceChunk, gat
     target.reader.prefetch(run_ids)
     recorded = written_records(target.conn, run_ids)
     fingerprints: list[tuple[str, str, str]] = []  # (MLMD execution id, task id, run id)
+    linked: dict[int, set[int] | None] = {}
     for src in chunk:
         if src.run_id not in derived:  # not selected (`--run`, `--namespace`)
             continue
         run, exp = derived[src.run_id]
-        _compare_one(report, target, gathered, src, run, exp, recorded.get(src.run_id))
+        mine = _compare_one(report, target, gathered, src, run, exp, recorded.get(src.run_id))
+        linked[src.context_id] = exp.mlmd_artifacts if mine else None  # a run KFP owns: compared each time
         fingerprints += [(str(k), task, src.run_id) for k, (task, _) in exp.fingerprints.items()]
         if on_progress:
             on_progress(report.runs_checked, target.total_runs)
@@ -379,6 +405,8 @@ def _compare_chunk(report: ParityReport, target: _Target, item: SourceChunk, gat
         if target.old_cache is None:  # read once, when the first chunk needs it
             target.old_cache = OldCacheRows.read(target.conn, target.old_tasks)
         check_cache_rows(report, target.reader, target.old_cache, target.old_tasks, fingerprints)
+    if target.proofs is not None and target.mlmd_conn is not None:
+        settle_chunk(target.proofs, target.mlmd_conn, target.conn, target.tasks_table, linked)
 
 
 def _derive(target: _Target, chunk: list[SourceRun], gathered: _Gathered,
@@ -405,8 +433,9 @@ def _expected_rows(reader: TargetReader, chunk: list[SourceRun], specs: dict[str
 
 
 def _compare_one(report: ParityReport, target: _Target, gathered: _Gathered, src: SourceRun,
-                 run: dict[str, Any] | None, exp: ExpectedRun, written: tuple[str | None, str] | None) -> ExpectedRun:
-    """One run: its expected rows compared (only counted when KFP owns it now); returns them."""
+                 run: dict[str, Any] | None, exp: ExpectedRun, written: tuple[str | None, str] | None) -> bool:
+    """One run: its expected rows compared (only counted when KFP owns it now); returns whether the tool's
+    rows were compared (not a run KFP owns now)."""
     gathered.seen_runs.add(src.run_id)
     # the gate opened on this source's rows once (docs/mapping.md W15); staged rows no KFP can touch
     owned = not target.staged and kfp_owned(target.reader, src.run_id, run, written,
@@ -418,7 +447,7 @@ def _compare_one(report: ParityReport, target: _Target, gathered: _Gathered, src
         gathered.linked.add(artifact_id)
     if run is not None and not exp.skip and not owned:
         check_run_state(report, target.reader, src.run_id, run)
-    return exp
+    return not owned
 
 
 def _refuse_unknown_runs(options: VerifyOptions, seen_runs: set[str]) -> None:
@@ -443,8 +472,10 @@ def _check_whole_target(report: ParityReport, target: _Target, gathered: _Gather
         check_runless_ledger(report, mconn, target.reader, gathered.linked, runless_run_id(target.source_name))
 
 
-def _settle_info(report: ParityReport, fallback: tuple[str, ...]) -> None:
-    """The report's info as it is shown: counters as plain, sorted dicts."""
+def _settle_info(report: ParityReport, fallback: tuple[str, ...], proofs: Proofs | None) -> None:
+    """The report's info as it is shown: counters as plain, sorted dicts; what the per-run records covered."""
+    if proofs is not None:
+        report.checks["coverage"].info.update(proofs_info(proofs))
     if fallback:  # ml-metadata refused a value in these runs (mapping.md M17); read through SQL
         report.checks["coverage"].info["runs read through SQL (ml-metadata refused a value)"] = len(fallback)
     report.checks["lineage"].info["columns compared"] = dict(sorted(

@@ -71,6 +71,10 @@ class ParityReport:
     """`whole`, or `partial` for a `--run`/`--namespace` subset (which never opens the startup gate)."""
     phase: str = "after cutover"
     """The state verified in: staged before the cutover, or after it."""
+    kind: str = "full"
+    """`full` (every run re-derived and compared), or `incremental` (only what changed since the records)."""
+    chain: dict[str, Any] | None = None
+    """An incremental verify's: the full verify its records chain to (time, mapping version)."""
     not_recorded: str | None = None
     """Why the result was not recorded for the gate (a `migrate` or `rollback` wrote while verify read)."""
     checks: dict[str, CheckResult] = field(default_factory=dict)
@@ -99,7 +103,8 @@ class ParityReport:
         return {
             "passed": self.passed, "source_path": self.source_path, "mode": self.mode,
             "mapping_version": self.mapping_version, "mlmd_url": self.mlmd_url, "kfp_url": self.kfp_url, "runs_checked": self.runs_checked,
-            "scope": self.scope, "phase": self.phase, "not_compared": NOT_COMPARED, "failing_runs": dict(self.failing_runs),
+            "scope": self.scope, "phase": self.phase, "kind": self.kind, "chain": self.chain,
+            "not_compared": NOT_COMPARED, "failing_runs": dict(self.failing_runs),
             "checks": {n: {"passed": c.passed, "blocking": c.blocking, "description": c.description,
                            "checked": c.checked, "failures": c.failure_count, "info": c.info,
                            "first_failures": [f.__dict__ for f in c.failures[:FINDINGS_SHOWN]]}
@@ -110,7 +115,7 @@ class ParityReport:
         """What the state table keeps for `status`."""
         return {"passed": self.passed, "source_path": self.source_path, "mapping_version": self.mapping_version,
                 "runs_checked": self.runs_checked,
-                "scope": self.scope, "phase": self.phase, "failures": {n: c.failure_count for n, c in self.checks.items() if c.failure_count}}
+                "scope": self.scope, "phase": self.phase, "kind": self.kind, "chain": self.chain, "failures": {n: c.failure_count for n, c in self.checks.items() if c.failure_count}}
 
 
 def info_text(info: dict[str, Any]) -> str:
@@ -127,7 +132,7 @@ def info_text(info: dict[str, Any]) -> str:
 
 def render_table(report: ParityReport) -> Table:
     table = Table(title=f"verify (mapping version {report.mapping_version}, {report.mode}, {report.phase}, "
-                        f"{report.scope}; expected side read through "
+                        f"{report.scope}, {report.kind}; expected side read through "
                         f"{report.source_path}) — "
                         f"{'PASSED' if report.passed else 'FAILED'}", title_justify="left")
     for col in ("check", "checked", "failures", "detail"):
@@ -151,6 +156,8 @@ def to_markdown(report: ParityReport) -> str:
              f"- state verified: {report.phase}",
              f"- scope: {report.scope}" + (" (a `--run`/`--namespace` subset: the startup gate stays closed)"
                                           if report.scope == "partial" else ""),
+             f"- kind: {report.kind}" + (" (compared in full only the runs that changed since the records of a "
+                                        "full verify)" if report.kind == "incremental" else ""),
              f"- runs checked: {report.runs_checked}", "", "| check | checked | failures | what it compares |",
              "| --- | ---: | ---: | --- |"]
     lines += [f"| {c.name}{'' if c.blocking else ' (reported only)'} | {c.checked} | {c.failure_count} | "

@@ -123,10 +123,11 @@ class ApiSource:
             yield from contexts
             last = contexts[-1].id
 
-    def runs(self) -> Iterator[SourceRun]:
+    def runs(self, only: set[int] | None = None) -> Iterator[SourceRun]:
+        """Every run (`only`: the run contexts of these ids), in ascending context id."""
         page: list[Any] = []
         twins = self.fallback.twin_run_contexts() if self.fallback is not None else set()
-        for ctx in self._run_contexts():
+        for ctx in (self._run_contexts() if only is None else self._contexts_by_id(only)):
             if ctx.id in twins:
                 continue
             page.append(ctx)
@@ -134,6 +135,11 @@ class ApiSource:
                 yield from self._read_page(page)
                 page = []
         yield from self._read_page(page)
+
+    def _contexts_by_id(self, ids: set[int], page: int = 500) -> Iterator[Any]:
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), page):
+            yield from sorted(self.store.get_contexts_by_id(ordered[start:start + page]), key=lambda c: c.id)
 
     def _read_page(self, contexts: list[Any]) -> Iterator[SourceRun]:
         """A page of runs: executions per context, then the page's events and artifacts in one call each."""
@@ -364,13 +370,15 @@ class SqlSource:
         return int(self.conn.execute(text(f"SELECT COUNT(*) FROM {self.q('Context')} WHERE type_id IN "
                                           f"({','.join(map(str, run_types))})")).scalar() or 0)
 
-    def runs(self) -> Iterator[SourceRun]:
+    def runs(self, only: set[int] | None = None) -> Iterator[SourceRun]:
+        """Every run (`only`: the run contexts of these ids), in ascending context id."""
         types = self._types()
         run_types = [i for i, n in types.items() if n == RUN_TYPE]
         if not run_types:
             return
         twins = self.twin_run_contexts()
-        for ctx_id, name in self._run_contexts(run_types):
+        contexts = self._run_contexts(run_types) if only is None else self._contexts_by_id(run_types, only)
+        for ctx_id, name in contexts:
             if ctx_id not in twins:
                 yield self.read_context(ctx_id, name)
 
@@ -425,6 +433,13 @@ class SqlSource:
                           for r in rows],
                          [SourceEvent(int(e[1]), int(e[2]), int(e[3]), keys.get(int(e[0])), int(e[0])) for e in events],
                          arts)
+
+    def _contexts_by_id(self, run_types: list[int], ids: set[int]) -> Iterator[tuple[int, str]]:
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 500):
+            yield from ((int(r[0]), r[1]) for r in self.conn.execute(text(
+                f"SELECT id, name FROM {self.q('Context')} WHERE type_id IN ({','.join(map(str, run_types))}) "
+                f"AND id IN ({','.join(str(int(i)) for i in ordered[start:start + 500])}) ORDER BY id")))
 
     def _run_contexts(self, run_types: list[int], page: int = 500) -> Iterator[tuple[int, str]]:
         last = 0

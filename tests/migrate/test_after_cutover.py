@@ -30,7 +30,8 @@ def test_item_1_cleanup_keeps_the_startup_gate_open(databases):
     cleaned = run_cli("cleanup", "--kfp-url", k, "--yes")
     assert cleaned.code == 0, cleaned.stderr
     assert cleaned.stdout.splitlines() == [
-        "dropped `tasks_pre_migration`", "dropped `mlmd2kfp_ledger`", "dropped `mlmd2kfp_runs`",
+        "dropped `tasks_pre_migration`", "dropped `mlmd2kfp_verified`", "dropped `mlmd2kfp_ledger`",
+        "dropped `mlmd2kfp_runs`",
         "kept `mlmd2kfp_state`: it records the cleanup, and `mlmd2kfp status --check` stays open on it"]
     for _ in range(2):  # a restart behind the gate, and another
         gate = run_cli("status", "--kfp-url", k, "--check")
@@ -239,7 +240,8 @@ def test_item_7_after_a_rollback_another_mode_migrates_and_cleanup_removes_the_t
     cleaned = run_cli("cleanup", "--kfp-url", k, "--yes")
     assert cleaned.code == 0, cleaned.stderr
     assert cleaned.stdout.splitlines() == [
-        "dropped `mlmd2kfp_ledger`", "dropped `mlmd2kfp_runs`", "dropped `mlmd2kfp_state`",
+        "dropped `mlmd2kfp_verified`", "dropped `mlmd2kfp_ledger`", "dropped `mlmd2kfp_runs`",
+        "dropped `mlmd2kfp_state`",
         "the migration was rolled back, so nothing of the tool is left now (the startup gate, which the new KFP "
         "needs, stays closed)"]
     assert not [n for n in inspect(create_engine(k)).get_table_names() if n.startswith("mlmd2kfp_")]

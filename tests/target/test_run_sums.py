@@ -38,7 +38,8 @@ def test_the_ledger_columns_are_the_ledgers():
 def test_a_run_s_sums_written_out(databases):
     """One run's sums derived here: per part, the count and the sum of each row's first 64 bits of the hash
     of its columns' hex hashes ('-' for NULL) joined by ','; SHA-256 on MariaDB (unsigned), MD5 elsewhere
-    (signed); the four parts' "count:sum" joined by '|' and hashed (SHA-256, 32 hex)."""
+    (signed); the five parts' "count:sum" (the last: its `run_details` row, its experiment's namespace and its
+pipeline version's spec) joined by '|' and hashed (SHA-256, 32 hex)."""
     db = _migrated(databases)
     ledgered = {r["run_uuid"] for r in db.sql("SELECT run_uuid FROM mlmd2kfp_ledger")}
     run = min(r["RunUUID"] for r in db.sql('SELECT "RunUUID" FROM artifact_tasks') if r["RunUUID"] in ledgered)
@@ -47,10 +48,12 @@ def test_a_run_s_sums_written_out(databases):
                                                                           else "%s")
 
     def part(sql: str, columns: list[str]) -> str:
-        rows = db.sql(sql.format(cols=", ".join(as_text % f'x."{c}"' + f' AS "{c}"' for c in columns)), r=run)
+        values = [c if "." in c else f'x."{c}"' for c in columns]
+        rows = db.sql(sql.format(cols=", ".join(as_text % v + f' AS "c{i}"' for i, v in enumerate(values))), r=run)
         total = 0
         for row in rows:
-            line = ",".join("-" if row[c] is None else algorithm(str(row[c]).encode()).hexdigest() for c in columns)
+            line = ",".join("-" if row[f"c{i}"] is None else algorithm(str(row[f"c{i}"]).encode()).hexdigest()
+                            for i in range(len(columns)))
             top = int(algorithm(line.encode()).hexdigest()[:16], 16)
             total += top - 2 ** 64 if databases.backend != "mariadb" and top >= 2 ** 63 else top
         return f"{len(rows)}:{total}"
@@ -61,6 +64,10 @@ def test_a_run_s_sums_written_out(databases):
         part('SELECT {cols} FROM artifact_tasks l JOIN artifacts x ON x."UUID" = l."ArtifactID" WHERE l."RunUUID" = :r',
              [c.name for c in ARTIFACTS.columns]),
         part('SELECT {cols} FROM mlmd2kfp_ledger x WHERE x."run_uuid" = :r', list(LEDGER_COLUMNS)),
+        part('SELECT {cols} FROM run_details x LEFT JOIN experiments e ON e."UUID" = x."ExperimentUUID" '
+             'LEFT JOIN pipeline_versions v ON v."UUID" = x."PipelineVersionId" WHERE x."UUID" = :r',
+             ["UUID", "Namespace", "State", "Conditions", "PipelineVersionId", "ExperimentUUID", "DisplayName",
+              "FinishedAtInSec", "PipelineSpecManifest", 'e."Namespace"', 'v."PipelineSpec"']),
     ]
     assert "0:0" not in parts  # every part has rows
     assert _sums(db, [run]) == {run: hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]}
@@ -88,6 +95,8 @@ def test_sums_move_with_each_part_of_a_run_and_only_its_own(databases):
         ("INSERT INTO mlmd2kfp_ledger (id, run_uuid, entity, mlmd_id, reason, detail) "
          "VALUES ('test-entry', :r, 'execution', 1, 'test', NULL)", {"r": run}),
         ('DELETE FROM artifact_tasks WHERE "UUID" = :u', {"u": link["UUID"]}),
+        ('UPDATE run_details SET "State" = \'edited\' WHERE "UUID" = :r', {"r": run}),
+        ('UPDATE run_details SET "PipelineSpecManifest" = \'edited\' WHERE "UUID" = :r', {"r": run}),
     ]
     for statement, params in moves:
         now = _sums(db, runs)
@@ -97,4 +106,12 @@ def test_sums_move_with_each_part_of_a_run_and_only_its_own(databases):
         shares = {r["RunUUID"] for r in db.sql('SELECT "RunUUID" FROM artifact_tasks WHERE "ArtifactID" = :a',
                                              a=link["ArtifactID"])} if "artifacts" in statement else {run}
         assert {r for r in runs if after[r] != now[r]} == shares, statement
+    for table, column, key in (("experiments", "Namespace", "ExperimentUUID"),
+                               ("pipeline_versions", "PipelineSpec", "PipelineVersionId")):
+        target = db.one(f'SELECT "{key}" FROM run_details WHERE "UUID" = :r', r=run)[key]
+        shares = {r["UUID"] for r in db.sql(f'SELECT "UUID" FROM run_details WHERE "{key}" = :t', t=target)} & set(runs)
+        now = _sums(db, runs)
+        db.sql(f'UPDATE {table} SET "{column}" = \'edited\' WHERE "UUID" = :t', t=target)
+        after = _sums(db, runs)
+        assert {r for r in runs if after[r] != now[r]} == shares and run in shares, table
     db.engine.dispose()

@@ -1,7 +1,8 @@
-"""`verify` tested by damage (issues #12, #26): on a migrated sample, each of 52 single-row damages, one or
+"""`verify` tested by damage (issues #12, #26, #30): on a migrated sample, each of 52 single-row damages, one or
 more per column of `tasks`, `artifacts` and `artifact_tasks` and per rule (ledger, coverage both ways),
 gives exit 1 naming the run, the row and the column; after each one the row is put back and verify
-passes again. Every backend."""
+passes again. Every backend, in both kinds: a full verify, and an incremental one after a clean verify
+recorded its per-run proofs."""
 
 from __future__ import annotations
 
@@ -293,8 +294,20 @@ def test_the_damage_suite_has_at_least_40_kinds_and_covers_every_column():
 
 
 def test_every_damage_fails_verify_naming_run_row_and_column(migrated):
-    m, k = migrated
-    assert run_verify(m, k, VerifyOptions(record=False)).passed
+    _every_damage_is_caught(*migrated, "full")
+
+
+def test_every_damage_fails_an_incremental_verify_too(pre_verified):
+    """Issue #30: after a clean verify of the staged rows recorded what it proved, and the cutover, each
+    damage is made; the next verify is incremental and finds it."""
+    _every_damage_is_caught(*pre_verified, "incremental")
+
+
+def _every_damage_is_caught(m: str, k: str, kind: str) -> None:
+    clean = run_verify(m, k, VerifyOptions(record=False))
+    assert (clean.passed, clean.kind) == (True, kind)
+    if kind == "incremental":  # nothing changed since the records: no run is re-derived
+        assert clean.runs_checked == 0
     db = Db(k)
     missed = []
     for damage in DAMAGES:
@@ -304,8 +317,8 @@ def test_every_damage_fails_verify_naming_run_row_and_column(migrated):
             findings = [f for c in report.checks.values() for f in c.failures]
             hit = [f for f in report.checks[damage.check].failures if f.field == damage.field and f.row
                    and (f.run == run or (not run and not f.run))]
-            if report.exit_code != 1 or not hit:
-                missed.append((damage.name, [f.line()[:160] for f in findings[:3]]))
+            if report.exit_code != 1 or not hit or report.kind != kind:
+                missed.append((damage.name, report.kind, [f.line()[:160] for f in findings[:3]]))
         finally:
             undo()
     db.engine.dispose()

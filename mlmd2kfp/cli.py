@@ -260,6 +260,35 @@ def verify_cmd(
     raise typer.Exit(report.exit_code)
 
 
+@app.command("window", short_help="The maintenance window: true-up, cutover, verify, gate.")
+def window_cmd(
+    mlmd_url: MlmdUrl = None,
+    kfp_url: KfpUrl = None,
+    source_name: Annotated[str, typer.Option("--source-name", metavar="NAME", help="The --source-name the pre-run "
+                           "used.")] = "",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """After the pre-run and its verify, with the old API server stopped: the true-up and the cutover
+    (`migrate`), `verify` (incremental after the pre-run's), then the startup gate with MLMD compared.
+
+    A line as each phase starts and one at the end with how long the window took and what it covered;
+    exit 0 when the gate opened, 1 when verify found differences or the gate stayed closed.
+    """
+    from .window import run_window
+
+    settings = Settings(mlmd_url=_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
+                        kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("window migrates and swaps the tasks tables; pass --yes to confirm (no terminal to ask on)")
+        if not typer.confirm(f"true up, cut over and verify in {console.mask_url(settings.kfp_url)}?"):  # type: ignore[arg-type]
+            raise ToolkitError("not confirmed at the prompt: nothing was changed (rerun and answer y, or pass --yes)")
+    with console.RunProgress("window") as progress:
+        report = run_window(settings.mlmd_url, settings.kfp_url, source_name, say=console.info, on_progress=progress)
+    console.print_data(report.line())
+    raise typer.Exit(report.exit_code)
+
+
 @app.command("status", short_help="The migration's state; --check is the startup gate.")
 def status_cmd(
     kfp_url: KfpUrl = None,

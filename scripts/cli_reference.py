@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-COMMANDS = ["", "plan", "migrate", "verify", "status", "rollback", "cleanup", "schema", "schema create",
+COMMANDS = ["", "plan", "migrate", "verify", "window", "status", "rollback", "cleanup", "schema", "schema create",
             "schema check", "sample", "demo"]
 DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 

@@ -19,7 +19,7 @@ LAYERS = [
     {"mappers", "source", "target"},
     {"migrate", "verify", "sample"},
     {"api"},
-    {"demo"},
+    {"demo", "window"},
     {"cli"},
     {"__main__"},
 ]
@@ -202,7 +202,7 @@ WORKERS = {"db", "target.schema", "sample", "sample.fast", "migrate.runner", "mi
 reports, errors, settings and the console are theirs to use)."""
 
 
-@pytest.mark.parametrize("caller", ["cli.py", "demo.py"])
+@pytest.mark.parametrize("caller", ["cli.py", "demo.py", "window.py"])
 def test_the_cli_and_the_demo_run_the_commands_through_the_library_surface(caller):
     imports = _imports(PACKAGE / caller)
     assert "api" in imports

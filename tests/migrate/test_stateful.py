@@ -160,6 +160,8 @@ def test_operator_sequences(module_databases, pristine):
             self.cleaned = False
             self.copy_aside: dict | None = None  # a row of `tasks_pre_migration` deleted by the world, to restore
             self.forced = dict.fromkeys(SOURCES, False)  # migrated with --single-user --force-mode (the data is multi-user)
+            self.chained: dict[str, bool | None] = dict.fromkeys(SOURCES, False)  # a passing full verify's records
+            # stand (None: unknown, after a rollback or cleanup); verify is then incremental
 
         @initialize(start=st.sampled_from(["one namespace pre-run, killed", "in use by the new KFP", "fresh",
                                            "staged", "cut over", "cut over and verified",
@@ -283,13 +285,22 @@ def test_operator_sequences(module_databases, pristine):
             assert _tool_rows(self.w.k, self.frozen, runs) == _tool_rows(self.w.clean, self.frozen, runs)
 
         @precondition(lambda self: not self.cleaned and any(self.migrated.values()))
-        @rule(source=st.sampled_from(SOURCES))
-        def run_verify(self, source: str) -> None:
+        @rule(source=st.sampled_from(SOURCES), full=st.booleans())
+        def run_verify(self, source: str, full: bool = False) -> None:
+            """Incremental by default once a full verify passed (issue #30), `--full` the whole proof: either way
+            the result and the gate are the model's."""
             if not self.migrated[source]:
                 return
             result = self.cli("verify", "--mlmd-url", self.w.mlmd(source), "--kfp-url", self.w.k,
-                              "--source-name", source)
+                              "--source-name", source, *(["--full"] if full else []))
             assert result.code in (0, 1, 3)
+            kind = "incremental" if ", incremental;" in result.stdout else "full"
+            if full or self.chained[source] is False:
+                assert kind == "full", result.stdout[:400]
+            elif self.chained[source]:
+                assert kind == "incremental", result.stdout[:400]
+            if result.code in (0, 1) and kind == "full":
+                self.chained[source] = result.code == 0
             copy_checked = self.copy_aside is not None and self.phase(source) == "done"
             if copy_checked:  # the rollback copy is damaged: verify says so whatever else holds
                 assert result.code == 1 and "rollback copy" in result.stdout, result.stdout[-3000:]
@@ -298,6 +309,10 @@ def test_operator_sequences(module_databases, pristine):
             self.verified[source] = result.code == 0 and self.phase(source) == "done"
             status = self.cli("status", "--kfp-url", self.w.k, "--check")  # the gate as a Job's init container sees it
             assert status.code == (0 if self.gate_should_open() else 1), (self.verified, status.stdout[-800:])
+            if self.gate_should_open():  # MLMD is as verify compared it: the MLMD check agrees
+                mlmd = self.cli("status", "--kfp-url", self.w.k, "--check", "--mlmd-url", self.w.mlmd(source),
+                                "--source-name", source)
+                assert mlmd.code == 0 and "MLMD unchanged" in mlmd.stdout, mlmd.stdout[-800:]
 
         @invariant()
         def the_gate_is_open_exactly_when_the_model_says(self) -> None:
@@ -322,6 +337,7 @@ def test_operator_sequences(module_databases, pristine):
             result = self.cli("rollback", "--kfp-url", self.w.k, "--yes", *named)
             assert result.code == 0, result.stderr[-1500:]
             self.migrated[source] = self.verified[source] = self.done[source] = False
+            self.chained[source] = None  # whether its state row and records stand depends on what else is left
             self.in_sync[source] = None
             self.held[source] = bool(self.frozen & self.runs_of(source))
             self.forced[source] = self.forced[source] and self.held[source]  # a whole rollback keeps no mode

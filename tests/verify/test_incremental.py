@@ -66,6 +66,13 @@ def test_the_window_compares_in_full_only_what_changed_and_the_gate_checks_mlmd(
         f"OK: migration finished and verified; MLMD unchanged since the last verify ({RUNS} runs compared)")
     plain = run_cli("status", "--kfp-url", k, "--check")
     assert plain.code == 0 and "MLMD not compared" in plain.stdout
+    from mlmd2kfp.settings import PART_ENVS
+
+    no_parts = {p: "" for p in PART_ENVS}
+    by_env = run_cli("status", "--kfp-url", k, "--check", "--with-mlmd", env={"MLMD2KFP_MLMD_URL": m, **no_parts})
+    assert by_env.code == 0 and "MLMD unchanged" in by_env.stdout, by_env.stdout
+    nowhere = run_cli("status", "--kfp-url", k, "--check", "--with-mlmd", env={"MLMD2KFP_MLMD_URL": "", **no_parts})
+    assert nowhere.code == 2 and "--mlmd-url is required" in nowhere.stderr, nowhere.stderr
 
     later = _finish_in_flight_again(m, run_id)  # an in-flight pod finishing after verify
     gate = run_cli("status", "--kfp-url", k, "--check", "--mlmd-url", m)
@@ -112,3 +119,38 @@ def test_a_failing_full_verify_ends_the_chain_and_an_incremental_one_keeps_it(da
     again = run_verify(m, k)
     assert (again.kind, again.passed, again.runs_checked) == ("full", True, RUNS)
     assert run_verify(m, k).kind == "incremental"
+
+
+def test_the_window_command_runs_the_sequence_and_says_what_it_covered(databases):
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions(stage_only=True))
+    assert run_verify(m, k).passed
+    run_id = _finish_in_flight(m, k)
+    window = run_cli("window", "--mlmd-url", m, "--kfp-url", k, "--yes")
+    assert window.code == 0, window.stderr[-2000:]
+    assert [line for line in window.stderr.splitlines() if line in (
+        "true-up and cutover (migrate)", "verify", "startup gate, MLMD compared")] == [
+        "true-up and cutover (migrate)", "verify", "startup gate, MLMD compared"]
+    last = window.stdout.strip().splitlines()[-1]
+    assert last.startswith("window: ") and (
+        f"(1 run(s) re-read, {RUNS - 1} unchanged, cut over); verify " in last
+        and "(incremental, 1 run(s) compared in full); gate OK: MLMD unchanged since the last verify "
+            f"({RUNS} runs compared)" in last), last
+    assert run_verify(m, k, VerifyOptions(run_ids=(run_id,), record=False)).passed
+
+
+def test_a_window_whose_verify_fails_leaves_the_gate_closed(databases):
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions(stage_only=True))
+    assert run_verify(m, k).passed
+    db = Db(k)  # an old cache row no migrate writes (the true-up repairs what it wrote itself)
+    old = db.one('SELECT "UUID" FROM tasks WHERE "MLMDExecutionID" <> \'\' AND "Fingerprint" <> \'\' ORDER BY "UUID"')
+    db.set("tasks", "UUID", old["UUID"], "Fingerprint", "tampered")
+    db.engine.dispose()
+    window = run_cli("window", "--mlmd-url", m, "--kfp-url", k, "--yes")
+    assert window.code == 1, (window.stdout[-2000:], window.stderr[-2000:])
+    assert window.stdout.strip().splitlines()[-1].endswith(
+        "gate NOT READY: verify found differences (see its report); fix them, rerun `mlmd2kfp window`")
+    assert run_cli("status", "--kfp-url", k, "--check").code == 1

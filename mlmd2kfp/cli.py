@@ -267,6 +267,8 @@ def window_cmd(
     source_name: Annotated[str, typer.Option("--source-name", metavar="NAME", help="The --source-name the pre-run "
                            "used.")] = "",
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    report_path: Annotated[Optional[Path], typer.Option("--report", metavar="PATH", help="Write the window's "
+                           "account (seconds per phase, what each covered) as JSON here.")] = None,
 ) -> None:
     """After the pre-run and its verify, with the old API server stopped: the true-up and the cutover
     (`migrate`), `verify` (incremental after the pre-run's), then the startup gate with MLMD compared.
@@ -286,6 +288,11 @@ def window_cmd(
     with console.RunProgress("window") as progress:
         report = run_window(settings.mlmd_url, settings.kfp_url, source_name, say=console.info, on_progress=progress)
     console.print_data(report.line())
+    if report_path:
+        import json as _json
+
+        report_path.write_text(_json.dumps(report.to_dict(), indent=2, sort_keys=True, default=str), encoding="utf-8")
+        console.info(f"wrote {report_path}")
     raise typer.Exit(report.exit_code)
 
 

@@ -36,6 +36,16 @@ class WindowReport:
         """0 when the gate opened, 1 when verify found differences or the gate stayed closed."""
         return 0 if self.gate[0] else 1
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready account (`window --report`)."""
+        m, v = self.migrated, self.verified
+        return {"seconds": self.seconds, "gate": {"open": self.gate[0], "line": self.gate[1]},
+                "migrate": None if m is None else {"runs_read": m.runs_read, "runs_unchanged": m.runs_unchanged,
+                                                   "runs_written": m.runs_written, "cutover": m.cutover},
+                "verify": None if v is None else {"kind": v.kind, "passed": v.passed, "runs_checked": v.runs_checked,
+                                                  "coverage": v.checks["coverage"].info if "coverage" in v.checks
+                                                  else {}}}
+
     def line(self) -> str:
         """The final line: how long the window took and what it covered."""
         parts = [f"window: {self.seconds.get('total', 0.0):.1f} s"]

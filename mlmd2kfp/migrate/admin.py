@@ -20,7 +20,7 @@ from ..target.legacy import old_tasks_digest, old_tasks_present, tasks_location
 from .staging import PRE_MIGRATION, STAGING
 from .gate import gate
 from .state import (CLEANED_UP, KEPT_RUNS, LEDGER, RUNS, STATE, TOOL_TABLES, MigrationState, Phase, Status, core_table,
-                    forget_old_tasks_copy, load_states, refuse_cleaned_up, runless_run_id, source_label,
+                    forget_old_tasks_copy, forget_verified, load_states, refuse_cleaned_up, runless_run_id, source_label,
                     tool_created_tables, update_state, upgrade_tool_tables)
 from ..batching import chunks
 from ..target.digest import tool_written
@@ -325,7 +325,8 @@ def _record_rolled_back(conn: Connection, scope: _Scope, report: RollbackReport)
                      verify_passed=None, verify_result=None, pass_number=0, last_context_id=0,
                      # runs kept stay KFP's: the gate had opened on them (docs/mapping.md W15)
                      **({} if mine_kept else {"gate_opened_at": None}),
-                     runs_migrated=0, runs_skipped=0, tasks=0, artifacts=0, links=0)
+                     runs_migrated=0, runs_skipped=0, tasks=0, artifacts=0, links=0, verify_chain=None)
+        forget_verified(conn, s.source_name)  # what verify proved of rows that are gone now
     if scope.last:
         _record_left_in_place(conn, scope.states, scope.created, scope.t.tasks_name, report)
 

@@ -28,7 +28,7 @@ from ..errors import MigrationFailedError
 from ..mappers import MapOptions, map_run
 from ..source.inventory import count_run_contexts
 from ..source.reader import MlmdReader
-from ..target.digest import read_rows_digests
+from ..target.digest import rows_changed
 from ..target.old_cache import OldCacheRows, short_hash
 from ..faults import fault_point
 from .options import MigrateOptions, MigrateReport
@@ -155,30 +155,27 @@ class _CrossCheck:
         return agree, differ
 
 
-def previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, tuple[str, str, str | None]]:
+def previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, tuple[str, str, str | None, str | None]]:
     """The change marks recorded for `run_ids` by earlier passes, with the source that migrated each and the
-    digest of the rows written then (None: not recorded)."""
-    out: dict[str, tuple[str, str, str | None]] = {}
+    digest and sums of the rows written then (None: not recorded)."""
+    out: dict[str, tuple[str, str, str | None, str | None]] = {}
     for part in chunks(run_ids):
         chunk = part
-        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.marks, t.runs.c.source_name, t.runs.c.digest)
-                              .where(t.runs.c.run_uuid.in_(chunk))):
-            out[r.run_uuid] = (r.marks, r.source_name, r.digest)
+        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.marks, t.runs.c.source_name, t.runs.c.digest,
+                                     t.runs.c.sums).where(t.runs.c.run_uuid.in_(chunk))):
+            out[r.run_uuid] = (r.marks, r.source_name, r.digest, r.sums)
     return out
 
 
-def _rows_moved(conn: Any, t: TargetTables, previous: dict[str, tuple[str, str, str | None]],
+def _rows_moved(conn: Any, t: TargetTables, previous: dict[str, tuple[str, str, str | None, str | None]],
                 run_ids: list[str]) -> set[str]:
-    """Of `run_ids` (runs whose MLMD marks did not move), those whose target rows differ from the digest recorded
-    when they were written: the writer repairs them or leaves them to KFP (docs/mapping.md W15)."""
-    recorded = [r for r in run_ids if r in previous and previous[r][2] is not None]
-    if not recorded:
-        return set()
-    now = read_rows_digests(conn, t.tasks_name, recorded)
-    return {r for r in recorded if now[r] != previous[r][2]}
+    """Of `run_ids` (runs whose MLMD marks did not move), those whose target rows differ from what was recorded
+    when they were written (the database's sums, no row read back, where recorded): the writer repairs them or
+    leaves them to KFP (docs/mapping.md W15)."""
+    return rows_changed(conn, t.tasks_name, {r: (previous[r][2], previous[r][3]) for r in run_ids if r in previous})
 
 
-def refuse_claimed(page: list[tuple[int, str]], previous: dict[str, tuple[str, str, str | None]],
+def refuse_claimed(page: list[tuple[int, str]], previous: dict[str, tuple[str, str, str | None, str | None]],
                    source_name: str) -> None:
     """A run another source migrated already is refused (mapping.md W13: a run belongs to one source).
 

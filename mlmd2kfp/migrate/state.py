@@ -91,13 +91,16 @@ RUNS = Table(
         Column("artifact_ids", "longtext", False), Column("mlmd_artifact_ids", "longtext", False),
         Column("migrated_at", "int64", False), Column("source_name", "varchar(191)", False),
         Column("digest", "varchar(64)", True), Column("run_mark", "varchar(64)", True),
+        Column("sums", "varchar(64)", True),
     ),
     ("run_uuid",), (Index("idx_mlmd2kfp_runs_context", (("context_id", False),)),), (),
 )
 """One row per migrated run; `source_name` says which MLMD source wrote it (a run belongs to one source);
 `digest` is `target.digest.rows_digest` of the rows written for it and `run_mark` its `run_details` state then
-(NULL: written by a release before them, or not written: docs/mapping.md W15)."""
-ADDED_RUNS_COLUMNS = ("digest", "run_mark")
+(NULL: written by a release before them, or not written: docs/mapping.md W15); `sums` the same rows' sums as
+the database computes them (`target.run_sums`, its tasks and links; NULL: an earlier release, or a database
+that cannot hash), what the true-up compares without reading the rows back (issue #30)."""
+ADDED_RUNS_COLUMNS = ("digest", "run_mark", "sums")
 VERIFIED = Table(
     "mlmd2kfp_verified",
     (
@@ -449,6 +452,13 @@ def forget_marks(conn: Connection, source_name: str) -> int:
     written by another mapping version); returns how many runs."""
     runs = core_table(RUNS)
     return conn.execute(runs.update().where(runs.c.source_name == source_name).values(marks="")).rowcount or 0
+
+
+def forget_verified(conn: Connection, source_name: str) -> None:
+    """Drop a source's per-run verify records (`VERIFIED`): a rollback removed the rows they describe."""
+    if VERIFIED.name in inspect(conn).get_table_names():
+        t = core_table(VERIFIED)
+        conn.execute(t.delete().where(t.c.source_name == source_name))
 
 
 def new_state(source_name: str, multi_user: bool, staging_table: str, tool_version: str) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from ..batching import chunks
 from ..dialects import copies_from_stdin, dialect_for, upsert
 from ..mappers.keys import is_migrated_id
 from ..records import LedgerEntry, RunRows
-from ..target.digest import read_rows_digests, read_run_marks, rows_digest, tool_written
+from ..target.digest import read_run_marks, rows_changed, rows_digest, tool_written
+from ..target.run_sums import WRITTEN_PARTS, run_sums
 from ..target.schema import ARTIFACT_TASKS, ARTIFACTS, TASKS
 from ..faults import fault_point
 from .state import LEDGER, RUNS, core_table, gate_opened, update_state
@@ -169,7 +170,8 @@ def write_batch(conn: Connection, t: TargetTables, work: list[RunWork], resume_a
     fault_point("mid-batch", conn)
     _delete_unused_artifacts(conn, t, plan, result)  # 5
     _write_ledger(conn, t, plan, result)  # 6
-    _write_run_records(conn, t, plan, _written_digests(task_rows, link_rows), source_name, result)
+    sums = run_sums(conn, t.tasks.name, [w.run_id for w in writable], WRITTEN_PARTS) or {}
+    _write_run_records(conn, t, plan, (_written_digests(task_rows, link_rows), sums), source_name, result)
     _checkpoint(conn, source_name, len(work), resume_after, result)  # 7
     return result
 
@@ -181,8 +183,8 @@ def _plan_batch(conn: Connection, t: TargetTables, work: list[RunWork], source_n
     live = _runs_with_live_rows(conn, t, run_ids)
     previous: dict[str, Any] = {}
     for chunk in chunks(run_ids):
-        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.artifact_ids, t.runs.c.digest, t.runs.c.run_mark)
-                              .where(t.runs.c.run_uuid.in_(chunk))):
+        for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.artifact_ids, t.runs.c.digest, t.runs.c.run_mark,
+                                     t.runs.c.sums).where(t.runs.c.run_uuid.in_(chunk))):
             previous[r.run_uuid] = r
     owned, repaired, marks_now = _changed_since_written(conn, t, run_ids, previous, live,
                                                         source_name in gate_opened(conn))
@@ -274,11 +276,13 @@ def _write_ledger(conn: Connection, t: TargetTables, plan: _BatchPlan, result: B
         result.ledger_by_entity[(e.entity, e.reason)] += 1
 
 
-def _write_run_records(conn: Connection, t: TargetTables, plan: _BatchPlan, digests: dict[str, str],
+def _write_run_records(conn: Connection, t: TargetTables, plan: _BatchPlan, written: tuple[dict[str, str], dict[str, str]],
                        source_name: str, result: BatchResult) -> None:
     """6. Each run's record (the earlier one deleted by `_write_ledger`): change marks, outcome, artifacts, and
-    what was written (a kept run keeps the record of what the tool wrote: the next pass compares against it)."""
+    what was written, as digests and as the database's sums (a kept run keeps the record of what the tool
+    wrote: the next pass compares against it)."""
     now, kept = int(time.time()), plan.kept
+    digests, sums = written
     insert_rows(conn, t.runs, [{
         "run_uuid": w.run_id, "context_id": w.context_id, "marks": w.marks, "namespace": w.rows.namespace or "",
         "skipped": plan.kept_reason(w.run_id) or w.rows.skipped or "",
@@ -289,6 +293,7 @@ def _write_run_records(conn: Connection, t: TargetTables, plan: _BatchPlan, dige
         "migrated_at": now, "source_name": source_name,
         "digest": digests.get(w.run_id, EMPTY_DIGEST) if w.run_id not in kept else plan.was(w.run_id, "digest"),
         "run_mark": plan.marks_now.get(w.run_id, "") if w.run_id not in kept else plan.was(w.run_id, "run_mark"),
+        "sums": sums.get(w.run_id) if w.run_id not in kept else plan.was(w.run_id, "sums"),
     } for w in plan.work])
     result.runs = len(plan.work)
     for w in plan.work:
@@ -325,11 +330,7 @@ def _changed_since_written(conn: Connection, t: TargetTables, run_ids: list[str]
     and damaged (repaired by rewriting them); and every run's `run_details` mark now (docs/mapping.md W15).
     Before the cutover (tasks staged beside the old `tasks`) no KFP can write into them: a change is damage."""
     marks_now = read_run_marks(conn, run_ids)
-    recorded = sorted(r for r, row in previous.items() if row.digest is not None)
-    if not recorded:
-        return set(), set(), marks_now
-    now = read_rows_digests(conn, t.tasks.name, recorded)
-    changed = {r for r in recorded if now[r] != previous[r].digest}
+    changed = rows_changed(conn, t.tasks.name, {r: (row.digest, row.sums) for r, row in previous.items()})
     if not changed:
         return set(), set(), marks_now
     # a run whose `run_details` row is gone was deleted (by the old server, or by KFP): nobody's, its rows go
@@ -343,8 +344,8 @@ def runs_changed_by_kfp(conn: Connection, t: TargetTables) -> set[str]:
     runs with a recorded digest): `rollback` keeps them as it keeps runs KFP wrote rows into."""
     opened = gate_opened(conn)
     previous: dict[str, Any] = {}
-    for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.digest, t.runs.c.run_mark, t.runs.c.source_name)
-                          .where(t.runs.c.digest.is_not(None))):
+    for r in conn.execute(select(t.runs.c.run_uuid, t.runs.c.digest, t.runs.c.run_mark, t.runs.c.source_name,
+                                 t.runs.c.sums).where(t.runs.c.digest.is_not(None))):
         previous[r.run_uuid] = r
     owned: set[str] = set()
     ids = sorted(previous)

@@ -161,6 +161,26 @@ def write_fast_sample(mlmd_url: str, kfp_url: str, *, runs: int, seed: int = 0, 
     return records
 
 
+def append_fast_runs(mlmd_url: str, kfp_url: str, *, first: int, reps: int, seed: int = 0,
+                     single_user: bool = False) -> list[RunRecord]:
+    """Add repetitions `first` .. `first + reps - 1` of the scenario set to a store `write_fast_sample` wrote
+    with the same seed and mode (new runs arriving while the old KFP serves: the window benchmark)."""
+    template = _load_template(seed, single_user)
+    kfp_engine, mlmd_engine = make_engine(kfp_url, "KFP"), make_engine(parse_url(mlmd_url, "MLMD"), "MLMD")
+    with mlmd_engine.connect() as conn:
+        d = dialect_for(conn)
+    _write_mlmd_copies(mlmd_engine, template, d, reps, None, first)
+    _sync_sequences(mlmd_engine, d)
+    with kfp_engine.begin() as conn:
+        _insert_kfp(conn, "run_details", [_kfp_run(r, rep) for rep in range(first, first + reps)
+                                          for r in template.kfp["run_details"]])
+        _insert_kfp(conn, "tasks", [_kfp_task(r, rep, template.max["Execution"]) for rep in range(first, first + reps)
+                                    for r in template.kfp["tasks"]])
+    mlmd_engine.dispose()
+    kfp_engine.dispose()
+    return [_copy_record(r, rep) for rep in range(first, first + reps) for r in template.report.runs]
+
+
 def _load_template(seed: int, single_user: bool) -> _Template:
     """Write one repetition through `ml-metadata` into a temporary SQLite pair and load it."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -199,12 +219,13 @@ def _write_shared_mlmd(mlmd_engine: Engine, template: _Template, d: Dialect) -> 
 
 
 def _write_mlmd_copies(mlmd_engine: Engine, template: _Template, d: Dialect, reps: int,
-                       on_progress: Callable[[int, int], None] | None) -> None:
-    """Insert `reps` copies of the run-scoped MLMD rows, 20 repetitions per transaction."""
+                       on_progress: Callable[[int, int], None] | None, first: int = 0) -> None:
+    """Insert `reps` copies of the run-scoped MLMD rows (repetitions `first` on), 20 repetitions per
+    transaction."""
     lower, booleans = d.lower_case_mlmd, d.native_booleans
     for start in range(0, reps, 20):
         with mlmd_engine.begin() as conn:
-            for rep in range(start, min(reps, start + 20)):
+            for rep in range(first + start, first + min(reps, start + 20)):
                 rows = _replicate(template, rep)
                 for table in ("Context", "ContextProperty", "ParentContext", "Execution", "ExecutionProperty",
                               "Artifact", "ArtifactProperty", "Event", "EventPath", "Association", "Attribution"):

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 
 from ..batching import chunks
 from ..dialects import dialect_for
+from .run_sums import WRITTEN_PARTS, run_sums
 from .schema import ARTIFACT_TASKS, TASKS
 
 TASK_COLUMNS = tuple(c.name for c in TASKS.columns)
@@ -136,3 +137,19 @@ def read_run_marks(conn: Connection, run_ids: list[str]) -> dict[str, str]:
         for row in conn.execute(sql, {"ids": part}).mappings():
             out[row["UUID"]] = run_mark(dict(row))
     return out
+
+
+def rows_changed(conn: Connection, tasks_table: str, recorded: dict[str, tuple[str | None, str | None]]) -> set[str]:
+    """Of these runs ((digest, sums) recorded when their rows were written), those whose rows differ now: by
+    the sums the database computes (`run_sums`, no row shipped) where they were recorded, else by reading the
+    rows back into `rows_digest` (runs an earlier release wrote, or a MySQL whose SHA2 does not answer)."""
+    by_sums = {r: s for r, (_, s) in recorded.items() if s}
+    now = run_sums(conn, tasks_table, list(by_sums), WRITTEN_PARTS) if by_sums else {}
+    if now is None:  # this connection cannot hash: every run by its digest
+        now, by_sums = {}, {}
+    changed = {r for r, s in by_sums.items() if now[r] != s}
+    rest = [r for r, (d, _) in recorded.items() if r not in by_sums and d is not None]
+    if rest:
+        digests = read_rows_digests(conn, tasks_table, rest)
+        changed |= {r for r in rest if digests[r] != recorded[r][0]}
+    return changed

@@ -24,6 +24,8 @@ from .schema import ARTIFACT_TASKS, ARTIFACTS, TASKS
 
 LEDGER_COLUMNS = ("id", "run_uuid", "entity", "mlmd_id", "reason", "detail")
 """The ledger's columns (`mlmd2kfp_ledger`): what the migration recorded about a run's skipped rows."""
+WRITTEN_PARTS = 2
+"""The parts `migrate` records for each run it wrote (its tasks and links): what the true-up compares."""
 RUN_COLUMNS = ("UUID", "Namespace", "State", "Conditions", "PipelineVersionId", "ExperimentUUID", "DisplayName",
                "FinishedAtInSec", "PipelineSpecManifest")
 """The columns of a run's `run_details` row its expected rows are derived from; with its experiment's namespace
@@ -47,15 +49,16 @@ def _parts(d: Dialect, tasks_table: str) -> list[tuple[str, str, str]]:
     ]
 
 
-def run_sums(conn: Connection, tasks_table: str, run_ids: list[str]) -> dict[str, str] | None:
+def run_sums(conn: Connection, tasks_table: str, run_ids: list[str], parts: int | None = None) -> dict[str, str] | None:
     """Each run's sums as one short text (a run without rows gets the sums of nothing); None when this
-    database cannot hash (a MySQL whose SHA2 does not answer)."""
+    database cannot hash (a MySQL whose SHA2 does not answer). `parts`: only the first ones (`WRITTEN_PARTS`:
+    the tasks and links the migrator wrote)."""
     if not prepare_row_hashes(conn):
         return None
     run_ids = list(dict.fromkeys(run_ids))  # a run asked twice is one run
     d = dialect_for(conn)
     found: dict[str, list[str]] = {r: [] for r in run_ids}
-    for source, row_hash, run in _parts(d, tasks_table):
+    for source, row_hash, run in _parts(d, tasks_table)[:parts]:
         sql = text(f"SELECT {run}, COUNT(*), {hash_sum_sql(d, row_hash)} FROM {source} WHERE {run} IN :ids "
                    f"GROUP BY {run}").bindparams(bindparam("ids", expanding=True))
         part: dict[str, str] = {}

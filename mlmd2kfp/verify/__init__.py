@@ -35,7 +35,7 @@ from .checks import CHECKS, check_cache_rows, check_run_state, compare_run
 from .incremental import mlmd_unchanged, proofs_info, settle_chunk, start_proofs, take_unchanged
 from .expect import ExpectedRun, expect_run
 from .global_checks import check_rollback_copy, check_runless_ledger, check_whole_target
-from .records import Proofs
+from .records import Proofs, end_chain
 from .options import VerifyOptions
 from .report import Finding, ParityReport
 from .source import ApiSource, SourceRun, SqlSource, enrich
@@ -172,7 +172,7 @@ def run_verify(mlmd: str | Engine, kfp: str | Engine, options: VerifyOptions | N
         report, source_name, proofs = _verify(mlmd_engine, kfp_engine, options, on_progress,
                                               (label(mlmd), label(kfp)))
         if options.record:
-            also = None if proofs is None else (lambda conn: proofs.write(conn, source_name, report.passed))
+            also = _records_writer(proofs, source_name, report.passed, _partial(options))
             report.not_recorded = record_verify(kfp_engine, report.passed, report.summary(), snapshot, source_name,
                                                 also)
     return report
@@ -194,6 +194,15 @@ def check_mlmd(mlmd: str | Engine, kfp: str | Engine, source_name: str | None = 
             return True, "MLMD not compared: the migration was cleaned up and KFP owns the data"
         with opened(mlmd, "MLMD") as mlmd_engine, mlmd_engine.connect() as mconn:
             return mlmd_unchanged(mconn, kconn, state)
+
+
+def _records_writer(proofs: Proofs | None, source_name: str, passed: bool,
+                    partial: bool) -> Callable[[Connection], None] | None:
+    """What `record_verify` writes of the per-run records: this verify's; none for a `--run`/`--namespace`
+    subset; a whole verify that could not hash ends the chain (the records describe an older verify)."""
+    if proofs is not None:
+        return lambda conn: proofs.write(conn, source_name, passed)
+    return None if partial else (lambda conn: end_chain(conn, source_name))
 
 
 @dataclass

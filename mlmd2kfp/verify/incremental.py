@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from ..migrate.state import MigrationState
 from ..target.old_cache import OldCacheRows
 from .marks import run_marks
-from .records import FULL, INCREMENTAL, Proofs, RunProof, chain_of, load_records, target_sums
+from .records import FULL, INCREMENTAL, Proofs, RunProof, chain_of, derivation, load_records, target_sums
 
 
 class _Target(Protocol):
@@ -17,6 +17,8 @@ class _Target(Protocol):
 
     state: MigrationState | None
     source_name: str
+    multi: bool
+    value_limit: int | None
     old_cache: OldCacheRows | None
     mlmd_conn: Connection | None
     total_runs: int
@@ -45,10 +47,12 @@ def start_proofs(target: _Target, full: bool) -> Proofs | None:
     if sums is None:
         return None
     before = {c: RunProof(c, run, mark, sums[run]) for c, (run, mark) in marks.items()}
-    chain = None if full else chain_of(target.state)
+    wanted = derivation(target.multi, target.value_limit)
+    chain = None if full else chain_of(target.state, wanted)
     if chain is None:
-        return Proofs(FULL, before, old_parts=old_parts)
-    proofs = Proofs(INCREMENTAL, before, load_records(target.conn, target.source_name, chain), chain, old_parts)
+        return Proofs(FULL, before, wanted, old_parts=old_parts)
+    proofs = Proofs(INCREMENTAL, before, wanted, load_records(target.conn, target.source_name, chain), chain,
+                    old_parts)
     target.total_runs = len(proofs.compare or ())
     return proofs
 
@@ -88,7 +92,7 @@ def proofs_info(proofs: Proofs) -> dict[str, Any]:
         if gone:
             info["runs recorded before and gone from MLMD"] = gone
     if proofs.moved:
-        info["runs that changed while verify read them (not recorded)"] = proofs.moved
+        info["runs that changed while verify read them (compared again next time)"] = proofs.moved
     return info
 
 
@@ -99,7 +103,7 @@ SHOWN = 5
 def mlmd_unchanged(mconn: Connection, kconn: Connection, state: MigrationState) -> tuple[bool, str]:
     """Whether MLMD still holds what the last verify of `state`'s source compared: every run's mark against
     its record (`status --check --mlmd-url`); (holds, one line saying what was compared or what changed)."""
-    chain = chain_of(state)
+    chain = chain_of(state, {})  # whatever derived them, the records hold the MLMD marks verify compared
     records = load_records(kconn, state.source_name, chain) if chain is not None else {}
     if chain is None:
         return False, ("the last verify left no per-run records to compare MLMD with; run `mlmd2kfp verify --full"

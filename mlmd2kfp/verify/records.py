@@ -13,6 +13,7 @@ verify renews the records of the runs it compared. A full verify that fails ends
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, inspect, select, update
 from sqlalchemy.engine import Connection
 
+from .. import __version__
 from ..batching import chunks
 from ..migrate.state import MAPPING_VERSION, STATE, VERIFIED, MigrationState, core_table, state_id
 from ..target.old_cache import short_hash
@@ -29,8 +31,9 @@ from ..target.run_sums import run_sums
 SUMS_VERSION = "1"
 """The recipe of the recorded marks and sums: records of another recipe prove nothing."""
 FULL, INCREMENTAL = "full", "incremental"
-KFP_OWNED = "kfp-owned"
-"""The sums recorded for a run KFP changed since the migration: its MLMD mark is recorded, its rows are KFP's."""
+KFP_OWNED = "compare-again"
+"""The sums recorded for a run KFP changed since the migration, or whose rows moved while verify read them: its
+MLMD mark is recorded (MLMD held what verify compared), no target matches the sums (it is compared again)."""
 
 
 @dataclass(frozen=True)
@@ -44,16 +47,24 @@ class RunProof:
     artifacts: tuple[int, ...] = ()
 
 
-def chain_of(state: MigrationState | None) -> dict[str, Any] | None:
-    """The chain of records an incremental verify may start from: its full verify of this mapping version and
-    sums recipe; None when there is none."""
+def derivation(multi: bool, value_limit: int | None) -> dict[str, Any]:
+    """What the expected rows depend on besides a run's MLMD rows and `run_details` row: the release deriving
+    them, its mapping version, the sums recipe, the install mode verified in and the server's value limit. A
+    chain holds them: records made under others prove nothing."""
+    return {"mapping_version": MAPPING_VERSION, "sums": SUMS_VERSION, "tool": __version__, "multi": multi,
+            "value_limit": value_limit}
+
+
+def chain_of(state: MigrationState | None, wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """The chain of records an incremental verify may start from: a full verify's under the same `derivation`;
+    None when there is none."""
     try:
         chain = json.loads(state.verify_chain or "null") if state is not None else None
     except ValueError:
         return None
     if not isinstance(chain, dict) or not isinstance(chain.get("full_at"), int):
         return None
-    if chain.get("mapping_version") != MAPPING_VERSION or chain.get("sums") != SUMS_VERSION:
+    if any(chain.get(k) != v for k, v in wanted.items()):
         return None
     return chain
 
@@ -65,7 +76,8 @@ def target_sums(conn: Connection, tasks_table: str, run_ids: list[str],
     sums = run_sums(conn, tasks_table, run_ids)
     if sums is None or old_parts is None:
         return sums
-    return {r: f"{s}/{old_parts.get(short_hash(r), '0:0')}" for r, s in sums.items()}
+    return {r: hashlib.sha256(f"{s}/{old_parts.get(short_hash(r), '0:0')}".encode()).hexdigest()[:32]
+            for r, s in sums.items()}
 
 
 def load_records(conn: Connection, source_name: str, chain: dict[str, Any]) -> dict[int, RunProof]:
@@ -86,6 +98,8 @@ class Proofs:
     kind: str
     before: dict[int, RunProof]
     """Every run as read before comparing, by run context id."""
+    derived_by: dict[str, Any] = field(default_factory=dict)
+    """The `derivation` of this verify (what a chain it starts holds)."""
     records: dict[int, RunProof] = field(default_factory=dict)
     """The chain's records (incremental only)."""
     chain: dict[str, Any] | None = None
@@ -111,10 +125,12 @@ class Proofs:
         only (`KFP_OWNED` sums, which no target matches: it is compared in full each time)."""
         for c, linked in artifacts.items():
             now, then = after.get(c), self.before.get(c)
-            if now is None or then is None or _seen(now) != _seen(then):
-                self.moved += 1
+            if now is None or then is None or (now.run_id, now.mark) != (then.run_id, then.mark):
+                self.moved += 1  # MLMD moved while read: no record (`status --check --mlmd-url` names it)
                 continue
-            sums = now.sums if linked is not None else KFP_OWNED
+            sums = now.sums if linked is not None and now.sums == then.sums else KFP_OWNED
+            if linked is not None and sums == KFP_OWNED:
+                self.moved += 1  # its rows moved while read (KFP at work): compared again next time
             self.proven.append(RunProof(c, now.run_id, now.mark, sums, tuple(sorted(linked or ()))))
 
     def write(self, conn: Connection, source_name: str, passed: bool) -> None:
@@ -122,21 +138,23 @@ class Proofs:
         the source's records and starts a chain when it passed (ends it when it failed); a passing incremental
         one renews the records of the runs it compared and drops those of runs gone from MLMD."""
         t, now = core_table(VERIFIED), int(time.time())
+        state = core_table(STATE)
         if self.kind == FULL:
             conn.execute(delete(t).where(t.c.source_name == source_name))
-            chain: dict[str, Any] | None = {"full_at": now, "mapping_version": MAPPING_VERSION,
-                                             "sums": SUMS_VERSION} if passed else None
-            state = core_table(STATE)
+            chain: dict[str, Any] | None = {"full_at": now, **self.derived_by} if passed else None
             conn.execute(update(state).where(state.c.id == state_id(source_name)).values(
                 verify_chain=json.dumps(chain) if chain else None))
         else:
+            recorded = conn.execute(select(state.c.verify_chain).where(state.c.id == state_id(source_name))).scalar()
+            if self.chain is None or recorded is None or json.loads(recorded) != self.chain:
+                return  # another verify ended or replaced the chain meanwhile: its records stand
             chain = self.chain if passed else None
             compared = self.compare or set()
             stale = [r.run_id for c, r in self.records.items() if c not in self.before or c in compared]
-            for ids in chunks(stale):
-                conn.execute(delete(t).where(t.c.run_uuid.in_(bindparam("ids", expanding=True))), {"ids": list(ids)})
+            _delete_runs(conn, stale)
         if chain is None:
             return
+        _delete_runs(conn, [p.run_id for p in self.proven])  # a record another source left under the same run id
         rows = [{"run_uuid": p.run_id, "source_name": source_name, "context_id": p.context_id, "mlmd_mark": p.mark,
                  "target_sums": p.sums, "mlmd_artifact_ids": ",".join(map(str, p.artifacts)), "chain": chain["full_at"],
                  "verified_at": now} for p in self.proven]
@@ -146,3 +164,17 @@ class Proofs:
 
 def _seen(proof: RunProof) -> tuple[str, str, str]:
     return proof.run_id, proof.mark, proof.sums
+
+
+def _delete_runs(conn: Connection, run_ids: list[str]) -> None:
+    t = core_table(VERIFIED)
+    for ids in chunks(run_ids):
+        conn.execute(delete(t).where(t.c.run_uuid.in_(bindparam("ids", expanding=True))), {"ids": list(ids)})
+
+
+def end_chain(conn: Connection, source_name: str) -> None:
+    """A full verify that records nothing per run (a database that cannot hash) ends the chain: the records
+    describe an older verify."""
+    conn.execute(delete(core_table(VERIFIED)).where(core_table(VERIFIED).c.source_name == source_name))
+    state = core_table(STATE)
+    conn.execute(update(state).where(state.c.id == state_id(source_name)).values(verify_chain=None))

@@ -34,7 +34,7 @@ def _as_version_2(db: Db) -> str:
     db.insert("artifact_tasks", {**link, "UUID": old_id, "ArtifactKey": link["ArtifactKey"] + "-v2"})
     db.sql("UPDATE mlmd2kfp_state SET mapping_version = '2'")
     # the release that wrote version 2 kept no record of its rows nor of the gate (docs/mapping.md W15)
-    db.sql("UPDATE mlmd2kfp_runs SET digest = NULL, run_mark = NULL")
+    db.sql("UPDATE mlmd2kfp_runs SET digest = NULL, run_mark = NULL, sums = NULL")  # as a release before them wrote
     db.sql("UPDATE mlmd2kfp_state SET gate_opened_at = NULL")
     return old_id
 

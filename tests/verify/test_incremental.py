@@ -4,6 +4,8 @@ true-up and cutover, verify), with what each step compares written out."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytest.importorskip("ml_metadata")
@@ -149,8 +151,36 @@ def test_a_window_whose_verify_fails_leaves_the_gate_closed(databases):
     old = db.one('SELECT "UUID" FROM tasks WHERE "MLMDExecutionID" <> \'\' AND "Fingerprint" <> \'\' ORDER BY "UUID"')
     db.set("tasks", "UUID", old["UUID"], "Fingerprint", "tampered")
     db.engine.dispose()
-    window = run_cli("window", "--mlmd-url", m, "--kfp-url", k, "--yes")
+    window = run_cli("window", "--mlmd-url", m, "--kfp-url", k, "--yes", "--report", str(databases.tmp_path / "w.json"))
     assert window.code == 1, (window.stdout[-2000:], window.stderr[-2000:])
+    verified = json.loads((databases.tmp_path / "w.json").read_text())["verify"]
+    assert (verified["kind"], verified["passed"], verified["runs_checked"]) == ("incremental", False, 1)
     assert window.stdout.strip().splitlines()[-1].endswith(
         "gate NOT READY: verify found differences (see its report); fix them, rerun `mlmd2kfp window`")
     assert run_cli("status", "--kfp-url", k, "--check").code == 1
+
+
+def test_a_verify_in_another_install_mode_compares_every_run_again(databases):
+    """The expected rows depend on the mode verified in: records made in one prove nothing in the other."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    assert run_verify(m, k).kind == "full"
+    other = run_verify(m, k, VerifyOptions(multi_user=False, record=False))
+    assert (other.kind, other.passed, other.runs_checked) == ("full", False, RUNS)
+    assert run_verify(m, k, VerifyOptions(record=False)).kind == "incremental"
+
+
+def test_rollback_forgets_the_records_and_another_source_verifies_the_same_runs(databases):
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    assert run_verify(m, k).passed
+    assert run_cli("rollback", "--kfp-url", k, "--yes").code == 0
+    assert rows(k, "SELECT run_uuid FROM mlmd2kfp_verified") == []
+    assert rows(k, "SELECT verify_chain FROM mlmd2kfp_state") == [{"verify_chain": None}]
+    migrate(m, k, MigrateOptions(source_name="again"))
+    again = run_verify(m, k, VerifyOptions(source_name="again"))
+    assert (again.kind, again.passed, again.not_recorded) == ("full", True, None)
+    assert {r["source_name"] for r in rows(k, "SELECT source_name FROM mlmd2kfp_verified")} == {"again"}
+    assert run_verify(m, k, VerifyOptions(source_name="again")).kind == "incremental"

@@ -146,6 +146,16 @@ def scenario(backend: str, size: int, tmp: str, naive: bool) -> dict:
     return out
 
 
+def prepare_backend(spec: str, results: dict) -> tuple[str, str]:
+    """A `--backends` entry made ready: MariaDB's buffer pool set for `mariadb:<pool>`, the server's settings
+    recorded in `results`; (backend, pool)."""
+    backend, _, pool = spec.partition(":")
+    if pool:
+        set_buffer_pool(pool)
+    results["settings"][spec] = server_settings(backend)
+    return backend, pool
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default=DEFAULT_BACKENDS, help="comma-separated; `mariadb:<pool>` sets "
@@ -160,11 +170,8 @@ def main() -> None:
                "settings": {}, "scenarios": []}
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.backends.split(","):
-            backend, _, pool = spec.partition(":")
-            if pool:
-                set_buffer_pool(pool)
+            backend, pool = prepare_backend(spec, results)
             sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(SIZES[backend])
-            results["settings"][spec] = server_settings(backend)
             per_size = []
             for size in sizes:
                 print(f"[bench] {spec} {size} executions …", file=sys.stderr, flush=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import EXECUTIONS_PER_RUN, _auto_driver, server_settings, set_buffer_pool  # noqa: E402
+from bench import EXECUTIONS_PER_RUN, _auto_driver, prepare_backend  # noqa: E402
 from common import drop_database, new_database, run_child  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
@@ -102,10 +102,7 @@ def main() -> None:
                      "settings": {}, "scenarios": []}
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.backends.split(","):
-            backend, _, pool = spec.partition(":")
-            if pool:
-                set_buffer_pool(pool)
-            results["settings"][spec] = server_settings(backend)
+            backend, _ = prepare_backend(spec, results)
             for size in ([int(s) for s in args.sizes.split(",")] if args.sizes else [SIZES[backend]]):
                 print(f"[window] {spec} {size} executions …", file=sys.stderr, flush=True)
                 result = {**scenario(backend, size, tmp), "backend": spec}

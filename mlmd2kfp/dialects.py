@@ -274,6 +274,9 @@ def upsert(d: Dialect, table: Any, key: str, columns: list[str]) -> Any:
 SQLITE_ROW_HASH, SQLITE_HASH_SUM = "mlmd2kfp_row_hash", "mlmd2kfp_hash_sum"
 """The functions `prepare_row_hashes` gives a SQLite connection (it has no hash function, and its SUM
 overflows)."""
+SQLITE_MD5_ROW_HASH = "mlmd2kfp_row_md5"
+"""SQLite's row hash before issue #30 (the PostgreSQL recipe, five times slower in Python): what a digest
+recorded then is checked with."""
 
 
 def row_hash_sql(d: Dialect, columns: list[str], alias: str = "") -> str:
@@ -286,15 +289,17 @@ def row_hash_sql(d: Dialect, columns: list[str], alias: str = "") -> str:
     return row_hash_of(d, [f"{alias}.{d.q(c)}" if alias else d.q(c) for c in columns])
 
 
-def row_hash_of(d: Dialect, values: list[str]) -> str:
-    """`row_hash_sql` over SQL expressions (columns of several tables of a join)."""
+def row_hash_of(d: Dialect, values: list[str], md5_on_sqlite: bool = False) -> str:
+    """`row_hash_sql` over SQL expressions (columns of several tables of a join). SQLite hashes the `repr` of
+    the row's values (Python's text of each, NULL apart from '') with BLAKE2b (`md5_on_sqlite`: the MD5 recipe
+    of PostgreSQL, as before issue #30)."""
     if d.name == "mysql":
         parts = ", ".join(f"IFNULL(SHA2({v}, 256), '-')" for v in values)
         return f"CAST(CONV(LEFT(SHA2(CONCAT_WS(',', {parts}), 256), 16), 16, 10) AS UNSIGNED)"
     if d.name == "postgresql":
         parts = ", ".join(f"COALESCE(md5({v}::text), '-')" for v in values)
         return f"('x' || left(md5(concat_ws(',', {parts})), 16))::bit(64)::bigint::numeric"
-    return f"{SQLITE_ROW_HASH}({', '.join(values)})"
+    return f"{SQLITE_MD5_ROW_HASH if md5_on_sqlite else SQLITE_ROW_HASH}({', '.join(values)})"
 
 
 def hash_sum_sql(d: Dialect, row_hash: str) -> str:
@@ -311,7 +316,8 @@ def prepare_row_hashes(conn: Connection) -> bool:
     d = dialect_for(conn)
     if d.name == "sqlite":
         raw: Any = conn.connection.driver_connection
-        raw.create_function(SQLITE_ROW_HASH, -1, _row_md5_64, deterministic=True)
+        raw.create_function(SQLITE_ROW_HASH, -1, _row_repr_64, deterministic=True)
+        raw.create_function(SQLITE_MD5_ROW_HASH, -1, _row_md5_64, deterministic=True)
         raw.create_aggregate(SQLITE_HASH_SUM, 1, _HashSum)
         return True
     if d.name == "mysql":
@@ -320,6 +326,12 @@ def prepare_row_hashes(conn: Connection) -> bool:
         except Exception:  # noqa: BLE001 - a failed SELECT leaves a MySQL transaction as it was
             return False
     return True
+
+
+def _row_repr_64(*values: Any) -> int:
+    """SQLite's `row_hash_sql`: the first 64 bits (signed) of BLAKE2b over the `repr` of the row's values."""
+    text = repr(values).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
 
 
 def _row_md5_64(*values: Any) -> int:
@@ -349,9 +361,11 @@ class _HashSum:
         return str(self.total)
 
 
-def row_hash_sum_sql(d: Dialect, table: str, columns: list[str]) -> str:
-    """`SELECT COUNT(*), sum of row hashes` over a whole table (`row_hash_sql`, `hash_sum_sql`)."""
-    return f"SELECT COUNT(*), {hash_sum_sql(d, row_hash_sql(d, columns))} FROM {d.q(table)}"
+def row_hash_sum_sql(d: Dialect, table: str, columns: list[str], md5_on_sqlite: bool = False, also: str = "") -> str:
+    """`SELECT COUNT(*), sum of row hashes` over a whole table (`row_hash_of`, `hash_sum_sql`), and `also` (an
+    aggregate the same scan computes)."""
+    row_hash = row_hash_of(d, [d.q(c) for c in columns], md5_on_sqlite)
+    return f"SELECT COUNT(*), {hash_sum_sql(d, row_hash)}{', ' + also if also else ''} FROM {d.q(table)}"
 
 
 def rename_statements(d: Dialect, renames: list[tuple[str, str]]) -> list[str]:

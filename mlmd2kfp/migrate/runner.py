@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, func, inspect, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from .. import __version__
@@ -23,7 +23,7 @@ from ..faults import fault_point
 from ..source.inventory import contradicting_runs, take_kfp_inventory
 from ..source.reader import MlmdReader
 from ..source.schema import open_mlmd
-from ..target.legacy import old_tasks_digest, old_tasks_location
+from ..target.legacy import old_tasks_digest, old_tasks_location, old_tasks_present
 from ..target.schema import require_run_details
 from .context import MigrationContext, migration_context
 from .datapass import data_pass
@@ -292,7 +292,7 @@ def _totals(ctx: MigrationContext) -> None:
         update_state(conn, source_name, tasks=report.totals["tasks"], artifacts=report.totals["artifacts"],
                      links=report.totals["artifact_tasks"], runs_migrated=int(migrated), runs_skipped=int(skipped),
                      status=Status.RUNNING, mapping_version=MAPPING_VERSION)
-        if targets.old_tasks_name:
+        if targets.old_tasks_name and not _digests_old_tasks(ctx, conn):  # else the cutover's scan counts them
             report.old_tasks = old_tasks_counts(conn, targets.old_tasks_name)
 
 
@@ -328,6 +328,13 @@ def _record_failure(engine: Engine, source_name: str, line: str) -> None:
         pass
 
 
+def _digests_old_tasks(ctx: MigrationContext, conn: Connection) -> bool:
+    """This pass cuts over and moves the old `tasks` aside, whose digest the cutover takes (and with it the
+    counts `_totals` would read the table once more for)."""
+    return (not ctx.options.stage_only and not (ctx.options.namespaces or ctx.options.run_ids)
+            and ctx.targets.old_tasks_name == "tasks" and old_tasks_present(conn))
+
+
 def _cutover(ctx: MigrationContext) -> None:
     engine, source_name, report = ctx.kfp, ctx.source_name, ctx.report
     with engine.connect() as conn:
@@ -343,8 +350,12 @@ def _cutover(ctx: MigrationContext) -> None:
     with engine.connect() as conn:  # what rollback will restore, recorded once per move (issue #27 item 3)
         recorded = any(s.old_tasks_digest for s in load_states(conn))  # whatever the phase of its row
         if PRE_MIGRATION in inspect(conn).get_table_names() and (result["moved_old_tasks"] or not recorded):
-            rows, digest = old_tasks_digest(conn, PRE_MIGRATION)
+            counts: dict[str, int | None] = {}
+            rows, digest = old_tasks_digest(conn, PRE_MIGRATION, counts=counts)
             copy = {"old_tasks_rows": rows, "old_tasks_digest": digest}
+            report.old_tasks = report.old_tasks or counts
+        elif not report.old_tasks and ctx.targets.old_tasks_name:
+            report.old_tasks = old_tasks_counts(conn, old_tasks_location(conn) or PRE_MIGRATION)
     with engine.begin() as conn:
         update_state(conn, source_name, phase=Phase.DONE, status=Status.DONE, staging_table="tasks",
                      moved_old_tasks=int(moved), finished_at=int(time.time()), **copy)

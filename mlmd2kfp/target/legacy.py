@@ -160,37 +160,52 @@ LEGACY_TABLES: tuple[Table, ...] = (EXPERIMENTS, PIPELINES, PIPELINE_VERSIONS, R
 """Creation order of the pre-upgrade KFP tables."""
 
 
-SERVER_DIGEST = "rowsum1:"
-"""How a digest the server computed begins (`dialects.row_hash_sum_sql`); one without it is the SHA-256
-over the rows streamed to the client that releases before issue #29's second session recorded."""
+SERVER_DIGEST, SQLITE_DIGEST = "rowsum1:", "rowsum2:"
+"""How a digest the server computed begins (`dialects.row_hash_sum_sql`): `rowsum2:` on SQLite since issue
+#30 (its faster row hash), `rowsum1:` elsewhere and on SQLite before; one without either is the SHA-256 over
+the rows streamed to the client that releases before issue #29's second session recorded."""
 
 
-def old_tasks_digest(conn: Connection, table: str, recorded: str | None = None) -> tuple[int, str]:
+def old_tasks_digest(conn: Connection, table: str, recorded: str | None = None,
+                     counts: dict[str, int | None] | None = None) -> tuple[int, str]:
     """Rows of an old-form `tasks` table and a digest over them (every column by name): what the cutover
     moved aside, so that `verify` and `rollback` can tell the copy is still whole (issue #27). The database
     computes it (a sum of row hashes, `dialects.row_hash_sum_sql`: no row is shipped; a MySQL whose SHA2
     does not answer streams the rows as before, and that digest is then the one recorded); given the digest
     `recorded` to compare with, it is computed the way that one was (a release before issue #29 streamed the
-    rows into a SHA-256). Stable on one backend, which is all it is compared on."""
+    rows into a SHA-256). Stable on one backend, which is all it is compared on. `counts`, when given, gets the
+    table's two populations from the same scan (`cache_rows`, `node_rows`: kfp-native-schema.md §5.2)."""
     columns = sorted(c["name"] for c in inspect(conn).get_columns(table))
-    server = recorded is None or recorded.startswith(SERVER_DIGEST)
+    server = recorded is None or recorded.startswith((SERVER_DIGEST, SQLITE_DIGEST))
     if not server or not prepare_row_hashes(conn):  # a MySQL without SHA2: streamed, and recorded so
-        return _streamed_digest(conn, table, columns)
+        rows, digest, cache_rows = _streamed_digest(conn, table, columns)
+        if counts is not None:
+            counts.update(cache_rows=cache_rows, node_rows=rows - cache_rows)
+        return rows, digest
+    d = dialect_for(conn)
+    md5 = recorded is not None and recorded.startswith(SERVER_DIGEST)  # SQLite's recipe before issue #30
+    prefix = SQLITE_DIGEST if d.name == "sqlite" and not md5 else SERVER_DIGEST
     names = hashlib.sha256(json.dumps(columns).encode()).hexdigest()[:12]
-    rows, total = conn.exec_driver_sql(row_hash_sum_sql(dialect_for(conn), table, columns)).one()
-    return int(rows), f"{SERVER_DIGEST}{names}:{int(total)}"
+    cache = f"SUM(CASE WHEN {d.q('MLMDExecutionID')} <> '' THEN 1 ELSE 0 END)"
+    rows, total, cache_rows = conn.exec_driver_sql(row_hash_sum_sql(d, table, columns, md5, also=cache)).one()
+    if counts is not None:
+        counts.update(cache_rows=int(cache_rows or 0), node_rows=int(rows) - int(cache_rows or 0))
+    return int(rows), f"{prefix}{names}:{int(total)}"
 
 
-def _streamed_digest(conn: Connection, table: str, columns: list[str]) -> tuple[int, str]:
-    """A SHA-256 over the rows in primary-key order, read by the client (SQLite; digests recorded before)."""
+def _streamed_digest(conn: Connection, table: str, columns: list[str]) -> tuple[int, str, int]:
+    """A SHA-256 over the rows in primary-key order, read by the client (digests recorded before issue #29, a
+    MySQL whose SHA2 does not answer); with the rows and the cache rows among them."""
     d = dialect_for(conn)
     sql = (f"SELECT {', '.join(d.q(c) for c in columns)} FROM {d.q(table)} "
            f"ORDER BY {', '.join(d.q(c) for c in OLD_TASKS.primary_key)}")
-    digest, rows = hashlib.sha256(json.dumps(columns).encode()), 0
+    digest, rows, cache_rows = hashlib.sha256(json.dumps(columns).encode()), 0, 0
+    execution = columns.index("MLMDExecutionID") if "MLMDExecutionID" in columns else None
     for row in conn.execution_options(stream_results=True).exec_driver_sql(sql):
         digest.update(json.dumps([None if v is None else str(v) for v in row]).encode() + b"\n")
         rows += 1
-    return rows, digest.hexdigest()
+        cache_rows += execution is not None and row[execution] not in (None, "")
+    return rows, digest.hexdigest(), cache_rows
 
 
 def old_tasks_present(conn: Connection) -> bool:

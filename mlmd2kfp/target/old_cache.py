@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.engine import Connection
 
+from ..batching import chunks
+
 
 def short_hash(text: str | None) -> int:
     """A stable 64-bit hash of a text (signed, to fit `array('q')`); NULL is 0, apart from ''."""
@@ -38,17 +40,21 @@ class OldCacheRows:
         self.fingerprints = array("q")
 
     @classmethod
-    def read(cls, conn: Connection, table: str | None) -> OldCacheRows:
+    def read(cls, conn: Connection, table: str | None, runs: list[str] | None = None) -> OldCacheRows:
         """One scan of the old table `table` in its own order, sorted here (a server sort of these wide rows
         re-read each one by its key: MariaDB read twice the table's pages doing it). The sort briefly holds
-        a list of positions (about 70 bytes a row) besides the arrays."""
+        a list of positions (about 70 bytes a row) besides the arrays. `runs`: only the rows filed under
+        these runs, looked up by KFP's index on `RunUUID` (a page per row: cheaper than the scan for a
+        true-up that writes a few runs)."""
         out = cls()
         if table is None:
             return out
         c = Table(table, MetaData(), Column("MLMDExecutionID", String), Column("RunUUID", String),
                   Column("Fingerprint", String)).c
         query = select(c.MLMDExecutionID, c.RunUUID, c.Fingerprint).where(c.MLMDExecutionID != "")
-        for execution, run, fingerprint in conn.execute(query, execution_options={"yield_per": 5000}):
+        queries = [query] if runs is None else [query.where(c.RunUUID.in_(list(part))) for part in chunks(runs)]
+        for execution, run, fingerprint in (r for q in queries for r in conn.execute(q, execution_options={
+                "yield_per": 5000})):
             if not (execution.isascii() and execution.isdecimal()) or str(int(execution)) != execution \
                     or int(execution) >= 2 ** 63:
                 continue

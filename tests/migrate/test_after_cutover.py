@@ -110,7 +110,7 @@ def test_item_3_the_rollback_copy_is_checked(databases, damage, recorded):
     migrate(m, k, MigrateOptions())
     db = Db(k)
     form = db.one("SELECT old_tasks_digest FROM mlmd2kfp_state")["old_tasks_digest"]
-    assert form.startswith("rowsum1:")
+    assert form.startswith("rowsum2:" if databases.backend == "sqlite" else "rowsum1:")
     if recorded == "streamed":
         earlier = _streamed_sha256(db)
         db.sql("UPDATE mlmd2kfp_state SET old_tasks_digest = :d", d=earlier)
@@ -145,24 +145,41 @@ def _streamed_sha256(db: Db) -> str:
     return h.hexdigest()
 
 
+def _md5_form(rows: list[dict], columns: list[str], backend: str) -> int:
+    """The sum of the first 64 bits of each row's hash (unsigned on MariaDB, signed elsewhere), a row's hash being
+    the hash of its sorted columns' hex hashes ('-' for NULL) joined by ','; SHA-256 on MariaDB, MD5 elsewhere."""
+    algorithm = hashlib.sha256 if backend == "mariadb" else hashlib.md5
+    total = 0
+    for r in rows:
+        text = ",".join("-" if r[c] is None else algorithm(str(r[c]).encode()).hexdigest() for c in columns)
+        top = int(algorithm(text.encode()).hexdigest()[:16], 16)
+        total += top - 2 ** 64 if backend != "mariadb" and top >= 2 ** 63 else top
+    return total
+
+
 def test_item_3_the_server_digest_written_out(databases):
-    """The digest the database computes for the old tasks, derived here in Python: the sum of the first 64 bits
-    of each row's hash (unsigned on MariaDB, signed elsewhere), a row's hash being the hash of its sorted
-    columns' hex hashes ('-' for NULL) joined by ','; SHA-256 on MariaDB, MD5 on PostgreSQL and SQLite."""
+    """The digest the database computes for the old tasks, derived here in Python (`_md5_form` on the servers;
+    on SQLite since issue #30 the signed first 64 bits of BLAKE2b over the `repr` of each row's values in
+    sorted column order, summed). A SQLite digest recorded the MD5 way before is still checked that way."""
     m, k = databases.new("m"), databases.new("k")
     write_sample(m, k, seed=8)
     migrate(m, k, MigrateOptions())
     db = Db(k)
     rows = db.sql("SELECT * FROM tasks_pre_migration")
     columns = sorted(rows[0])
-    algorithm = hashlib.sha256 if databases.backend == "mariadb" else hashlib.md5
-    total = 0
-    for r in rows:
-        text = ",".join("-" if r[c] is None else algorithm(str(r[c]).encode()).hexdigest() for c in columns)
-        top = int(algorithm(text.encode()).hexdigest()[:16], 16)
-        total += top - 2 ** 64 if databases.backend != "mariadb" and top >= 2 ** 63 else top
     names = hashlib.sha256(json.dumps(columns).encode()).hexdigest()[:12]
-    assert db.one("SELECT old_tasks_digest FROM mlmd2kfp_state")["old_tasks_digest"] == f"rowsum1:{names}:{total}"
+    recorded = db.one("SELECT old_tasks_digest FROM mlmd2kfp_state")["old_tasks_digest"]
+    if databases.backend != "sqlite":
+        assert recorded == f"rowsum1:{names}:{_md5_form(rows, columns, databases.backend)}"
+    else:
+        total = sum(int.from_bytes(hashlib.blake2b(repr(tuple(r[c] for c in columns)).encode(), digest_size=8)
+                                   .digest(), "big", signed=True) for r in rows)
+        assert recorded == f"rowsum2:{names}:{total}"
+        earlier = f"rowsum1:{names}:{_md5_form(rows, columns, 'sqlite')}"
+        db.sql("UPDATE mlmd2kfp_state SET old_tasks_digest = :d", d=earlier)
+        assert run_verify(m, k, VerifyOptions(record=False)).passed  # the earlier form is honoured
+        db.sql('UPDATE tasks_pre_migration SET "PodName" = \'x\' WHERE "UUID" = :u', u=rows[0]["UUID"])
+        assert not run_verify(m, k, VerifyOptions(record=False)).passed  # and still catches damage
     db.engine.dispose()
 
 

@@ -361,6 +361,12 @@ class _HashSum:
         return str(self.total)
 
 
+def digest_prefix(d: Dialect, md5_on_sqlite: bool = False) -> str:
+    """How a table digest of `row_hash_sum_sql` begins: `rowsum2:` on SQLite since issue #30 (its faster row
+    hash), `rowsum1:` elsewhere and for SQLite's MD5 recipe (`md5_on_sqlite`)."""
+    return "rowsum2:" if d.name == "sqlite" and not md5_on_sqlite else "rowsum1:"
+
+
 def row_hash_sum_sql(d: Dialect, table: str, columns: list[str], md5_on_sqlite: bool = False, also: str = "") -> str:
     """`SELECT COUNT(*), sum of row hashes` over a whole table (`row_hash_of`, `hash_sum_sql`), and `also` (an
     aggregate the same scan computes)."""

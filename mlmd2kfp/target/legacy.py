@@ -12,7 +12,7 @@ import json
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from ..dialects import dialect_for, prepare_row_hashes, row_hash_sum_sql
+from ..dialects import dialect_for, digest_prefix, prepare_row_hashes, row_hash_sum_sql
 from .schema import OLD_TASKS_MARKERS, PRE_MIGRATION_TABLE, STAGING_TABLE, Column, ForeignKey, Index, Table
 
 _C = "CASCADE"
@@ -184,7 +184,7 @@ def old_tasks_digest(conn: Connection, table: str, recorded: str | None = None,
         return rows, digest
     d = dialect_for(conn)
     md5 = recorded is not None and recorded.startswith(SERVER_DIGEST)  # SQLite's recipe before issue #30
-    prefix = SQLITE_DIGEST if d.name == "sqlite" and not md5 else SERVER_DIGEST
+    prefix = digest_prefix(d, md5)
     names = hashlib.sha256(json.dumps(columns).encode()).hexdigest()[:12]
     cache = f"SUM(CASE WHEN {d.q('MLMDExecutionID')} <> '' THEN 1 ELSE 0 END)"
     rows, total, cache_rows = conn.exec_driver_sql(row_hash_sum_sql(d, table, columns, md5, also=cache)).one()

@@ -140,16 +140,16 @@ def read_run_marks(conn: Connection, run_ids: list[str]) -> dict[str, str]:
 
 
 def rows_changed(conn: Connection, tasks_table: str, recorded: dict[str, tuple[str | None, str | None]]) -> set[str]:
-    """Of these runs ((digest, sums) recorded when their rows were written), those whose rows differ now: by
-    the sums the database computes (`run_sums`, no row shipped) where they were recorded, else by reading the
-    rows back into `rows_digest` (runs an earlier release wrote, or a MySQL whose SHA2 does not answer)."""
+    """Of these runs ((digest, sums) recorded when their rows were written), those whose tool-written rows differ
+    now from the digest. The sums the database computes (`run_sums`, no row shipped) prove a run unchanged
+    where they equal what was recorded; they cover every row of the run (KFP's own too) and the stored text,
+    so a run whose sums moved is read back into `rows_digest`, which decides (docs/mapping.md W15), as are runs
+    recorded without sums (an earlier release, a MySQL whose SHA2 does not answer)."""
     by_sums = {r: s for r, (_, s) in recorded.items() if s}
     now = run_sums(conn, tasks_table, list(by_sums), WRITTEN_PARTS) if by_sums else {}
-    if now is None:  # this connection cannot hash: every run by its digest
-        now, by_sums = {}, {}
-    changed = {r for r, s in by_sums.items() if now[r] != s}
-    rest = [r for r, (d, _) in recorded.items() if r not in by_sums and d is not None]
-    if rest:
-        digests = read_rows_digests(conn, tasks_table, rest)
-        changed |= {r for r in rest if digests[r] != recorded[r][0]}
-    return changed
+    unchanged = {r for r, s in by_sums.items() if now is not None and now[r] == s}
+    rest = [r for r, (d, _) in recorded.items() if r not in unchanged and d is not None]
+    if not rest:
+        return set()
+    digests = read_rows_digests(conn, tasks_table, rest)
+    return {r for r in rest if digests[r] != recorded[r][0]}

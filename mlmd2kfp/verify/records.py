@@ -28,7 +28,7 @@ from ..migrate.state import MAPPING_VERSION, STATE, VERIFIED, MigrationState, co
 from ..target.old_cache import short_hash
 from ..target.run_sums import run_sums
 
-SUMS_VERSION = "1"
+SUMS_VERSION = "2"
 """The recipe of the recorded marks and sums: records of another recipe prove nothing."""
 FULL, INCREMENTAL = "full", "incremental"
 KFP_OWNED = "compare-again"

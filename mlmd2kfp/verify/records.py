@@ -106,7 +106,8 @@ class Proofs:
     old_parts: dict[int, str] | None = None
     proven: list[RunProof] = field(default_factory=list)
     moved: int = 0
-    """Runs compared whose mark or sums moved while verify read them (not recorded)."""
+    """Runs compared whose mark or sums moved while verify read them: not recorded (the mark), or recorded to
+    be compared again (the sums)."""
 
     def __post_init__(self) -> None:
         self.compare: set[int] | None = None if self.kind == FULL else {

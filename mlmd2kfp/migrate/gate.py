@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from ..errors import LockHeldError
 from .lock import MigrationLock
 from .state import (CLEANED_UP, KEPT_RUNS, MAPPING_VERSION, STATE, MigrationState, Phase, VerifyRecord, cleaned_up_line,
-                    load_state, load_states, newer_mapping, source_label, update_state, upgrade_tool_tables)
+                    load_state, load_states, newer_mapping, source_label, source_option, update_state, upgrade_tool_tables)
 
 
 def gate(states: list[MigrationState]) -> tuple[bool, str]:
@@ -34,13 +34,13 @@ def gate(states: list[MigrationState]) -> tuple[bool, str]:
         if s.phase == Phase.ROLLED_BACK and s.status == KEPT_RUNS:
             return False, ((f"{source_label(s.source_name)}: " if several else "")
                            + "the migration was rolled back but keeps the runs KFP wrote into (rollback named "
-                           f"them): delete those runs in KFP, then run `mlmd2kfp rollback --yes{_option(s)}` again")
+                           f"them): delete those runs in KFP, then run `mlmd2kfp rollback --yes{source_option(s)}` again")
     live = [s for s in states if s.phase != Phase.ROLLED_BACK]
     if not live:
         return False, "the migration was rolled back (run `mlmd2kfp migrate` to migrate again)"
     whys = []
     for s in live:
-        passed, why = _gate_one(s, _option(s))
+        passed, why = _gate_one(s, source_option(s))
         if not passed:
             return False, (f"{source_label(s.source_name)}: {why}" if several else why)
         whys.append(why)
@@ -48,10 +48,6 @@ def gate(states: list[MigrationState]) -> tuple[bool, str]:
         done = "cleaned up" if all(s.phase == CLEANED_UP for s in live) else "verified"
         return True, f"migration finished and {done} for each of the {len(live)} sources"
     return True, whys[0]
-
-
-def _option(s: MigrationState) -> str:
-    return f" --source-name {s.source_name}" if s.source_name else ""
 
 
 def _gate_one(s: MigrationState, option: str) -> tuple[bool, str]:

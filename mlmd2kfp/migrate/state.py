@@ -223,6 +223,11 @@ def source_label(source_name: str) -> str:
     return f"source `{source_name}`" if source_name else "the default source (no --source-name)"
 
 
+def source_option(state: MigrationState) -> str:
+    """The `--source-name` a command for this source needs ('' for the default source)."""
+    return f" --source-name {state.source_name}" if state.source_name else ""
+
+
 def holder() -> str:
     """Who runs this migrator (host and pid), for the lock message and the state row."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -413,7 +418,7 @@ def check_resume(state: MigrationState, multi_user: bool, partial: bool = False)
         ResumeError: another install mode; a newer mapping version; an older one with `partial`
         (`--namespace`/`--run`), which would leave runs of two versions.
     """
-    rollback = "mlmd2kfp rollback --yes" + (f" --source-name {state.source_name}" if state.source_name else "")
+    rollback = "mlmd2kfp rollback --yes" + source_option(state)
     if newer_mapping(state.mapping_version):
         raise ResumeError(f"the migration of {source_label(state.source_name)} in this KFP database was written "
                           f"with mapping version {state.mapping_version}, which this mlmd2kfp (mapping version "

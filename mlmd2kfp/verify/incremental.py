@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
 
-from ..migrate.state import MigrationState
+from ..migrate.state import MigrationState, source_option
 from ..target.old_cache import OldCacheRows
 from .marks import run_marks
 from .records import FULL, INCREMENTAL, Proofs, RunProof, chain_of, derivation, load_records, target_sums
@@ -104,11 +104,10 @@ def mlmd_unchanged(mconn: Connection, kconn: Connection, state: MigrationState) 
     """Whether MLMD still holds what the last verify of `state`'s source compared: every run's mark against
     its record (`status --check --mlmd-url`); (holds, one line saying what was compared or what changed)."""
     chain = chain_of(state, {})  # whatever derived them, the records hold the MLMD marks verify compared
-    records = load_records(kconn, state.source_name, chain) if chain is not None else {}
     if chain is None:
         return False, ("the last verify left no per-run records to compare MLMD with; run `mlmd2kfp verify --full"
-                       f"{_option(state)}`")
-    marks = run_marks(mconn)
+                       f"{source_option(state)}`")
+    records, marks = load_records(kconn, state.source_name, chain), run_marks(mconn)
     changed = sorted(run for c, (run, mark) in marks.items() if c not in records or records[c].mark != mark)
     gone = sorted(r.run_id for c, r in records.items() if c not in marks)
     if not changed and not gone:
@@ -116,9 +115,6 @@ def mlmd_unchanged(mconn: Connection, kconn: Connection, state: MigrationState) 
     named = ", ".join(f"run {r}" for r in (changed + gone)[:SHOWN])
     more = len(changed) + len(gone) - SHOWN
     return False, (f"MLMD changed since the last verify: {len(changed)} run(s) changed or added, {len(gone)} gone "
-                   f"({named}{f', and {more} more' if more > 0 else ''}); run `mlmd2kfp migrate{_option(state)}`, "
-                   f"then `mlmd2kfp verify{_option(state)}`")
+                   f"({named}{f', and {more} more' if more > 0 else ''}); run `mlmd2kfp migrate{source_option(state)}`, "
+                   f"then `mlmd2kfp verify{source_option(state)}`")
 
-
-def _option(state: MigrationState) -> str:
-    return f" --source-name {state.source_name}" if state.source_name else ""

@@ -20,17 +20,12 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from ..batching import chunks
-from ..dialects import dialect_for
-from .source import RUN_TYPE, SqlSource
-
-
-def _table(conn: Connection, name: str) -> str:
-    return str(dialect_for(conn).mlmd_table(name))
+from .source import RUN_TYPE, SqlSource, mlmd_table
 
 
 def _parts(conn: Connection) -> list[tuple[str, str]]:
     """(aggregate columns, FROM and joins after the run context `c`) of each part, in a fixed order."""
-    assoc, execution, event, artifact = (_table(conn, n) for n in ("Association", "Execution", "Event", "Artifact"))
+    assoc, execution, event, artifact = (mlmd_table(conn, n) for n in ("Association", "Execution", "Event", "Artifact"))
     by_execution = f"JOIN {assoc} a ON a.context_id = c.id"
     return [
         ("COUNT(*), SUM(x.id), SUM(x.last_update_time_since_epoch)",
@@ -53,7 +48,7 @@ def run_marks(conn: Connection, context_ids: Iterable[int] | None = None) -> dic
     selections: list[list[int] | None] = [None] if context_ids is None else [
         list(c) for c in chunks(sorted(set(context_ids)))]
     found: dict[int, list[Any]] = {}
-    ctx = _table(conn, "Context")
+    ctx = mlmd_table(conn, "Context")
     for ids in selections:
         only = " AND c.id IN :ids" if ids is not None else ""
         params: dict[str, Any] = {"ids": ids} if ids is not None else {}

@@ -453,14 +453,15 @@ class SqlSource:
             last = rows[-1][0]
 
 
-def _table(conn: Any, name: str) -> str:
+def mlmd_table(conn: Any, name: str) -> str:
+    """MLMD's table `name` as this connection's backend spells and quotes it."""
     return str(dialect_for(conn).mlmd_table(name))
 
 
 def enrich(conn: Any, runs: list[Any]) -> None:
     """Event ids (the API does not expose them) and each artifact's earliest OUTPUT event in the whole store
     (its key and execution type name the artifact, mapping.md §5), read with plain SQL."""
-    ev_t, path_t, ex_t, ty_t = (_table(conn, n) for n in ("Event", "EventPath", "Execution", "Type"))
+    ev_t, path_t, ex_t, ty_t = (mlmd_table(conn, n) for n in ("Event", "EventPath", "Execution", "Type"))
     execution_ids = sorted({e.id for src in runs for e in src.executions})
     # MLMD's Event has UNIQUE(artifact_id, execution_id, type): the tuple names one event
     ids: dict[tuple[int, int, int, str | None], int] = {}
@@ -523,7 +524,7 @@ def expected_runless(mconn: Any, linked: Bitmap) -> set[tuple[str, int, str]]:
     scans and bitmaps, no per-row subqueries): executions in no run context, artifacts of v1 types or no
     migrated run links (`linked`: MLMD ids), events whose execution row is missing, v1 run contexts, second
     contexts of one run id, and the one note of the migration."""
-    ctx_t, assoc_t, ex_t, art_t, ev_t, ty_t = (_table(mconn, n) for n in (
+    ctx_t, assoc_t, ex_t, art_t, ev_t, ty_t = (mlmd_table(mconn, n) for n in (
         "Context", "Association", "Execution", "Artifact", "Event", "Type"))
     types = {int(r[0]): (str(r[1]), int(r[2] or 0)) for r in mconn.execute(text(f"SELECT id, name, type_kind FROM {ty_t}"))}
     run_types = [i for i, (n, k) in types.items() if n == "system.PipelineRun"] or [-1]

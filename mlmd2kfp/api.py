@@ -39,7 +39,7 @@ Progress = Callable[[int, int], None]
 Database = str | Engine
 """A database: its URL, or an engine (the caller's, left open)."""
 
-__all__ = ["Database", "MigrateOptions", "Progress", "VerifyOptions", "check_mlmd", "cleanup", "fast_sample", "migrate", "plan", "refuse_unclean_plan",
+__all__ = ["Database", "MigrateOptions", "Progress", "VerifyOptions", "check_mlmd", "cleanup", "fast_sample", "gate", "migrate", "plan", "refuse_unclean_plan",
            "rollback", "sample", "schema_check", "schema_create", "status", "verify"]
 
 
@@ -129,6 +129,18 @@ def check_mlmd(mlmd_url: Database, kfp_url: Database, source_name: str | None = 
     from .verify import check_mlmd as check
 
     return check(mlmd_url, kfp_url, source_name)
+
+
+def gate(kfp_url: Database, mlmd_url: Database | None = None,
+         source_name: str | None = None) -> tuple[bool, str, str | None]:
+    """The startup gate (`status --check`): (open, the gate's line, MLMD's line). Given `mlmd_url` and the gate
+    open, MLMD is compared with what the last verify recorded (`check_mlmd`): a change closes the gate, and
+    MLMD's line says what was compared or what changed (None when MLMD was not compared)."""
+    passed, why = status(kfp_url).gate
+    if not passed or mlmd_url is None:
+        return passed, why, None
+    held, line = check_mlmd(mlmd_url, kfp_url, source_name)
+    return held, why, line
 
 
 def status(kfp_url: Database) -> StatusReport:

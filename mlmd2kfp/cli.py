@@ -315,17 +315,16 @@ def status_cmd(
     from .migrate.runner_render import render_status
 
     settings = Settings(kfp_url=_require(kfp_url, "--kfp-url", KFP_URL_ENV))
-    report = api.status(settings.kfp_url)  # type: ignore[arg-type]
-    passed, why = report.gate
     if check:
-        if passed and (mlmd_url or with_mlmd):
-            passed, mlmd_line = api.check_mlmd(_require(mlmd_url, "--mlmd-url", MLMD_URL_ENV),
-                                               settings.kfp_url, source_name)  # type: ignore[arg-type]
+        mlmd = _require(mlmd_url, "--mlmd-url", MLMD_URL_ENV) if mlmd_url or with_mlmd else None
+        passed, why, mlmd_line = api.gate(settings.kfp_url, mlmd, source_name)  # type: ignore[arg-type]
+        if mlmd_line is not None:
             why = f"{why}; {mlmd_line}" if passed else mlmd_line
         elif passed:
             why += " (MLMD not compared: pass --mlmd-url to check it still holds what verify compared)"
         console.print_data(("OK: " if passed else "NOT READY: ") + why)
         raise typer.Exit(0 if passed else 1)
+    report = api.status(settings.kfp_url)  # type: ignore[arg-type]
     if as_json:
         import json as _json
 

@@ -275,6 +275,7 @@ SQLITE_ROW_HASH, SQLITE_HASH_SUM = "mlmd2kfp_row_hash", "mlmd2kfp_hash_sum"
 """The functions `prepare_row_hashes` gives a SQLite connection (it has no hash function, and its SUM
 overflows)."""
 SQLITE_MD5_ROW_HASH = "mlmd2kfp_row_md5"
+SQLITE_SHA256 = "mlmd2kfp_sha256"
 """SQLite's row hash before issue #30 (the PostgreSQL recipe, five times slower in Python): what a digest
 recorded then is checked with."""
 
@@ -302,6 +303,18 @@ def row_hash_of(d: Dialect, values: list[str], md5_on_sqlite: bool = False) -> s
     return f"{SQLITE_MD5_ROW_HASH if md5_on_sqlite else SQLITE_ROW_HASH}({', '.join(values)})"
 
 
+def text_sha256_sql(d: Dialect, expr: str) -> str:
+    """The SHA-256 of a text's UTF-8 bytes as lowercase hex, computed by the server (NULL hashed as ''): what
+    `hashlib.sha256(text.encode()).hexdigest()` gives for it, without shipping the text. Call
+    `prepare_row_hashes` on the connection first."""
+    value = f"COALESCE({expr}, '')"
+    if d.name == "mysql":
+        return f"SHA2(CONVERT({value} USING utf8mb4), 256)"
+    if d.name == "postgresql":
+        return f"encode(sha256(convert_to({value}, 'UTF8')), 'hex')"
+    return f"{SQLITE_SHA256}({value})"
+
+
 def hash_sum_sql(d: Dialect, row_hash: str) -> str:
     """The exact sum of `row_hash` over a table or a group (0 for none): what a keyed set of rows hashes to
     in whatever order the server reads it. Read it with `int()` (a Decimal, or text from SQLite)."""
@@ -319,6 +332,7 @@ def prepare_row_hashes(conn: Connection) -> bool:
         raw.create_function(SQLITE_ROW_HASH, -1, _row_repr_64, deterministic=True)
         raw.create_function(SQLITE_MD5_ROW_HASH, -1, _row_md5_64, deterministic=True)
         raw.create_aggregate(SQLITE_HASH_SUM, 1, _HashSum)
+        raw.create_function(SQLITE_SHA256, 1, _sha256_hex, deterministic=True)
         return True
     if d.name == "mysql":
         try:
@@ -332,6 +346,11 @@ def _row_repr_64(*values: Any) -> int:
     """SQLite's `row_hash_sql`: the first 64 bits (signed) of BLAKE2b over the `repr` of the row's values."""
     text = repr(values).encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big", signed=True)
+
+
+def _sha256_hex(value: Any) -> str:
+    """SQLite's `text_sha256_sql`."""
+    return hashlib.sha256(_sqlite_text(value)).hexdigest()
 
 
 def _row_md5_64(*values: Any) -> int:
@@ -362,16 +381,9 @@ class _HashSum:
 
 
 def digest_prefix(d: Dialect, md5_on_sqlite: bool = False) -> str:
-    """How a table digest of `row_hash_sum_sql` begins: `rowsum2:` on SQLite since issue #30 (its faster row
+    """How a table digest (a sum of `row_hash_of` over its rows) begins: `rowsum2:` on SQLite since issue #30 (its faster row
     hash), `rowsum1:` elsewhere and for SQLite's MD5 recipe (`md5_on_sqlite`)."""
     return "rowsum2:" if d.name == "sqlite" and not md5_on_sqlite else "rowsum1:"
-
-
-def row_hash_sum_sql(d: Dialect, table: str, columns: list[str], md5_on_sqlite: bool = False, also: str = "") -> str:
-    """`SELECT COUNT(*), sum of row hashes` over a whole table (`row_hash_of`, `hash_sum_sql`), and `also` (an
-    aggregate the same scan computes)."""
-    row_hash = row_hash_of(d, [d.q(c) for c in columns], md5_on_sqlite)
-    return f"SELECT COUNT(*), {hash_sum_sql(d, row_hash)}{', ' + also if also else ''} FROM {d.q(table)}"
 
 
 def rename_statements(d: Dialect, renames: list[tuple[str, str]]) -> list[str]:

@@ -83,17 +83,11 @@ def run_window(mlmd: Any, kfp: Any, source_name: str = "", say: Callable[[str], 
             report.gate = (False, report.verified.not_recorded)
         else:
             say("startup gate, MLMD compared")
-            report.gate = _timed(report, "gate", lambda: _gate(mlmd, kfp, source_name))
+            passed, why, mlmd_line = _timed(report, "gate", lambda: api.gate(kfp, mlmd, source_name))
+            report.gate = (passed, mlmd_line if mlmd_line is not None else why)
     finally:
         report.seconds["total"] = round(time.monotonic() - started, 3)
     return report
-
-
-def _gate(mlmd: Any, kfp: Any, source_name: str) -> tuple[bool, str]:
-    passed, why = api.status(kfp).gate
-    if not passed:
-        return passed, why
-    return api.check_mlmd(mlmd, kfp, source_name)
 
 
 def _timed(report: WindowReport, phase: str, step: Callable[[], Any]) -> Any:

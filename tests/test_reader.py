@@ -92,3 +92,41 @@ def test_a_page_reads_its_run_details_rows_once(tmp_path):
         assert asked == [len(page), missing]
         again = list(reader.read_contexts(page))
         assert asked == [len(page), missing, len(page)] and [b.run for b in again] == [b.run for b in first]
+
+
+def test_light_marks_are_the_marks_and_ship_no_manifest(databases):
+    """A true-up's `marks(light=True)` has the server hash the manifests (`text_sha256_sql`) instead of shipping
+    them (issue #30): the marks equal those computed from the shipped text, also for a manifest with non-ASCII
+    text and for an empty one; no statement of the light marks returns a manifest, and the page read that
+    follows fetches the rows of the runs it reads."""
+    pytest.importorskip("ml_metadata")
+    from sqlalchemy import event
+
+    from tests.helpers import Db
+    from tests.samples import write_sample
+
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, runs=13, seed=9)
+    db = Db(k)
+    first, second = (r["UUID"] for r in db.sql('SELECT "UUID" FROM run_details ORDER BY "UUID"')[:2])
+    db.sql('UPDATE run_details SET "PipelineSpecManifest" = :t WHERE "UUID" = :u',
+           t='{"pipelineInfo": {"name": "größe-✓"}, "root": {}}', u=first)
+    db.sql('UPDATE run_details SET "PipelineSpecManifest" = \'\' WHERE "UUID" = :u', u=second)
+    me, ke = create_engine(m), create_engine(k)
+    shipped: list[bool] = []
+    event.listen(ke, "after_cursor_execute", lambda conn, cursor, statement, *rest: shipped.append(
+        "PipelineSpecManifest" in [c[0] for c in cursor.description or ()]) if "run_details" in statement else None)
+    with me.connect() as mc, ke.connect() as kc:
+        reader = MlmdReader(mc, kc, page_runs=1000)
+        [page] = list(reader.pages())
+        full = reader.marks(page)
+        assert shipped == [True]
+        light = reader.marks(page, light=True)
+        assert light == full and len(set(full.values())) == len(page)
+        assert shipped[1:] and not any(shipped[1:])  # the manifests stayed in the server
+        shipped.clear()
+        bundles = list(reader.read_contexts(page))
+        assert shipped == [True] and any(b.spec is not None for b in bundles)
+    me.dispose()
+    ke.dispose()
+    db.engine.dispose()

@@ -29,6 +29,7 @@ from ..mappers import MapOptions, map_run
 from ..source.inventory import count_run_contexts
 from ..source.reader import MlmdReader
 from ..target.digest import rows_changed
+from ..target.run_sums import WHOLE_TABLE_RUNS, WRITTEN_PARTS, run_sums
 from ..target.old_cache import OldCacheRows, short_hash
 from ..faults import fault_point
 from .options import MigrateOptions, MigrateReport
@@ -99,13 +100,15 @@ def produce(mlmd_engine: Engine, kfp_engine: Engine, options: MigrateOptions, mu
         counts, batch_size = Counts(), 0
         read = {"executions": Bitmap(), "events": Bitmap(), "artifacts": Bitmap()}  # distinct rows read this pass
         cache = _CrossCheck(kfp_read, targets)
+        sums_now = _SumsNow(kfp_read, targets, options.source_name, bool(options.run_ids))
         for page in reader.pages(last_context_id, options.run_ids or None):
             counts.runs_seen += len(page)
-            marks = reader.marks(page)
             previous = previous_marks(kfp_read, targets, [name for _, name in page])
+            marks = reader.marks(page, light=bool(previous))  # runs recorded before: few of them are read
             kfp_read.commit()
             refuse_claimed(page, previous, options.source_name)  # before anything of the page is read
-            moved = _rows_moved(kfp_read, targets, previous, [n for c, n in page if previous.get(n, ("", ""))[0] == marks[c]])
+            moved = _rows_moved(kfp_read, targets, previous, [n for c, n in page if previous.get(n, ("", ""))[0] == marks[c]],
+                                sums_now())
             changed = [(c, n) for c, n in page if previous.get(n, ("", ""))[0] != marks[c] or n in moved]
             counts.runs_unchanged += len(page) - len(changed)
             fault_point("read-page")
@@ -180,11 +183,34 @@ def previous_marks(conn: Any, t: TargetTables, run_ids: list[str]) -> dict[str, 
 
 
 def _rows_moved(conn: Any, t: TargetTables, previous: dict[str, tuple[str, str, str | None, str | None]],
-                run_ids: list[str]) -> set[str]:
+                run_ids: list[str], sums_now: dict[str, str] | None) -> set[str]:
     """Of `run_ids` (runs whose MLMD marks did not move), those whose target rows differ from what was recorded
     when they were written (the database's sums, no row read back, where recorded): the writer repairs them or
     leaves them to KFP (docs/mapping.md W15)."""
-    return rows_changed(conn, t.tasks_name, {r: (previous[r][2], previous[r][3]) for r in run_ids if r in previous})
+    return rows_changed(conn, t.tasks_name, {r: (previous[r][2], previous[r][3]) for r in run_ids if r in previous},
+                        sums_now)
+
+
+class _SumsNow:
+    """The sums now of every run this source's passes recorded sums for (`WRITTEN_PARTS`), read once, when the
+    first page needs them, with one GROUP BY per table (`run_sums`): a true-up compares every run, and a lookup
+    per page of runs made the server find each run's rows again (issue #30). None (each page looks its runs
+    up) for a pass over a few runs: fewer recorded than `WHOLE_TABLE_RUNS`, or `--run`."""
+
+    def __init__(self, conn: Connection, t: TargetTables, source_name: str, few: bool) -> None:
+        self.conn, self.t, self.source_name = conn, t, source_name
+        self.sums: dict[str, str] | None = None
+        self.read = few
+
+    def __call__(self) -> dict[str, str] | None:
+        if not self.read:
+            self.read = True
+            runs = self.t.runs.c
+            recorded = [r for (r,) in self.conn.execute(select(runs.run_uuid).where(
+                runs.source_name == self.source_name, runs.sums.is_not(None)))]
+            if len(recorded) >= WHOLE_TABLE_RUNS:
+                self.sums = run_sums(self.conn, self.t.tasks_name, recorded, WRITTEN_PARTS)
+        return self.sums
 
 
 def refuse_claimed(page: list[tuple[int, str]], previous: dict[str, tuple[str, str, str | None, str | None]],

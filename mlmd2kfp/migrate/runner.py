@@ -124,7 +124,7 @@ def _load(ctx: MigrationContext, start: PassStart) -> None:
         data_pass(ctx, start.state.last_context_id)
         ctx.lock.check()
         write_runless_ledger(ctx)
-        _totals(ctx)
+        _totals(ctx, start)
         ctx.report.seconds["data"] = round(time.monotonic() - t0, 3)
         _build_indexes(ctx)
     except (InterruptedByOperator, MigrationFailedError):
@@ -138,16 +138,10 @@ def _load(ctx: MigrationContext, start: PassStart) -> None:
 def _finish(ctx: MigrationContext, start: PassStart) -> None:
     """The cutover, or the `staged` phase when the pass holds it back."""
     options, report = ctx.options, ctx.report
-    # After a cutover the tasks live in `tasks` already: --stage-only has nothing left to hold back.
-    # A pass over some runs only (--namespace/--run) never cuts over: the others would be missing.
-    partial = bool(options.namespaces or options.run_ids)
-    if partial and not start.done_before and report.staged_in != "tasks":
-        cut = False
-        if not options.stage_only:
-            ctx.say("this pass covered only the selected runs (--namespace/--run), so it stops before the "
-                    "cutover; run `mlmd2kfp migrate` without them to migrate every run and cut over")
-    else:
-        cut = not options.stage_only or report.staged_in == "tasks"
+    cut = _cuts_over(ctx, start)
+    if not cut and not options.stage_only:
+        ctx.say("this pass covered only the selected runs (--namespace/--run), so it stops before the "
+                "cutover; run `mlmd2kfp migrate` without them to migrate every run and cut over")
     if cut:
         t0 = time.monotonic()
         ctx.lock.check()
@@ -157,6 +151,17 @@ def _finish(ctx: MigrationContext, start: PassStart) -> None:
         with ctx.kfp.begin() as conn:
             update_state(conn, ctx.source_name, phase=Phase.STAGED, status=Status.DONE, finished_at=int(time.time()))
         report.phase = "staged"
+
+
+def _cuts_over(ctx: MigrationContext, start: PassStart) -> bool:
+    """Whether this pass ends with the cutover. After a cutover the tasks live in `tasks` already:
+    --stage-only has nothing left to hold back. A pass over some runs only (--namespace/--run) never cuts
+    over: the others would be missing."""
+    options, report = ctx.options, ctx.report
+    partial = bool(options.namespaces or options.run_ids)
+    if partial and not start.done_before and report.staged_in != "tasks":
+        return False
+    return not options.stage_only or report.staged_in == "tasks"
 
 
 def _refuse_runs_of_other_sources(ctx: MigrationContext) -> None:
@@ -275,7 +280,7 @@ def _invalidated(current: MigrationState | None, pass_number: int) -> dict[str, 
         f"`mlmd2kfp migrate` ran again (pass {pass_number}) after the last verify")})}
 
 
-def _totals(ctx: MigrationContext) -> None:
+def _totals(ctx: MigrationContext, start: PassStart) -> None:
     """This source's rows per target table (and the old table's populations) into the report and the state."""
     fault_point("totals")
     targets, source_name, report = ctx.targets, ctx.source_name, ctx.report
@@ -292,7 +297,7 @@ def _totals(ctx: MigrationContext) -> None:
         update_state(conn, source_name, tasks=report.totals["tasks"], artifacts=report.totals["artifacts"],
                      links=report.totals["artifact_tasks"], runs_migrated=int(migrated), runs_skipped=int(skipped),
                      status=Status.RUNNING, mapping_version=MAPPING_VERSION)
-        if targets.old_tasks_name and not _digests_old_tasks(ctx, conn):  # else the cutover's scan counts them
+        if targets.old_tasks_name and not _digests_old_tasks(ctx, start, conn):  # else the cutover's scan counts them
             report.old_tasks = old_tasks_counts(conn, targets.old_tasks_name)
 
 
@@ -328,11 +333,10 @@ def _record_failure(engine: Engine, source_name: str, line: str) -> None:
         pass
 
 
-def _digests_old_tasks(ctx: MigrationContext, conn: Connection) -> bool:
-    """This pass cuts over and moves the old `tasks` aside, whose digest the cutover takes (and with it the
-    counts `_totals` would read the table once more for)."""
-    return (not ctx.options.stage_only and not (ctx.options.namespaces or ctx.options.run_ids)
-            and ctx.targets.old_tasks_name == "tasks" and old_tasks_present(conn))
+def _digests_old_tasks(ctx: MigrationContext, start: PassStart, conn: Connection) -> bool:
+    """This pass cuts over (`_cuts_over`) and moves the old `tasks` aside, whose digest the cutover takes (and
+    with it the counts `_totals` would read the table once more for)."""
+    return _cuts_over(ctx, start) and ctx.targets.old_tasks_name == "tasks" and old_tasks_present(conn)
 
 
 def _cutover(ctx: MigrationContext) -> None:

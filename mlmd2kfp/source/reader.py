@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from sqlalchemy import Column, Integer, MetaData, String, Table, and_, any_, bindparam, exists, func, inspect, select
+from sqlalchemy import (Column, Integer, MetaData, String, Table, and_, any_, bindparam, exists, func, inspect,
+                        literal_column, select)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from ..batching import chunks
-from ..dialects import dialect_for
+from ..dialects import dialect_for, prepare_row_hashes, text_sha256_sql
 from ..records import EVENT_OUTPUT, MlmdArtifact, MlmdEvent, MlmdExecution, RunBundle, RunRecord
 from .schema import MlmdTables, open_mlmd
 from .values import decode_value, millis
@@ -115,6 +116,7 @@ class MlmdReader:
         self._twins: dict[int, str] | None = None
         self._page_runs: dict[str, tuple[RunRecord, str | None]] = {}
         """The `run_details` rows `marks` read for the page being read."""
+        self._can_hash: bool | None = None
 
     @property
     def twin_run_contexts(self) -> dict[int, str]:
@@ -179,10 +181,15 @@ class MlmdReader:
         if piece:
             yield from self._read_page(piece)
 
-    def marks(self, contexts: list[tuple[int, str]]) -> dict[int, str]:
+    def marks(self, contexts: list[tuple[int, str]], light: bool = False) -> dict[int, str]:
         """A change mark per run context (mapping.md §1 true-up): executions' count, states and latest
         update, events' count and latest id, artifacts' latest update, and the `run_details` fields
-        that change the rows (state, finish time, display name, namespaces)."""
+        that change the rows (state, finish time, display name, namespaces, a hash of the manifest).
+
+        The page's `run_details` rows are kept for the page read that follows; `light` (a true-up, which
+        reads few of the runs): the server hashes the manifests instead of shipping them (at 60k executions
+        on MariaDB a second of the window's `migrate`, issue #30), and the page read fetches the rows of
+        the runs it reads. The marks are the same either way."""
         t = self.t
         ids = [c for c, _ in contexts]
         a, e = t.association.c, t.execution.c
@@ -196,8 +203,9 @@ class MlmdReader:
                           .join(t.event, ev.execution_id == a.execution_id)
                           .join(t.artifact, ar.id == ev.artifact_id).group_by(a.context_id), a.context_id, ids):
             facts[r[0]].append([int(r[1] or 0), millis(r[2]), millis(r[3])])
-        runs = self._runs([name for _, name in contexts])
-        self._page_runs = runs  # the page is read next: its runs' rows (and specs) are not fetched twice
+        hashed = light and self._server_hashes()
+        runs = self._runs([name for _, name in contexts], hashed)
+        self._page_runs = {} if hashed else runs  # else the page read takes its runs' rows from here
         out = {}
         for ctx_id, name in contexts:
             run = runs.get(name)
@@ -205,7 +213,8 @@ class MlmdReader:
             kfp = None if record is None or run is None else [record.state, record.conditions, record.finished_at,
                                                record.display_name, record.namespace, record.experiment_namespace,
                                                record.pipeline_version_id,
-                                               hashlib.sha256(str(run[1] or "").encode()).hexdigest()[:12]]
+                                               (str(run[1]) if hashed else hashlib.sha256(
+                                                   str(run[1] or "").encode()).hexdigest())[:12]]
             out[ctx_id] = hashlib.sha256(json.dumps([facts[ctx_id], kfp], default=str).encode()).hexdigest()[:32]
         return out
 
@@ -296,21 +305,34 @@ class MlmdReader:
                                      props.get(r[0], {}), key, producer_type)
         return out
 
-    def _runs(self, names: list[str]) -> dict[str, tuple[RunRecord, str | None]]:
-        """run_details (+ experiment namespace + spec text) of these run ids."""
+    def _runs(self, names: list[str], hashed: bool = False) -> dict[str, tuple[RunRecord, str | None]]:
+        """run_details (+ experiment namespace + spec text) of these run ids; `hashed`: the spec's SHA-256
+        (`dialects.text_sha256_sql`) in place of its text."""
         if self.kfp is None or not self.kfp_has_run_details:
             return {}
         rd, exp, _ = self._kfp_tables
         out: dict[str, tuple[RunRecord, str | None]] = {}
-        rows = self._in(select(*rd.c), rd.c.UUID, names, conn=self.kfp)
+        columns: list[Any] = list(rd.c)
+        if hashed:
+            d = dialect_for(self.kfp)
+            columns = [c for c in rd.c if c.name != "PipelineSpecManifest"] + [literal_column(
+                text_sha256_sql(d, d.q("PipelineSpecManifest"))).label("ManifestSha256")]
+        rows = self._in(select(*columns), rd.c.UUID, names, conn=self.kfp)
         exp_ns = {r.UUID: r.Namespace for r in self._in(select(exp.c.UUID, exp.c.Namespace), exp.c.UUID,
                                                          sorted({r.ExperimentUUID for r in rows}), conn=self.kfp)}
         for r in rows:
             out[r.UUID] = (RunRecord(
                 r.UUID, r.DisplayName or "", r.Name or "", r.Namespace or "", r.ExperimentUUID or "",
                 exp_ns.get(r.ExperimentUUID), r.State, r.Conditions or "", int(r.CreatedAtInSec or 0),
-                int(r.FinishedAtInSec or 0), r.PipelineVersionId or None), r.PipelineSpecManifest)
+                int(r.FinishedAtInSec or 0), r.PipelineVersionId or None),
+                r.ManifestSha256 if hashed else r.PipelineSpecManifest)
         return out
+
+    def _server_hashes(self) -> bool:
+        """Whether the KFP database hashes texts itself (`prepare_row_hashes`; asked once)."""
+        if self._can_hash is None:
+            self._can_hash = self.kfp is not None and prepare_row_hashes(self.kfp)
+        return self._can_hash
 
     def _spec_for(self, run: tuple[RunRecord, str | None] | None) -> tuple[Any, Any, Any, str | None]:
         if run is None:

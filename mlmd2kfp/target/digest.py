@@ -139,17 +139,20 @@ def read_run_marks(conn: Connection, run_ids: list[str]) -> dict[str, str]:
     return out
 
 
-def rows_changed(conn: Connection, tasks_table: str, recorded: dict[str, tuple[str | None, str | None]]) -> set[str]:
+def rows_changed(conn: Connection, tasks_table: str, recorded: dict[str, tuple[str | None, str | None]],
+                 sums_now: dict[str, str] | None = None) -> set[str]:
     """Of these runs ((digest, sums) recorded when their rows were written), those whose tool-written rows differ
     now from the digest. The sums the database computes (`run_sums`, no row shipped) prove a run unchanged
     where they equal what was recorded; they cover every row of the run (KFP's own too) and the stored text,
     so a run whose sums moved is read back into `rows_digest`, which decides (docs/mapping.md W15), as are runs
-    recorded without sums (an earlier release, a MySQL whose SHA2 does not answer)."""
+    recorded without sums (an earlier release, a MySQL whose SHA2 does not answer). `sums_now`: the sums of
+    these runs (`WRITTEN_PARTS`) read already (a pass over many runs reads them for all at once)."""
     by_sums = {r: s for r, (_, s) in recorded.items() if s}
-    now = run_sums(conn, tasks_table, list(by_sums), WRITTEN_PARTS) if by_sums else {}
-    unchanged = {r for r, s in by_sums.items() if now is not None and now[r] == s}
+    now = run_sums(conn, tasks_table, list(by_sums), WRITTEN_PARTS) if by_sums and sums_now is None else sums_now
+    unchanged = {r for r, s in by_sums.items() if now is not None and now.get(r) == s}
     rest = [r for r, (d, _) in recorded.items() if r not in unchanged and d is not None]
     if not rest:
         return set()
     digests = read_rows_digests(conn, tasks_table, rest)
     return {r for r in rest if digests[r] != recorded[r][0]}
+

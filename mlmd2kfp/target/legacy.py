@@ -12,7 +12,8 @@ import json
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from ..dialects import dialect_for, digest_prefix, prepare_row_hashes, row_hash_sum_sql
+from ..dialects import Dialect, dialect_for, digest_prefix, hash_sum_sql, prepare_row_hashes, row_hash_of
+from .old_cache import OldCacheRows
 from .schema import OLD_TASKS_MARKERS, PRE_MIGRATION_TABLE, STAGING_TABLE, Column, ForeignKey, Index, Table
 
 _C = "CASCADE"
@@ -161,7 +162,7 @@ LEGACY_TABLES: tuple[Table, ...] = (EXPERIMENTS, PIPELINES, PIPELINE_VERSIONS, R
 
 
 SERVER_DIGEST, SQLITE_DIGEST = "rowsum1:", "rowsum2:"
-"""How a digest the server computed begins (`dialects.row_hash_sum_sql`): `rowsum2:` on SQLite since issue
+"""How a digest the server computed begins (`dialects.row_hash_of`, summed): `rowsum2:` on SQLite since issue
 #30 (its faster row hash), `rowsum1:` elsewhere and on SQLite before; one without either is the SHA-256 over
 the rows streamed to the client that releases before issue #29's second session recorded."""
 
@@ -170,27 +171,61 @@ def old_tasks_digest(conn: Connection, table: str, recorded: str | None = None,
                      counts: dict[str, int | None] | None = None) -> tuple[int, str]:
     """Rows of an old-form `tasks` table and a digest over them (every column by name): what the cutover
     moved aside, so that `verify` and `rollback` can tell the copy is still whole (issue #27). The database
-    computes it (a sum of row hashes, `dialects.row_hash_sum_sql`: no row is shipped; a MySQL whose SHA2
+    computes it (a sum of row hashes, `dialects.row_hash_of`, `hash_sum_sql`: no row is shipped; a MySQL whose SHA2
     does not answer streams the rows as before, and that digest is then the one recorded); given the digest
     `recorded` to compare with, it is computed the way that one was (a release before issue #29 streamed the
     rows into a SHA-256). Stable on one backend, which is all it is compared on. `counts`, when given, gets the
     table's two populations from the same scan (`cache_rows`, `node_rows`: kfp-native-schema.md §5.2)."""
-    columns = sorted(c["name"] for c in inspect(conn).get_columns(table))
-    server = recorded is None or recorded.startswith((SERVER_DIGEST, SQLITE_DIGEST))
-    if not server or not prepare_row_hashes(conn):  # a MySQL without SHA2: streamed, and recorded so
-        rows, digest, cache_rows = _streamed_digest(conn, table, columns)
+    recipe = _server_recipe(conn, table, recorded)
+    if recipe is None:  # a MySQL without SHA2, or a digest streamed by an earlier release: streamed
+        rows, digest, cache_rows = _streamed_digest(conn, table, _columns(conn, table))
         if counts is not None:
             counts.update(cache_rows=cache_rows, node_rows=rows - cache_rows)
         return rows, digest
-    d = dialect_for(conn)
-    md5 = recorded is not None and recorded.startswith(SERVER_DIGEST)  # SQLite's recipe before issue #30
-    prefix = digest_prefix(d, md5)
-    names = hashlib.sha256(json.dumps(columns).encode()).hexdigest()[:12]
+    d, label, row_hash = recipe
     cache = f"SUM(CASE WHEN {d.q('MLMDExecutionID')} <> '' THEN 1 ELSE 0 END)"
-    rows, total, cache_rows = conn.exec_driver_sql(row_hash_sum_sql(d, table, columns, md5, also=cache)).one()
+    rows, total, cache_rows = conn.exec_driver_sql(
+        f"SELECT COUNT(*), {hash_sum_sql(d, row_hash)}, {cache} FROM {d.q(table)}").one()
     if counts is not None:
         counts.update(cache_rows=int(cache_rows or 0), node_rows=int(rows) - int(cache_rows or 0))
-    return int(rows), f"{prefix}{names}:{int(total)}"
+    return int(rows), f"{label}{int(total)}"
+
+
+def old_tasks_scan(conn: Connection, table: str, recorded: str) -> tuple[int, str, OldCacheRows] | None:
+    """`old_tasks_digest` and `OldCacheRows.read` of the table in one scan (verify needs both; the table is
+    read from disk on KFP's 128 MB pool, issue #30): each row's hash computed by the server and summed here,
+    with the cache columns of each row. None where the digest `recorded` is not the server's (then
+    `old_tasks_digest` streams the rows)."""
+    recipe = _server_recipe(conn, table, recorded)
+    if recipe is None:
+        return None
+    d, label, row_hash = recipe
+    q = d.q
+    rows, total, cache = 0, 0, []
+    for execution, run, fingerprint, hashed in conn.exec_driver_sql(
+            f"SELECT {q('MLMDExecutionID')}, {q('RunUUID')}, {q('Fingerprint')}, {row_hash} FROM {q(table)}"):
+        rows, total = rows + 1, total + int(hashed)
+        if execution:
+            cache.append((execution, run, fingerprint))
+    return rows, f"{label}{total}", OldCacheRows.of_rows(cache)
+
+
+def _columns(conn: Connection, table: str) -> list[str]:
+    return sorted(c["name"] for c in inspect(conn).get_columns(table))
+
+
+def _server_recipe(conn: Connection, table: str, recorded: str | None) -> tuple[Dialect, str, str] | None:
+    """How the server digests `table` the way `recorded` was (any way when None): the dialect, the digest's
+    label (prefix and a hash of the column names) and the row hash over every column by name; None when the
+    rows are streamed instead (a digest recorded before issue #29, a MySQL whose SHA2 does not answer)."""
+    if recorded is not None and not recorded.startswith((SERVER_DIGEST, SQLITE_DIGEST)):
+        return None
+    if not prepare_row_hashes(conn):
+        return None
+    d, columns = dialect_for(conn), _columns(conn, table)
+    md5 = recorded is not None and recorded.startswith(SERVER_DIGEST)  # SQLite's recipe before issue #30
+    names = hashlib.sha256(json.dumps(columns).encode()).hexdigest()[:12]
+    return d, f"{digest_prefix(d, md5)}{names}:", row_hash_of(d, [d.q(c) for c in columns], md5)
 
 
 def _streamed_digest(conn: Connection, table: str, columns: list[str]) -> tuple[int, str, int]:

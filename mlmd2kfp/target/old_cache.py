@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.engine import Connection
@@ -46,17 +47,21 @@ class OldCacheRows:
         a list of positions (about 70 bytes a row) besides the arrays. `runs`: only the rows filed under
         these runs, looked up by KFP's index on `RunUUID` (a page per row: cheaper than the scan for a
         true-up that writes a few runs)."""
-        out = cls()
         if table is None:
-            return out
+            return cls()
         c = Table(table, MetaData(), Column("MLMDExecutionID", String), Column("RunUUID", String),
                   Column("Fingerprint", String)).c
         query = select(c.MLMDExecutionID, c.RunUUID, c.Fingerprint).where(c.MLMDExecutionID != "")
         queries = [query] if runs is None else [query.where(c.RunUUID.in_(list(part))) for part in chunks(runs)]
-        for execution, run, fingerprint in (r for q in queries for r in conn.execute(q, execution_options={
-                "yield_per": 5000})):
-            if not (execution.isascii() and execution.isdecimal()) or str(int(execution)) != execution \
-                    or int(execution) >= 2 ** 63:
+        return cls.of_rows(r for q in queries for r in conn.execute(q, execution_options={"yield_per": 5000}))
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[Sequence[Any]]) -> OldCacheRows:
+        """The cache rows among `rows` ((execution id, run, fingerprint) of old rows, any order), sorted."""
+        out = cls()
+        for execution, run, fingerprint in rows:
+            if not execution or not (execution.isascii() and execution.isdecimal()) \
+                    or str(int(execution)) != execution or int(execution) >= 2 ** 63:
                 continue
             out.executions.append(int(execution))
             out.runs.append(short_hash(run))

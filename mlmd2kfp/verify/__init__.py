@@ -230,6 +230,8 @@ class _Target:
     cannot hash)."""
     mlmd_conn: Connection | None = None
     """This process's connection to MLMD, for the marks read after each chunk."""
+    rollback_copy: tuple[int, str] | None = None
+    """The rollback copy's rows and digest, when the scan that read the old cache rows computed them."""
 
     @property
     def conn(self) -> Connection:
@@ -476,7 +478,7 @@ def _check_whole_target(report: ParityReport, target: _Target, gathered: _Gather
     check_whole_target(report, target.reader, gathered.seen_runs, gathered.counts, target.other_sources,
                        gathered.owned_artifacts)
     if target.phase == Phase.DONE:  # after the cutover: the old `tasks` is aside
-        check_rollback_copy(report, target.conn, target.names)
+        check_rollback_copy(report, target.conn, target.names, target.rollback_copy)
     with mlmd_engine.connect() as mconn:
         check_runless_ledger(report, mconn, target.reader, gathered.linked, runless_run_id(target.source_name))
 

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from ..bitmap import Bitmap
-from ..migrate.state import load_states
+from ..migrate.state import MigrationState, load_states
 from ..target.legacy import old_tasks_digest
 from .report import Finding, ParityReport
 from .source import expected_runless
@@ -133,19 +133,27 @@ def check_runless_ledger(report: ParityReport, mconn: Connection, target: Target
                             reason))
 
 
-def check_rollback_copy(report: ParityReport, conn: Connection, names: set[str]) -> None:
+def recorded_copy(conn: Connection) -> MigrationState | None:
+    """The state row that holds the rollback copy's rows and digest as the cutover recorded them (the table's,
+    whichever source's row holds it); None before a cutover."""
+    return next((s for s in load_states(conn) if s.old_tasks_digest), None)
+
+
+def check_rollback_copy(report: ParityReport, conn: Connection, names: set[str],
+                        measured: tuple[int, str] | None = None) -> None:
     """The old `tasks` the cutover moved aside (what rollback restores) still has the rows and digest the
-    cutover recorded (issue #27 item 3)."""
-    recorded = [s for s in load_states(conn) if s.old_tasks_digest]  # the table's, whichever source's row holds it
-    if not recorded:
+    cutover recorded (issue #27 item 3); `measured`: its rows and digest as a scan of this verify read them
+    already (`target.legacy.old_tasks_scan`)."""
+    recorded = recorded_copy(conn)
+    if recorded is None:
         return
     inv = report.checks["invariants"]
     inv.checked += 1
-    want = f"{recorded[0].old_tasks_rows} row(s), digest {recorded[0].old_tasks_digest}"
+    want = f"{recorded.old_tasks_rows} row(s), digest {recorded.old_tasks_digest}"
     what = "`tasks_pre_migration` (the old tasks rollback restores)"
     if "tasks_pre_migration" not in names:
         report.fail(Finding("invariants", "", what, "rollback copy", want, "missing"))
         return
-    rows, digest = old_tasks_digest(conn, "tasks_pre_migration", recorded[0].old_tasks_digest)
-    if (rows, digest) != (recorded[0].old_tasks_rows, recorded[0].old_tasks_digest):
+    rows, digest = measured or old_tasks_digest(conn, "tasks_pre_migration", recorded.old_tasks_digest)
+    if (rows, digest) != (recorded.old_tasks_rows, recorded.old_tasks_digest):
         report.fail(Finding("invariants", "", what, "rollback copy", want, f"{rows} row(s), digest {digest}"))

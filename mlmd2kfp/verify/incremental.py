@@ -6,8 +6,11 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Connection
 
-from ..migrate.state import MigrationState, source_option
+from ..migrate.state import MigrationState, Phase, source_option
+from ..target.legacy import old_tasks_scan
 from ..target.old_cache import OldCacheRows
+from ..target.schema import PRE_MIGRATION_TABLE
+from .global_checks import recorded_copy
 from .marks import run_marks
 from .records import FULL, INCREMENTAL, Proofs, RunProof, chain_of, derivation, load_records, target_sums
 
@@ -22,6 +25,7 @@ class _Target(Protocol):
     old_cache: OldCacheRows | None
     mlmd_conn: Connection | None
     total_runs: int
+    rollback_copy: tuple[int, str] | None
 
     @property
     def conn(self) -> Connection: ...
@@ -32,6 +36,9 @@ class _Target(Protocol):
     @property
     def old_tasks(self) -> str | None: ...
 
+    @property
+    def phase(self) -> str | None: ...
+
 
 def start_proofs(target: _Target, full: bool) -> Proofs | None:
     """Every run's MLMD mark and target sums before comparing, and, unless `full`, the chain's records: what
@@ -41,7 +48,7 @@ def start_proofs(target: _Target, full: bool) -> Proofs | None:
     marks = run_marks(target.mlmd_conn)
     old_parts = None
     if target.old_tasks:  # the cache rows compared are those of this one read (`check_cache_rows`)
-        target.old_cache = OldCacheRows.read(target.conn, target.old_tasks)
+        target.old_cache = _read_old_table(target, target.old_tasks)
         old_parts = target.old_cache.by_run()
     sums = target_sums(target.conn, target.tasks_table, [run for run, _ in marks.values()], old_parts)
     if sums is None:
@@ -55,6 +62,19 @@ def start_proofs(target: _Target, full: bool) -> Proofs | None:
                     old_parts)
     target.total_runs = len(proofs.compare or ())
     return proofs
+
+
+def _read_old_table(target: _Target, table: str) -> OldCacheRows:
+    """The old table's cache rows; after the cutover, with the rollback copy's rows and digest from the same
+    scan (`target.rollback_copy`, for `check_rollback_copy`): one read of the table instead of two."""
+    recorded = recorded_copy(target.conn) if target.phase == Phase.DONE and table == PRE_MIGRATION_TABLE else None
+    scan = old_tasks_scan(target.conn, table, recorded.old_tasks_digest) if recorded and recorded.old_tasks_digest \
+        else None
+    if scan is None:
+        return OldCacheRows.read(target.conn, table)
+    rows, digest, cache = scan
+    target.rollback_copy = (rows, digest)
+    return cache
 
 
 def take_unchanged(proofs: Proofs, seen_runs: set[str], linked: Any) -> None:

@@ -13,8 +13,12 @@ from sqlalchemy import create_engine, inspect
 
 pytest.importorskip("ml_metadata")
 
+from mlmd2kfp.migrate import producer as producer_module  # noqa: E402
+from mlmd2kfp.target import digest as digest_module  # noqa: E402
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from tests.samples import write_sample  # noqa: E402
+from mlmd2kfp.target.legacy import old_tasks_scan  # noqa: E402
+from mlmd2kfp.target.old_cache import OldCacheRows  # noqa: E402
 from mlmd2kfp.verify import VerifyOptions, run_verify  # noqa: E402
 from tests.helpers import Db, run_cli  # noqa: E402
 from tests.migrate.helpers import digest, kfp_retry, rows, run_rows  # noqa: E402
@@ -186,6 +190,30 @@ def test_item_3_the_server_digest_written_out(databases):
         assert run_verify(m, k, VerifyOptions(record=False)).passed  # the earlier form is honoured
         db.sql('UPDATE tasks_pre_migration SET "PodName" = \'x\' WHERE "UUID" = :u', u=rows[0]["UUID"])
         assert not run_verify(m, k, VerifyOptions(record=False)).passed  # and still catches damage
+    db.engine.dispose()
+
+
+def test_verify_s_one_scan_of_the_rollback_copy_gives_the_same_digest_and_cache_rows(databases):
+    """Verify reads the rollback copy once for its digest and its cache rows (`old_tasks_scan`, issue #30): the
+    digest is the one recorded at the cutover (written out in `test_item_3_the_server_digest_written_out`), and
+    the cache rows are those `OldCacheRows.read` reads alone, with the rows written out here."""
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    migrate(m, k, MigrateOptions())
+    db = Db(k)
+    recorded = db.one("SELECT old_tasks_rows, old_tasks_digest FROM mlmd2kfp_state")
+    with db.engine.connect() as conn:
+        rows, digest_now, cache = old_tasks_scan(conn, "tasks_pre_migration", recorded["old_tasks_digest"])
+        alone = OldCacheRows.read(conn, "tasks_pre_migration")
+        assert old_tasks_scan(conn, "tasks_pre_migration", "a3f0") is None  # a streamed digest: streamed again
+    assert (rows, digest_now) == (recorded["old_tasks_rows"], recorded["old_tasks_digest"]) and rows == 399
+    cache_rows = db.sql('SELECT "MLMDExecutionID", "RunUUID", "Fingerprint" FROM tasks_pre_migration '
+                        'WHERE "MLMDExecutionID" <> \'\' ORDER BY "MLMDExecutionID"')
+    assert len(cache.executions) == len(cache_rows) > 0
+    assert list(cache.executions) == sorted(int(r["MLMDExecutionID"]) for r in cache_rows)
+    for name in ("executions", "runs", "fingerprints"):
+        assert sorted(getattr(cache, name)) == sorted(getattr(alone, name))
+    assert cache.by_run() == alone.by_run()
     db.engine.dispose()
 
 
@@ -368,6 +396,34 @@ def test_item_2_before_the_gate_opened_a_damaged_run_is_repaired_by_a_plain_migr
     assert {r: run_rows(k, r) for r in pristine} == pristine
     assert run_cli("verify", "--mlmd-url", m, "--kfp-url", k).code == 0
     assert run_cli("status", "--kfp-url", k, "--check").code == 0
+    db.engine.dispose()
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["sums per page", "sums of the whole pass"])
+def test_a_true_up_reads_back_only_the_damaged_run_however_it_reads_the_sums(databases, monkeypatch, whole):
+    """A true-up compares the sums recorded per run with the sums now, per page of runs or, from
+    `WHOLE_TABLE_RUNS` recorded runs on, for the whole pass in one GROUP BY per table (issue #30): either way
+    the one damaged run is read again and repaired, and no other run is read, not even back from the target
+    (equal sums prove the others unchanged: only the damaged run's rows go to `rows_digest`)."""
+    if whole:
+        monkeypatch.setattr(producer_module, "WHOLE_TABLE_RUNS", 1)
+    read_back: list[str] = []
+    reads = digest_module.read_rows_digests
+    monkeypatch.setattr(digest_module, "read_rows_digests",
+                        lambda conn, table, runs: read_back.extend(runs) or reads(conn, table, runs))
+    m, k = databases.new("m"), databases.new("k")
+    write_sample(m, k, seed=8)
+    first = migrate(m, k, MigrateOptions(reader_process=False))
+    pristine = {r["RunUUID"]: run_rows(k, r["RunUUID"]) for r in rows(k, 'SELECT DISTINCT "RunUUID" FROM tasks')}
+    db = Db(k)
+    victim = db.one('SELECT "UUID", "RunUUID" FROM tasks WHERE "Name" = \'train\' ORDER BY "UUID"')
+    db.sql('UPDATE tasks SET "DisplayName" = \'edited\' WHERE "UUID" = :u', u=victim["UUID"])
+    read_back.clear()
+    again = migrate(m, k, MigrateOptions(reader_process=False))
+    assert victim["RunUUID"] in read_back and set(read_back) <= {victim["RunUUID"]}, read_back
+    assert (again.runs_read, again.runs_written, again.runs_repaired) == (1, 1, 1) and first.runs_read > 10
+    assert {r: run_rows(k, r) for r in pristine} == pristine
+    assert migrate(m, k, MigrateOptions(reader_process=False)).runs_read == 0
     db.engine.dispose()
 
 

@@ -275,9 +275,10 @@ SQLITE_ROW_HASH, SQLITE_HASH_SUM = "mlmd2kfp_row_hash", "mlmd2kfp_hash_sum"
 """The functions `prepare_row_hashes` gives a SQLite connection (it has no hash function, and its SUM
 overflows)."""
 SQLITE_MD5_ROW_HASH = "mlmd2kfp_row_md5"
-SQLITE_SHA256 = "mlmd2kfp_sha256"
 """SQLite's row hash before issue #30 (the PostgreSQL recipe, five times slower in Python): what a digest
 recorded then is checked with."""
+SQLITE_SHA256 = "mlmd2kfp_sha256"
+"""SQLite's `text_sha256_sql` (added by `prepare_row_hashes`)."""
 
 
 def row_hash_sql(d: Dialect, columns: list[str], alias: str = "") -> str:
@@ -305,8 +306,8 @@ def row_hash_of(d: Dialect, values: list[str], md5_on_sqlite: bool = False) -> s
 
 def text_sha256_sql(d: Dialect, expr: str) -> str:
     """The SHA-256 of a text's UTF-8 bytes as lowercase hex, computed by the server (NULL hashed as ''): what
-    `hashlib.sha256(text.encode()).hexdigest()` gives for it, without shipping the text. Call
-    `prepare_row_hashes` on the connection first."""
+    `hashlib.sha256(text.encode()).hexdigest()` gives for it, without shipping the text. Ask
+    `can_hash_texts` on the connection first."""
     value = f"COALESCE({expr}, '')"
     if d.name == "mysql":
         return f"SHA2(CONVERT({value} USING utf8mb4), 256)"
@@ -321,6 +322,14 @@ def hash_sum_sql(d: Dialect, row_hash: str) -> str:
     if d.name == "sqlite":
         return f"{SQLITE_HASH_SUM}({row_hash})"
     return f"COALESCE(SUM({row_hash}), 0)"
+
+
+def can_hash_texts(conn: Connection) -> bool:
+    """Whether this connection can compute `text_sha256_sql`: `prepare_row_hashes`, and on PostgreSQL a server
+    of version 11 or later (`sha256()`)."""
+    if dialect_for(conn).name == "postgresql":
+        return int(conn.exec_driver_sql("SHOW server_version_num").scalar() or 0) >= 110000
+    return prepare_row_hashes(conn)
 
 
 def prepare_row_hashes(conn: Connection) -> bool:

@@ -29,8 +29,8 @@ from ..mappers import MapOptions, map_run
 from ..source.inventory import count_run_contexts
 from ..source.reader import MlmdReader
 from ..target.digest import rows_changed
-from ..target.run_sums import WHOLE_TABLE_RUNS, WRITTEN_PARTS, run_sums
 from ..target.old_cache import OldCacheRows, short_hash
+from ..target.run_sums import WHOLE_TABLE_RUNS, WRITTEN_PARTS, run_sums
 from ..faults import fault_point
 from .options import MigrateOptions, MigrateReport
 from .state import claimed_elsewhere
@@ -209,7 +209,7 @@ class _SumsNow:
             recorded = [r for (r,) in self.conn.execute(select(runs.run_uuid).where(
                 runs.source_name == self.source_name, runs.sums.is_not(None)))]
             if len(recorded) >= WHOLE_TABLE_RUNS:
-                self.sums = run_sums(self.conn, self.t.tasks_name, recorded, WRITTEN_PARTS)
+                self.sums = run_sums(self.conn, self.t.tasks_name, recorded, WRITTEN_PARTS, whole=True)
         return self.sums
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from ..batching import chunks
-from ..dialects import dialect_for, prepare_row_hashes, text_sha256_sql
+from ..dialects import can_hash_texts, dialect_for, text_sha256_sql
 from ..records import EVENT_OUTPUT, MlmdArtifact, MlmdEvent, MlmdExecution, RunBundle, RunRecord
 from .schema import MlmdTables, open_mlmd
 from .values import decode_value, millis
@@ -329,9 +329,9 @@ class MlmdReader:
         return out
 
     def _server_hashes(self) -> bool:
-        """Whether the KFP database hashes texts itself (`prepare_row_hashes`; asked once)."""
+        """Whether the KFP database hashes texts itself (`can_hash_texts`; asked once)."""
         if self._can_hash is None:
-            self._can_hash = self.kfp is not None and prepare_row_hashes(self.kfp)
+            self._can_hash = self.kfp is not None and can_hash_texts(self.kfp)
         return self._can_hash
 
     def _spec_for(self, run: tuple[RunRecord, str | None] | None) -> tuple[Any, Any, Any, str | None]:

@@ -155,4 +155,3 @@ def rows_changed(conn: Connection, tasks_table: str, recorded: dict[str, tuple[s
         return set()
     digests = read_rows_digests(conn, tasks_table, rest)
     return {r for r in rest if digests[r] != recorded[r][0]}
-

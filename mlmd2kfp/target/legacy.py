@@ -167,6 +167,10 @@ SERVER_DIGEST, SQLITE_DIGEST = "rowsum1:", "rowsum2:"
 the rows streamed to the client that releases before issue #29's second session recorded."""
 
 
+STREAMED = {"stream_results": True, "yield_per": 5000}
+"""Per statement (a connection's own options would stay set): rows streamed, not held whole."""
+
+
 def old_tasks_digest(conn: Connection, table: str, recorded: str | None = None,
                      counts: dict[str, int | None] | None = None) -> tuple[int, str]:
     """Rows of an old-form `tasks` table and a digest over them (every column by name): what the cutover
@@ -203,7 +207,8 @@ def old_tasks_scan(conn: Connection, table: str, recorded: str) -> tuple[int, st
     q = d.q
     rows, total, cache = 0, 0, []
     for execution, run, fingerprint, hashed in conn.exec_driver_sql(
-            f"SELECT {q('MLMDExecutionID')}, {q('RunUUID')}, {q('Fingerprint')}, {row_hash} FROM {q(table)}"):
+            f"SELECT {q('MLMDExecutionID')}, {q('RunUUID')}, {q('Fingerprint')}, {row_hash} FROM {q(table)}",
+            execution_options=STREAMED):
         rows, total = rows + 1, total + int(hashed)
         if execution:
             cache.append((execution, run, fingerprint))
@@ -236,7 +241,7 @@ def _streamed_digest(conn: Connection, table: str, columns: list[str]) -> tuple[
            f"ORDER BY {', '.join(d.q(c) for c in OLD_TASKS.primary_key)}")
     digest, rows, cache_rows = hashlib.sha256(json.dumps(columns).encode()), 0, 0
     execution = columns.index("MLMDExecutionID") if "MLMDExecutionID" in columns else None
-    for row in conn.execution_options(stream_results=True).exec_driver_sql(sql):
+    for row in conn.exec_driver_sql(sql, execution_options=STREAMED):
         digest.update(json.dumps([None if v is None else str(v) for v in row]).encode() + b"\n")
         rows += 1
         cache_rows += execution is not None and row[execution] not in (None, "")

@@ -29,8 +29,8 @@ LEDGER_COLUMNS = ("id", "run_uuid", "entity", "mlmd_id", "reason", "detail")
 WRITTEN_PARTS = 2
 """The parts `migrate` records for each run it wrote (its tasks and links): what the true-up compares."""
 WHOLE_TABLE_RUNS = 2000
-"""From this many runs on, each part is one GROUP BY over the whole table rather than one per list of runs
-(lists of runs make the server look every run up again: twice the time at 60k executions on MariaDB)."""
+"""From this many runs asked at once, a caller asks for one GROUP BY over each whole table (`run_sums`'s
+`whole`) rather than one per list of runs: verify's sums of every run, a true-up's of every recorded run."""
 RUN_COLUMNS = ("UUID", "Namespace", "State", "Conditions", "PipelineVersionId", "ExperimentUUID", "DisplayName",
                "FinishedAtInSec", "PipelineSpecManifest")
 """The columns of a run's `run_details` row its expected rows are derived from; with its experiment's namespace
@@ -54,16 +54,17 @@ def _parts(d: Dialect, tasks_table: str) -> list[tuple[str, str, str]]:
     ]
 
 
-def run_sums(conn: Connection, tasks_table: str, run_ids: list[str], parts: int | None = None) -> dict[str, str] | None:
+def run_sums(conn: Connection, tasks_table: str, run_ids: list[str], parts: int | None = None,
+             whole: bool = False) -> dict[str, str] | None:
     """Each run's sums as one short text (a run without rows gets the sums of nothing); None when this
     database cannot hash (a MySQL whose SHA2 does not answer). `parts`: only the first ones (`WRITTEN_PARTS`:
-    the tasks and links the migrator wrote)."""
+    the tasks and links the migrator wrote). `whole`: one GROUP BY over each whole table, for a caller that
+    asks for most runs at once (`WHOLE_TABLE_RUNS` or more); else one per list of runs."""
     if not prepare_row_hashes(conn):
         return None
     run_ids = list(dict.fromkeys(run_ids))  # a run asked twice is one run
     d = dialect_for(conn)
     found: dict[str, list[str]] = {r: [] for r in run_ids}
-    whole = len(run_ids) >= WHOLE_TABLE_RUNS
     for source, row_hash, run in _parts(d, tasks_table)[:parts]:
         select = f"SELECT {run}, COUNT(*), {hash_sum_sql(d, row_hash)} FROM {source}"
         if whole:  # one pass over the table (a run's rows are found by the index, row after row)

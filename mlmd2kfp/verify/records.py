@@ -26,7 +26,7 @@ from .. import __version__
 from ..batching import chunks
 from ..migrate.state import MAPPING_VERSION, STATE, VERIFIED, MigrationState, core_table, state_id
 from ..target.old_cache import short_hash
-from ..target.run_sums import run_sums
+from ..target.run_sums import WHOLE_TABLE_RUNS, run_sums
 
 SUMS_VERSION = "2"
 """The recipe of the recorded marks and sums: records of another recipe prove nothing."""
@@ -73,7 +73,7 @@ def target_sums(conn: Connection, tasks_table: str, run_ids: list[str],
                 old_parts: dict[int, str] | None) -> dict[str, str] | None:
     """Each run's target sums (`run_sums`), with its old cache rows' (`OldCacheRows.by_run`) when an old `tasks`
     is compared; None when this database cannot hash."""
-    sums = run_sums(conn, tasks_table, run_ids)
+    sums = run_sums(conn, tasks_table, run_ids, whole=len(run_ids) >= WHOLE_TABLE_RUNS)
     if sums is None or old_parts is None:
         return sums
     return {r: hashlib.sha256(f"{s}/{old_parts.get(short_hash(r), '0:0')}".encode()).hexdigest()[:32]

@@ -407,6 +407,9 @@ def test_a_true_up_reads_back_only_the_damaged_run_however_it_reads_the_sums(dat
     (equal sums prove the others unchanged: only the damaged run's rows go to `rows_digest`)."""
     if whole:
         monkeypatch.setattr(producer_module, "WHOLE_TABLE_RUNS", 1)
+    whole_reads: list[int] = []
+    sums = producer_module.run_sums
+    monkeypatch.setattr(producer_module, "run_sums", lambda *a, **k: whole_reads.append(len(a[2])) or sums(*a, **k))
     read_back: list[str] = []
     reads = digest_module.read_rows_digests
     monkeypatch.setattr(digest_module, "read_rows_digests",
@@ -421,6 +424,8 @@ def test_a_true_up_reads_back_only_the_damaged_run_however_it_reads_the_sums(dat
     read_back.clear()
     again = migrate(m, k, MigrateOptions(reader_process=False))
     assert victim["RunUUID"] in read_back and set(read_back) <= {victim["RunUUID"]}, read_back
+    recorded = rows(k, "SELECT COUNT(*) AS n FROM mlmd2kfp_runs WHERE sums IS NOT NULL")[0]["n"]
+    assert whole_reads == ([recorded] if whole else []) and recorded >= len(pristine)  # all at once, or per page
     assert (again.runs_read, again.runs_written, again.runs_repaired) == (1, 1, 1) and first.runs_read > 10
     assert {r: run_rows(k, r) for r in pristine} == pristine
     assert migrate(m, k, MigrateOptions(reader_process=False)).runs_read == 0

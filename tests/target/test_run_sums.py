@@ -11,7 +11,6 @@ pytest.importorskip("ml_metadata")
 
 from mlmd2kfp.migrate.runner import MigrateOptions, migrate  # noqa: E402
 from mlmd2kfp.migrate.state import LEDGER  # noqa: E402
-from mlmd2kfp.target import run_sums as run_sums_module  # noqa: E402
 from mlmd2kfp.target.run_sums import LEDGER_COLUMNS, run_sums  # noqa: E402
 from mlmd2kfp.target.schema import ARTIFACT_TASKS, ARTIFACTS, TASKS  # noqa: E402
 from tests.helpers import Db  # noqa: E402
@@ -25,9 +24,9 @@ def _migrated(databases):
     return Db(k)
 
 
-def _sums(db: Db, runs: list[str]) -> dict[str, str]:
+def _sums_of(db: Db, runs: list[str], whole: bool = False) -> dict[str, str]:
     with db.engine.connect() as conn:
-        out = run_sums(conn, "tasks", runs)
+        out = run_sums(conn, "tasks", runs, whole=whole)
     assert out is not None
     return out
 
@@ -76,27 +75,28 @@ pipeline version's spec) joined by '|' and hashed (SHA-256, 32 hex)."""
               "FinishedAtInSec", "PipelineSpecManifest", 'e."Namespace"', 'v."PipelineSpec"']),
     ]
     assert "0:0" not in parts  # every part has rows
-    assert _sums(db, [run]) == {run: hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]}
+    assert _sums_of(db, [run]) == {run: hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]}
     db.engine.dispose()
 
 
-def test_one_group_by_over_the_table_gives_each_run_s_sums_as_the_lists_of_runs_do(databases, monkeypatch):
-    """From `WHOLE_TABLE_RUNS` runs on, each part is one GROUP BY over the whole table: the sums are those the
-    lists of runs give, for runs with rows, a run asked that has none, and whatever other runs the tables hold."""
+def test_one_group_by_over_the_table_gives_each_run_s_sums_as_the_lists_of_runs_do(databases):
+    """`whole`: each part is one GROUP BY over the whole table; the sums are those the lists of runs give, for
+    runs with rows and a run asked that has none, whatever other runs the tables hold."""
     db = _migrated(databases)
     runs = sorted({r["RunUUID"] for r in db.sql('SELECT "RunUUID" FROM tasks')})
     asked = runs[1:] + ["no-such-run"]
-    by_lists = _sums(db, asked)
-    monkeypatch.setattr(run_sums_module, "WHOLE_TABLE_RUNS", 1)
-    assert _sums(db, asked) == by_lists and len(by_lists) == len(runs)
+    by_lists = _sums_of(db, asked)
+    assert _sums_of(db, asked, whole=True) == by_lists and len(by_lists) == len(runs)
     db.engine.dispose()
 
 
 @pytest.mark.parametrize("whole", [False, True], ids=["lists of runs", "whole table"])
-def test_sums_move_with_each_part_of_a_run_and_only_its_own(databases, monkeypatch, whole):
-    if whole:
-        monkeypatch.setattr(run_sums_module, "WHOLE_TABLE_RUNS", 1)
+def test_sums_move_with_each_part_of_a_run_and_only_its_own(databases, whole):
     db = _migrated(databases)
+
+    def _sums(db: Db, runs: list[str]) -> dict[str, str]:  # the part under test, one way or the other
+        return _sums_of(db, runs, whole)
+
     runs = sorted({r["RunUUID"] for r in db.sql('SELECT "RunUUID" FROM artifact_tasks')})
     before = _sums(db, runs)
     assert len(set(before.values())) == len(runs)  # no two runs alike

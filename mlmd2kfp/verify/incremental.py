@@ -50,7 +50,7 @@ def start_proofs(target: _Target, full: bool) -> Proofs | None:
     if target.old_tasks:  # the cache rows compared are those of this one read (`check_cache_rows`)
         target.old_cache = _read_old_table(target, target.old_tasks)
         old_parts = target.old_cache.by_run()
-    sums = target_sums(target.conn, target.tasks_table, [run for run, _ in marks.values()], old_parts)
+    sums = target_sums(target.conn, target.tasks_table, [run for run, _ in marks.values()], old_parts, every_run=True)
     if sums is None:
         return None
     before = {c: RunProof(c, run, mark, sums[run]) for c, (run, mark) in marks.items()}

@@ -70,10 +70,11 @@ def chain_of(state: MigrationState | None, wanted: dict[str, Any]) -> dict[str, 
 
 
 def target_sums(conn: Connection, tasks_table: str, run_ids: list[str],
-                old_parts: dict[int, str] | None) -> dict[str, str] | None:
+                old_parts: dict[int, str] | None, every_run: bool = False) -> dict[str, str] | None:
     """Each run's target sums (`run_sums`), with its old cache rows' (`OldCacheRows.by_run`) when an old `tasks`
-    is compared; None when this database cannot hash."""
-    sums = run_sums(conn, tasks_table, run_ids, whole=len(run_ids) >= WHOLE_TABLE_RUNS)
+    is compared; None when this database cannot hash. `every_run`: the runs are all the store's (verify's
+    start): from `WHOLE_TABLE_RUNS` of them, one GROUP BY over each table."""
+    sums = run_sums(conn, tasks_table, run_ids, whole=every_run and len(run_ids) >= WHOLE_TABLE_RUNS)
     if sums is None or old_parts is None:
         return sums
     return {r: hashlib.sha256(f"{s}/{old_parts.get(short_hash(r), '0:0')}".encode()).hexdigest()[:32]
